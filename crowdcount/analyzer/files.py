@@ -1,0 +1,63 @@
+"""Finding the videos to analyse and naming their result files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from crowdcount.errors import ConfigError
+
+#: File extensions treated as videos when a folder is given.
+VIDEO_EXTENSIONS = frozenset(
+    {".avi", ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".mts", ".wmv", ".flv", ".3gp"}
+    | {".h264", ".264", ".h265", ".265", ".hevc", ".mjpeg"}
+)
+
+
+def find_videos(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand folders (recursively, by extension, sorted) and keep files as given, in order, without repeats.
+
+    Paths that do not exist are kept, so the analysis reports them as failed videos.
+    """
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS))
+        else:
+            found.append(path)
+    seen: set[Path] = set()
+    unique = []
+    for path in found:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(path)
+    return unique
+
+
+def plan_outputs(videos: Sequence[Path], output: str | Path | None, suffix: str, option: str) -> list[Path | None]:
+    """One output path per video: ``output`` itself for one video when it has the suffix, else a file per video
+    in the folder ``output``, named after the video (``name.json``, ``name-2.json`` on a clash)."""
+    if output is None:
+        return [None] * len(videos)
+    output = Path(output)
+    if output.suffix.lower() == suffix and not output.is_dir():
+        if len(videos) > 1:
+            raise ConfigError(
+                f"{option} {str(output)!r} is one file but {len(videos)} videos were given",
+                f"give a folder to {option} to get one file per video",
+            )
+        return [output]
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"{option} {str(output)!r} exists and is not a folder")
+    used: set[str] = set()
+    planned: list[Path | None] = []
+    for video in videos:
+        name, n = video.stem, 1
+        while name.lower() in used:
+            n += 1
+            name = f"{video.stem}-{n}"
+        used.add(name.lower())
+        planned.append(output / f"{name}{suffix}")
+    return planned

@@ -1,0 +1,129 @@
+"""The result file: one JSON document per video, and per-frame counts as CSV.
+
+The document keeps the seed's shape so existing consumers still read it::
+
+    {"fps": 10.0, "codec_code": 875967080,
+     "frames": [{"frame_index": 1, "frame_timestamp": 0.0,
+                 "Human": {"classes": [1], "boxes": [[ymin, xmin, ymax, xmax]], "scores": [0.97]}}]}
+
+``frame_index`` is 1-based, ``frame_timestamp`` in milliseconds, boxes normalised to the frame size.
+Beside those keys: ``schema_version``, ``video`` metadata, ``frame_ratio``, ``detectors`` (arguments and
+model provenance), ``summary`` per category, and ``warnings``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crowdcount.analyzer.analyzer import AnalysisResult
+
+SCHEMA_VERSION = 1
+
+
+def summarize(result: AnalysisResult) -> dict[str, dict[str, Any]]:
+    """Per category: frames analysed, max / mean count, when the peak was, total detections."""
+    summary: dict[str, dict[str, Any]] = {}
+    for category in result.categories:
+        counts = np.array([len(f.detections[category]) for f in result.frames], dtype=np.int64)
+        if len(counts):
+            peak = int(np.argmax(counts))
+            peak_frame = result.frames[peak]
+            summary[category] = {
+                "frames_analyzed": len(counts),
+                "max_count": int(counts.max()),
+                "mean_count": round(float(counts.mean()), 3),
+                "peak_frame_index": peak_frame.index,
+                "peak_timestamp": round(peak_frame.timestamp_ms, 1),
+                "total_detections": int(counts.sum()),
+            }
+        else:
+            summary[category] = {
+                "frames_analyzed": 0,
+                "max_count": 0,
+                "mean_count": 0.0,
+                "peak_frame_index": None,
+                "peak_timestamp": None,
+                "total_detections": 0,
+            }
+    return summary
+
+
+def to_document(result: AnalysisResult) -> dict[str, Any]:
+    """The result-file document of an analysis (JSON-serialisable)."""
+    width, height = result.video.width, result.video.height
+    frames = []
+    for frame in result.frames:
+        entry: dict[str, Any] = {"frame_index": frame.index, "frame_timestamp": round(frame.timestamp_ms, 3)}
+        for category, dets in frame.detections.items():
+            entry[category] = {
+                "classes": dets.class_id.tolist(),
+                "boxes": np.round(dets.normalized_yxyx(width, height), 5).tolist(),
+                "scores": np.round(dets.confidence, 5).tolist(),
+            }
+        frames.append(entry)
+    video = result.video.to_dict()
+    video["frames_decoded"] = result.frames_decoded
+    video["truncated"] = result.truncated
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "crowdcount_version": result.crowdcount_version,
+        "fps": result.video.fps,
+        "codec_code": result.video.codec_code,
+        "video": video,
+        "frame_ratio": result.frame_ratio,
+        "detectors": result.detectors,
+        "summary": summarize(result),
+        "elapsed_s": round(result.elapsed_s, 3),
+        "warnings": list(result.warnings),
+        "frames": frames,
+    }
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def dumps(document: dict[str, Any]) -> str:
+    """The result file's text (compact frames, one line per frame would be larger)."""
+    return json.dumps(document, separators=(",", ":"))
+
+
+def write_json(document: dict[str, Any], path: str | Path) -> Path:
+    """Write a result document atomically (a reader never sees half a file)."""
+    path = Path(path)
+    _atomic_write(path, dumps(document))
+    return path
+
+
+def csv_rows(document: dict[str, Any]) -> list[list[Any]]:
+    """Per-frame counts: a header, then ``frame_index, timestamp_ms, <count per category>``."""
+    categories = [d["category"] for d in document["detectors"]]
+    rows: list[list[Any]] = [["frame_index", "timestamp_ms", *categories]]
+    for frame in document["frames"]:
+        rows.append([frame["frame_index"], frame["frame_timestamp"], *(len(frame[c]["scores"]) for c in categories)])
+    return rows
+
+
+def write_csv(document: dict[str, Any], path: str | Path) -> Path:
+    """Write per-frame counts as CSV, atomically."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(csv_rows(document))
+    path = Path(path)
+    _atomic_write(path, buffer.getvalue())
+    return path

@@ -1,0 +1,46 @@
+"""Options and helpers shared by the commands."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from crowdcount.config import Config, load_config
+from crowdcount.errors import ConfigError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def config_option(func: F) -> F:
+    """``--config PATH``: the variables.json to read (default: $CROWDCOUNT_CONFIG, ./variables.json)."""
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="variables.json to read (default: $CROWDCOUNT_CONFIG, else ./variables.json, else built-in).",
+    )(func)
+
+
+def get_config(config_path: str | None, overrides: dict[str, Any] | None = None) -> Config:
+    """Load the configuration with CLI ``overrides`` applied last."""
+    return load_config(config_path, overrides=overrides)
+
+
+def parse_key_values(pairs: tuple[str, ...], option: str) -> dict[str, dict[str, Any]]:
+    """Parse ``DETECTOR.KEY=VALUE`` pairs (values as JSON where they parse) into ``{detector: {key: value}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        target, sep, raw = pair.partition("=")
+        detector, dot, key = target.partition(".")
+        if not sep or not dot or not detector or not key:
+            raise ConfigError(f"{option} {pair!r} is not DETECTOR.KEY=VALUE", f"e.g. {option} human.model_path=/m.pb")
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        out.setdefault(detector, {})[key] = value
+    return out

@@ -1,0 +1,117 @@
+"""The ``crowdcount`` entry point: the command group, logging set-up and the error-to-exit-code map."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+import click
+
+from crowdcount import __version__
+from crowdcount.errors import CrowdcountError
+
+#: Subcommands, imported only when used: name -> ("module:attribute", short help).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "analyze": ("crowdcount.cli.analyze:analyze", "Count people and faces in video files."),
+    "detectors": ("crowdcount.cli.detectors:detectors", "List the registered detectors and their arguments."),
+}
+
+
+class UserError(click.ClickException):
+    """A :class:`CrowdcountError` shown as one line (``Error: ...``) with its exit code."""
+
+    def __init__(self, error: CrowdcountError) -> None:
+        super().__init__(str(error))
+        self.exit_code = error.exit_code
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use, so ``--help`` never imports TensorFlow."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *super().list_commands(ctx)})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS:
+            module_name, attr = COMMANDS[cmd_name][0].split(":")
+            return getattr(importlib.import_module(module_name), attr)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx) if name in COMMANDS]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CrowdcountError as exc:
+            raise UserError(exc) from None
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line: time, level, logger, message and any ``extra`` fields."""
+
+    _skip = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: v for k, v in vars(record).items() if k not in self._skip})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    """Configure logging once, for the whole process (only the CLI calls this)."""
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "werkzeug", "docker", "tensorflow", "absl"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="crowdcount")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    envvar="CROWDCOUNT_LOG_LEVEL",
+    default="warning",
+    show_default=True,
+    help="Log verbosity (logs go to stderr).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Plain text or one JSON object per line.",
+)
+def cli(log_level: str, log_format: str) -> None:
+    """Find and count people (bodies and faces) in videos, locally or on AWS."""
+    configure_logging(log_level, log_format)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="crowdcount")
+
+
+if __name__ == "__main__":
+    main()
