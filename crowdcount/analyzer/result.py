@@ -65,8 +65,8 @@ def to_document(result: AnalysisResult) -> dict[str, Any]:
         for category, dets in frame.detections.items():
             entry[category] = {
                 "classes": dets.class_id.tolist(),
-                "boxes": np.round(dets.normalized_yxyx(width, height), 5).tolist(),
-                "scores": np.round(dets.confidence, 5).tolist(),
+                "boxes": np.round(dets.normalized_yxyx(width, height).astype(np.float64), 5).tolist(),
+                "scores": np.round(dets.confidence.astype(np.float64), 5).tolist(),
             }
         frames.append(entry)
     video = result.video.to_dict()

@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import FaceSquareDetector, SquareDetector, squares_in_frame
+from crowdcount.analyzer import SCHEMA_VERSION, VideoAnalyzer, to_document, write_csv, write_json
+from crowdcount.errors import ConfigError, VideoError
+
+
+def test_every_frame_is_analysed_in_batches_with_a_final_partial_batch(video_factory) -> None:
+    detector = SquareDetector(max_batch_size=4)
+    result = VideoAnalyzer([detector], frame_ratio=1.0).analyze(video_factory(frames=10))
+    assert detector.batches == [4, 4, 2]
+    assert [f.index for f in result.frames] == list(range(1, 11))
+    assert [len(f.detections["Human"]) for f in result.frames] == [squares_in_frame(i) for i in range(10)]
+    assert result.frames_decoded == 10
+    assert not result.truncated
+
+
+def test_sampling_and_analyzer_batch_size(video_factory) -> None:
+    detector = SquareDetector(max_batch_size=2)
+    analyzer = VideoAnalyzer([detector], frame_ratio=0.2, max_batch_size=3)
+    result = analyzer.analyze(video_factory(frames=23, fps=5.0))
+    assert [f.index for f in result.frames] == [1, 6, 11, 16, 21]
+    assert [f.timestamp_ms for f in result.frames] == [0.0, 1000.0, 2000.0, 3000.0, 4000.0]
+    # the analyzer gathers 3 frames, each detector splits to its own limit of 2
+    assert detector.batches == [2, 1, 2]
+    assert result.frames_decoded == 23
+
+
+def test_progress_reports_every_decoded_frame(video_factory) -> None:
+    seen: list[tuple[int, int]] = []
+    VideoAnalyzer([SquareDetector()], frame_ratio=0.25).analyze(
+        video_factory(frames=10), progress=lambda n, total: seen.append((n, total))
+    )
+    assert sum(n for n, _ in seen) == 10
+    assert {total for _, total in seen} == {10}
+
+
+def test_models_load_once_across_videos(video_factory) -> None:
+    detector = SquareDetector()
+    analyzer = VideoAnalyzer([detector])
+    analyzer.analyze(video_factory("a.mp4", frames=3))
+    analyzer.analyze(video_factory("b.mp4", frames=3))
+    assert detector.loads == 1
+
+
+def test_result_document_keeps_the_seed_shape(video_factory) -> None:
+    analyzer = VideoAnalyzer([SquareDetector(), FaceSquareDetector()], frame_ratio=0.5)
+    document = to_document(analyzer.analyze(video_factory(frames=6, size=(160, 120), fps=10.0)))
+    assert document["schema_version"] == SCHEMA_VERSION
+    assert document["fps"] == 10.0
+    assert isinstance(document["codec_code"], int)
+    assert document["video"]["width"] == 160 and document["video"]["frame_count"] == 6
+    assert document["frame_ratio"] == 0.5
+    assert [d["category"] for d in document["detectors"]] == ["Human", "Face"]
+    frame = document["frames"][1]  # 1-based index 3 = 0-based frame 2: two squares
+    assert frame["frame_index"] == 3 and frame["frame_timestamp"] == 200.0
+    assert set(frame) == {"frame_index", "frame_timestamp", "Human", "Face"}
+    assert frame["Human"]["classes"] == [1, 1]
+    assert frame["Human"]["scores"] == [0.9, 0.9]
+    # the first square spans x 8..32, y 40..64 of a 160x120 frame: [ymin, xmin, ymax, xmax] normalised
+    first = sorted(frame["Human"]["boxes"], key=lambda b: b[1])[0]
+    assert first == pytest.approx([40 / 120, 8 / 160, 64 / 120, 32 / 160], abs=0.02)
+    assert document["summary"]["Human"] == {
+        "frames_analyzed": 3,
+        "max_count": 2,
+        "mean_count": 0.667,
+        "peak_frame_index": 3,
+        "peak_timestamp": 200.0,
+        "total_detections": 2,
+    }
+
+
+def test_json_and_csv_files(tmp_path: Path, video_factory) -> None:
+    document = to_document(VideoAnalyzer([SquareDetector()]).analyze(video_factory(frames=5)))
+    json_path = write_json(document, tmp_path / "out" / "clip.json")
+    assert json.loads(json_path.read_text()) == document
+    csv_path = write_csv(document, tmp_path / "out" / "clip.csv")
+    assert csv_path.read_text().splitlines() == [
+        "frame_index,timestamp_ms,Human",
+        "1,0.0,0",
+        "2,100.0,1",
+        "3,200.0,2",
+        "4,300.0,3",
+        "5,400.0,0",
+    ]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip.csv", "clip.json"]
+
+
+def test_truncated_video_is_analysed_as_far_as_it_decodes(tmp_path: Path, video_factory) -> None:
+    full = video_factory("full.avi", frames=60, fourcc="MJPG")
+    data = full.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 2])
+    result = VideoAnalyzer([SquareDetector()]).analyze(cut)
+    assert 0 < result.frames_decoded < 60
+    assert result.truncated
+    assert "truncated or corrupt" in result.warnings[0]
+    assert len(result.frames) == result.frames_decoded
+
+
+@pytest.mark.parametrize("ratio", [0, 1.5, -1])
+def test_frame_ratio_out_of_range(ratio: float) -> None:
+    with pytest.raises(ConfigError, match=r"frame_ratio must be in \(0, 1\]"):
+        VideoAnalyzer([SquareDetector()], frame_ratio=ratio)
+
+
+def test_two_detectors_of_one_category_are_refused() -> None:
+    with pytest.raises(ConfigError, match="more than one detector reports category Human"):
+        VideoAnalyzer([SquareDetector(), SquareDetector()])
+
+
+def test_no_detectors() -> None:
+    with pytest.raises(ConfigError, match="no detectors"):
+        VideoAnalyzer([])
+
+
+def test_bad_video_raises_video_error(tmp_path: Path) -> None:
+    with pytest.raises(VideoError, match="does not exist"):
+        VideoAnalyzer([SquareDetector()]).analyze(tmp_path / "missing.mp4")
