@@ -73,9 +73,7 @@ class SquareDetector(Detector):
             assert corner[0] > 150 and corner[2] < 100, f"frame is not RGB: corner {corner}"
             mask = (frame.min(axis=2) > 128).astype(np.uint8)
             n, _, stats, _ = cv2.connectedComponentsWithStats(mask)
-            boxes = [
-                [x, y, x + w, y + h] for x, y, w, h, area in stats[1:n] if area > (SQUARE * SQUARE) // 2
-            ]
+            boxes = [[x, y, x + w, y + h] for x, y, w, h, area in stats[1:n] if area > (SQUARE * SQUARE) // 2]
             out.append(Detections(np.array(boxes, np.float32), np.full(len(boxes), 0.9), np.ones(len(boxes))))
         return out
 

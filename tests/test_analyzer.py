@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FaceSquareDetector, SquareDetector, squares_in_frame
 from crowdcount.analyzer import SCHEMA_VERSION, VideoAnalyzer, to_document, write_csv, write_json
 from crowdcount.errors import ConfigError, VideoError
+
+from conftest import FaceSquareDetector, SquareDetector, squares_in_frame
 
 
 def test_every_frame_is_analysed_in_batches_with_a_final_partial_batch(video_factory) -> None:

@@ -29,7 +29,10 @@ def test_seed_configuration_is_accepted(tmp_path: Path) -> None:
     path.write_text(json.dumps(seed))
     config = load_config(path, environ={})
     assert config.get("human_detection.frame_ratio") == 0.2
-    assert config.get("human_detection.detectors")[0] == ["HumanDetector", {"min_detection_score": 0.4, "max_batch_size": 5}]
+    assert config.get("human_detection.detectors")[0] == [
+        "HumanDetector",
+        {"min_detection_score": 0.4, "max_batch_size": 5},
+    ]
     assert config.get("dynamodb.table_id") == DEFAULTS["dynamodb"]["table_id"]
     assert config.source == str(path)
 

@@ -66,7 +66,12 @@ def _fmt_time(ms: float | None) -> str:
 @click.command()
 @click.argument("videos", nargs=-1, required=True, type=click.Path())
 @click.option("-d", "--detector", "detectors", multiple=True, help="Detector to run (repeatable): human, face.")
-@click.option("--frame-ratio", type=float, default=None, help="Share of frames to analyse, in (0, 1].")
+@click.option(
+    "--frame-ratio",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=None,
+    help="Share of frames to analyse, in (0, 1].",
+)
 @click.option("--min-score", type=click.FloatRange(0, 1), default=None, help="Minimum detection score.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Frames per model call.")
 @click.option(

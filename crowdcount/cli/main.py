@@ -52,6 +52,14 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except CrowdcountError as exc:
             raise UserError(exc) from None
+        except click.UsageError as exc:
+            if exc.ctx is None or exc.ctx is ctx:
+                raise
+            # one line, not click's usage block: say what is wrong and where help is
+            error = click.UsageError(f"{exc.format_message()} (see '{exc.ctx.command_path} --help')")
+            error.exit_code = exc.exit_code
+            error.ctx = None
+            raise error from None
 
 
 class JsonFormatter(logging.Formatter):
