@@ -162,3 +162,22 @@ def test_help_does_not_import_tensorflow() -> None:
     assert check.stdout.strip() == "False"
     out = subprocess.run([sys.executable, "-m", "crowdcount.cli.main", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "analyze" in out.stdout
+
+
+def test_unwritable_output_fails_before_analysis(tmp_path: Path, video_factory) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, out, err = run("analyze", str(video_factory(frames=2)), "-d", "squares", "-o", str(blocker / "sub"))
+    assert code == 2
+    assert err.startswith(f"Error: --output: cannot write into {str(blocker / 'sub')!r}")
+    assert out == ""
+
+
+def test_a_model_that_cannot_load_is_one_error_before_any_video(tmp_path: Path, video_factory) -> None:
+    model = tmp_path / "model.pb"
+    model.write_bytes(b"\x00\x01 not a graph")
+    a, b = video_factory("a.mp4", frames=2), video_factory("b.mp4", frames=2)
+    code, out, err = run("analyze", str(a), str(b), "-d", "human", "--detector-arg", f"human.model_path={model}")
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and str(model) in err
+    assert out == ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -48,9 +49,11 @@ def plan_outputs(videos: Sequence[Path], output: str | Path | None, suffix: str,
                 f"{option} {str(output)!r} is one file but {len(videos)} videos were given",
                 f"give a folder to {option} to get one file per video",
             )
+        check_writable(output.parent, option)
         return [output]
     if output.exists() and not output.is_dir():
         raise ConfigError(f"{option} {str(output)!r} exists and is not a folder")
+    check_writable(output, option)
     used: set[str] = set()
     planned: list[Path | None] = []
     for video in videos:
@@ -61,3 +64,13 @@ def plan_outputs(videos: Sequence[Path], output: str | Path | None, suffix: str,
         used.add(name.lower())
         planned.append(output / f"{name}{suffix}")
     return planned
+
+
+def check_writable(folder: Path, option: str) -> None:
+    """Fail before any analysis when results could not be written into ``folder``."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{option}: cannot write into {str(folder)!r}: {exc.strerror or exc}") from None

@@ -29,11 +29,13 @@ SCHEMA_VERSION = 1
 
 
 def summarize(result: AnalysisResult) -> dict[str, dict[str, Any]]:
-    """Per category: frames analysed, max / mean count, when the peak was, total detections."""
+    """Per category: frames analysed, max / mean count, when the (first) peak was, total detections.
+
+    With nothing found, the peak's frame and time are ``None``."""
     summary: dict[str, dict[str, Any]] = {}
     for category in result.categories:
         counts = np.array([len(f.detections[category]) for f in result.frames], dtype=np.int64)
-        if len(counts):
+        if len(counts) and counts.max() > 0:
             peak = int(np.argmax(counts))
             peak_frame = result.frames[peak]
             summary[category] = {
@@ -46,7 +48,7 @@ def summarize(result: AnalysisResult) -> dict[str, dict[str, Any]]:
             }
         else:
             summary[category] = {
-                "frames_analyzed": 0,
+                "frames_analyzed": len(counts),
                 "max_count": 0,
                 "mean_count": 0.0,
                 "peak_frame_index": None,

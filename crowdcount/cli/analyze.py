@@ -17,7 +17,7 @@ from crowdcount.analyzer.files import find_videos, plan_outputs
 from crowdcount.cli.common import config_option, get_config, parse_key_values
 from crowdcount.config import build_detectors
 from crowdcount.detectors import resolve_name
-from crowdcount.errors import ConfigError, CrowdcountError
+from crowdcount.errors import ConfigError, CrowdcountError, VideoError
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +122,7 @@ def analyze(
     json_paths = plan_outputs(paths, output, ".json", "--output")
     csv_paths = plan_outputs(paths, csv_path, ".csv", "--csv")
     analyzer = VideoAnalyzer(build_detectors(specs), block["frame_ratio"], block["max_batch_size"])
+    analyzer.load()  # a model that cannot load is one error, before any video
 
     rows: list[dict[str, Any]] = []
     for video, json_path, csv_out in zip(paths, json_paths, csv_paths, strict=True):
@@ -141,10 +142,13 @@ def analyze(
 
                 result = analyzer.analyze(video, progress=advance)
             document = to_document(result)
-            if json_path is not None:
-                write_json(document, json_path)
-            if csv_out is not None:
-                write_csv(document, csv_out)
+            try:
+                if json_path is not None:
+                    write_json(document, json_path)
+                if csv_out is not None:
+                    write_csv(document, csv_out)
+            except OSError as exc:
+                raise VideoError(f"{video}: results cannot be written: {exc}") from None
             rows.append(
                 {
                     "video": str(video),

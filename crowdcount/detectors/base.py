@@ -107,7 +107,10 @@ class Detector(ABC):
     def load(self) -> None:
         """Load the model now (it is otherwise loaded on the first :meth:`detect`)."""
         if not self._loaded:
-            self._load()
+            from crowdcount.detectors.tf_models import quiet_native_logs
+
+            with quiet_native_logs():
+                self._load()
             self._loaded = True
 
     def detect(self, frames: Sequence[np.ndarray]) -> list[Detections]:

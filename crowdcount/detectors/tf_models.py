@@ -14,7 +14,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Sequence
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +31,53 @@ logger = logging.getLogger(__name__)
 _OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
 
 
+#: Native start-up lines TensorFlow writes straight to file descriptor 2 on machines without a GPU.
+_NATIVE_NOISE = (
+    "absl::InitializeLog",
+    "cudart_stub.cc",
+    "cuda_platform.cc",
+    "cuda_executor.cc",
+    "cuInit",
+    "Unable to register cu",
+    "computation_placer.cc",
+    "This TensorFlow binary is optimized",
+    "rebuild TensorFlow with the appropriate compiler flags",
+)
+
+
+@contextmanager
+def quiet_native_logs() -> Iterator[None]:
+    """Hold back what native code writes to stderr (fd 2) meanwhile; replay it without TensorFlow's known
+    start-up chatter (no-GPU notices), so users see only what matters. Python exceptions are untouched."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (embedded interpreters): nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            lines = held.read().decode("utf-8", "replace").splitlines(keepends=True)
+            kept = "".join(line for line in lines if not any(noise in line for noise in _NATIVE_NOISE))
+            if kept:
+                sys.stderr.write(kept)
+                sys.stderr.flush()
+
+
 def import_tensorflow() -> Any:
     """Import TensorFlow quietly (its C++ start-up chatter is not for our users)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    with quiet_native_logs():
+        import tensorflow as tf
 
     return tf
 
