@@ -123,3 +123,15 @@ def test_no_detectors() -> None:
 def test_bad_video_raises_video_error(tmp_path: Path) -> None:
     with pytest.raises(VideoError, match="does not exist"):
         VideoAnalyzer([SquareDetector()]).analyze(tmp_path / "missing.mp4")
+
+
+def test_raw_hevc_stream_without_a_frame_count(data_dir: Path) -> None:
+    detector = SquareDetector(max_batch_size=8)
+    detector.check_rgb = False
+    result = VideoAnalyzer([detector], frame_ratio=0.1).analyze(data_dir / "crowds" / "MOT17-13-SDP-raw.h265")
+    document = to_document(result)
+    assert document["video"]["frame_count"] == 0  # the container does not say
+    assert document["video"]["frames_decoded"] == 750
+    assert document["video"]["duration_s"] == 30.0
+    assert len(document["frames"]) == 75
+    assert not result.truncated

@@ -73,6 +73,8 @@ def to_document(result: AnalysisResult) -> dict[str, Any]:
         frames.append(entry)
     video = result.video.to_dict()
     video["frames_decoded"] = result.frames_decoded
+    if not result.video.frame_count and result.video.fps > 0:  # raw streams announce no frame count
+        video["duration_s"] = round(result.frames_decoded / result.video.fps, 3)
     video["truncated"] = result.truncated
     return {
         "schema_version": SCHEMA_VERSION,
