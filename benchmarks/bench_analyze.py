@@ -83,10 +83,13 @@ def write_clip(source: Path, target: Path, repeats: int, frames: int | None) -> 
 
 def peak_rss_of_analyze(video: Path, out_dir: Path) -> tuple[float, float]:
     """Peak RSS (MiB) and wall time of a ``crowdcount analyze`` process on ``video``."""
+    # VmHWM of the process's own address space: ru_maxrss would carry over the parent's peak across fork
     code = (
-        "import resource, sys, json; from crowdcount.cli.main import cli\n"
+        "import sys; from crowdcount.cli.main import cli\n"
         "try:\n    cli(sys.argv[1:], standalone_mode=False)\n"
-        "finally:\n    print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        "finally:\n"
+        "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+        "    print('RSS', hwm, file=sys.stderr)\n"
     )
     args = ["analyze", str(video), "-d", "human", "--frame-ratio", "1", "-o", str(out_dir), "--no-progress", "--json"]
     start = time.perf_counter()
