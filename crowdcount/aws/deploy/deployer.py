@@ -192,8 +192,15 @@ class Deployer:
         deploy = self.config["deploy"]
         ecr = self.client("ecr")
         if self.options.image:
-            self._soft(result, lambda: image_mod.check_image_exists(ecr, str(self.options.image)))
-            return str(self.options.image)
+            uri = str(self.options.image)
+            docker = None
+            if image_mod.parse_ecr_uri(uri) is None:
+                try:  # a registry other than ECR can be asked through a Docker engine, if there is one
+                    docker = self.docker_factory()
+                except DeployError:
+                    docker = None
+            self._soft(result, lambda: image_mod.check_image_exists(ecr, uri, docker))
+            return uri
         if self.options.registry:
             return f"{self.options.registry.rstrip('/')}/{deploy['repository']}:{self.tag}"
         uri, exists = image_mod.repository_uri(ecr, deploy["repository"], account, self.region)
