@@ -26,6 +26,12 @@ from .helpers import ACCOUNT, REGION, TEST_CONFIG, free_port, wait_for_http
 EXECUTION_POLICY = "AmazonECSTaskExecutionRolePolicy"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "docker: needs a Docker engine and a local registry (skipped where none can run)"
+    )
+
+
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fake credentials, a fixed region, no endpoint or profile leaking in from the environment."""
