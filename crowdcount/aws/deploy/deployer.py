@@ -132,7 +132,7 @@ class Deployer:
         config: Config,
         options: DeployOptions,
         say: Say | None = None,
-        docker_factory: Callable[[], Any] = image_mod.docker_client,
+        docker_factory: Callable[[], Any] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -154,7 +154,7 @@ class Deployer:
         self.mode = mode
         self.config = variant_config(config, options.cpu)
         self.say = say or (lambda text: None)
-        self.docker_factory = docker_factory
+        self.docker_factory = docker_factory or (lambda: image_mod.docker_client())
         self.sleep = sleep
         self.clock = clock
         self.region = self.config["aws_region"]
