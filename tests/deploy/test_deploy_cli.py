@@ -15,9 +15,16 @@ from crowdcount.aws.session import AwsContext
 from crowdcount.cli.main import cli
 
 from .conftest import Engine, Recorder, add_instance
-from .helpers import ACCOUNT, REGION, TEST_CONFIG, put_ecr_image
-from .test_deploy_image import FakeDocker, _registry_digest, _scratch_context
-from .test_deploy_taskdef import expected_taskdef
+from .helpers import (
+    ACCOUNT,
+    REGION,
+    TEST_CONFIG,
+    FakeDocker,
+    expected_taskdef,
+    put_ecr_image,
+    registry_digest,
+    scratch_context,
+)
 
 REPOSITORY_URI = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/crowdcount-worker"
 TASK_ROLE = f"arn:aws:iam::{ACCOUNT}:role/crowdcount-worker-task"
@@ -312,14 +319,14 @@ def test_build_push_to_local_registry_and_run(
 ) -> None:
     """The whole path with a real engine: build a FROM-scratch image, push it to a local registry, register
     and run it (ECS in moto)."""
-    _scratch_context(workdir)
+    scratch_context(workdir)
     result = deploy(
         "--registry", docker_engine.registry, "--tag", "e2e", "--wait", "--poll-interval", "0",
         env={"DOCKER_HOST": docker_engine.docker_host},
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     image = f"{docker_engine.registry}/crowdcount-worker:e2e"
-    digest = _registry_digest(docker_engine.registry, "crowdcount-worker", "e2e")
+    digest = registry_digest(docker_engine.registry, "crowdcount-worker", "e2e")
     assert f"done: pushed {image} ({digest})" in result.stdout
     registered = use_ctx.client("ecs").describe_task_definition(taskDefinition="crowdcount-worker")["taskDefinition"]
     assert registered["containerDefinitions"][0]["image"] == image

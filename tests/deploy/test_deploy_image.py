@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import base64
 import re
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,7 +15,7 @@ from crowdcount.aws.session import AwsContext
 from crowdcount.errors import ConfigError
 
 from .conftest import Engine
-from .helpers import ACCOUNT, put_ecr_image
+from .helpers import ACCOUNT, FakeDocker, put_ecr_image, registry_digest, scratch_context
 
 
 @pytest.mark.parametrize(
@@ -83,32 +81,6 @@ def test_no_docker_engine_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, tm
     assert str(info.value).startswith("no Docker engine is reachable (")
     assert "--image URI or --no-build" in str(info.value)
     assert "\n" not in str(info.value)
-
-
-class FakeApi:
-    """The slice of docker.APIClient that image.py uses, with canned streams."""
-
-    def __init__(self, build: list[dict[str, Any]], push: list[dict[str, Any]]) -> None:
-        self.build_chunks = build
-        self.push_chunks = push
-        self.calls: list[tuple[str, Any]] = []
-
-    def build(self, **kwargs: Any) -> Any:
-        self.calls.append(("build", kwargs))
-        return iter(self.build_chunks)
-
-    def tag(self, image: str, repository: str, tag: str) -> bool:
-        self.calls.append(("tag", (image, repository, tag)))
-        return True
-
-    def push(self, repository: str, **kwargs: Any) -> Any:
-        self.calls.append(("push", (repository, kwargs)))
-        return iter(self.push_chunks)
-
-
-class FakeDocker:
-    def __init__(self, build: list[dict[str, Any]] | None = None, push: list[dict[str, Any]] | None = None) -> None:
-        self.api = FakeApi(build or [], push or [])
 
 
 def test_build_streams_the_log_and_returns_the_image_id(tmp_path: Path) -> None:
@@ -184,28 +156,10 @@ def test_refused_push_is_an_error() -> None:
 # -- a real Docker engine -----------------------------------------------------------------------------------
 
 
-def _scratch_context(path: Path, text: str = "hello from crowdcount\n") -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "hello.txt").write_text(text)
-    (path / "Dockerfile").write_text("FROM scratch\nCOPY hello.txt /hello.txt\n")
-    (path / ".dockerignore").write_text("ignored/\n")
-    return path
-
-
-def _registry_digest(registry: str, repository: str, tag: str) -> str:
-    request = urllib.request.Request(
-        f"http://{registry}/v2/{repository}/manifests/{tag}",
-        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
-        method="HEAD",
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return str(response.headers["Docker-Content-Digest"])
-
-
 @pytest.mark.docker
 def test_build_and_push_to_a_local_registry(docker_engine: Engine, tmp_path: Path) -> None:
     client = docker_engine.client()
-    context = _scratch_context(tmp_path / "ctx")
+    context = scratch_context(tmp_path / "ctx")
     lines: list[str] = []
     image_id = image.build_image(client, context, "Dockerfile", "crowdcount-test:1", log=lines.append)
     assert image_id.startswith("sha256:")
@@ -214,7 +168,7 @@ def test_build_and_push_to_a_local_registry(docker_engine: Engine, tmp_path: Pat
     repository = f"{docker_engine.registry}/crowdcount-test"
     digest = image.push_image(client, "crowdcount-test:1", repository, "1", log=lines.append)
     assert digest is not None and digest.startswith("sha256:")
-    assert _registry_digest(docker_engine.registry, "crowdcount-test", "1") == digest
+    assert registry_digest(docker_engine.registry, "crowdcount-test", "1") == digest
 
     assert image.check_image_exists(None, f"{repository}:1", client) is True
     with pytest.raises(DeployError, match="does not exist in its registry"):

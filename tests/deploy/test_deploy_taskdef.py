@@ -14,57 +14,7 @@ from crowdcount.aws.deploy.deployer import variant_config
 from crowdcount.config import Config
 from crowdcount.errors import ConfigError
 
-from .helpers import REPO, TEST_CONFIG
-
-IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/crowdcount-worker:latest"
-TASK_ROLE = "arn:aws:iam::123456789012:role/crowdcount-worker-task"
-EXECUTION_ROLE = "arn:aws:iam::123456789012:role/crowdcount-worker-execution"
-
-EXPECTED_ENVIRONMENT = [
-    {"name": "AWS_DEFAULT_REGION", "value": "us-east-1"},
-    {"name": "CROWDCOUNT_AWS_QUEUES__HUMAN_DETECTION", "value": "crowdcount-human-detection"},
-    {"name": "CROWDCOUNT_AWS_REGION", "value": "us-east-1"},
-    {"name": "CROWDCOUNT_DYNAMODB__REGION", "value": "us-east-1"},
-    {"name": "CROWDCOUNT_DYNAMODB__TABLE_ID", "value": "crowdcount-videos"},
-    {"name": "CROWDCOUNT_HUMAN_DETECTION__RESULT_PREFIX", "value": "results/"},
-    {"name": "CROWDCOUNT_VIDEO_SPLIT__INPUT_PREFIX", "value": "videos/"},
-    {"name": "CROWDCOUNT_VIDEO_SPLIT__OUTPUT_BUCKET", "value": "crowdcount-videos"},
-    {"name": "CROWDCOUNT_WORKER__GRACE_PERIOD_SECONDS", "value": "90"},
-    {"name": "CROWDCOUNT_WORKER__VISIBILITY_TIMEOUT", "value": "300"},
-]
-
-
-def expected_taskdef(image: str = IMAGE, task_role: str = TASK_ROLE, execution_role: str = EXECUTION_ROLE) -> dict:
-    """The task definition the test config must render to, key by key."""
-    return {
-        "family": "crowdcount-worker",
-        "taskRoleArn": task_role,
-        "executionRoleArn": execution_role,
-        "networkMode": "bridge",
-        "requiresCompatibilities": ["EC2"],
-        "cpu": "2048",
-        "memory": "4096",
-        "placementConstraints": [{"type": "memberOf", "expression": "attribute:ecs.instance-type =~ g4dn.*"}],
-        "containerDefinitions": [
-            {
-                "name": "worker",
-                "image": image,
-                "essential": True,
-                "memoryReservation": 4096,
-                "resourceRequirements": [{"type": "GPU", "value": "1"}],
-                "environment": EXPECTED_ENVIRONMENT,
-                "stopTimeout": 90,
-                "logConfiguration": {
-                    "logDriver": "awslogs",
-                    "options": {
-                        "awslogs-group": "/ecs/crowdcount-worker",
-                        "awslogs-region": "us-east-1",
-                        "awslogs-stream-prefix": "crowdcount-worker",
-                    },
-                },
-            }
-        ],
-    }
+from .helpers import EXECUTION_ROLE, IMAGE, REPO, TASK_ROLE, TEST_CONFIG, expected_taskdef
 
 
 def test_renders_the_gpu_task_definition(config: Config) -> None:
