@@ -85,6 +85,8 @@ SCHEMA: dict[str, Any] = {
         "max_tasks": int,
         "backlog_per_task": int,
         "environment": StrMap(),
+        "stack_name": str,
+        "templates_dir": Optional(str),
     },
 }
 
@@ -136,6 +138,8 @@ DEFAULTS: dict[str, Any] = {
         "max_tasks": 4,
         "backlog_per_task": 2,
         "environment": {},
+        "stack_name": "crowdcount",
+        "templates_dir": None,
     },
 }
 

@@ -18,6 +18,7 @@ from crowdcount.errors import CrowdcountError
 COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("crowdcount.cli.analyze:analyze", "Count people and faces in video files."),
     "detectors": ("crowdcount.cli.detectors:detectors", "List the registered detectors and their arguments."),
+    "deploy": ("crowdcount.cli.deploy:deploy", "Build, push and run the worker on ECS (task, service or stack)."),
 }
 
 

@@ -1,0 +1,153 @@
+"""``crowdcount deploy``: build and push the worker image, then run it on ECS (a one-off task or an
+autoscaled service), directly or through CloudFormation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from typing import Any
+
+import click
+
+from crowdcount.cli.common import config_option, get_config
+
+logger = logging.getLogger(__name__)
+
+
+def _say(text: str) -> None:
+    click.echo(text, err=True)
+
+
+def _print_dry_run(result: Any) -> None:
+    if result.method == "ecs":
+        click.echo(f"# task definition {result.taskdef['family']} (rendered, image {result.image})")
+        click.echo(json.dumps(result.taskdef, indent=2))
+        if result.registered is None:
+            click.echo(f"# no registered revision of {result.taskdef['family']}: deploying registers revision 1")
+        elif result.unchanged:
+            click.echo(f"# no difference from {result.registered}: deploying reuses it")
+        else:
+            click.echo(f"# difference from {result.registered}")
+            for line in result.diff.splitlines():
+                color = "green" if line.startswith("+") else "red" if line.startswith("-") else None
+                click.secho(line, fg=color)
+    else:
+        click.echo(f"# stack parameters (image {result.image})")
+        click.echo(json.dumps(result.stack_parameters, indent=2))
+        click.echo("# changes" if result.parameter_changes else "# no parameter changes (template changes still apply)")
+        for line in result.parameter_changes:
+            click.echo(line)
+
+
+def _print_summary(result: Any) -> None:
+    for line in result.done:
+        click.echo(f"done: {line}")
+    if result.taskdef_arn:
+        click.echo(f"task definition: {result.taskdef_arn}")
+    if result.task_arn:
+        click.echo(f"task: {result.task_arn}")
+    if result.outcome is not None:
+        click.echo(f"task exit code: {result.outcome.exit_code}")
+    if result.service_arn:
+        click.echo(f"service: {result.service_arn}")
+    if result.scaling:
+        s = result.scaling
+        click.echo(f"autoscaling: {s['min_tasks']}..{s['max_tasks']} tasks, {s['backlog_per_task']} jobs per task")
+    if result.stack is not None:
+        click.echo(f"stack {result.stack.stack_name}: {result.stack.status} ({result.stack.action})")
+        for key, value in sorted(result.stack.outputs.items()):
+            click.echo(f"  {key}: {value}")
+
+
+@click.command()
+@click.option(
+    "--method",
+    type=click.Choice(["ecs", "cloudformation"]),
+    default="ecs",
+    show_default=True,
+    help="Call the ECS/IAM/Auto Scaling APIs directly, or create/update the CloudFormation stack.",
+)
+@click.option("--run-task", "mode", flag_value="task", help="Run one task (default with --method ecs).")
+@click.option("--service", "mode", flag_value="service", help="Create/update the autoscaled service.")
+@click.option("--dry-run", is_flag=True, help="Print what would be deployed and the difference; change nothing.")
+@click.option("--image", metavar="URI", default=None, help="Deploy this existing image (no build).")
+@click.option("--build/--no-build", default=True, show_default=True, help="--no-build: deploy the pushed tag.")
+@click.option("--tag", default=None, help="Image tag (default: deploy.image_tag; '-cpu' added with --cpu).")
+@click.option("--cpu", is_flag=True, help="The CPU variant: CPU base image, no GPU requirement or constraint.")
+@click.option("--wait/--no-wait", default=False, show_default=True, help="Wait for the task and exit with its code.")
+@click.option("--wait-timeout", type=click.FloatRange(min=0), default=3600, show_default=True, help="Seconds.")
+@click.option("--poll-interval", type=click.FloatRange(min=0), default=10, show_default=True, help="Seconds.")
+@click.option("--cluster", default=None, help="ECS cluster (default: deploy.cluster).")
+@click.option("--context", type=click.Path(file_okay=False), default=".", show_default=True, help="Build context.")
+@click.option("--registry", default=None, metavar="HOST[:PORT]", help="Push here instead of ECR (local registry).")
+@click.option("--templates", "templates_dir", default=None, help="Template folder (default: ./taskdefs).")
+@click.option("--stack-name", default=None, help="CloudFormation stack (default: deploy.stack_name).")
+@click.option("--skip-gpu-check", is_flag=True, help="Do not check the cluster for GPU instances first.")
+@click.option("--endpoint-url", default=None, help="AWS endpoint, e.g. the sandbox (default: $AWS_ENDPOINT_URL).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@config_option
+def deploy(
+    method: str,
+    mode: str | None,
+    dry_run: bool,
+    image: str | None,
+    build: bool,
+    tag: str | None,
+    cpu: bool,
+    wait: bool,
+    wait_timeout: float,
+    poll_interval: float,
+    cluster: str | None,
+    context: str,
+    registry: str | None,
+    templates_dir: str | None,
+    stack_name: str | None,
+    skip_gpu_check: bool,
+    endpoint_url: str | None,
+    as_json: bool,
+    config_path: str | None,
+) -> None:
+    """Deploy the worker to ECS: build the image and push it to ECR, register the task definition
+    rendered from taskdefs/, then run a one-off task (--run-task, optionally --wait for its exit code) or
+    create/update the service with autoscaling on the SQS backlog per task (--service).
+
+    --dry-run prints the rendered task definition (or stack parameters) and the difference from what is
+    registered, and changes nothing.
+    """
+    from crowdcount.aws.deploy.deployer import Deployer, DeployOptions
+    from crowdcount.aws.deploy.ecs import check_outcome
+    from crowdcount.aws.session import make_context
+
+    config = get_config(config_path, {"deploy": {"cluster": cluster}})
+    endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or config["aws_endpoint_url"]
+    ctx = make_context(config["aws_region"], endpoint)
+    options = DeployOptions(
+        method=method,
+        mode=mode,
+        dry_run=dry_run,
+        image=image,
+        build=build,
+        tag=tag,
+        cpu=cpu,
+        wait=wait,
+        wait_timeout=wait_timeout,
+        poll=poll_interval,
+        context=context,
+        registry=registry,
+        templates_dir=templates_dir,
+        stack_name=stack_name,
+        gpu_check=not skip_gpu_check,
+    )
+    result = Deployer(ctx, config, options, say=_say).run()
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(result), indent=2, default=str))
+    elif dry_run:
+        _print_dry_run(result)
+    else:
+        _print_summary(result)
+    if result.outcome is not None:
+        check_outcome(result.outcome)

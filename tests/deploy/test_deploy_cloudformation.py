@@ -1,0 +1,299 @@
+"""The CloudFormation template: lint, agreement with the ECS template and the IAM generator, and deploying
+it with moto's CloudFormation (which skips the Application Auto Scaling resources it cannot model)."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crowdcount.aws.deploy import cloudformation as cfn
+from crowdcount.aws.deploy import iam, scaling, taskdef
+from crowdcount.aws.deploy.deployer import Deployer, DeployOptions
+from crowdcount.aws.deploy.errors import DeployError
+from crowdcount.aws.session import AwsContext
+from crowdcount.config import Config
+from crowdcount.errors import ConfigError
+
+from .helpers import ACCOUNT, REGION, REPO, TEST_CONFIG, put_ecr_image
+
+TEMPLATE_PATH = REPO / "taskdefs" / taskdef.CLOUDFORMATION_TEMPLATE
+#: moto's CloudFormation skips (with a warning) the Application Auto Scaling resources it cannot model.
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS..ApplicationAutoScaling")
+
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/crowdcount-worker:latest"
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return cfn.load_template(TEMPLATE_PATH.read_text(), str(TEMPLATE_PATH))
+
+
+def test_template_passes_cfn_lint() -> None:
+    lint = pytest.importorskip("cfnlint.api", reason="cfn-lint is not installed")
+    matches = lint.lint_file(Path(TEMPLATE_PATH))
+    assert [str(m) for m in matches] == []
+
+
+def test_template_declares_every_resource_the_issue_asks_for(template: dict[str, Any]) -> None:
+    types = {name: r["Type"] for name, r in template["Resources"].items()}
+    assert types == {
+        "DeadLetterQueue": "AWS::SQS::Queue",
+        "JobQueue": "AWS::SQS::Queue",
+        "VideoTable": "AWS::DynamoDB::Table",
+        "VideoBucket": "AWS::S3::Bucket",
+        "LogGroup": "AWS::Logs::LogGroup",
+        "TaskRole": "AWS::IAM::Role",
+        "ExecutionRole": "AWS::IAM::Role",
+        "TaskDefinition": "AWS::ECS::TaskDefinition",
+        "Service": "AWS::ECS::Service",
+        "ScalableTarget": "AWS::ApplicationAutoScaling::ScalableTarget",
+        "BacklogScalingPolicy": "AWS::ApplicationAutoScaling::ScalingPolicy",
+    }
+
+
+def test_task_definition_matches_the_ecs_template(template: dict[str, Any], config: Config) -> None:
+    """Both ways of deploying ask for the same GPU, placement, stop timeout, logs and environment."""
+    rendered = taskdef.render_task_definition(config, IMAGE, "arn:task", "arn:exec")
+    props = template["Resources"]["TaskDefinition"]["Properties"]
+    container = props["ContainerDefinitions"][0]
+    ecs_container = rendered["containerDefinitions"][0]
+    assert props["RequiresCompatibilities"] == rendered["requiresCompatibilities"]
+    assert props["NetworkMode"] == rendered["networkMode"]
+    assert props["PlacementConstraints"]["Fn::If"][1] == [
+        {"Type": "memberOf", "Expression": {"Fn::Sub": "attribute:ecs.instance-type =~ ${InstanceType}"}}
+    ]
+    assert container["ResourceRequirements"]["Fn::If"][1] == [{"Type": "GPU", "Value": {"Ref": "GpuCount"}}]
+    assert container["Name"] == ecs_container["name"]
+    assert container["StopTimeout"] == {"Ref": "StopTimeout"}
+    assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+    assert set(container["LogConfiguration"]["Options"]) == set(ecs_container["logConfiguration"]["options"])
+    names = [e["Name"] if "Name" in e else e["Fn::If"][1]["Name"] for e in container["Environment"]]
+    assert names == [e["name"] for e in ecs_container["environment"]]
+
+
+def test_scaling_policy_matches_the_api_path(template: dict[str, Any]) -> None:
+    config = template["Resources"]["BacklogScalingPolicy"]["Properties"]["TargetTrackingScalingPolicyConfiguration"]
+    expected = scaling.target_tracking_configuration("q", "c", "s", 2)
+    metrics = config["CustomizedMetricSpecification"]["Metrics"]
+    assert [m["Id"] for m in metrics] == [m["Id"] for m in expected["CustomizedMetricSpecification"]["Metrics"]]
+    expression = metrics[-1]["Expression"]["Fn::Sub"].replace("${BacklogPerTask}", "2")
+    assert expression == scaling.backlog_expression(2)
+    assert (config["ScaleOutCooldown"], config["ScaleInCooldown"]) == (
+        scaling.SCALE_OUT_COOLDOWN,
+        scaling.SCALE_IN_COOLDOWN,
+    )
+
+
+def test_parameters_from_config(config: Config, template: dict[str, Any]) -> None:
+    params = cfn.stack_parameters(config, IMAGE, create_bucket=False)
+    assert params == {
+        "ClusterName": "crowdcount",
+        "Image": IMAGE,
+        "Family": "crowdcount-worker",
+        "Cpu": "2048",
+        "Memory": "4096",
+        "GpuCount": "1",
+        "InstanceType": "g4dn.*",
+        "TaskRoleArn": "",
+        "ExecutionRoleArn": "",
+        "QueueName": "crowdcount-human-detection",
+        "DeadLetterQueueName": "crowdcount-human-detection-dlq",
+        "MaxReceiveCount": "3",
+        "VisibilityTimeout": "300",
+        "TableName": "crowdcount-videos",
+        "BucketName": "crowdcount-videos",
+        "CreateBucket": "false",
+        "InputPrefix": "videos/",
+        "ResultPrefix": "results/",
+        "LogGroupName": "/ecs/crowdcount-worker",
+        "ServiceName": "crowdcount-worker",
+        "MinTasks": "0",
+        "MaxTasks": "4",
+        "BacklogPerTask": "2",
+        "StopTimeout": "90",
+    }
+    cfn.check_parameters(template, params)
+
+
+def test_parameter_problems_are_config_errors(config: Config, template: dict[str, Any]) -> None:
+    params = cfn.stack_parameters(config, IMAGE)
+    with pytest.raises(ConfigError, match="template has no parameter Bogus"):
+        cfn.check_parameters(template, {**params, "Bogus": "1"})
+    with pytest.raises(ConfigError, match="no value for parameter Image"):
+        cfn.check_parameters(template, {**params, "Image": ""})
+    with pytest.raises(ConfigError, match=r"deploy\.environment has 1 variables"):
+        cfn.stack_parameters(Config({"deploy": {"environment": {"A": "b"}}}), IMAGE)
+    with pytest.raises(ConfigError, match=r"dynamodb\.region 'eu-west-1' differs from aws_region"):
+        cfn.stack_parameters(Config({"dynamodb": {"region": "eu-west-1"}}), IMAGE)
+
+
+def test_bad_template_text() -> None:
+    with pytest.raises(ConfigError, match="not a CloudFormation template"):
+        cfn.load_template("a: 1")
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        cfn.load_template("a: [")
+
+
+def moto_policy(document: Any) -> dict[str, Any]:
+    """An inline policy made by moto's CloudFormation as real CloudFormation stores it: moto keeps it as
+    Python text and leaves ``AWS::NoValue`` in lists as None."""
+    if isinstance(document, str):
+        document = ast.literal_eval(document)
+    document["Statement"] = [s for s in document["Statement"] if s is not None]
+    return document
+
+
+def _deploy(ctx: AwsContext, config: Config, **options: Any) -> Any:
+    put_ecr_image(ctx.client("ecr"), "crowdcount-worker", "latest")
+    options = DeployOptions(method="cloudformation", image=IMAGE, poll=0, **options)
+    return Deployer(ctx, config, options, sleep=lambda s: None).run()
+
+
+def test_stack_creates_the_resources(ctx: AwsContext, gpu_cluster: str, config: Config) -> None:
+    result = _deploy(ctx, config)
+    assert result.stack.action == "created"
+    assert result.stack.status == "CREATE_COMPLETE"
+    assert result.done[-1] == "created stack crowdcount"
+    assert "enabled Container Insights on cluster crowdcount (the scaling metric needs it)" in result.done
+
+    sqs = ctx.client("sqs")
+    queue_url = sqs.get_queue_url(QueueName="crowdcount-human-detection")["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+    assert attributes["VisibilityTimeout"] == "300"
+    assert json.loads(attributes["RedrivePolicy"]) == {
+        "deadLetterTargetArn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:crowdcount-human-detection-dlq",
+        "maxReceiveCount": 3,
+    }
+    table = ctx.client("dynamodb").describe_table(TableName="crowdcount-videos")["Table"]
+    assert table["KeySchema"] == [{"AttributeName": "video_id", "KeyType": "HASH"}]
+    ctx.client("s3").head_bucket(Bucket="crowdcount-videos")
+    groups = ctx.client("logs").describe_log_groups(logGroupNamePrefix="/ecs/crowdcount-worker")["logGroups"]
+    assert [g["logGroupName"] for g in groups] == ["/ecs/crowdcount-worker"]
+
+    registered = ctx.client("ecs").describe_task_definition(taskDefinition="crowdcount-worker")["taskDefinition"]
+    container = registered["containerDefinitions"][0]
+    assert container["image"] == IMAGE
+    assert container["resourceRequirements"] == [{"type": "GPU", "value": "1"}]
+    assert container["stopTimeout"] == 90
+    assert container["logConfiguration"] == {
+        "logDriver": "awslogs",
+        "options": {
+            "awslogs-group": "/ecs/crowdcount-worker",
+            "awslogs-region": REGION,
+            "awslogs-stream-prefix": "crowdcount-worker",
+        },
+    }
+    assert {"name": "CROWDCOUNT_HUMAN_DETECTION__RESULT_PREFIX", "value": "results/"} in container["environment"]
+    service = ctx.client("ecs").describe_services(cluster="crowdcount", services=["crowdcount-worker"])["services"][0]
+    assert service["desiredCount"] == 0
+    assert service["taskDefinition"] == registered["taskDefinitionArn"]
+    assert result.service_arn == service["serviceArn"]
+
+    # The generated task role policy is what the IAM generator produces for --method ecs.
+    client = ctx.client("iam")
+    role = result.stack.outputs["TaskRoleArn"].rsplit("/", 1)[-1]
+    document = client.get_role_policy(RoleName=role, PolicyName=iam.TASK_POLICY_NAME)["PolicyDocument"]
+    assert moto_policy(document) == iam.task_role_policy(config, ACCOUNT)
+
+
+def test_stack_without_result_prefix_grants_no_write(ctx: AwsContext, gpu_cluster: str) -> None:
+    config = Config({**TEST_CONFIG, "human_detection": {"result_prefix": None}})
+    result = _deploy(ctx, config)
+    role = result.stack.outputs["TaskRoleArn"].rsplit("/", 1)[-1]
+    document = ctx.client("iam").get_role_policy(RoleName=role, PolicyName=iam.TASK_POLICY_NAME)["PolicyDocument"]
+    document = moto_policy(document)
+    assert "WriteResults" not in [s["Sid"] for s in document["Statement"]]
+    assert document == iam.task_role_policy(config, ACCOUNT)
+
+
+def test_existing_bucket_is_not_created_again(ctx: AwsContext, gpu_cluster: str, config: Config) -> None:
+    ctx.client("s3").create_bucket(Bucket="crowdcount-videos")
+    result = _deploy(ctx, config)
+    assert result.stack_parameters["CreateBucket"] == "false"
+    resources = ctx.client("cloudformation").list_stack_resources(StackName="crowdcount")["StackResourceSummaries"]
+    assert "VideoBucket" not in {r["LogicalResourceId"] for r in resources}
+
+
+def test_second_deploy_updates_the_stack(ctx: AwsContext, gpu_cluster: str, config: Config) -> None:
+    _deploy(ctx, config)
+    dry = _deploy(ctx, config, dry_run=True)
+    assert dry.parameter_changes == []
+    bigger = Config({**TEST_CONFIG, "deploy": {**TEST_CONFIG["deploy"], "max_tasks": 8}})
+    dry = _deploy(ctx, bigger, dry_run=True)
+    assert dry.parameter_changes == ["~ MaxTasks: '4' -> '8'"]
+    result = _deploy(ctx, bigger)
+    assert result.stack.action in {"updated", "unchanged"}
+    stack = ctx.client("cloudformation").describe_stacks(StackName="crowdcount")["Stacks"][0]
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}["MaxTasks"] == "8"
+
+
+def test_resources_outside_the_stack_are_reported_before_anything_changes(
+    ctx: AwsContext, gpu_cluster: str, config: Config
+) -> None:
+    ctx.client("sqs").create_queue(QueueName="crowdcount-human-detection")
+    with pytest.raises(DeployError, match="would create JobQueue, which already exist outside it"):
+        _deploy(ctx, config)
+    assert ctx.client("cloudformation").list_stacks()["StackSummaries"] == []
+
+
+def test_task_mode_is_refused(ctx: AwsContext, config: Config) -> None:
+    with pytest.raises(ConfigError, match="--method cloudformation deploys a service"):
+        Deployer(ctx, config, DeployOptions(method="cloudformation", mode="task", image=IMAGE))
+
+
+class StubCfn:
+    """A CloudFormation client whose stack fails to create and rolls back."""
+
+    def __init__(self, statuses: list[str], exists: bool = False) -> None:
+        self.statuses = statuses
+        self.exists = exists
+
+    def describe_stacks(self, StackName: str) -> dict[str, Any]:  # boto3's argument name
+        if not self.exists:
+            from botocore.exceptions import ClientError
+
+            self.exists = True
+            raise ClientError(
+                {"Error": {"Code": "ValidationError", "Message": f"Stack with id {StackName} does not exist"}},
+                "DescribeStacks",
+            )
+        status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+        return {"Stacks": [{"StackName": StackName, "StackStatus": status}]}
+
+    def create_stack(self, **kwargs: Any) -> dict[str, Any]:
+        return {"StackId": "id"}
+
+    def describe_stack_events(self, StackName: str) -> dict[str, Any]:
+        return {
+            "StackEvents": [
+                {"LogicalResourceId": StackName, "ResourceStatus": "ROLLBACK_COMPLETE"},
+                {
+                    "LogicalResourceId": "Service",
+                    "ResourceStatus": "CREATE_FAILED",
+                    "ResourceStatusReason": "Resource handler returned message: no container instance met all of its "
+                    "requirements (RESOURCE:GPU)",
+                },
+            ]
+        }
+
+
+def test_failed_stack_reports_why_and_that_it_rolled_back() -> None:
+    stub = StubCfn(["CREATE_IN_PROGRESS", "ROLLBACK_IN_PROGRESS", "ROLLBACK_COMPLETE"])
+    statuses: list[str] = []
+    with pytest.raises(DeployError) as info:
+        cfn.deploy_stack(stub, "crowdcount", "body", {}, poll=0, on_status=statuses.append, sleep=lambda s: None)
+    assert str(info.value) == (
+        "stack crowdcount ended ROLLBACK_COMPLETE (CloudFormation rolled the change back): Service: Resource handler "
+        "returned message: no container instance met all of its requirements (RESOURCE:GPU)"
+    )
+    assert statuses == ["CREATE_IN_PROGRESS", "ROLLBACK_IN_PROGRESS", "ROLLBACK_COMPLETE"]
+
+
+def test_rolled_back_creation_must_be_deleted_first() -> None:
+    with pytest.raises(DeployError, match="ROLLBACK_COMPLETE after a failed creation") as info:
+        cfn.deploy_stack(StubCfn(["ROLLBACK_COMPLETE"], exists=True), "crowdcount", "body", {})
+    assert "aws cloudformation delete-stack --stack-name crowdcount" in str(info.value.hint)
