@@ -169,7 +169,7 @@ def test_stack_creates_the_resources(ctx: AwsContext, gpu_cluster: str, config: 
         "maxReceiveCount": 3,
     }
     table = ctx.client("dynamodb").describe_table(TableName="crowdcount-videos")["Table"]
-    assert table["KeySchema"] == [{"AttributeName": "video_id", "KeyType": "HASH"}]
+    assert table["KeySchema"] == [{"AttributeName": "VideoId", "KeyType": "HASH"}]
     ctx.client("s3").head_bucket(Bucket="crowdcount-videos")
     groups = ctx.client("logs").describe_log_groups(logGroupNamePrefix="/ecs/crowdcount-worker")["logGroups"]
     assert [g["logGroupName"] for g in groups] == ["/ecs/crowdcount-worker"]
