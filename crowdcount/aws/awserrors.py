@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -47,9 +48,18 @@ def is_aws_exception(exc: BaseException) -> bool:
     return isinstance(exc, (ClientError, BotoCoreError))
 
 
+def _endpoint_of(exc: BaseException) -> str | None:
+    """``scheme://host:port`` of the URL a connection error names (botocore keeps it in ``kwargs``)."""
+    url = str(getattr(exc, "kwargs", {}).get("endpoint_url") or "")
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc or parts.netloc.endswith("amazonaws.com"):
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def to_aws_error(exc: BaseException, action: str, endpoint: str | None = None, hint: str | None = None) -> AWSError:
     """An :class:`AWSError` for a failed ``action`` (e.g. ``"receiving from queue 'q'"``)."""
-    where = endpoint or "AWS"
+    where = endpoint or _endpoint_of(exc) or "AWS"
     if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
         return AWSError(
             f"{action}: cannot reach {where}",

@@ -210,6 +210,7 @@ class _JobContext:
     #: Set when the job is over (ends the heartbeat).
     finished: threading.Event = field(default_factory=threading.Event)
     started: float = field(default_factory=time.monotonic)
+    heartbeat: threading.Thread | None = None
 
     @property
     def receipt(self) -> str:
@@ -472,21 +473,29 @@ class Worker:
     def _handle(self, message: dict[str, Any]) -> None:
         attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
         ctx = _JobContext(message, attempt)
+        with contextlib.suppress(OSError):  # a worker killed beside this one may have left a video behind
+            remove_stale_temp_files(self.settings.temp_dir)
         with self._lock:
             self._current = ctx
             self._deadline = None
             if self._stopping:  # a stop arrived between the receive and now
                 self._deadline = time.monotonic() + self.settings.grace_period_seconds
-        heartbeat = threading.Thread(target=self._heartbeat, args=(ctx,), name="crowdcount-heartbeat", daemon=True)
-        heartbeat.start()
+        ctx.heartbeat = threading.Thread(target=self._heartbeat, args=(ctx,), name="crowdcount-heartbeat", daemon=True)
+        ctx.heartbeat.start()
         try:
             self._handle_body(ctx)
         finally:
             with self._lock:
                 self._current = None
                 self._deadline = None
-            ctx.finished.set()
-            heartbeat.join(timeout=10)
+            self._end_heartbeat(ctx)
+
+    @staticmethod
+    def _end_heartbeat(ctx: _JobContext) -> None:
+        """Stop extending the lease (before the message is deleted, released or dead-lettered)."""
+        ctx.finished.set()
+        if ctx.heartbeat is not None and ctx.heartbeat is not threading.current_thread():
+            ctx.heartbeat.join(timeout=10)
 
     def _handle_body(self, ctx: _JobContext) -> None:
         body = ctx.message.get("Body", "")
@@ -511,6 +520,7 @@ class Worker:
             if outcome in (TRANSIENT, CANCELLED, SUPERSEDED):
                 break
         kinds = {o for o, _ in outcomes}
+        self._end_heartbeat(ctx)
         if CANCELLED in kinds:
             self._change_visibility(ctx.receipt, 0)
             self.stats.released += 1
@@ -755,6 +765,7 @@ class Worker:
 
     # -- acknowledging -------------------------------------------------------------------------------
     def _delete(self, ctx: _JobContext) -> None:
+        self._end_heartbeat(ctx)
         try:
             self.clients.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=ctx.receipt)
         except Exception as exc:
@@ -772,6 +783,7 @@ class Worker:
     def _dead_letter(self, ctx: _JobContext, reason: str) -> None:
         """Send the message to the DLQ (with the reason as attributes), then delete it: in that order, so a
         crash in between duplicates it rather than losing it."""
+        self._end_heartbeat(ctx)
         if self.dlq_url is None:
             logger.error("no dead-letter queue: dropping message %s (%s)", ctx.message_id, reason)
             self._delete(ctx)
