@@ -255,7 +255,10 @@ class Worker:
         self.queue_url = ""
         self.dlq_url: str | None = None
         self.max_receive_count: int | None = None
-        self._lock = threading.Lock()
+        # Re-entrant: request_stop() also runs from signal handlers, i.e. in the main thread, possibly while
+        # the main thread holds the lock.
+        self._lock = threading.RLock()
+        self._stop_logged = False
         self._stopping = False
         self._deadline: float | None = None
         self._current: _JobContext | None = None
@@ -370,14 +373,8 @@ class Worker:
             return
 
         def handler(signum: int, frame: Any) -> None:
-            name = signal.Signals(signum).name
-            self.request_stop(name)
-            logger.warning(
-                "%s received: stopping (a job in progress gets %ss to finish)",
-                name,
-                self.settings.grace_period_seconds,
-                extra={"event": "signal", "signal": name},
-            )
+            # Flags only: no logging or I/O here (the main thread may be in the middle of a write).
+            self.request_stop(signal.Signals(signum).name)
 
         previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
@@ -736,6 +733,15 @@ class Worker:
         while not ctx.finished.is_set():
             now = time.monotonic()
             deadline = self._deadline
+            if deadline is not None and not self._stop_logged:
+                self._stop_logged = True
+                self._log(
+                    logging.WARNING,
+                    "stop requested",
+                    ctx=ctx,
+                    reason=self.stats.stop_reason,
+                    grace_s=round(max(0.0, deadline - now), 1),
+                )
             if deadline is not None and now >= deadline and not ctx.cancel.is_set() and self._current is ctx:
                 logger.warning(
                     "grace period over: cancelling the job in progress",
