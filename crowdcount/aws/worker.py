@@ -386,11 +386,12 @@ class Worker:
     # -- the loop ------------------------------------------------------------------------------------
     def run(self, handle_signals: bool = False) -> WorkerStats:
         """Check AWS, load the models, then serve the queue until a shutdown policy or a stop; returns the stats.
+        With ``handle_signals`` (main thread only), SIGTERM and SIGINT request a stop (see :meth:`request_stop`).
         Raises :class:`AWSError` when AWS cannot be reached (at start, or persistently while running)."""
         self.check()
         remove_stale_temp_files(self.settings.temp_dir)
         analyzer = self._ensure_analyzer()
-        with self._signals():
+        with self._signals() if handle_signals else contextlib.nullcontext():
             analyzer.load()
             self._log(
                 logging.INFO,
@@ -629,6 +630,7 @@ class Worker:
             return SKIPPED, ""
         self._log(logging.INFO, "job running", job, ctx, state="running", run_id=run_id)
         timings: dict[str, float] = {}
+        local_path = ""
         try:
             if missing is not None:
                 raise missing
@@ -636,6 +638,7 @@ class Worker:
             self._check_cancel(ctx)
             t = time.monotonic()
             with downloaded(self.clients.s3, obj, s.max_video_bytes, s.temp_dir, ctx.cancel) as path:
+                local_path = str(path)
                 timings["download_s"] = round(time.monotonic() - t, 3)
                 self._check_cancel(ctx)
                 t = time.monotonic()
@@ -685,8 +688,9 @@ class Worker:
             self._finish_error(job, ctx, run_id, reason, "Cancelled", True, started)
             return CANCELLED, reason
         except (VideoError, MessageError) as exc:
-            self._finish_error(job, ctx, run_id, str(exc), type(exc).__name__, False, started)
-            return PERMANENT, str(exc)
+            reason = str(exc).replace(local_path, job.s3_uri) if local_path else str(exc)  # name S3, not /tmp
+            self._finish_error(job, ctx, run_id, reason, type(exc).__name__, False, started)
+            return PERMANENT, reason
         except Exception as exc:  # AWS, the model, a bug: retry, then the DLQ via the redrive policy
             if not isinstance(exc, AWSError):
                 logger.exception("unexpected failure on VideoId %s", job.video_id)

@@ -76,7 +76,7 @@ def status(video_id: int, as_json: bool, endpoint_url: str | None, config_path: 
             str(entry.get("step", "?")),
             f"[{colour}]{state}[/{colour}]" if colour else state,
             str(entry.get("attempt", "-")),
-            str(entry.get("updated_at", "-")),
+            str(entry.get("updated_at", "-"))[:19].replace("T", " "),
             _detail(entry),
         )
     if not table.rows:

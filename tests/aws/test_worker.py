@@ -113,6 +113,7 @@ def test_corrupt_video_is_an_error_in_the_dlq_and_the_worker_serves_the_next_job
     bad = step(aws, 3)
     assert bad["state"] == "error" and bad["retryable"] is False and bad["error_type"] == "VideoError"
     assert "cannot be opened" in bad["reason"] or "no decodable frames" in bad["reason"]
+    assert f"s3://{aws.bucket}/videos/3/video/corrupt.mp4" in bad["reason"] and TEMP_PREFIX not in bad["reason"]
     assert step(aws, 4)["state"] == "done"
     dead = aws.drain(aws.dlq_url)
     assert len(dead) == 1 and json.loads(dead[0]["Body"])["VideoId"] == 3
