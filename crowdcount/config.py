@@ -66,6 +66,8 @@ SCHEMA: dict[str, Any] = {
         "max_video_bytes": int,
         "idle_timeout_seconds": Optional(float),
         "max_jobs": Optional(int),
+        "retry_delay_seconds": int,
+        "temp_dir": Optional(str),
     },
     "deploy": {
         "cluster": str,
@@ -119,6 +121,8 @@ DEFAULTS: dict[str, Any] = {
         "max_video_bytes": 5 * 1024**3,
         "idle_timeout_seconds": None,
         "max_jobs": None,
+        "retry_delay_seconds": 10,
+        "temp_dir": None,
     },
     "deploy": {
         "cluster": "crowdcount",

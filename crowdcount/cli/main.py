@@ -19,6 +19,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("crowdcount.cli.analyze:analyze", "Count people and faces in video files."),
     "detectors": ("crowdcount.cli.detectors:detectors", "List the registered detectors and their arguments."),
     "deploy": ("crowdcount.cli.deploy:deploy", "Build, push and run the worker on ECS (task, service or stack)."),
+    "worker": ("crowdcount.cli.worker:worker", "Serve the SQS queue: S3 video -> analysis -> S3 result + DynamoDB."),
+    "sandbox": ("crowdcount.cli.sandbox:sandbox", "Start a local AWS (moto) with the bucket, queues and table."),
+    "submit": ("crowdcount.cli.jobs:submit", "Upload a video and queue its analysis for the worker."),
+    "status": ("crowdcount.cli.jobs:status", "Show a video's processing steps (DynamoDB document)."),
+    "results": ("crowdcount.cli.jobs:results", "Download a video's result file from S3."),
 }
 
 

@@ -1,0 +1,112 @@
+"""``crowdcount submit``, ``status`` and ``results``: send a video to the worker and read back what it did."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from crowdcount.aws.jobs import fetch_result, get_document, submit_video
+from crowdcount.aws.resources import context_from_config
+from crowdcount.cli.aws_common import endpoint_option
+from crowdcount.cli.common import config_option, get_config
+
+
+@click.command()
+@click.argument("video", type=click.Path(dir_okay=False))
+@click.option("--video-id", type=click.IntRange(min=0), required=True, help="The video's VideoId (a number).")
+@click.option("--key", default=None, help="S3 key (default: <input_prefix><VideoId>/video/<file name>).")
+@click.option("--force", is_flag=True, help="Recompute even if this video was already done with the same input.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@endpoint_option
+@config_option
+def submit(
+    video: str,
+    video_id: int,
+    key: str | None,
+    force: bool,
+    as_json: bool,
+    endpoint_url: str | None,
+    config_path: str | None,
+) -> None:
+    """Upload VIDEO, create its DynamoDB document and enqueue its analysis for `crowdcount worker`."""
+    config = get_config(config_path)
+    done = submit_video(context_from_config(config, endpoint_url), config, video, video_id, key, force)
+    if as_json:
+        click.echo(json.dumps(done.to_dict(), indent=2))
+    else:
+        click.echo(f"VideoId {done.video_id}: s3://{done.bucket}/{done.key} queued on {done.queue} ({done.message_id})")
+
+
+def _detail(entry: dict[str, Any]) -> str:
+    if entry.get("state") == "done" and entry.get("result_file"):
+        rf = entry["result_file"]
+        counts = ", ".join(f"{c} max {s.get('max_count')}" for c, s in (entry.get("summary") or {}).items())
+        return f"s3://{rf.get('bucket')}/{rf.get('key')}" + (f" ({counts})" if counts else "")
+    return str(entry.get("reason") or "")
+
+
+@click.command()
+@click.argument("video_id", type=click.IntRange(min=0))
+@click.option("--json", "as_json", is_flag=True, help="Print the whole document as JSON.")
+@endpoint_option
+@config_option
+def status(video_id: int, as_json: bool, endpoint_url: str | None, config_path: str | None) -> None:
+    """Show the processing steps recorded in VIDEO_ID's DynamoDB document."""
+    config = get_config(config_path)
+    document = get_document(context_from_config(config, endpoint_url), config, video_id)
+    if as_json:
+        click.echo(json.dumps(document, indent=2, default=str))
+        return
+    table = Table(title=f"VideoId {video_id}")
+    for column in ("Step", "State", "Attempt", "Updated", "Result / reason"):
+        table.add_column(column)
+    for entry in document.get("process_steps") or []:
+        if not isinstance(entry, dict):
+            continue
+        state = str(entry.get("state", "?"))
+        colour = {"done": "green", "error": "red", "running": "yellow"}.get(state)
+        table.add_row(
+            str(entry.get("step", "?")),
+            f"[{colour}]{state}[/{colour}]" if colour else state,
+            str(entry.get("attempt", "-")),
+            str(entry.get("updated_at", "-"))[:19].replace("T", " "),
+            _detail(entry),
+        )
+    if not table.rows:
+        click.echo(f"VideoId {video_id}: no steps recorded yet")
+        return
+    Console(soft_wrap=True).print(table)
+
+
+@click.command()
+@click.argument("video_id", type=click.IntRange(min=0))
+@click.option(
+    "-o",
+    "--output",
+    default=None,
+    help="File or folder to write to (default: crowdcount_results/); - prints the result to stdout.",
+)
+@click.option("--step", default=None, help="Step whose result to fetch (default: human_detection.result_step).")
+@endpoint_option
+@config_option
+def results(
+    video_id: int, output: str | None, step: str | None, endpoint_url: str | None, config_path: str | None
+) -> None:
+    """Download the result file of VIDEO_ID (once its step is done)."""
+    config = get_config(config_path)
+    ctx = context_from_config(config, endpoint_url)
+    if output == "-":
+        with tempfile.TemporaryDirectory(prefix="crowdcount-results-") as folder:
+            _, path = fetch_result(ctx, config, video_id, Path(folder) / "result.json", step)
+            sys.stdout.write(path.read_text(encoding="utf-8") + "\n")
+        return
+    entry, path = fetch_result(ctx, config, video_id, output, step)
+    rf = entry["result_file"]
+    click.echo(f"s3://{rf['bucket']}/{rf['key']} -> {path}")

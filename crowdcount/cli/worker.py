@@ -1,0 +1,67 @@
+"""``crowdcount worker``: serve the human-detection queue (what the GPU ECS task runs)."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from crowdcount.aws.worker import Worker
+from crowdcount.cli.aws_common import endpoint_option
+from crowdcount.cli.common import config_option, get_config
+
+
+@click.command()
+@endpoint_option
+@click.option("--queue", default=None, help="Queue to serve (default: aws_queues.human_detection).")
+@click.option("--max-jobs", type=click.IntRange(min=1), default=None, help="Stop after handling N messages.")
+@click.option(
+    "--idle-timeout", type=click.FloatRange(min=0), default=None, help="Stop after S seconds without messages."
+)
+@click.option("--wait-time", type=click.IntRange(0, 20), default=None, help="Long-poll wait, seconds (max 20).")
+@click.option("--visibility-timeout", type=click.IntRange(min=1), default=None, help="Message lease, seconds.")
+@click.option("--heartbeat", type=click.IntRange(min=1), default=None, help="Lease extension interval, seconds.")
+@click.option(
+    "--grace-period", type=click.IntRange(min=0), default=None, help="Seconds a job gets to finish after SIGTERM."
+)
+@config_option
+def worker(
+    endpoint_url: str | None,
+    queue: str | None,
+    max_jobs: int | None,
+    idle_timeout: float | None,
+    wait_time: int | None,
+    visibility_timeout: int | None,
+    heartbeat: int | None,
+    grace_period: int | None,
+    config_path: str | None,
+) -> None:
+    """Serve the human-detection queue: fetch each video from S3, analyse it, upload the result file and
+    record the step in the video's DynamoDB document (see docs/worker.md).
+
+    Runs until SIGTERM/SIGINT, a {"command": "stop"} message, --max-jobs or --idle-timeout (exit 0).
+    Exits 3 when the queue, bucket or table cannot be reached.
+    """
+    config = get_config(
+        config_path,
+        {
+            "aws_queues": {"human_detection": queue},
+            "worker": {
+                "max_jobs": max_jobs,
+                "idle_timeout_seconds": idle_timeout,
+                "wait_time_seconds": wait_time,
+                "visibility_timeout": visibility_timeout,
+                "heartbeat_seconds": heartbeat,
+                "grace_period_seconds": grace_period,
+            },
+        },
+    )
+    ctx = click.get_current_context()
+    if ctx.parent is not None and ctx.parent.get_parameter_source("log_level") == click.core.ParameterSource.DEFAULT:
+        # A worker's job log is its output: show it unless a level was chosen.
+        logging.getLogger("crowdcount.aws").setLevel(logging.INFO)
+    stats = Worker.from_config(config, endpoint_url=endpoint_url).run(handle_signals=True)
+    click.echo(
+        f"worker stopped ({stats.stop_reason}): {stats.done} done, {stats.skipped} already done, "
+        f"{stats.failed} failed, {stats.malformed} malformed, {stats.released} released"
+    )

@@ -1,0 +1,120 @@
+"""S3: streamed downloads with a size cap and guaranteed clean-up, result keys, result uploads."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from crowdcount.aws.storage import (
+    TEMP_PREFIX,
+    Cancelled,
+    downloaded,
+    head_video,
+    object_exists,
+    remove_stale_temp_files,
+    result_key,
+    upload_result,
+    video_stem,
+)
+from crowdcount.errors import VideoError
+from tests.aws.support import MockAws
+
+
+def temp_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob(f"{TEMP_PREFIX}*"))
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("videos/42/video/clip.mp4", "videos/42/human_detector/clip.json"),
+        ("videos/42/clip.mp4", "videos/human_detector/clip.json"),
+        ("clip.mp4", "human_detector/clip.json"),
+        ("../../etc/passwd", "human_detector/passwd.json"),
+        ("a/../../b/c/x.y.avi", "a/b/human_detector/x.y.json"),
+        ("videos/1/video/.hidden", "videos/1/human_detector/.hidden.json"),
+        ("videos/1/video/..", "videos/1/human_detector/video.json"),
+    ],
+)
+def test_result_key_default_layout(key: str, expected: str) -> None:
+    assert result_key(key, "human_detector", 1) == expected
+
+
+def test_result_key_with_prefix() -> None:
+    assert result_key("videos/42/video/clip.mp4", "human_detector", 42, "results/") == (
+        "results/42/human_detector/clip.json"
+    )
+    assert video_stem("a/b/clip.final.mp4") == "clip.final"
+
+
+def test_head_and_streamed_download(aws: MockAws, tiny_video: Path) -> None:
+    key = aws.put_video(tiny_video, 1)
+    obj = head_video(aws.s3, aws.bucket, key)
+    assert obj.size == tiny_video.stat().st_size and obj.etag
+    with downloaded(aws.s3, obj, max_bytes=10**9, temp_dir=str(aws.tmp_path)) as path:
+        assert path.read_bytes() == tiny_video.read_bytes()
+        assert path.parent == aws.tmp_path and path.name.startswith(f"{TEMP_PREFIX}{os.getpid()}-")
+        assert path.suffix == ".mp4"
+    assert not path.exists()
+
+
+def test_temp_file_removed_when_the_job_fails(aws: MockAws, tiny_video: Path) -> None:
+    obj = head_video(aws.s3, aws.bucket, aws.put_video(tiny_video, 1))
+    with pytest.raises(RuntimeError), downloaded(aws.s3, obj, 10**9, str(aws.tmp_path)):
+        raise RuntimeError("analysis blew up")
+    assert temp_files(aws.tmp_path) == []
+
+
+def test_size_cap_is_enforced_before_downloading(aws: MockAws, tiny_video: Path) -> None:
+    obj = head_video(aws.s3, aws.bucket, aws.put_video(tiny_video, 1))
+    with pytest.raises(VideoError, match="over the limit"), downloaded(aws.s3, obj, obj.size - 1, str(aws.tmp_path)):
+        pass
+    assert temp_files(aws.tmp_path) == []
+
+
+def test_cancelled_download_removes_the_file(aws: MockAws, tiny_video: Path) -> None:
+    obj = head_video(aws.s3, aws.bucket, aws.put_video(tiny_video, 1))
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled), downloaded(aws.s3, obj, 10**9, str(aws.tmp_path), cancel):
+        pass
+    assert temp_files(aws.tmp_path) == []
+
+
+def test_missing_object_is_a_video_error(aws: MockAws) -> None:
+    with pytest.raises(VideoError, match="does not exist"):
+        head_video(aws.s3, aws.bucket, "videos/1/video/nothing.mp4")
+
+
+def test_hostile_key_is_never_a_local_path(aws: MockAws, tiny_video: Path) -> None:
+    key = "../../../../tmp/evil;rm -rf ~.mp4"
+    aws.s3.upload_file(str(tiny_video), aws.bucket, key)
+    obj = head_video(aws.s3, aws.bucket, key)
+    with downloaded(aws.s3, obj, 10**9, str(aws.tmp_path)) as path:
+        assert path.parent == aws.tmp_path and "evil" not in path.name and path.suffix == ".mp4"
+    assert result_key(key, "human_detector", 3) == "human_detector/evil;rm -rf ~.json"
+
+
+def test_upload_result_and_exists(aws: MockAws) -> None:
+    assert not object_exists(aws.s3, aws.bucket, "r/x.json")
+    upload_result(aws.s3, aws.bucket, "r/x.json", '{"a": 1}')
+    assert object_exists(aws.s3, aws.bucket, "r/x.json")
+    head = aws.s3.head_object(Bucket=aws.bucket, Key="r/x.json")
+    assert head["ContentType"] == "application/json"
+
+
+def test_stale_temp_files_of_dead_workers_are_removed(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    stale = tmp_path / f"{TEMP_PREFIX}{dead_pid}-abc.mp4"
+    mine = tmp_path / f"{TEMP_PREFIX}{os.getpid()}-def.mp4"
+    other = tmp_path / "unrelated.mp4"
+    for p in (stale, mine, other):
+        p.write_bytes(b"x")
+    assert remove_stale_temp_files(str(tmp_path)) == 1
+    assert not stale.exists() and mine.exists() and other.exists()
