@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.aws.support import REGION, MockAws, make_config, write_video
+from .support import REGION, MockAws, make_config, write_video
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,8 @@ from crowdcount.aws.status import StatusStore
 from crowdcount.cli.main import cli
 from crowdcount.config import load_config
 from crowdcount.errors import AWSError
-from tests.aws.support import REGION, MockAws
+
+from .support import REGION, MockAws
 
 
 @pytest.fixture(autouse=True)

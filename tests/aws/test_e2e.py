@@ -24,7 +24,8 @@ from crowdcount.aws.session import AwsContext, make_context
 from crowdcount.aws.status import StatusStore
 from crowdcount.aws.storage import TEMP_PREFIX
 from crowdcount.config import Config, load_config
-from tests.aws.support import REGION, REPO, SAMPLE, write_video
+
+from .support import REGION, REPO, SAMPLE, write_video
 
 #: Worker processes load TensorFlow and the model: on a busy 2-core machine that alone takes 10-20 s.
 START_TIMEOUT = 120

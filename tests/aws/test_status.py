@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from crowdcount.aws.status import StatusStore, StepSuperseded, serialize
-from tests.aws.support import MockAws
+
+from .support import MockAws
 
 
 def store(aws: MockAws) -> StatusStore:

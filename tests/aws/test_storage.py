@@ -22,7 +22,8 @@ from crowdcount.aws.storage import (
     video_stem,
 )
 from crowdcount.errors import VideoError
-from tests.aws.support import MockAws
+
+from .support import MockAws
 
 
 def temp_files(folder: Path) -> list[Path]:

@@ -22,7 +22,8 @@ from crowdcount.aws.status import StatusStore
 from crowdcount.aws.storage import TEMP_PREFIX
 from crowdcount.aws.worker import Worker, WorkerClients, WorkerSettings, WorkerStats
 from crowdcount.errors import AWSError, ConfigError
-from tests.aws.support import REGION, FakeDetector, MockAws, make_config
+
+from .support import REGION, FakeDetector, MockAws, make_config
 
 
 @contextmanager
