@@ -18,6 +18,7 @@ from crowdcount.errors import CrowdcountError
 COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("crowdcount.cli.analyze:analyze", "Count people and faces in video files."),
     "detectors": ("crowdcount.cli.detectors:detectors", "List the registered detectors and their arguments."),
+    "eval": ("crowdcount.cli.eval:eval_command", "Measure counts and detections against ground truth."),
 }
 
 
