@@ -71,6 +71,13 @@ logger = logging.getLogger(__name__)
     metavar="DETECTOR.KEY=VALUE",
     help="Any detector argument, e.g. human.model=ssdlite (repeatable).",
 )
+@click.option(
+    "--smooth",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Count metrics on the running median of the counts over this many frames (odd).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @click.option("--per-frame", is_flag=True, help="Also list each frame's true and predicted count.")
 @config_option
@@ -86,6 +93,7 @@ def eval_command(
     detector: str | None,
     batch_size: int | None,
     detector_arg: tuple[str, ...],
+    smooth: int,
     as_json: bool,
     per_frame: bool,
     config_path: str | None,
@@ -101,6 +109,8 @@ def eval_command(
     name = resolve_name(detector or ("face" if fmt == "imglab" else "human"))
     category = DETECTORS[name].category
     regions = [IgnoreRegion.parse(r) for r in ignore]
+    if smooth % 2 == 0:
+        raise ConfigError(f"--smooth must be odd, got {smooth}", "e.g. --smooth 5: the median of 5 frames")
     is_document = source is not None and Path(source).suffix.lower() == ".json"
 
     def build() -> Any:
@@ -136,7 +146,7 @@ def eval_command(
             gt = read_mot(gt_path, (info.width, info.height), **scale_args)
             keys = parse_frames(frames, [k for k in gt.frames if isinstance(k, int)])
             run = detect_video(source, build(), keys, SCORE_FLOOR)
-    report = evaluate_run(run, gt, keys, min_score, iou, regions)
+    report = evaluate_run(run, gt, keys, min_score, iou, regions, smooth)
     for warning in report.extra.get("warnings", []):
         click.echo(f"Warning: {warning}", err=True)
     if as_json:
@@ -153,6 +163,8 @@ def print_report(report: EvalReport, per_frame: bool = False) -> None:
     """A rich table of one evaluation."""
     extra = report.extra
     unit = extra.get("unit", "frame")
+    noun = "faces" if extra.get("category") == "Face" else "people"
+    smoothing = f"; median of {extra['count_smoothing']} {unit}s" if extra.get("count_smoothing", 1) > 1 else ""
     iou = f"{report.iou_threshold:g}"
     table = Table(title=f"crowdcount eval: {extra.get('category', '')} in {Path(str(extra.get('source'))).name}")
     table.add_column("Metric")
@@ -160,8 +172,8 @@ def print_report(report: EvalReport, per_frame: bool = False) -> None:
     table.add_column("Notes")
     rows = [
         (f"{unit}s evaluated", str(report.frames), f"ground truth {Path(str(extra.get('ground_truth'))).name}"),
-        ("people annotated", str(report.gt_total), f"{_fmt(report.mean_gt_count, 2)} per {unit}"),
-        ("count MAE", _fmt(report.count_mae), f"people per {unit}; mean count {_fmt(report.mean_count, 2)}"),
+        (f"{noun} annotated", str(report.gt_total), f"{_fmt(report.mean_gt_count, 2)} per {unit}"),
+        ("count MAE", _fmt(report.count_mae), f"{noun} per {unit}; mean count {_fmt(report.mean_count, 2)}{smoothing}"),
         ("count RMSE", _fmt(report.count_rmse), ""),
         ("count bias", f"{report.count_bias:+.3f}" if not math.isnan(report.count_bias) else "-", "> 0: overcounts"),
         ("precision", _fmt(report.precision), f"{report.tp} TP, {report.fp} FP at score >= {report.threshold:g}"),

@@ -24,6 +24,7 @@ from crowdcount.eval.metrics import (
     evaluate,
     iou_matrix,
     match_frame,
+    smooth_counts,
     summarize_matches,
     threshold_sweep,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "parse_size",
     "read_imglab",
     "read_mot",
+    "smooth_counts",
     "summarize_matches",
     "threshold_sweep",
 ]

@@ -76,6 +76,16 @@ def test_eval_result_file_threshold_frames_and_table(files: tuple[Path, Path]) -
     assert "AP50" in out.output
 
 
+def test_eval_smoothing(files: tuple[Path, Path]) -> None:
+    result, gt = files
+    out = CliRunner().invoke(cli, ["eval", str(result), "--gt", str(gt), "--json", "--smooth", "3"])
+    metrics = json.loads(out.output)
+    # counts 2, 2 -> median over 3 (edges repeated) is 2, 2: errors 0, +1 as before; detection metrics unchanged
+    assert metrics["count_smoothing"] == 3 and metrics["count_mae"] == 0.5 and metrics["precision"] == 0.5
+    out = CliRunner().invoke(cli, ["eval", str(result), "--gt", str(gt), "--smooth", "4"])
+    assert out.exit_code == 2 and "odd" in out.output
+
+
 def test_eval_errors(files: tuple[Path, Path], tmp_path: Path) -> None:
     result, gt = files
     runner = CliRunner()

@@ -134,3 +134,14 @@ def test_ignore_region_parsing() -> None:
     for bad in ("0,0,480", "a,b,c,d", "10,0,5,70"):
         with pytest.raises(ConfigError):
             IgnoreRegion.parse(bad)
+
+
+def test_smooth_counts_running_median() -> None:
+    from crowdcount.eval import smooth_counts
+
+    counts = [5, 5, 2, 5, 5, 9, 5]
+    assert smooth_counts(counts, 3).tolist() == [5, 5, 5, 5, 5, 5, 5]
+    assert smooth_counts(counts, 1).tolist() == counts
+    assert smooth_counts([1, 3], 5).tolist() == [1, 3]  # median of 1,1,1,3,3 and 1,1,3,3,3
+    with pytest.raises(ValueError):
+        smooth_counts(counts, 4)
