@@ -27,11 +27,18 @@ SSDLITE_INFO = {
     "classes": {"1": "person"},
 }
 
-#: Named configurations. ``accurate``: NanoDet-g at its trained input size with its upstream NMS (IoU 0.6).
-#: ``fast``: the pedestrian SSDLite. Explicit arguments override a preset's values.
+#: Named configurations. ``accurate``: NanoDet-g at its trained input size with its upstream NMS (IoU 0.6),
+#: score 0.4. ``fast``: the pedestrian SSDLite, score 0.15 (its count error was lowest there on PETS09-S2L1
+#: frames 1-62; see docs/accuracy.md). Explicit arguments override a preset's values.
 PRESETS: dict[str, dict[str, Any]] = {
-    "accurate": {"model": "nanodet", "input_size": 416, "keep_aspect": False, "nms_iou": 0.6},
-    "fast": {"model": "ssdlite"},
+    "accurate": {
+        "model": "nanodet",
+        "min_detection_score": 0.4,
+        "input_size": 416,
+        "keep_aspect": False,
+        "nms_iou": 0.6,
+    },
+    "fast": {"model": "ssdlite", "min_detection_score": 0.15},
 }
 #: The class id written to result files for a person (the COCO / TF Object Detection API id).
 PERSON_CLASS = 1
@@ -57,7 +64,7 @@ class HumanDetector(Detector):
     """Finds people: NanoDet-g by default, the pedestrian SSDLite as preset ``fast``, or any TF OD API model.
 
     Args:
-        min_detection_score: keep detections scoring at least this.
+        min_detection_score: keep detections scoring at least this (default: the preset's, 0.4 / 0.15).
         max_batch_size: frames per model call.
         model_path: a TF Object Detection API frozen graph ``.pb`` or SavedModel directory; replaces the preset's
             model (the NanoDet-only arguments are then ignored).
@@ -78,7 +85,7 @@ class HumanDetector(Detector):
 
     def __init__(
         self,
-        min_detection_score: float = 0.4,
+        min_detection_score: float | None = None,
         max_batch_size: int = 8,
         model_path: str | None = None,
         person_class_id: int = 1,
@@ -89,12 +96,14 @@ class HumanDetector(Detector):
         runtime: str = "auto",
         num_threads: int | None = None,
     ) -> None:
-        super().__init__(min_detection_score, max_batch_size)
-        if isinstance(person_class_id, bool) or not isinstance(person_class_id, int):
-            raise ValueError(f"person_class_id must be an integer, got {person_class_id!r}")
         if preset not in PRESETS:
             raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
         settings = dict(PRESETS[preset])
+        if min_detection_score is None:
+            min_detection_score = 0.4 if model_path else settings["min_detection_score"]
+        super().__init__(min_detection_score, max_batch_size)
+        if isinstance(person_class_id, bool) or not isinstance(person_class_id, int):
+            raise ValueError(f"person_class_id must be an integer, got {person_class_id!r}")
         if input_size is not None:
             if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 32 or input_size % 32:
                 raise ValueError(f"input_size must be a multiple of 32, got {input_size!r}")

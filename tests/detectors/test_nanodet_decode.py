@@ -80,6 +80,8 @@ def test_human_detector_presets_and_validation() -> None:
     assert det.network_input(480, 360) == (384, 288)
     fast = build_detector("human", {"preset": "fast"})
     assert fast.model == "ssdlite" and fast.model_info()["licence"] == "MIT"
+    assert fast.min_detection_score == 0.15 and det.min_detection_score == 0.4
+    assert build_detector("human", {"preset": "fast", "min_detection_score": 0.3}).min_detection_score == 0.3
     for bad in ({"preset": "best"}, {"input_size": 300}, {"nms_iou": 0}, {"keep_aspect": "yes"}, {"runtime": "onnx"}):
         with pytest.raises(DetectorError):
             build_detector("human", bad)
