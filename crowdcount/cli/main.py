@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "submit": ("crowdcount.cli.jobs:submit", "Upload a video and queue its analysis for the worker."),
     "status": ("crowdcount.cli.jobs:status", "Show a video's processing steps (DynamoDB document)."),
     "results": ("crowdcount.cli.jobs:results", "Download a video's result file from S3."),
+    "eval": ("crowdcount.cli.eval:eval_command", "Measure counts and detections against ground truth."),
 }
 
 

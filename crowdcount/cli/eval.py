@@ -1,0 +1,198 @@
+"""``crowdcount eval``: how close the counts and boxes are to ground truth (MOTChallenge or dlib imglab XML)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from crowdcount.cli.analyze import detector_specs
+from crowdcount.cli.common import config_option, get_config, parse_key_values
+from crowdcount.config import build_detectors
+from crowdcount.detectors import DETECTORS, resolve_name
+from crowdcount.errors import ConfigError
+from crowdcount.eval import (
+    EvalReport,
+    IgnoreRegion,
+    detect_images,
+    detect_video,
+    detections_from_document,
+    evaluate_run,
+    gt_format,
+    load_document,
+    parse_frames,
+    parse_size,
+    read_imglab,
+    read_mot,
+)
+from crowdcount.eval.runner import SCORE_FLOOR
+
+logger = logging.getLogger(__name__)
+
+
+@click.command("eval")
+@click.argument("source", required=False, type=click.Path())
+@click.option(
+    "--gt",
+    "gt_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Ground truth: MOTChallenge gt.txt (for a video or result file) or dlib imglab XML (images).",
+)
+@click.option("--gt-scale", type=float, default=None, help="Multiply the ground-truth pixel coordinates by this.")
+@click.option("--gt-size", default=None, metavar="WxH", help="Resolution the ground truth was annotated at.")
+@click.option(
+    "--ignore",
+    "ignore",
+    multiple=True,
+    metavar="X0,Y0,X1,Y1",
+    help="Ignore region in video pixels (repeatable): boxes whose bottom-centre lies inside count for nothing.",
+)
+@click.option("--frames", default=None, metavar="A-B", help="Evaluate only these annotated frames, e.g. 63-124.")
+@click.option("--iou", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True, help="IoU match.")
+@click.option(
+    "--min-score",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Score threshold for counts, precision and recall (default: the detector's min_detection_score).",
+)
+@click.option("-d", "--detector", default=None, help="Detector to run or read: human (MOT default) or face (XML).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Frames per model call.")
+@click.option(
+    "--detector-arg",
+    "detector_arg",
+    multiple=True,
+    metavar="DETECTOR.KEY=VALUE",
+    help="Any detector argument, e.g. human.model=ssdlite (repeatable).",
+)
+@click.option(
+    "--smooth",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Count metrics on the running median of the counts over this many frames (odd).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@click.option("--per-frame", is_flag=True, help="Also list each frame's true and predicted count.")
+@config_option
+def eval_command(
+    source: str | None,
+    gt_path: str,
+    gt_scale: float | None,
+    gt_size: str | None,
+    ignore: tuple[str, ...],
+    frames: str | None,
+    iou: float,
+    min_score: float | None,
+    detector: str | None,
+    batch_size: int | None,
+    detector_arg: tuple[str, ...],
+    smooth: int,
+    as_json: bool,
+    per_frame: bool,
+    config_path: str | None,
+) -> None:
+    """Measure counts and detections against ground truth.
+
+    SOURCE is a video (the detector runs on the annotated frames only), or a result JSON written by
+    `crowdcount analyze`. With imglab XML ground truth, SOURCE is left out: the images it lists are used.
+    Prints per-frame count MAE, RMSE and bias, precision / recall / F1 at the score threshold, and AP over
+    every score (detectors run down to score 0.05 for it).
+    """
+    fmt = gt_format(gt_path)
+    name = resolve_name(detector or ("face" if fmt == "imglab" else "human"))
+    category = DETECTORS[name].category
+    regions = [IgnoreRegion.parse(r) for r in ignore]
+    if smooth % 2 == 0:
+        raise ConfigError(f"--smooth must be odd, got {smooth}", "e.g. --smooth 5: the median of 5 frames")
+    is_document = source is not None and Path(source).suffix.lower() == ".json"
+
+    def build() -> Any:
+        config = get_config(config_path)
+        specs = detector_specs(
+            config["human_detection"]["detectors"],
+            (name,),
+            None,
+            batch_size,
+            parse_key_values(detector_arg, "--detector-arg"),
+        )
+        return build_detectors(specs)[0]
+
+    if fmt == "imglab":
+        if source is not None:
+            raise ConfigError("imglab XML ground truth lists its own images: leave SOURCE out")
+        gt = read_imglab(gt_path)
+        keys: list[Any] = list(gt.frames)
+        run = detect_images([str(k) for k in keys], build(), SCORE_FLOOR)
+    else:
+        if source is None:
+            raise ConfigError("MOTChallenge ground truth needs a SOURCE: the video, or its result JSON")
+        scale_args = {"scale": gt_scale, "annotation_size": parse_size(gt_size) if gt_size else None}
+        if is_document:
+            document = load_document(source)
+            run = detections_from_document(document, category, source)
+            gt = read_mot(gt_path, (run.width, run.height), **scale_args)
+            keys = parse_frames(frames, [k for k in gt.frames if isinstance(k, int)])
+        else:
+            from crowdcount.analyzer import probe_video
+
+            info = probe_video(source)
+            gt = read_mot(gt_path, (info.width, info.height), **scale_args)
+            keys = parse_frames(frames, [k for k in gt.frames if isinstance(k, int)])
+            run = detect_video(source, build(), keys, SCORE_FLOOR)
+    report = evaluate_run(run, gt, keys, min_score, iou, regions, smooth)
+    for warning in report.extra.get("warnings", []):
+        click.echo(f"Warning: {warning}", err=True)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(per_frame=per_frame), indent=2))
+    else:
+        print_report(report, per_frame)
+
+
+def _fmt(value: float, digits: int = 3) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def print_report(report: EvalReport, per_frame: bool = False) -> None:
+    """A rich table of one evaluation."""
+    extra = report.extra
+    unit = extra.get("unit", "frame")
+    noun = "faces" if extra.get("category") == "Face" else "people"
+    smoothing = f"; median of {extra['count_smoothing']} {unit}s" if extra.get("count_smoothing", 1) > 1 else ""
+    iou = f"{report.iou_threshold:g}"
+    table = Table(title=f"crowdcount eval: {extra.get('category', '')} in {Path(str(extra.get('source'))).name}")
+    table.add_column("Metric")
+    table.add_column("Value", justify="right")
+    table.add_column("Notes")
+    rows = [
+        (f"{unit}s evaluated", str(report.frames), f"ground truth {Path(str(extra.get('ground_truth'))).name}"),
+        (f"{noun} annotated", str(report.gt_total), f"{_fmt(report.mean_gt_count, 2)} per {unit}"),
+        ("count MAE", _fmt(report.count_mae), f"{noun} per {unit}; mean count {_fmt(report.mean_count, 2)}{smoothing}"),
+        ("count RMSE", _fmt(report.count_rmse), ""),
+        ("count bias", f"{report.count_bias:+.3f}" if not math.isnan(report.count_bias) else "-", "> 0: overcounts"),
+        ("precision", _fmt(report.precision), f"{report.tp} TP, {report.fp} FP at score >= {report.threshold:g}"),
+        ("recall", _fmt(report.recall), f"{report.fn} FN, IoU >= {iou}"),
+        ("F1", _fmt(report.f1), ""),
+        (f"AP{round(report.iou_threshold * 100)}", _fmt(report.ap), f"scores >= {extra.get('score_floor', 0):g}"),
+    ]
+    if extra.get("fps"):
+        rows.append(("speed", f"{extra['fps']:.1f}", f"{unit}s per second, decoding + detection"))
+    if extra.get("gt_scale_reason") not in (None, "none"):
+        rows.append(("ground-truth scale", f"{extra['gt_scale']:g}", str(extra["gt_scale_reason"])))
+    for metric, value, note in rows:
+        table.add_row(metric, value, note)
+    console = Console(soft_wrap=True)
+    console.print(table)
+    if per_frame:
+        frames = Table(title="per-frame counts")
+        for column in (unit, "true", "predicted"):
+            frames.add_column(column, justify="right")
+        for row in report.per_frame:
+            frames.add_row(str(row["frame"]), str(row["gt"]), f"{row['count']:g}")
+        console.print(frames)

@@ -1,0 +1,352 @@
+"""Ground truth: MOTChallenge ``gt.txt`` files (videos) and dlib imglab XML files (images), plus ignore regions.
+
+Boxes are held as ``[x_min, y_min, x_max, y_max]`` pixels of the media being evaluated, with an ``ignore``
+flag per box: an ignored box is neither found nor missed, and a detection matching it is neither right nor
+wrong (MOTChallenge rows with ``conf`` 0, imglab boxes with ``ignore='1'``, boxes in ignore regions).
+"""
+
+from __future__ import annotations
+
+import configparser
+import logging
+import math
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from crowdcount.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+#: Common video resolutions, tried (smallest first, same aspect ratio) when a MOTChallenge file's boxes do not
+#: fit the video and neither a scale nor the annotation size was given.
+STANDARD_SIZES: tuple[tuple[int, int], ...] = (
+    (320, 240),
+    (352, 288),
+    (384, 288),
+    (480, 360),
+    (640, 360),
+    (640, 480),
+    (704, 576),
+    (720, 480),
+    (720, 576),
+    (768, 576),
+    (800, 600),
+    (854, 480),
+    (960, 540),
+    (1024, 576),
+    (1024, 768),
+    (1280, 720),
+    (1280, 960),
+    (1280, 1024),
+    (1600, 1200),
+    (1920, 1080),
+    (2560, 1440),
+    (3840, 2160),
+)
+
+
+@dataclass(frozen=True)
+class GroundTruthFrame:
+    """The annotated boxes of one frame or image: ``xyxy`` ``(N, 4)`` pixels and an ``ignore`` ``(N,)`` mask."""
+
+    xyxy: np.ndarray
+    ignore: np.ndarray
+
+    def __post_init__(self) -> None:
+        xyxy = np.asarray(self.xyxy, np.float32).reshape(-1, 4)
+        ignore = np.asarray(self.ignore, bool).reshape(-1)
+        if len(ignore) != len(xyxy):
+            raise ValueError(f"ground truth has {len(xyxy)} boxes but {len(ignore)} ignore flags")
+        object.__setattr__(self, "xyxy", xyxy)
+        object.__setattr__(self, "ignore", ignore)
+
+    @classmethod
+    def empty(cls) -> GroundTruthFrame:
+        """A frame with nobody in it."""
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, bool))
+
+    @property
+    def count(self) -> int:
+        """The number of people (boxes not ignored)."""
+        return int((~self.ignore).sum())
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+
+@dataclass
+class GroundTruth:
+    """Annotated frames (1-based frame index -> boxes) or images (path -> boxes).
+
+    Attributes:
+        frames: the annotations; for a video every frame from 1 (or ``first``) to ``last`` is annotated, a
+            frame without rows holding nobody.
+        source: the file read.
+        scale: the factor applied to the file's pixel coordinates.
+        scale_reason: how that factor was decided (given, seqinfo.ini, inferred, none).
+        width, height: the media size the boxes are in (0 when unknown).
+    """
+
+    frames: dict[int | str, GroundTruthFrame]
+    source: str
+    scale: float = 1.0
+    scale_reason: str = "none"
+    width: int = 0
+    height: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def keys(self) -> list[int | str]:
+        return list(self.frames)
+
+    @property
+    def total(self) -> int:
+        """People annotated in all frames (ignored boxes excluded)."""
+        return sum(f.count for f in self.frames.values())
+
+
+@dataclass(frozen=True)
+class IgnoreRegion:
+    """A rectangle in media pixels; a box whose bottom-centre point (a person's feet) lies inside is ignored."""
+
+    x_min: float
+    y_min: float
+    x_max: float
+    y_max: float
+
+    @classmethod
+    def parse(cls, text: str) -> IgnoreRegion:
+        """Parse ``x_min,y_min,x_max,y_max`` (pixels of the media)."""
+        try:
+            values = [float(v) for v in text.replace(" ", "").split(",")]
+        except ValueError:
+            values = []
+        if len(values) != 4 or not all(math.isfinite(v) for v in values):
+            raise ConfigError(f"ignore region {text!r} is not x_min,y_min,x_max,y_max", "e.g. --ignore 0,0,480,70")
+        x0, y0, x1, y1 = values
+        if x1 <= x0 or y1 <= y0:
+            raise ConfigError(f"ignore region {text!r} is empty: x_max must exceed x_min and y_max y_min")
+        return cls(x0, y0, x1, y1)
+
+    def contains_feet(self, xyxy: np.ndarray) -> np.ndarray:
+        """Which of the boxes ``(N, 4)`` have their bottom-centre point inside this region."""
+        xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
+        fx = (xyxy[:, 0] + xyxy[:, 2]) / 2
+        fy = xyxy[:, 3]
+        return (fx >= self.x_min) & (fx <= self.x_max) & (fy >= self.y_min) & (fy <= self.y_max)
+
+    def __str__(self) -> str:
+        return f"{self.x_min:g},{self.y_min:g},{self.x_max:g},{self.y_max:g}"
+
+
+def in_ignore_regions(xyxy: np.ndarray, regions: Sequence[IgnoreRegion]) -> np.ndarray:
+    """Mask of the boxes whose bottom-centre point lies in any of ``regions``."""
+    xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
+    mask = np.zeros(len(xyxy), bool)
+    for region in regions:
+        mask |= region.contains_feet(xyxy)
+    return mask
+
+
+def apply_ignore_regions(gt: GroundTruth, regions: Sequence[IgnoreRegion]) -> GroundTruth:
+    """A copy of ``gt`` with the boxes in ``regions`` flagged as ignored."""
+    if not regions:
+        return gt
+    frames = {
+        key: GroundTruthFrame(f.xyxy, f.ignore | in_ignore_regions(f.xyxy, regions)) for key, f in gt.frames.items()
+    }
+    return GroundTruth(frames, gt.source, gt.scale, gt.scale_reason, gt.width, gt.height, list(gt.warnings))
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse ``WIDTHxHEIGHT`` (e.g. ``768x576``)."""
+    width, sep, height = text.lower().partition("x")
+    try:
+        size = (int(width), int(height))
+    except ValueError:
+        size = (0, 0)
+    if not sep or size[0] <= 0 or size[1] <= 0:
+        raise ConfigError(f"size {text!r} is not WIDTHxHEIGHT", "e.g. --gt-size 768x576")
+    return size
+
+
+def read_seqinfo(gt_path: Path) -> tuple[int, int] | None:
+    """The annotation size from a MOTChallenge ``seqinfo.ini`` (``SEQ/seqinfo.ini`` beside ``SEQ/gt/gt.txt``)."""
+    for candidate in (gt_path.parent / "seqinfo.ini", gt_path.parent.parent / "seqinfo.ini"):
+        if candidate.is_file():
+            parser = configparser.ConfigParser()
+            try:
+                parser.read(candidate, encoding="utf-8")
+                return int(parser["Sequence"]["imWidth"]), int(parser["Sequence"]["imHeight"])
+            except (configparser.Error, KeyError, ValueError):
+                logger.warning("%s has no usable [Sequence] imWidth/imHeight", candidate)
+    return None
+
+
+def infer_annotation_size(max_right: float, max_bottom: float, width: int, height: int) -> tuple[int, int] | None:
+    """The smallest common resolution with the video's aspect ratio that holds every box, when the boxes do not
+    fit the video itself (``None`` when they do)."""
+    if max_right <= width * 1.02 and max_bottom <= height * 1.02:
+        return None
+    aspect = width / height
+    for w, h in STANDARD_SIZES:
+        if abs(w / h - aspect) / aspect < 0.01 and w >= width and max_right <= w * 1.02 and max_bottom <= h * 1.02:
+            return w, h
+    return None
+
+
+def _read_mot_rows(path: Path) -> np.ndarray:
+    rows = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"ground truth {str(path)!r} cannot be read: {exc}") from None
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = [p.strip() for p in line.replace(";", ",").split(",")]
+        if len(parts) < 6:
+            raise ConfigError(
+                f"{path.name} line {number}: expected frame,id,left,top,width,height[,conf,...], got {line!r}",
+                "MOTChallenge ground truth is comma-separated",
+            )
+        try:
+            values = [float(p) for p in parts[:7]]
+        except ValueError:
+            raise ConfigError(f"{path.name} line {number}: not numbers: {line!r}") from None
+        if len(values) == 6:
+            values.append(1.0)
+        rows.append(values)
+    return np.array(rows, np.float64).reshape(-1, 7)
+
+
+def read_mot(
+    path: str | Path,
+    video_size: tuple[int, int] | None = None,
+    scale: float | None = None,
+    annotation_size: tuple[int, int] | None = None,
+) -> GroundTruth:
+    """Read MOTChallenge ground truth (``frame,id,left,top,width,height,conf,...``, 1-based frames).
+
+    Rows with ``conf`` 0 become ignored boxes. Coordinates are multiplied by ``scale``; without it, by
+    ``video_size / annotation_size``, where the annotation size is given, read from a ``seqinfo.ini`` beside
+    the file, or (with a warning) inferred as the smallest common resolution that holds every box when the
+    boxes do not fit ``video_size``. Every frame from 1 to the last annotated one is included.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"ground truth {str(path)!r} does not exist", "give a MOTChallenge gt.txt")
+    rows = _read_mot_rows(path)
+    if not len(rows):
+        raise ConfigError(f"ground truth {str(path)!r} has no rows")
+    if np.any(rows[:, 0] < 1) or np.any(rows[:, 0] != np.round(rows[:, 0])):
+        raise ConfigError(f"ground truth {str(path)!r} has frame numbers that are not 1-based integers")
+    warnings: list[str] = []
+    reason = "given"
+    if scale is None:
+        size = annotation_size
+        reason = "--gt-size" if size else ""
+        if size is None:
+            size = read_seqinfo(path)
+            reason = "seqinfo.ini" if size else ""
+        if size is None and video_size is not None:
+            right = float((rows[:, 2] + rows[:, 4]).max())
+            bottom = float((rows[:, 3] + rows[:, 5]).max())
+            size = infer_annotation_size(right, bottom, *video_size)
+            if size is not None:
+                reason = f"inferred: boxes reach {right:.0f}x{bottom:.0f}, assumed annotated at {size[0]}x{size[1]}"
+                warnings.append(
+                    f"{path.name}: boxes do not fit the {video_size[0]}x{video_size[1]} video; assuming they were "
+                    f"annotated at {size[0]}x{size[1]} (pass --gt-scale or --gt-size to be explicit)"
+                )
+                logger.info(warnings[-1])
+        if size is not None and video_size is not None:
+            sx, sy = video_size[0] / size[0], video_size[1] / size[1]
+            if abs(sx - sy) / max(sx, sy) > 0.01:
+                raise ConfigError(
+                    f"annotation size {size[0]}x{size[1]} and video size {video_size[0]}x{video_size[1]} differ "
+                    "in aspect ratio",
+                    "pass --gt-scale",
+                )
+            scale = sx
+        else:
+            scale = 1.0
+            reason = "none"
+    if not scale > 0:
+        raise ConfigError(f"ground-truth scale must be positive, got {scale!r}")
+    frames: dict[int | str, GroundTruthFrame] = {}
+    last = int(rows[:, 0].max())
+    by_frame: dict[int, list[np.ndarray]] = {}
+    for row in rows:
+        by_frame.setdefault(int(row[0]), []).append(row)
+    for index in range(1, last + 1):
+        mine = np.array(by_frame.get(index, []), np.float64).reshape(-1, 7)
+        xyxy = np.stack([mine[:, 2], mine[:, 3], mine[:, 2] + mine[:, 4], mine[:, 3] + mine[:, 5]], axis=1) * scale
+        frames[index] = GroundTruthFrame(xyxy, mine[:, 6] == 0)
+    width, height = video_size or (0, 0)
+    return GroundTruth(frames, str(path), float(scale), reason, width, height, warnings)
+
+
+def read_imglab(path: str | Path) -> GroundTruth:
+    """Read a dlib imglab XML file; keys are the image paths, resolved against the XML's folder.
+
+    Boxes with ``ignore='1'`` become ignored boxes. Images listed without boxes are negatives.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"ground truth {str(path)!r} does not exist", "give a dlib imglab XML file")
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise ConfigError(f"{str(path)!r} is not an imglab XML file: {exc}") from None
+    images = root.findall("./images/image")
+    if not images:
+        raise ConfigError(f"{str(path)!r} lists no <images><image file=...>", "is this a dlib imglab XML file?")
+    frames: dict[int | str, GroundTruthFrame] = {}
+    for image in images:
+        name = image.get("file")
+        if not name:
+            raise ConfigError(f"{str(path)!r}: an <image> has no file attribute")
+        boxes, ignore = [], []
+        for box in image.findall("box"):
+            try:
+                top, left = float(box.get("top", "")), float(box.get("left", ""))
+                width, height = float(box.get("width", "")), float(box.get("height", ""))
+            except ValueError:
+                raise ConfigError(f"{str(path)!r}: a box of {name} lacks top/left/width/height") from None
+            boxes.append([left, top, left + width, top + height])
+            ignore.append(box.get("ignore", "0").strip().lower() in {"1", "true"})
+        frames[str((path.parent / name).resolve())] = GroundTruthFrame(np.array(boxes).reshape(-1, 4), ignore)
+    return GroundTruth(frames, str(path))
+
+
+def gt_format(path: str | Path) -> str:
+    """``"imglab"`` for an XML file, else ``"mot"``."""
+    return "imglab" if Path(path).suffix.lower() == ".xml" else "mot"
+
+
+def parse_frames(text: str | None, available: Iterable[int]) -> list[int]:
+    """Frame numbers selected by ``A-B`` / ``A,B,C`` / ``A-B,C`` (1-based, inclusive) among ``available``."""
+    available = sorted(available)
+    if not text:
+        return available
+    chosen: set[int] = set()
+    for part in text.split(","):
+        first, dash, last = part.strip().partition("-")
+        try:
+            lo = int(first)
+            hi = int(last) if dash else lo
+        except ValueError:
+            raise ConfigError(f"frames {text!r} is not like 1-62 or 1,5,9", "e.g. --frames 63-124") from None
+        if hi < lo:
+            raise ConfigError(f"frames {part!r}: the range is empty")
+        chosen.update(range(lo, hi + 1))
+    selected = [i for i in available if i in chosen]
+    if not selected:
+        raise ConfigError(f"frames {text!r} selects no annotated frame", f"annotated: {available[0]}-{available[-1]}")
+    return selected

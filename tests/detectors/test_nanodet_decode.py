@@ -1,0 +1,87 @@
+"""NanoDet-g decoding, input sizing and NMS on synthetic head outputs (no model, no TensorFlow)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from crowdcount.detectors import build_detector
+from crowdcount.detectors import nanodet as nd
+from crowdcount.errors import DetectorError
+
+
+def test_input_size() -> None:
+    assert nd.input_size(480, 360, 416, keep_aspect=False) == (416, 416)
+    assert nd.input_size(480, 360, 416) == (480, 352)  # 4:3, about 416 x 416 pixels
+    assert nd.input_size(1920, 1080, 416) == (544, 320)
+    assert nd.input_size(360, 480, 320) == (288, 384)
+    with pytest.raises(ValueError):
+        nd.input_size(480, 360, 400)
+
+
+def test_anchor_grid_order_and_centres() -> None:
+    centres, strides = nd.anchor_grid(64, 32)
+    # stride 8: 4 x 8 cells, stride 16: 2 x 4, stride 32: 1 x 2
+    assert len(centres) == 32 + 8 + 2
+    assert centres[0].tolist() == [4, 4] and centres[1].tolist() == [12, 4]  # row-major
+    assert centres[8].tolist() == [4, 12]  # second row
+    assert centres[32].tolist() == [8, 8] and strides[32] == 16
+    assert centres[-1].tolist() == [48, 16] and strides[-1] == 32
+
+
+def peaked(bins: list[int]) -> np.ndarray:
+    """Box logits whose softmax puts (almost) all mass on one bin per side."""
+    reg = np.full((4, nd.REG_MAX + 1), -50.0, np.float32)
+    for side, b in enumerate(bins):
+        reg[side, b] = 50.0
+    return reg.reshape(-1)
+
+
+def test_distances_are_softmax_expectations() -> None:
+    uniform = np.zeros((1, 44), np.float32)
+    assert nd.distances(uniform)[0].tolist() == pytest.approx([5, 5, 5, 5])
+    assert nd.distances(peaked([1, 2, 3, 10])[None])[0].tolist() == pytest.approx([1, 2, 3, 10])
+    two = np.full((4, 11), -50.0, np.float32)
+    two[:, 2] = two[:, 4] = 0.0  # half on bin 2, half on bin 4
+    assert nd.distances(two.reshape(1, -1))[0].tolist() == pytest.approx([3, 3, 3, 3])
+
+
+def test_decode_one_box() -> None:
+    width, height = 64, 32
+    n = len(nd.anchor_grid(width, height)[0])
+    cls = np.zeros((n, nd.NUM_CLASSES), np.float32)
+    reg = np.zeros((n, 44), np.float32)
+    cell = 32 + 5  # stride 16, row 1, col 1: centre (24, 24)
+    cls[cell, nd.PERSON] = 0.9
+    cls[3, 1] = 0.95  # another class: ignored
+    reg[cell] = peaked([1, 1, 2, 3])  # 16, 16, 32, 48 pixels
+    boxes, scores = nd.decode(cls, reg, width, height, 0.5)
+    assert scores.tolist() == pytest.approx([0.9])
+    assert boxes.tolist() == [[8, 8, 56, 32]]  # right/bottom clipped to the input
+    assert len(nd.decode(cls, reg, width, height, 0.95)[0]) == 0
+
+
+def test_nms() -> None:
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [20, 20, 30, 30], [0, 0, 10, 5]], np.float32)
+    scores = np.array([0.5, 0.9, 0.8, 0.7], np.float32)
+    assert nd.nms(boxes, scores, 0.6).tolist() == [1, 2, 3]  # box 0 overlaps box 1 by IoU 0.82
+    assert nd.nms(boxes, scores, 0.9).tolist() == [1, 2, 3, 0]
+    assert nd.nms(boxes, scores, 0.6, max_detections=2).tolist() == [1, 2]
+    assert nd.nms(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), 0.5).tolist() == []
+
+
+def test_human_detector_presets_and_validation() -> None:
+    det = build_detector("human")
+    assert det.preset == "accurate" and det.model == "nanodet"
+    assert det.arguments()["input_size"] == 416 and det.arguments()["nms_iou"] == 0.6
+    assert det.network_input(480, 360) == (416, 416)
+    assert det.default_model_info()["licence"] == "Apache-2.0"
+    det = build_detector("human", {"input_size": 320, "keep_aspect": True})
+    assert det.network_input(480, 360) == (384, 288)
+    fast = build_detector("human", {"preset": "fast"})
+    assert fast.model == "ssdlite" and fast.model_info()["licence"] == "MIT"
+    assert fast.min_detection_score == 0.15 and det.min_detection_score == 0.4
+    assert build_detector("human", {"preset": "fast", "min_detection_score": 0.3}).min_detection_score == 0.3
+    for bad in ({"preset": "best"}, {"input_size": 300}, {"nms_iou": 0}, {"keep_aspect": "yes"}, {"runtime": "onnx"}):
+        with pytest.raises(DetectorError):
+            build_detector("human", bad)
