@@ -59,7 +59,7 @@ def read_frames(path: Path, wanted: list[int]) -> dict[int, np.ndarray]:
 def test_default_human_detector_counts_people_on_pets09(data_dir: Path) -> None:
     truth = pets_ground_truth(data_dir)
     frames = read_frames(data_dir / "pets09" / "vtest.avi", FRAMES)
-    detector = build_detector("human", {"min_detection_score": 0.3, "max_batch_size": 4})
+    detector = build_detector("human", {"max_batch_size": 4})  # the default model at its own threshold
     results = detector.detect([frames[f] for f in FRAMES])
     errors, matched, counted = [], 0, 0
     for f, dets in zip(FRAMES, results, strict=True):
@@ -69,7 +69,7 @@ def test_default_human_detector_counts_people_on_pets09(data_dir: Path) -> None:
             matched += int((iou(near.xyxy, truth[f]).max(axis=1) >= 0.5).sum())
             counted += len(near)
     mae = float(np.mean(np.abs(errors)))
-    # measured with the pedestrian SSDLite at 0.3: errors [-1, -1, 0, 0, -2, -3], 18 of 26 boxes at IoU 0.5
+    # loose bounds that any usable default must meet (SSDLite at 0.3 had errors [-1,-1,0,0,-2,-3], 18/26 matched)
     assert mae <= 2.0, f"count errors per frame {errors}"
     assert counted >= len(FRAMES) * 2, "the detector found almost nobody"
     assert matched / counted >= 0.6, f"only {matched} of {counted} detections match a person"
