@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import pytest
 
 from crowdcount.aws.jobs import submit_video
@@ -336,14 +337,35 @@ def start_two_workers(stack: Stack) -> tuple[tuple[subprocess.Popen[str], Path],
     return busy, other
 
 
-def assert_done_once_by(stack: Stack, survivor_log: Path, victim_log: Path) -> None:
+def long_clip(folder: Path, repeats: int = 4) -> Path:
+    """The sample clip played ``repeats`` times: a job that surely outlasts a 1 s grace period, even on a
+    machine busy enough to make the sample clip's job short relative to its timings."""
+    path = folder / "vtest-long.mp4"
+    cap = cv2.VideoCapture(str(SAMPLE))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (width, height))
+    for _ in range(repeats):
+        for frame in frames:
+            writer.write(frame)
+    writer.release()
+    return path
+
+
+def assert_done_once_by(stack: Stack, survivor_log: Path, victim_log: Path, name: str = "vtest-15s") -> None:
     entry = stack.store.get_step(2)
     assert entry is not None and entry["state"] == "done" and entry["attempt"] == 2, entry
     document = stack.store.get_document(2)
     assert document is not None and [e["step"] for e in document["process_steps"]] == ["human_detector"]
     assert len(job_events(survivor_log, "job done", 2)) == 1 and not job_events(victim_log, "job done", 2)
     assert len(job_events(victim_log, "job running", 2)) == 1
-    assert stack.results("videos/2/human_detector/") == ["videos/2/human_detector/vtest-15s.json"]
+    assert stack.results("videos/2/human_detector/") == [f"videos/2/human_detector/{name}.json"]
     assert stack.queue_total(stack.resources.queue) == 0 and stack.dead_letters() == []
 
 
@@ -366,8 +388,8 @@ def test_worker_killed_mid_job_the_message_comes_back_and_another_worker_complet
 
 
 @pytest.mark.real_model
-def test_sigterm_mid_job_releases_the_message_and_exits_cleanly(stack: Stack) -> None:
-    submit_video(stack.ctx, stack.config, SAMPLE, 2)
+def test_sigterm_mid_job_releases_the_message_and_exits_cleanly(stack: Stack, tmp_path: Path) -> None:
+    submit_video(stack.ctx, stack.config, long_clip(tmp_path), 2)
     (victim, victim_log), (survivor, survivor_log) = start_two_workers(stack)
     time.sleep(0.5)
     assert victim.poll() is None and not job_events(victim_log, "job done", 2), "the job ended before SIGTERM"
@@ -380,7 +402,7 @@ def test_sigterm_mid_job_releases_the_message_and_exits_cleanly(stack: Stack) ->
     assert job_events(victim_log, "message released") and job_events(victim_log, "job failed", 2)
     rc, _ = finish(survivor, START_TIMEOUT + 60, survivor_log)
     assert rc == 0, survivor_log.read_text()[-3000:]
-    assert_done_once_by(stack, survivor_log, victim_log)
+    assert_done_once_by(stack, survivor_log, victim_log, "vtest-long")
     assert not list(stack.work_dir.iterdir())
 
 
