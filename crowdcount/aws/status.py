@@ -92,7 +92,8 @@ def deserialize_item(item: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class StartResult:
-    """What :meth:`StatusStore.start` did: ``started`` (with the entry written) or found it ``already_done``."""
+    """What :meth:`StatusStore.start` did: ``started`` (with the entry written), or found the step
+    ``already_done`` or ``already_failed`` (``entry`` is then the existing one)."""
 
     started: bool
     entry: dict[str, Any]
@@ -100,7 +101,11 @@ class StartResult:
 
     @property
     def already_done(self) -> bool:
-        return not self.started
+        return not self.started and self.entry.get("state") == "done"
+
+    @property
+    def already_failed(self) -> bool:
+        return not self.started and self.entry.get("state") == "error"
 
 
 class StatusStore:
@@ -162,13 +167,18 @@ class StatusStore:
         video_id: int,
         entry: dict[str, Any],
         is_same_input: Callable[[dict[str, Any]], bool] | None = None,
+        is_failed_redelivery: Callable[[dict[str, Any]], bool] | None = None,
     ) -> StartResult:
         """Record this step as running (``entry`` holds ``run_id``, ``attempt``, ``input`` ...), unless it is
-        already ``done`` and ``is_same_input(existing_entry)`` says the input is unchanged."""
+        already ``done`` and ``is_same_input(existing_entry)`` says the input is unchanged, or it is ``error``
+        and ``is_failed_redelivery(existing_entry)`` says that failure is final for this message."""
         for _ in range(_RETRIES):
             document = self.get_document(video_id)
             index, existing = self.find_step(document)
-            if existing is not None and existing.get("state") == "done" and is_same_input and is_same_input(existing):
+            state = (existing or {}).get("state")
+            if existing is not None and state == "done" and is_same_input and is_same_input(existing):
+                return StartResult(started=False, entry=existing)
+            if existing is not None and state == "error" and is_failed_redelivery and is_failed_redelivery(existing):
                 return StartResult(started=False, entry=existing)
             now = now_iso()
             new = {

@@ -255,6 +255,8 @@ class Worker:
         self.queue_url = ""
         self.dlq_url: str | None = None
         self.max_receive_count: int | None = None
+        #: Whether the queue has a redrive policy (``None``: unknown, not allowed to read it).
+        self.has_redrive: bool | None = None
         # Re-entrant: request_stop() also runs from signal handlers, i.e. in the main thread, possibly while
         # the main thread holds the lock.
         self._lock = threading.RLock()
@@ -295,7 +297,11 @@ class Worker:
     # -- start-up ------------------------------------------------------------------------------------
     def check(self) -> None:
         """Check that the queue, the bucket and the table answer; :class:`AWSError` (exit code 3) otherwise.
-        Also finds the DLQ (from the queue's redrive policy, else by name)."""
+
+        Only calls the least-privilege task role allows are required (``GetQueueUrl``, ``ListBucket`` on the
+        input prefix, ``GetItem``). The DLQ is found from the queue's redrive policy (``GetQueueAttributes``),
+        else by name; when that is not allowed, bad messages are left to the redrive policy instead of being
+        sent to the DLQ at once (see :meth:`_dead_letter`)."""
         s = self.settings
         endpoint = self.clients.endpoint_url
         sqs = self.clients.sqs
@@ -307,38 +313,53 @@ class Worker:
                     f"queue {s.queue!r} does not exist", "create it, or start `crowdcount sandbox`"
                 ) from None
             raise to_aws_error(exc, f"opening queue {s.queue!r}", endpoint) from None
+        dlq_name = s.dlq
         try:
             attributes = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["RedrivePolicy"])
             redrive_text = attributes.get("Attributes", {}).get("RedrivePolicy")
-            dlq_name = s.dlq
+            self.has_redrive = bool(redrive_text)
             if redrive_text:
                 redrive = json.loads(redrive_text)
                 dlq_name = str(redrive["deadLetterTargetArn"]).rsplit(":", 1)[-1]
                 self.max_receive_count = int(redrive["maxReceiveCount"])
             else:
                 logger.warning("queue %s has no redrive policy: failing jobs are retried until they expire", s.queue)
-            if dlq_name:
-                try:
-                    self.dlq_url = sqs.get_queue_url(QueueName=dlq_name)["QueueUrl"]
-                except Exception as exc:
-                    if not is_not_found(exc):
-                        raise
-                    logger.warning("dead-letter queue %s does not exist: bad messages will only be logged", dlq_name)
-        except AWSError:
-            raise
         except Exception as exc:
-            raise to_aws_error(exc, f"reading the attributes of queue {s.queue!r}", endpoint) from None
+            if not is_aws_exception(exc):
+                raise
+            logger.warning(
+                "cannot read the redrive policy of queue %s (%s): assuming it has one",
+                s.queue,
+                error_code(exc) or type(exc).__name__,
+            )
+        if dlq_name:
+            try:
+                self.dlq_url = sqs.get_queue_url(QueueName=dlq_name)["QueueUrl"]
+            except Exception as exc:
+                if not is_aws_exception(exc):
+                    raise
+                logger.warning(
+                    "cannot open the dead-letter queue %s (%s): bad messages are left to the queue's redrive policy",
+                    dlq_name,
+                    error_code(exc) or type(exc).__name__,
+                )
         try:
-            self.clients.s3.head_bucket(Bucket=s.bucket)
+            self.clients.s3.list_objects_v2(Bucket=s.bucket, Prefix=s.input_prefix, MaxKeys=1)
         except Exception as exc:
             if is_not_found(exc):
                 raise AWSError(f"bucket {s.bucket!r} does not exist", "check video_split.output_bucket") from None
             raise to_aws_error(exc, f"opening bucket {s.bucket!r}", endpoint) from None
         try:
-            self.clients.dynamodb.describe_table(TableName=s.table)
+            self.clients.dynamodb.get_item(
+                TableName=s.table, Key={"VideoId": {"N": "-1"}}, ProjectionExpression="VideoId"
+            )
         except Exception as exc:
             if is_not_found(exc):
                 raise AWSError(f"table {s.table!r} does not exist", "check dynamodb.table_id and region") from None
+            if error_code(exc) == "ValidationException":
+                raise to_aws_error(
+                    exc, f"opening table {s.table!r}", endpoint, "its key must be VideoId, a number"
+                ) from None
             raise to_aws_error(exc, f"opening table {s.table!r}", endpoint) from None
 
     def _ensure_analyzer(self) -> VideoAnalyzer:
@@ -581,11 +602,27 @@ class Worker:
                 and entry.get("config") == self.settings.config_fingerprint
             )
             result = entry.get("result_file") or {}
-            return bool(
-                same
-                and result.get("bucket")
-                and result.get("key")
-                and object_exists(self.clients.s3, result["bucket"], result["key"])
+            if not (same and result.get("bucket") and result.get("key")):
+                return False
+            try:
+                return object_exists(self.clients.s3, result["bucket"], result["key"])
+            except AWSError as exc:  # e.g. a role that may write results but not read them: trust the document
+                logger.debug("cannot check the result file of VideoId %s: %s", job.video_id, exc)
+                return True
+
+        return check
+
+    @staticmethod
+    def _failed_redelivery(obj: S3Object | None, ctx: _JobContext) -> Callable[[dict[str, Any]], bool]:
+        """Whether an ``error`` entry is this very message's permanent failure on this input (a message left to
+        the redrive policy coming back): it is released again rather than recomputed."""
+
+        def check(entry: dict[str, Any]) -> bool:
+            return (
+                entry.get("retryable") is False
+                and bool(ctx.message_id)
+                and entry.get("message_id") == ctx.message_id
+                and (entry.get("input") or {}).get("etag") == (obj.etag if obj else None)
             )
 
         return check
@@ -611,13 +648,19 @@ class Worker:
                 "input": obj.to_dict() if obj else {"bucket": job.bucket, "key": job.key},
                 "config": s.config_fingerprint,
             }
-            start = self.status.start(job.video_id, entry, self._same_input(obj, job))
+            start = self.status.start(
+                job.video_id, entry, self._same_input(obj, job), self._failed_redelivery(obj, ctx)
+            )
         except Exception as exc:  # the step could not be recorded: nothing ran, retry later
             if not isinstance(exc, AWSError):
                 logger.exception("unexpected failure on VideoId %s", job.video_id)
             reason = str(exc) if isinstance(exc, AWSError) else f"{type(exc).__name__}: {exc}"
             self._log(logging.WARNING, "job failed", job, ctx, state="error", reason=reason, retryable=True)
             return TRANSIENT, reason
+        if start.already_failed:
+            reason = str(start.entry.get("reason") or "failed")
+            self._log(logging.WARNING, "job already failed", job, ctx, state="error", reason=reason)
+            return PERMANENT, reason
         if start.already_done:
             self._log(
                 logging.INFO,
@@ -792,28 +835,43 @@ class Worker:
 
     def _dead_letter(self, ctx: _JobContext, reason: str) -> None:
         """Send the message to the DLQ (with the reason as attributes), then delete it: in that order, so a
-        crash in between duplicates it rather than losing it."""
+        crash in between duplicates it rather than losing it.
+
+        Without a DLQ this worker may write to (not found, or not allowed: a least-privilege role need not
+        grant ``sqs:SendMessage`` on it), the message is made visible again at once and the queue's redrive
+        policy moves it to the DLQ after ``maxReceiveCount`` receives; meanwhile each redelivery is recognised
+        (same message, recorded as a permanent error) and released again without recomputing. Only a queue
+        known to have no redrive policy gets the message deleted (logged as dropped)."""
         self._end_heartbeat(ctx)
-        if self.dlq_url is None:
-            logger.error("no dead-letter queue: dropping message %s (%s)", ctx.message_id, reason)
+        if self.dlq_url is not None:
+            attributes = {
+                "crowdcount-error": {"DataType": "String", "StringValue": reason[:1000] or "error"},
+                "crowdcount-source-message-id": {"DataType": "String", "StringValue": ctx.message_id or "?"},
+                "crowdcount-attempt": {"DataType": "Number", "StringValue": str(ctx.attempt)},
+                "crowdcount-worker": {"DataType": "String", "StringValue": self.worker_id},
+            }
+            try:
+                self.clients.sqs.send_message(
+                    QueueUrl=self.dlq_url,
+                    MessageBody=ctx.message.get("Body") or "(empty)",
+                    MessageAttributes=attributes,
+                )
+            except Exception as exc:
+                logger.error(
+                    "could not send message %s to the dead-letter queue (%s): leaving it to the redrive policy",
+                    ctx.message_id,
+                    error_code(exc) or exc,
+                )
+            else:
+                self._delete(ctx)
+                self._log(logging.WARNING, "message sent to the dead-letter queue", ctx=ctx, reason=reason)
+                return
+        if self.has_redrive is False:
             self._delete(ctx)
+            self._log(logging.ERROR, "message dropped", ctx=ctx, reason=f"{reason} (no dead-letter queue, no redrive)")
             return
-        attributes = {
-            "crowdcount-error": {"DataType": "String", "StringValue": reason[:1000] or "error"},
-            "crowdcount-source-message-id": {"DataType": "String", "StringValue": ctx.message_id or "?"},
-            "crowdcount-attempt": {"DataType": "Number", "StringValue": str(ctx.attempt)},
-            "crowdcount-worker": {"DataType": "String", "StringValue": self.worker_id},
-        }
-        try:
-            self.clients.sqs.send_message(
-                QueueUrl=self.dlq_url, MessageBody=ctx.message.get("Body") or "(empty)", MessageAttributes=attributes
-            )
-        except Exception as exc:
-            # Not deleted: it comes back, and the redrive policy moves it to the DLQ after maxReceiveCount.
-            logger.error("could not send message %s to the dead-letter queue: %s", ctx.message_id, exc)
-            return
-        self._delete(ctx)
-        self._log(logging.WARNING, "message sent to the dead-letter queue", ctx=ctx, reason=reason)
+        self._change_visibility(ctx.receipt, 0)
+        self._log(logging.WARNING, "message left to the redrive policy", ctx=ctx, reason=reason)
 
 
 def _describe_source(document: dict[str, Any], obj: S3Object, local_path: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import threading
@@ -14,7 +15,9 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
+from crowdcount.analyzer import VideoAnalyzer
 from crowdcount.aws.jobs import submit_video
 from crowdcount.aws.messages import STOP_BODY, job_body
 from crowdcount.aws.session import make_context
@@ -308,3 +311,69 @@ def test_unreachable_endpoint_fails_at_start(aws_env: None, tmp_path: Path) -> N
     with pytest.raises(AWSError, match=r"cannot reach http://127\.0\.0\.1:9") as info:
         worker.run()
     assert info.value.exit_code == 3 and time.monotonic() - started < 30
+
+
+class Denying:
+    """A boto3 client whose listed operations fail with AccessDenied (a least-privilege IAM role)."""
+
+    def __init__(self, client: Any, denied: set[str], when: Any = None) -> None:
+        self._client = client
+        self._denied = denied
+        self._when = when or (lambda name, kwargs: True)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if name not in self._denied:
+            return attr
+
+        def deny(**kwargs: Any) -> Any:
+            if not self._when(name, kwargs):
+                return attr(**kwargs)
+            error = {"Error": {"Code": "AccessDenied", "Message": f"not allowed: {name}"}}
+            raise ClientError(error, name)
+
+        return deny
+
+
+def test_least_privilege_role_bad_messages_reach_the_dlq_through_the_redrive_policy(
+    aws: MockAws, tiny_video: Path, corrupt_video: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The deploy task role grants no GetQueueAttributes, no DLQ access, no HeadBucket, no DescribeTable."""
+    aws.send(job_body(20, aws.bucket, aws.put_video(corrupt_video, 20)))
+    aws.send("not json at all")
+    aws.send(job_body(21, aws.bucket, aws.put_video(tiny_video, 21)))
+    dlq_name = aws.resources.dlq
+    sqs = Denying(
+        aws.sqs,
+        {"get_queue_attributes", "send_message", "get_queue_url"},
+        when=lambda name, kwargs: name != "get_queue_url" or kwargs.get("QueueName") == dlq_name,
+    )
+    clients = WorkerClients(sqs, Denying(aws.s3, {"head_bucket"}), Denying(aws.dynamodb, {"describe_table"}))
+    settings = WorkerSettings.from_config(aws.config)
+    analyzer = VideoAnalyzer([FakeDetector()], frame_ratio=0.5)
+    worker = Worker(clients, WorkerSettings(**{**settings.__dict__, "idle_timeout_seconds": 2}), analyzer)
+    with caplog.at_level(logging.INFO, logger="crowdcount.aws.worker"):
+        stats = run(worker)
+    assert worker.dlq_url is None and worker.has_redrive is None
+    assert stats.done == 1 and step(aws, 21)["state"] == "done"
+    entry = step(aws, 20)
+    assert entry["state"] == "error" and entry["retryable"] is False and entry["attempt"] == 1
+    events = [getattr(r, "event", "") for r in caplog.records]
+    assert events.count("job already failed") == 2  # attempts 2 and 3: released again, not recomputed
+    assert events.count("message left to the redrive policy") == 6  # 2 messages x 3 receives
+    dead = aws.drain(aws.dlq_url)  # moved there by SQS after maxReceiveCount (3) receives
+    expected = [job_body(20, aws.bucket, "videos/20/video/corrupt.mp4"), "not json at all"]
+    assert sorted(m["Body"] for m in dead) == sorted(expected)
+    assert aws.queue_counts() == (0, 0)
+
+
+def test_a_table_with_another_key_is_refused_at_start(aws: MockAws) -> None:
+    aws.dynamodb.create_table(
+        TableName="other-key",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    worker = aws.worker(config=aws.config.with_overrides({"dynamodb": {"table_id": "other-key"}}))
+    with pytest.raises(AWSError, match="key must be VideoId, a number"):
+        worker.check()
