@@ -114,6 +114,7 @@ def configure_logging(level: str, fmt: str) -> None:
 @click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
+    envvar="CROWDCOUNT_LOG_FORMAT",
     default="text",
     show_default=True,
     help="Plain text or one JSON object per line.",

@@ -74,6 +74,7 @@ EXPECTED_ENVIRONMENT = [
     {"name": "CROWDCOUNT_DYNAMODB__REGION", "value": "us-east-1"},
     {"name": "CROWDCOUNT_DYNAMODB__TABLE_ID", "value": "crowdcount-videos"},
     {"name": "CROWDCOUNT_HUMAN_DETECTION__RESULT_PREFIX", "value": "results/"},
+    {"name": "CROWDCOUNT_LOG_FORMAT", "value": "json"},
     {"name": "CROWDCOUNT_VIDEO_SPLIT__INPUT_PREFIX", "value": "videos/"},
     {"name": "CROWDCOUNT_VIDEO_SPLIT__OUTPUT_BUCKET", "value": "crowdcount-videos"},
     {"name": "CROWDCOUNT_WORKER__GRACE_PERIOD_SECONDS", "value": "90"},

@@ -123,6 +123,7 @@ def environment_for(config: Config) -> list[dict[str, str]]:
     env: dict[str, str] = {
         "AWS_DEFAULT_REGION": config["aws_region"],
         "CROWDCOUNT_AWS_REGION": config["aws_region"],
+        "CROWDCOUNT_LOG_FORMAT": "json",  # one JSON object per log line in CloudWatch
         "CROWDCOUNT_AWS_QUEUES__HUMAN_DETECTION": config.get("aws_queues.human_detection"),
         "CROWDCOUNT_DYNAMODB__REGION": config.get("dynamodb.region"),
         "CROWDCOUNT_DYNAMODB__TABLE_ID": config.get("dynamodb.table_id"),
