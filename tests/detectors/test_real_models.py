@@ -59,11 +59,11 @@ def test_default_human_detector_ap_on_pets09_start(shared_data: Path) -> None:
     assert report.count_mae <= 1.0
 
 
-def test_fast_preset_and_model_path_still_load_od_api_models(shared_data: Path) -> None:
+def test_ssdlite_preset_and_model_path_still_load_od_api_models(shared_data: Path) -> None:
     from crowdcount.detectors.human import default_ssdlite_path
 
     frame = pets_frames(shared_data / "pets09" / "vtest.avi", {60})[60]
-    fast = build_detector("human", {"preset": "fast", "min_detection_score": 0.3}).detect([frame])[0]
+    fast = build_detector("human", {"preset": "ssdlite", "min_detection_score": 0.3}).detect([frame])[0]
     by_path = build_detector("human", {"model_path": str(default_ssdlite_path()), "min_detection_score": 0.3})
     same = by_path.detect([frame])[0]
     assert len(fast) >= 2
