@@ -69,7 +69,7 @@ logger = logging.getLogger(__name__)
     "detector_arg",
     multiple=True,
     metavar="DETECTOR.KEY=VALUE",
-    help="Any detector argument, e.g. human.model=ssdlite (repeatable).",
+    help="Any detector argument, e.g. human.preset=fast (repeatable).",
 )
 @click.option(
     "--smooth",

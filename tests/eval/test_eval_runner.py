@@ -1,0 +1,65 @@
+"""Runners: detections from a video's annotated frames only (a stub detector: no model), and the CLI on real
+footage with the real default model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from crowdcount.cli.main import cli
+from crowdcount.detectors import Detections, Detector
+from crowdcount.eval import detect_video, evaluate_run, read_mot
+
+
+class BoxEveryFrame(Detector):
+    """Reports one fixed box at score 0.3 and one at 0.9 in every frame, and remembers what it saw."""
+
+    category = "Human"
+    name = "stub"
+
+    def __init__(self) -> None:
+        super().__init__(min_detection_score=0.5, max_batch_size=3)
+        self.seen = 0
+
+    def _load(self) -> None:
+        pass
+
+    def _detect(self, frames: Sequence[np.ndarray]) -> list[Detections]:
+        self.seen += len(frames)
+        boxes = np.array([[0, 0, 10, 10], [100, 100, 120, 160]], np.float32)
+        return [Detections(boxes, np.array([0.3, 0.9]), np.ones(2)) for _ in frames]
+
+    def model_info(self) -> dict[str, Any]:
+        return {"name": "stub"}
+
+
+def test_detect_video_runs_only_annotated_frames_at_the_score_floor(shared_data: Path) -> None:
+    detector = BoxEveryFrame()
+    run = detect_video(shared_data / "pets09" / "vtest.avi", detector, [2, 3, 5, 9])
+    assert sorted(run.detections) == [2, 3, 5, 9] and detector.seen == 4
+    assert run.threshold == 0.5 and run.score_floor == 0.05
+    assert detector.min_detection_score == 0.5  # restored
+    assert [len(s) for _, s in run.detections.values()] == [2, 2, 2, 2]  # the 0.3 box is kept for AP
+    gt = read_mot(shared_data / "pets09" / "gt_frames001-124.txt", video_size=(480, 360))
+    report = evaluate_run(run, gt, [2, 3, 5, 9])
+    assert report.per_frame[0]["count"] == 1  # counted at the detector's threshold, 0.5
+    assert report.extra["unit"] == "frame" and report.extra["gt_scale"] == 0.625
+
+
+@pytest.mark.real_model
+def test_eval_cli_on_video_with_the_fast_preset(shared_data: Path) -> None:
+    pets = shared_data / "pets09"
+    args = ["eval", str(pets / "vtest.avi"), "--gt", str(pets / "gt_frames001-124.txt"), "--frames", "1-10"]
+    args += ["--ignore", "0,0,480,70", "--detector-arg", "human.preset=fast", "--min-score", "0.45", "--json"]
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 0, out.output
+    metrics = json.loads(out.output[out.output.index("{") :])
+    assert metrics["frames"] == 10 and metrics["threshold"] == 0.45
+    assert metrics["count_mae"] <= 1.5 and metrics["ap"] >= 0.6
+    assert metrics["detectors"][0]["arguments"]["input_size"] == 320
