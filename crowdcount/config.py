@@ -54,6 +54,7 @@ SCHEMA: dict[str, Any] = {
     "human_detection": {
         "detectors": Detectors(),
         "frame_ratio": float,
+        "count_smoothing_s": float,
         "max_batch_size": Optional(int),
         "result_step": str,
         "result_prefix": Optional(str),
@@ -109,6 +110,7 @@ DEFAULTS: dict[str, Any] = {
             ["FaceDetector", {"min_detection_score": 0.4, "max_batch_size": 5}],
         ],
         "frame_ratio": 0.2,
+        "count_smoothing_s": 0.5,
         "max_batch_size": None,
         "result_step": "human_detector",
         "result_prefix": None,
@@ -271,6 +273,12 @@ class Config:
             raise ConfigError(
                 f"config key 'human_detection.frame_ratio' must be in (0, 1], got {ratio!r}",
                 "1 analyses every frame, 0.2 every fifth",
+            )
+        smoothing = self.data["human_detection"]["count_smoothing_s"]
+        if not 0 <= smoothing <= 60:
+            raise ConfigError(
+                f"config key 'human_detection.count_smoothing_s' must be in [0, 60] seconds, got {smoothing!r}",
+                "0 reports raw per-frame counts, 0.5 a running median over half a second",
             )
 
     def __getitem__(self, key: str) -> Any:

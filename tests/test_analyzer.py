@@ -2,10 +2,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
-from crowdcount.analyzer import SCHEMA_VERSION, VideoAnalyzer, to_document, write_csv, write_json
+from crowdcount.analyzer import SCHEMA_VERSION, FrameResult, VideoAnalyzer, to_document, write_csv, write_json
+from crowdcount.analyzer.counts import smooth_counts, smoothing_window
+from crowdcount.analyzer.processors import FrameProcessor
+from crowdcount.detectors import Detections
 from crowdcount.errors import ConfigError, VideoError
 
 from conftest import FaceSquareDetector, SquareDetector, squares_in_frame
@@ -63,6 +68,9 @@ def test_result_document_keeps_the_seed_shape(video_factory) -> None:
     assert set(frame) == {"frame_index", "frame_timestamp", "Human", "Face"}
     assert frame["Human"]["classes"] == [1, 1]
     assert frame["Human"]["scores"] == [0.9, 0.9]
+    assert frame["Human"]["count"] == 2
+    assert document["count_smoothing"] == {"seconds": 0.0, "frames": 1}
+    assert document["processors"] == []
     # the first square spans x 8..32, y 40..64 of a 160x120 frame: [ymin, xmin, ymax, xmax] normalised
     first = sorted(frame["Human"]["boxes"], key=lambda b: b[1])[0]
     assert first == pytest.approx([40 / 120, 8 / 160, 64 / 120, 32 / 160], abs=0.02)
@@ -135,3 +143,109 @@ def test_raw_hevc_stream_without_a_frame_count(data_dir: Path) -> None:
     assert document["video"]["duration_s"] == 30.0
     assert len(document["frames"]) == 75
     assert not result.truncated
+
+
+@pytest.mark.parametrize(
+    ("span_s", "fps", "ratio", "window"),
+    [
+        (0.5, 10, 1, 5),
+        (0.5, 25, 1, 13),
+        (0.5, 30, 1, 15),
+        (0.5, 10, 0.2, 1),
+        (1.0, 10, 0.2, 3),
+        (0, 30, 1, 1),
+        (0.5, 0, 1, 1),
+        (0.2, 10, 1, 3),
+        (0.4, 10, 1, 5),
+    ],
+)
+def test_smoothing_window_is_the_nearest_odd_number_of_analysed_frames(span_s, fps, ratio, window) -> None:
+    assert smoothing_window(span_s, fps, ratio) == window
+
+
+def test_smooth_counts_is_a_centred_median_with_repeated_edges() -> None:
+    assert smooth_counts([0, 5, 0, 0, 3, 3, 3], 3).tolist() == [0, 0, 0, 0, 3, 3, 3]
+    assert smooth_counts([1, 2, 3], 1).tolist() == [1, 2, 3]
+    with pytest.raises(ValueError, match="odd"):
+        smooth_counts([1, 2], 2)
+
+
+def test_count_smoothing_changes_counts_not_boxes(tmp_path: Path, video_factory) -> None:
+    # squares per frame: 0 1 2 3 0 1 2 3 ...; a 0.3 s median at 10 fps is a 3-frame window
+    analyzer = VideoAnalyzer([SquareDetector()], count_smoothing_s=0.3)
+    document = to_document(analyzer.analyze(video_factory(frames=8, fps=10.0)))
+    assert document["count_smoothing"] == {"seconds": 0.3, "frames": 3}
+    assert [len(f["Human"]["scores"]) for f in document["frames"]] == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert [f["Human"]["count"] for f in document["frames"]] == [0, 1, 2, 2, 1, 1, 2, 3]
+    assert document["summary"]["Human"]["max_count"] == 3
+    assert document["summary"]["Human"]["mean_count"] == 1.5
+    assert document["summary"]["Human"]["total_detections"] == 12
+    rows = write_csv(document, tmp_path / "c.csv").read_text().splitlines()
+    assert [r.split(",")[2] for r in rows[1:]] == ["0", "1", "2", "2", "1", "1", "2", "3"]
+
+
+@pytest.mark.parametrize("bad", [-1, "0.5", True, 1e9])
+def test_bad_count_smoothing_is_refused(bad: Any) -> None:
+    with pytest.raises(ConfigError, match="count_smoothing_s"):
+        VideoAnalyzer([SquareDetector()], count_smoothing_s=bad)
+
+
+class NumberingProcessor(FrameProcessor):
+    """A test processor: numbers every detection in order of appearance, sees frames in order."""
+
+    name = "numbering"
+    frame_fields = {"number": "numbers"}  # noqa: RUF012
+
+    def __init__(self) -> None:
+        self.started: list[int] = []
+        self.closed = 0
+        self.indexes: list[int] = []
+        self.next = 0
+
+    def start(self, video, frame_ratio: float) -> None:
+        self.started.append(video.frame_count)
+        self.indexes = []
+        self.next = 0
+
+    def process(self, frame: FrameResult, image: np.ndarray) -> None:
+        assert image.shape == (120, 160, 3)
+        self.indexes.append(frame.index)
+        dets = frame.detections["Human"]
+        numbers = np.arange(self.next, self.next + len(dets))
+        self.next += len(dets)
+        frame.detections["Human"] = Detections(dets.xyxy, dets.confidence, dets.class_id, {"number": numbers})
+
+    def finish(self) -> dict[str, Any]:
+        return {"detections": self.next, "frames": len(self.indexes)}
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_frame_processors_see_every_frame_in_order_and_add_a_section(video_factory) -> None:
+    processor = NumberingProcessor()
+    analyzer = VideoAnalyzer([SquareDetector(max_batch_size=3)], processors=[processor])
+    document = to_document(analyzer.analyze(video_factory(frames=7)))
+    assert processor.indexes == [1, 2, 3, 4, 5, 6, 7]
+    assert document["numbering"] == {"detections": 9, "frames": 7}
+    assert document["processors"] == [{"name": "numbering"}]
+    assert [f["Human"]["numbers"] for f in document["frames"]] == [[], [0], [1, 2], [3, 4, 5], [], [6], [7, 8]]
+    # reused across videos: state resets, closed once per video
+    analyzer.analyze(video_factory("b.mp4", frames=3))
+    assert processor.started == [7, 3] and processor.closed == 2 and processor.indexes == [1, 2, 3]
+
+
+def test_frame_processors_are_closed_when_the_analysis_fails(video_factory) -> None:
+    class Failing(NumberingProcessor):
+        def process(self, frame: FrameResult, image: np.ndarray) -> None:
+            raise RuntimeError("boom")
+
+    processor = Failing()
+    with pytest.raises(RuntimeError, match="boom"):
+        VideoAnalyzer([SquareDetector()], processors=[processor]).analyze(video_factory(frames=3))
+    assert processor.closed == 1
+
+
+def test_processor_names_must_be_unique() -> None:
+    with pytest.raises(ConfigError, match="numbering"):
+        VideoAnalyzer([SquareDetector()], processors=[NumberingProcessor(), NumberingProcessor()])

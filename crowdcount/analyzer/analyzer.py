@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from crowdcount import __version__
+from crowdcount.analyzer.processors import FrameProcessor
 from crowdcount.analyzer.video import Frame, FrameReader, FrameSampler, VideoInfo, probe_video
 from crowdcount.detectors import Detections, Detector
 from crowdcount.errors import ConfigError
@@ -42,6 +44,13 @@ class AnalysisResult:
     elapsed_s: float = 0.0
     warnings: list[str] = field(default_factory=list)
     crowdcount_version: str = __version__
+    #: Counts in the summary and CSV are a centred running median over this many seconds (0: raw counts).
+    count_smoothing_s: float = 0.0
+    #: Result-file sections of the frame processors, by processor name.
+    sections: dict[str, Any] = field(default_factory=dict)
+    #: ``Detections.data`` keys written per detection in the result file, and their field names there.
+    frame_fields: dict[str, str] = field(default_factory=dict)
+    processors: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def categories(self) -> list[str]:
@@ -63,6 +72,11 @@ class VideoAnalyzer:
         max_batch_size: frames gathered before the detectors run (default: the largest of the
             detectors' own ``max_batch_size``; each detector splits further to its own limit).
         queue_size: decoded frames buffered ahead of inference.
+        processors: steps run after the detectors on every analysed frame, in order (tracking, counting
+            lines and zones, annotation...; see :class:`crowdcount.analyzer.processors.FrameProcessor`).
+        count_smoothing_s: report per-frame counts as a centred running median over this many seconds of
+            analysed frames (0: raw counts; see :func:`crowdcount.analyzer.counts.smoothing_window`).
+            Detections themselves are never changed.
     """
 
     def __init__(
@@ -71,6 +85,8 @@ class VideoAnalyzer:
         frame_ratio: float = 1.0,
         max_batch_size: int | None = None,
         queue_size: int | None = None,
+        processors: Sequence[FrameProcessor] = (),
+        count_smoothing_s: float = 0.0,
     ) -> None:
         if not detectors:
             raise ConfigError("no detectors to run", "choose at least one, e.g. --detector human")
@@ -84,10 +100,37 @@ class VideoAnalyzer:
             raise ConfigError(str(exc), "e.g. 1 analyses every frame, 0.2 every fifth") from None
         if max_batch_size is not None and (isinstance(max_batch_size, bool) or int(max_batch_size) < 1):
             raise ConfigError(f"max_batch_size must be >= 1, got {max_batch_size!r}")
+        if (
+            isinstance(count_smoothing_s, bool)
+            or not isinstance(count_smoothing_s, (int, float))
+            or not 0 <= count_smoothing_s < 3600
+        ):
+            raise ConfigError(
+                f"count_smoothing_s must be a number of seconds >= 0, got {count_smoothing_s!r}", "0 reports raw counts"
+            )
+        names = [p.name for p in processors]
+        clashes = sorted({n for n in names if names.count(n) > 1})
+        if clashes:
+            raise ConfigError(f"more than one frame processor is named {', '.join(clashes)}")
         self.detectors = list(detectors)
+        self.processors = list(processors)
+        self.count_smoothing_s = float(count_smoothing_s)
         self.frame_ratio = self.sampler.frame_ratio
         self.max_batch_size = int(max_batch_size or max(d.max_batch_size for d in self.detectors))
         self.queue_size = queue_size or 2 * self.max_batch_size
+
+    @classmethod
+    def from_config(
+        cls, block: Mapping[str, Any], detectors: Sequence[Detector], processors: Sequence[FrameProcessor] = ()
+    ) -> VideoAnalyzer:
+        """An analyzer with the settings of a configuration's ``human_detection`` block."""
+        return cls(
+            detectors,
+            frame_ratio=block["frame_ratio"],
+            max_batch_size=block.get("max_batch_size"),
+            processors=processors,
+            count_smoothing_s=block.get("count_smoothing_s", 0.0),
+        )
 
     def load(self) -> None:
         """Load every detector's model (otherwise done on the first batch)."""
@@ -102,12 +145,17 @@ class VideoAnalyzer:
             video=info,
             frame_ratio=self.frame_ratio,
             detectors=[d.describe() for d in self.detectors],
+            count_smoothing_s=self.count_smoothing_s,
+            processors=[p.describe() for p in self.processors],
         )
+        for processor in self.processors:
+            result.frame_fields.update(processor.frame_fields)
+            processor.start(info, self.frame_ratio)
         started = time.perf_counter()
         reader = FrameReader(info, self.frame_ratio, self.queue_size)
         batch: list[Frame] = []
         reported = 0
-        with reader:
+        with reader, self._closing_processors():
             for frame in reader:
                 if batch and frame.rgb.shape != batch[0].rgb.shape:
                     self._run_batch(batch, result)
@@ -124,6 +172,10 @@ class VideoAnalyzer:
         if progress is not None and reader.frames_decoded > reported:
             progress(reader.frames_decoded - reported, info.frame_count)
         result.frames_decoded = reader.frames_decoded
+        for processor in self.processors:
+            section = processor.finish()
+            if section is not None:
+                result.sections[processor.name] = section
         result.elapsed_s = time.perf_counter() - started
         if result.truncated:
             message = (
@@ -141,14 +193,26 @@ class VideoAnalyzer:
         )
         return result
 
+    @contextlib.contextmanager
+    def _closing_processors(self) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            for processor in self.processors:
+                try:
+                    processor.close()
+                except Exception:  # a failing close must not hide the analysis' own error
+                    logger.exception("frame processor %s failed to close", processor.name)
+
     def _run_batch(self, batch: list[Frame], result: AnalysisResult) -> None:
         images = [f.rgb for f in batch]
         per_detector = [detector.detect(images) for detector in self.detectors]
         for i, frame in enumerate(batch):
-            result.frames.append(
-                FrameResult(
-                    index=frame.index,
-                    timestamp_ms=frame.timestamp_ms,
-                    detections={d.category: dets[i] for d, dets in zip(self.detectors, per_detector, strict=True)},
-                )
+            frame_result = FrameResult(
+                index=frame.index,
+                timestamp_ms=frame.timestamp_ms,
+                detections={d.category: dets[i] for d, dets in zip(self.detectors, per_detector, strict=True)},
             )
+            for processor in self.processors:
+                processor.process(frame_result, frame.rgb)
+            result.frames.append(frame_result)

@@ -107,7 +107,7 @@ class WorkerSettings:
     def from_config(cls, config: Config) -> WorkerSettings:
         w = config["worker"]
         block = config["human_detection"]
-        analysis = {k: block[k] for k in ("detectors", "frame_ratio", "max_batch_size")}
+        analysis = {k: block[k] for k in ("detectors", "frame_ratio", "count_smoothing_s", "max_batch_size")}
         fingerprint = hashlib.sha256(json.dumps(analysis, sort_keys=True).encode()).hexdigest()[:16]
         settings = cls(
             queue=config.get("aws_queues.human_detection"),
@@ -274,7 +274,7 @@ class Worker:
         block = config["human_detection"]
 
         def build() -> VideoAnalyzer:
-            return VideoAnalyzer(build_detectors(block["detectors"]), block["frame_ratio"], block["max_batch_size"])
+            return VideoAnalyzer.from_config(block, build_detectors(block["detectors"]))
 
         return cls(WorkerClients.from_context(ctx, config), WorkerSettings.from_config(config), build)
 

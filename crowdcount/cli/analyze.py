@@ -72,6 +72,14 @@ def _fmt_time(ms: float | None) -> str:
     default=None,
     help="Share of frames to analyse, in (0, 1].",
 )
+@click.option(
+    "--smooth",
+    "smooth_s",
+    type=click.FloatRange(0, 60),
+    default=None,
+    metavar="SECONDS",
+    help="Report counts as a running median over this many seconds (0: raw per-frame counts; default 0.5).",
+)
 @click.option("--min-score", type=click.FloatRange(0, 1), default=None, help="Minimum detection score.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Frames per model call.")
 @click.option(
@@ -97,6 +105,7 @@ def analyze(
     videos: tuple[str, ...],
     detectors: tuple[str, ...],
     frame_ratio: float | None,
+    smooth_s: float | None,
     min_score: float | None,
     batch_size: int | None,
     detector_arg: tuple[str, ...],
@@ -111,7 +120,7 @@ def analyze(
     Writes one result JSON per video and prints a summary. One bad video is reported and the others
     still run; the exit status is 0 only when every video succeeded.
     """
-    config = get_config(config_path, {"human_detection": {"frame_ratio": frame_ratio}})
+    config = get_config(config_path, {"human_detection": {"frame_ratio": frame_ratio, "count_smoothing_s": smooth_s}})
     block = config["human_detection"]
     specs = detector_specs(
         block["detectors"], detectors, min_score, batch_size, parse_key_values(detector_arg, "--detector-arg")
@@ -121,7 +130,7 @@ def analyze(
         raise ConfigError("no videos found in " + ", ".join(videos), "give video files or folders holding videos")
     json_paths = plan_outputs(paths, output, ".json", "--output")
     csv_paths = plan_outputs(paths, csv_path, ".csv", "--csv")
-    analyzer = VideoAnalyzer(build_detectors(specs), block["frame_ratio"], block["max_batch_size"])
+    analyzer = VideoAnalyzer.from_config(block, build_detectors(specs))
     analyzer.load()  # a model that cannot load is one error, before any video
 
     rows: list[dict[str, Any]] = []

@@ -6,6 +6,7 @@ It may import the analyzer and the detectors, never the CLI or AWS layers.
 
 from __future__ import annotations
 
+from crowdcount.analyzer.counts import smooth_counts
 from crowdcount.eval.groundtruth import (
     GroundTruth,
     GroundTruthFrame,
@@ -24,7 +25,6 @@ from crowdcount.eval.metrics import (
     evaluate,
     iou_matrix,
     match_frame,
-    smooth_counts,
     summarize_matches,
     threshold_sweep,
 )

@@ -211,23 +211,6 @@ def summarize_matches(
     )
 
 
-def smooth_counts(counts: Sequence[float], window: int) -> np.ndarray:
-    """Centred running median of per-frame counts over ``window`` frames (odd; edges repeat the end values).
-
-    Counting over time is steadier than per-frame detection: a person missed in one frame is usually found
-    in the next. ``window`` 1 returns the counts unchanged.
-    """
-    if window < 1 or window % 2 == 0:
-        raise ValueError(f"the smoothing window must be a positive odd number of frames, got {window}")
-    values = np.asarray(counts, np.float64)
-    if window == 1 or not len(values):
-        return values.copy()
-    half = window // 2
-    padded = np.pad(values, half, mode="edge")
-    windows = np.lib.stride_tricks.sliding_window_view(padded, window)
-    return np.median(windows, axis=1)
-
-
 def evaluate(
     detections: Iterable[tuple[np.ndarray, np.ndarray]],
     ground_truth: Iterable[GroundTruthFrame],

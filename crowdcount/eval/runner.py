@@ -14,11 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from crowdcount.analyzer.counts import smooth_counts
 from crowdcount.analyzer.video import FrameReader, probe_video
 from crowdcount.detectors import Detections, Detector
 from crowdcount.errors import ConfigError
 from crowdcount.eval.groundtruth import GroundTruth, IgnoreRegion
-from crowdcount.eval.metrics import EvalReport, FrameMatch, match_frame, smooth_counts, summarize_matches
+from crowdcount.eval.metrics import EvalReport, FrameMatch, match_frame, summarize_matches
 
 logger = logging.getLogger(__name__)
 
