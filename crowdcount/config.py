@@ -106,7 +106,7 @@ DEFAULTS: dict[str, Any] = {
     "video_split": {"output_bucket": "crowdcount-videos", "input_prefix": "videos/"},
     "human_detection": {
         "detectors": [
-            ["HumanDetector", {"min_detection_score": 0.4, "max_batch_size": 5}],
+            ["HumanDetector", {"max_batch_size": 5}],
             ["FaceDetector", {"min_detection_score": 0.4, "max_batch_size": 5}],
         ],
         "frame_ratio": 0.2,

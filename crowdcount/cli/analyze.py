@@ -165,6 +165,7 @@ def analyze(
                     "result_file": str(json_path) if json_path else None,
                     "csv_file": str(csv_out) if csv_out else None,
                     "summary": document["summary"],
+                    "count_smoothing": document["count_smoothing"],
                     "frames_decoded": result.frames_decoded,
                     "elapsed_s": round(result.elapsed_s, 2),
                     "warnings": result.warnings,
@@ -210,4 +211,10 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
                 _fmt_time(s["peak_timestamp"]),
                 (row["result_file"] or "-") if i == 0 else "",
             )
+    windows = {(r["count_smoothing"]["seconds"], r["count_smoothing"]["frames"]) for r in rows if r["ok"]}
+    if windows:
+        table.caption = "counts: " + "; ".join(
+            f"running median over {seconds:g} s ({frames} analysed frames)" if frames > 1 else "per frame (raw)"
+            for seconds, frames in sorted(windows)
+        )
     Console(soft_wrap=True).print(table)

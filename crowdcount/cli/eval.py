@@ -12,6 +12,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from crowdcount.analyzer.counts import smoothing_window
 from crowdcount.cli.analyze import detector_specs
 from crowdcount.cli.common import config_option, get_config, parse_key_values
 from crowdcount.config import build_detectors
@@ -73,10 +74,13 @@ logger = logging.getLogger(__name__)
 )
 @click.option(
     "--smooth",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Count metrics on the running median of the counts over this many frames (odd).",
+    "smooth_s",
+    type=click.FloatRange(0, 60),
+    default=None,
+    metavar="SECONDS",
+    help="Count metrics on the running median of the counts over this many seconds, as analyze reports them "
+    "(default: the configuration's human_detection.count_smoothing_s for a video, the file's own for a result "
+    "JSON; 0: raw per-frame counts).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @click.option("--per-frame", is_flag=True, help="Also list each frame's true and predicted count.")
@@ -93,7 +97,7 @@ def eval_command(
     detector: str | None,
     batch_size: int | None,
     detector_arg: tuple[str, ...],
-    smooth: int,
+    smooth_s: float | None,
     as_json: bool,
     per_frame: bool,
     config_path: str | None,
@@ -109,12 +113,12 @@ def eval_command(
     name = resolve_name(detector or ("face" if fmt == "imglab" else "human"))
     category = DETECTORS[name].category
     regions = [IgnoreRegion.parse(r) for r in ignore]
-    if smooth % 2 == 0:
-        raise ConfigError(f"--smooth must be odd, got {smooth}", "e.g. --smooth 5: the median of 5 frames")
     is_document = source is not None and Path(source).suffix.lower() == ".json"
 
+    config = get_config(config_path)
+    window = 1
+
     def build() -> Any:
-        config = get_config(config_path)
         specs = detector_specs(
             config["human_detection"]["detectors"],
             (name,),
@@ -127,6 +131,8 @@ def eval_command(
     if fmt == "imglab":
         if source is not None:
             raise ConfigError("imglab XML ground truth lists its own images: leave SOURCE out")
+        if smooth_s:
+            raise ConfigError("--smooth applies to videos: images have no time to smooth over", "leave it out")
         gt = read_imglab(gt_path)
         keys: list[Any] = list(gt.frames)
         run = detect_images([str(k) for k in keys], build(), SCORE_FLOOR)
@@ -137,16 +143,21 @@ def eval_command(
         if is_document:
             document = load_document(source)
             run = detections_from_document(document, category, source)
+            recorded = (document.get("count_smoothing") or {}).get("seconds", 0.0)
+            seconds = recorded if smooth_s is None else smooth_s
+            window = smoothing_window(seconds, float(document.get("fps") or 0), float(document.get("frame_ratio", 1)))
             gt = read_mot(gt_path, (run.width, run.height), **scale_args)
             keys = parse_frames(frames, [k for k in gt.frames if isinstance(k, int)])
         else:
             from crowdcount.analyzer import probe_video
 
             info = probe_video(source)
+            seconds = config["human_detection"]["count_smoothing_s"] if smooth_s is None else smooth_s
+            window = smoothing_window(seconds, info.fps, 1.0)
             gt = read_mot(gt_path, (info.width, info.height), **scale_args)
             keys = parse_frames(frames, [k for k in gt.frames if isinstance(k, int)])
             run = detect_video(source, build(), keys, SCORE_FLOOR)
-    report = evaluate_run(run, gt, keys, min_score, iou, regions, smooth)
+    report = evaluate_run(run, gt, keys, min_score, iou, regions, window)
     for warning in report.extra.get("warnings", []):
         click.echo(f"Warning: {warning}", err=True)
     if as_json:
@@ -164,7 +175,7 @@ def print_report(report: EvalReport, per_frame: bool = False) -> None:
     extra = report.extra
     unit = extra.get("unit", "frame")
     noun = "faces" if extra.get("category") == "Face" else "people"
-    smoothing = f"; median of {extra['count_smoothing']} {unit}s" if extra.get("count_smoothing", 1) > 1 else ""
+    smoothing = f"; median of {extra['count_smoothing']} {unit}s" if extra.get("count_smoothing", 1) > 1 else "; raw"
     iou = f"{report.iou_threshold:g}"
     table = Table(title=f"crowdcount eval: {extra.get('category', '')} in {Path(str(extra.get('source'))).name}")
     table.add_column("Metric")

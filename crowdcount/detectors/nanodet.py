@@ -163,6 +163,9 @@ class NanoDetModel:
         if self.runtime == "tflite":
             self._interpreter = self._make_interpreter(tf, folder / self.info["tflite"]["file"])
             self._input_index = self._interpreter.get_input_details()[0]["index"]
+            # the XNNPACK delegate is applied (and announces itself on stderr) when tensors are first
+            # allocated: do it now, while the caller holds native logs back, not on the first frame
+            self._interpreter.allocate_tensors()
         else:
             model = tf.saved_model.load(str(folder / "saved_model"))
             self._model = model

@@ -33,6 +33,7 @@ _OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "num_det
 
 #: Native start-up lines TensorFlow writes straight to file descriptor 2 on machines without a GPU.
 _NATIVE_NOISE = (
+    "Created TensorFlow Lite XNNPACK delegate",
     "absl::InitializeLog",
     "cudart_stub.cc",
     "cuda_platform.cc",

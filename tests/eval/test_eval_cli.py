@@ -78,12 +78,23 @@ def test_eval_result_file_threshold_frames_and_table(files: tuple[Path, Path]) -
 
 def test_eval_smoothing(files: tuple[Path, Path]) -> None:
     result, gt = files
-    out = CliRunner().invoke(cli, ["eval", str(result), "--gt", str(gt), "--json", "--smooth", "3"])
+    document = json.loads(result.read_text())
+    document.update(fps=10.0, frame_ratio=1.0)
+    result.write_text(json.dumps(document))
+    out = CliRunner().invoke(cli, ["eval", str(result), "--gt", str(gt), "--json", "--smooth", "0.3"])
     metrics = json.loads(out.output)
-    # counts 2, 2 -> median over 3 (edges repeated) is 2, 2: errors 0, +1 as before; detection metrics unchanged
+    # 0.3 s at 10 fps = a 3-frame median; counts 2, 2 stay 2, 2 (edges repeated): errors 0, +1 as before;
+    # detection metrics unchanged
     assert metrics["count_smoothing"] == 3 and metrics["count_mae"] == 0.5 and metrics["precision"] == 0.5
-    out = CliRunner().invoke(cli, ["eval", str(result), "--gt", str(gt), "--smooth", "4"])
-    assert out.exit_code == 2 and "odd" in out.output
+    # by default, the smoothing the result file was written with
+    document["count_smoothing"] = {"seconds": 0.5, "frames": 5}
+    result.write_text(json.dumps(document))
+    out = CliRunner().invoke(cli, ["eval", str(result), "--gt", str(gt), "--json"])
+    assert json.loads(out.output)["count_smoothing"] == 5
+    out = CliRunner().invoke(cli, ["eval", str(result), "--gt", str(gt), "--json", "--smooth", "0"])
+    assert json.loads(out.output)["count_smoothing"] == 1
+    out = CliRunner().invoke(cli, ["eval", str(result), "--gt", str(gt), "--smooth", "-1"])
+    assert out.exit_code == 2 and "--smooth" in out.output
 
 
 def test_eval_errors(files: tuple[Path, Path], tmp_path: Path) -> None:
