@@ -116,7 +116,6 @@ def test_frame_size_change_after_a_reconnect(mjpeg: MjpegServer) -> None:
         mjpeg.jpegs = solid_jpegs(10, (320, 240))
         mjpeg.start()
         wait_for(lambda: source.size == (320, 240))
-        frame = None
         wait_for(lambda: (frame := source.take()) is not None and frame.rgb.shape == (240, 320, 3))
         assert source.size_changes == 1
     finally:

@@ -10,7 +10,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import SquareDetector, squares_in_frame
 from prometheus_client.parser import text_string_to_metric_families
 
 from crowdcount.config import DEFAULTS, build_detectors
@@ -20,6 +19,7 @@ from crowdcount.metrics import serve_metrics
 
 from .mjpeg import MjpegServer, free_port
 from .test_sources import wait_for
+from conftest import SquareDetector, squares_in_frame
 
 
 def records(buffer: io.StringIO) -> list[dict]:
