@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
-from conftest import squares_in_frame
 
 from crowdcount.cli.main import cli
+
+from conftest import squares_in_frame
 
 
 def test_watch_a_file_writes_json_lines_and_says_the_mode(squares_clip: Path, fake_detectors: None) -> None:
