@@ -304,6 +304,9 @@ class Source:
                 break
             failures += 1
             self.last_error = conn.error
+            if conn.outcome == STALLED:
+                self.stalls += 1
+                self.status = STALLED
             if self.max_retries is not None and failures > self.max_retries:
                 self.status = FAILED
                 logger.error("source %s failed %d times in a row, giving up: %s", self.id, failures, conn.error)
@@ -328,7 +331,6 @@ class Source:
             limit = self.read_timeout_s if conn.frames else self.open_timeout_s
             if not conn.waiting and time.monotonic() - conn.last_activity > limit:
                 self._generation += 1  # abandoned: its frames are ignored, it exits when its read returns
-                self.stalls += 1
                 conn.outcome = STALLED
                 what = "no frame" if conn.frames else "no first frame"
                 conn.error = f"{what} for {limit:g}s (stalled)"
@@ -370,8 +372,13 @@ class Source:
                 if not self._current(conn):
                     return
                 if not ok or bgr is None:
+                    silent = time.monotonic() - conn.last_activity
+                    limit = self.read_timeout_s if conn.frames else self.open_timeout_s
                     if self.spec.kind == "file":
                         conn.outcome = ENDED
+                    elif silent >= 0.9 * limit:  # FFmpeg's own read timeout gave up first: a stall
+                        what = "no frame" if conn.frames else "no first frame"
+                        conn.outcome, conn.error = STALLED, f"{what} for {limit:g}s (stalled)"
                     else:
                         conn.outcome, conn.error = FAILED, "the stream ended" if conn.frames else "no frame decoded"
                     return
