@@ -91,6 +91,22 @@ SCHEMA: dict[str, Any] = {
         "stack_name": str,
         "templates_dir": Optional(str),
     },
+    "live": {
+        "open_timeout_seconds": float,
+        "read_timeout_seconds": float,
+        "reconnect_delay_seconds": float,
+        "max_reconnect_delay_seconds": float,
+        "max_retries": Optional(int),
+        "jpeg_quality": int,
+        "kafka_bootstrap": str,
+        "kafka_raw_topic": str,
+        "kafka_results_topic": str,
+        "kafka_group": str,
+        "kafka_partitions": int,
+        "redis_url": str,
+        "redis_stream": str,
+        "redis_maxlen": Optional(int),
+    },
 }
 
 #: The built-in configuration; ``variables.json`` at the repository root holds the same values.
@@ -146,6 +162,22 @@ DEFAULTS: dict[str, Any] = {
         "environment": {},
         "stack_name": "crowdcount",
         "templates_dir": None,
+    },
+    "live": {
+        "open_timeout_seconds": 10.0,
+        "read_timeout_seconds": 5.0,
+        "reconnect_delay_seconds": 0.5,
+        "max_reconnect_delay_seconds": 30.0,
+        "max_retries": None,
+        "jpeg_quality": 85,
+        "kafka_bootstrap": "localhost:9092",
+        "kafka_raw_topic": "crowdcount.frames",
+        "kafka_results_topic": "crowdcount.results",
+        "kafka_group": "crowdcount",
+        "kafka_partitions": 6,
+        "redis_url": "redis://localhost:6379/0",
+        "redis_stream": "crowdcount:results",
+        "redis_maxlen": 100000,
     },
 }
 

@@ -48,3 +48,9 @@ class MessageError(CrowdcountError):
     """A queue message that is not a valid job (bad JSON, missing keys, wrong types)."""
 
     exit_code = 1
+
+
+class BrokerError(CrowdcountError):
+    """A message broker (Kafka, Redis) cannot be reached or refuses a request."""
+
+    exit_code = 3

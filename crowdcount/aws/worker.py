@@ -265,6 +265,8 @@ class Worker:
         self._deadline: float | None = None
         self._current: _JobContext | None = None
         self._wake = threading.Event()
+        #: Prometheus job metrics (:class:`crowdcount.aws.metrics.WorkerMetrics`), when served.
+        self.metrics: Any | None = None
 
     @classmethod
     def from_config(cls, config: Config, ctx: AwsContext | None = None, endpoint_url: str | None = None) -> Worker:
@@ -486,6 +488,8 @@ class Worker:
             raise
         messages = response.get("Messages", [])
         self.stats.received += len(messages)
+        if self.metrics is not None and messages:
+            self.metrics.received(messages)
         return messages
 
     # -- one message ---------------------------------------------------------------------------------
@@ -501,9 +505,15 @@ class Worker:
                 self._deadline = time.monotonic() + self.settings.grace_period_seconds
         ctx.heartbeat = threading.Thread(target=self._heartbeat, args=(ctx,), name="crowdcount-heartbeat", daemon=True)
         ctx.heartbeat.start()
+        before = self.stats.to_dict()
+        if self.metrics is not None:
+            self.metrics.busy.set(1)
         try:
             self._handle_body(ctx)
         finally:
+            if self.metrics is not None:
+                self.metrics.busy.set(0)
+                self.metrics.handled(before, self.stats.to_dict(), time.monotonic() - ctx.started)
             with self._lock:
                 self._current = None
                 self._deadline = None

@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("crowdcount.cli.jobs:status", "Show a video's processing steps (DynamoDB document)."),
     "results": ("crowdcount.cli.jobs:results", "Download a video's result file from S3."),
     "eval": ("crowdcount.cli.eval:eval_command", "Measure counts and detections against ground truth."),
+    "watch": ("crowdcount.cli.watch:watch", "Count people in live streams, webcams and real-time files."),
+    "stream": ("crowdcount.cli.stream:stream", "Kafka: publish camera frames, or count them in a consumer group."),
 }
 
 

@@ -24,6 +24,9 @@ from crowdcount.cli.common import config_option, get_config
 @click.option(
     "--grace-period", type=click.IntRange(min=0), default=None, help="Seconds a job gets to finish after SIGTERM."
 )
+@click.option(
+    "--metrics-port", type=click.IntRange(0, 65535), default=None, help="Serve Prometheus job metrics on this port."
+)
 @config_option
 def worker(
     endpoint_url: str | None,
@@ -34,6 +37,7 @@ def worker(
     visibility_timeout: int | None,
     heartbeat: int | None,
     grace_period: int | None,
+    metrics_port: int | None,
     config_path: str | None,
 ) -> None:
     """Serve the human-detection queue: fetch each video from S3, analyse it, upload the result file and
@@ -60,7 +64,19 @@ def worker(
     if ctx.parent is not None and ctx.parent.get_parameter_source("log_level") == click.core.ParameterSource.DEFAULT:
         # A worker's job log is its output: show it unless a level was chosen.
         logging.getLogger("crowdcount.aws").setLevel(logging.INFO)
-    stats = Worker.from_config(config, endpoint_url=endpoint_url).run(handle_signals=True)
+    served = Worker.from_config(config, endpoint_url=endpoint_url)
+    server = None
+    if metrics_port is not None:
+        from crowdcount.aws.metrics import WorkerMetrics
+        from crowdcount.metrics import serve_metrics
+
+        served.metrics = WorkerMetrics()
+        server = serve_metrics(served.metrics.registry, metrics_port)
+    try:
+        stats = served.run(handle_signals=True)
+    finally:
+        if server is not None:
+            server.close()
     click.echo(
         f"worker stopped ({stats.stop_reason}): {stats.done} done, {stats.skipped} already done, "
         f"{stats.failed} failed, {stats.malformed} malformed, {stats.released} released"

@@ -1,0 +1,245 @@
+"""``crowdcount stream``: the distributed layout over Kafka: cameras -> raw topic -> consumers -> results."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+import click
+
+from crowdcount.cli.analyze import detector_specs
+from crowdcount.cli.common import config_option, get_config, parse_key_values
+from crowdcount.cli.watch import DURATION, build_sources, mode_line, source_options, stop_on_signals
+from crowdcount.config import build_detectors
+
+logger = logging.getLogger(__name__)
+
+
+@click.group()
+def stream() -> None:
+    """Kafka: publish camera frames (produce) and count people in them in a consumer group (consume).
+
+    Frames go to the raw topic as JPEG keyed by source (so a source stays on one partition, in order);
+    each consumer of the group analyses its partitions and publishes results keyed by source. Add
+    consumers to scale out, up to the raw topic's partition count.
+    """
+
+
+def _kafka_options(func):  # type: ignore[no-untyped-def]
+    func = click.option(
+        "--partitions",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Partitions of topics this creates (default: live.kafka_partitions).",
+    )(func)
+    func = click.option("--topic", default=None, help="Raw frames topic (default: live.kafka_raw_topic).")(func)
+    func = click.option(
+        "--bootstrap",
+        default=None,
+        metavar="HOST:PORT",
+        help="Kafka bootstrap servers (default: live.kafka_bootstrap).",
+    )(func)
+    return func
+
+
+@stream.command()
+@click.argument("sources", nargs=-1, required=True)
+@_kafka_options
+@click.option(
+    "--max-fps",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Publish at most this many frames per second per source (others are dropped).",
+)
+@click.option("--quality", type=click.IntRange(1, 100), default=None, help="JPEG quality (default: live.jpeg_quality).")
+@source_options
+@config_option
+def produce(
+    sources: tuple[str, ...],
+    bootstrap: str | None,
+    topic: str | None,
+    partitions: int | None,
+    max_fps: float | None,
+    quality: int | None,
+    realtime: bool,
+    speed: float,
+    loop: bool,
+    read_timeout: float | None,
+    open_timeout: float | None,
+    retries: int | None,
+    duration: float | None,
+    metrics_port: int | None,
+    config_path: str | None,
+) -> None:
+    """Publish the frames of SOURCES (URLs, webcams, files; NAME=SOURCE names one) to the raw topic as JPEG,
+    keyed by source, with the source, capture time and frame index in the headers."""
+    from crowdcount.live import LiveMetrics
+    from crowdcount.live.brokers import FrameProducer
+
+    config = get_config(config_path)
+    live = config["live"]
+    producer = FrameProducer(
+        bootstrap or live["kafka_bootstrap"],
+        topic or live["kafka_raw_topic"],
+        partitions or live["kafka_partitions"],
+        quality or live["jpeg_quality"],
+    )
+    readers = build_sources(sources, config, realtime, speed, loop, read_timeout, open_timeout, retries)
+    metrics = LiveMetrics() if metrics_port is not None else None
+    server = None
+    if metrics is not None:
+        from crowdcount.metrics import serve_metrics
+
+        server = serve_metrics(metrics.registry, metrics_port)  # type: ignore[arg-type]
+    click.echo(mode_line(readers), err=True)
+    wake = threading.Event()
+    stop = threading.Event()
+    for reader in readers:
+        reader.notify = wake.set
+    last: dict[str, float] = {}
+    skipped: dict[str, int] = dict.fromkeys((r.id for r in readers), 0)
+    started = time.monotonic()
+    try:
+        with stop_on_signals(stop):
+            for reader in readers:
+                reader.start()
+            while not stop.is_set():
+                if duration is not None and time.monotonic() - started >= duration:
+                    break
+                wake.clear()
+                frames = [f for f in (r.take() for r in readers) if f is not None]
+                if not frames:
+                    if all(r.finished for r in readers):
+                        break
+                    wake.wait(0.1)
+                    continue
+                for frame in frames:
+                    now = time.monotonic()
+                    if max_fps is not None and now - last.get(frame.source, -1e9) < 1.0 / max_fps:
+                        skipped[frame.source] += 1
+                        continue
+                    last[frame.source] = now
+                    producer.publish(frame)
+                    if metrics is not None:
+                        metrics.analyzed.labels(frame.source).inc()
+                if metrics is not None:
+                    for r in readers:
+                        metrics.sync_counter(metrics.decoded, r.id, r.frames_decoded)
+                        metrics.sync_counter(metrics.dropped, r.id, r.frames_dropped + skipped[r.id])
+                        metrics.sync_counter(metrics.reconnects, r.id, r.reconnects)
+    finally:
+        for reader in readers:
+            reader.stop(timeout=2.0)
+        left = producer.close()
+        if server is not None:
+            server.close()
+    summary = {
+        "published": producer.published - left,
+        "undelivered": left + producer.delivery.failed,
+        "sources": {
+            r.id: {
+                "status": r.status,
+                "decoded": r.frames_decoded,
+                "dropped": r.frames_dropped + skipped[r.id],
+                "reconnects": r.reconnects,
+            }
+            for r in readers
+        },
+    }
+    click.echo(json.dumps(summary))
+    if summary["undelivered"]:
+        raise SystemExit(1)
+
+
+@stream.command()
+@_kafka_options
+@click.option("--group", default=None, help="Consumer group (default: live.kafka_group).")
+@click.option("--results-topic", default=None, help="Results topic (default: live.kafka_results_topic).")
+@click.option("-d", "--detector", "detectors", multiple=True, help="Detector to run (repeatable): human, face.")
+@click.option("--min-score", type=click.FloatRange(0, 1), default=None, help="Minimum detection score.")
+@click.option(
+    "--detector-arg",
+    "detector_arg",
+    multiple=True,
+    metavar="DETECTOR.KEY=VALUE",
+    help="Any detector argument (repeatable).",
+)
+@click.option(
+    "--max-age",
+    type=DURATION,
+    default=None,
+    help="Skip frames older than this when received (a consumer that fell behind catches up).",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Messages per batch.")
+@click.option("--no-boxes", is_flag=True, help="Results carry counts only, no boxes.")
+@click.option("--duration", type=DURATION, default=None, help="Stop after this long.")
+@click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after analysing N frames.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve Prometheus metrics on this port (/metrics).",
+)
+@config_option
+def consume(
+    bootstrap: str | None,
+    topic: str | None,
+    partitions: int | None,
+    group: str | None,
+    results_topic: str | None,
+    detectors: tuple[str, ...],
+    min_score: float | None,
+    detector_arg: tuple[str, ...],
+    max_age: float | None,
+    batch_size: int,
+    no_boxes: bool,
+    duration: float | None,
+    max_frames: int | None,
+    metrics_port: int | None,
+    config_path: str | None,
+) -> None:
+    """Count people in the raw topic's frames as a member of a consumer group; publish one JSON result per
+    frame to the results topic, keyed by source. Offsets are committed once results are delivered."""
+    from crowdcount.live import LiveMetrics
+    from crowdcount.live.brokers import FrameConsumer
+
+    config = get_config(config_path)
+    live = config["live"]
+    specs = detector_specs(
+        config["human_detection"]["detectors"],
+        detectors,
+        min_score,
+        None,
+        parse_key_values(detector_arg, "--detector-arg"),
+    )
+    metrics = LiveMetrics() if metrics_port is not None else None
+    consumer = FrameConsumer(
+        bootstrap or live["kafka_bootstrap"],
+        group or live["kafka_group"],
+        topic or live["kafka_raw_topic"],
+        results_topic or live["kafka_results_topic"],
+        build_detectors(specs),
+        partitions=partitions or live["kafka_partitions"],
+        max_age_s=max_age,
+        batch_size=batch_size,
+        metrics=metrics,
+        boxes=not no_boxes,
+    )
+    server = None
+    if metrics is not None:
+        from crowdcount.metrics import serve_metrics
+
+        server = serve_metrics(metrics.registry, metrics_port)  # type: ignore[arg-type]
+    stop = threading.Event()
+    watcher = threading.Thread(target=lambda: (stop.wait(), consumer.stop()), daemon=True)
+    watcher.start()
+    try:
+        with stop_on_signals(stop):
+            consumer.run(duration_s=duration, max_frames=max_frames)
+    finally:
+        stop.set()
+        if server is not None:
+            server.close()
+    click.echo(json.dumps({"analyzed": consumer.analyzed, "dropped": consumer.dropped, "invalid": consumer.invalid}))

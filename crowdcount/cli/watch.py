@@ -1,0 +1,351 @@
+"""``crowdcount watch``: count people in live streams, webcams and files played in real time."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from crowdcount.cli.analyze import detector_specs
+from crowdcount.cli.common import config_option, get_config, parse_key_values
+from crowdcount.config import Config, build_detectors
+from crowdcount.live import FILE, JsonLinesSink, LiveMetrics, Source, SourceStatus, Watcher, parse_source, unique_ids
+
+logger = logging.getLogger(__name__)
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+class Duration(click.ParamType):
+    """``500ms``, ``1s``, ``2.5m``, ``1h`` or a plain number of seconds."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, (int, float)):
+            seconds = float(value)
+        else:
+            match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*", str(value))
+            if not match:
+                self.fail(f"{value!r} is not a duration (e.g. 500ms, 1s, 2m, 1h)", param, ctx)
+            seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+        if seconds <= 0:
+            self.fail(f"{value!r} must be more than 0", param, ctx)
+        return seconds
+
+
+DURATION = Duration()
+
+
+def source_options(func: Any) -> Any:
+    """The options shared by the commands that read live sources."""
+    for option in reversed(
+        [
+            click.option(
+                "--realtime", is_flag=True, help="Play files at their own frame rate (live mode: frames may drop)."
+            ),
+            click.option(
+                "--speed",
+                type=click.FloatRange(min=0, min_open=True),
+                default=1.0,
+                show_default=True,
+                help="With --realtime: playback rate (2 = twice real time).",
+            ),
+            click.option("--loop", is_flag=True, help="Start files again at their end (a looped stream)."),
+            click.option("--read-timeout", type=DURATION, default=None, help="No frame for this long = stalled."),
+            click.option("--open-timeout", type=DURATION, default=None, help="Longest wait for a first frame."),
+            click.option(
+                "--retries",
+                type=click.IntRange(min=0),
+                default=None,
+                help="Failed connections in a row before a source gives up (default: never).",
+            ),
+            click.option("--duration", type=DURATION, default=None, help="Stop after this long (e.g. 30s, 10m)."),
+            click.option(
+                "--metrics-port",
+                type=click.IntRange(0, 65535),
+                default=None,
+                help="Serve Prometheus metrics on this port (/metrics).",
+            ),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def build_sources(
+    texts: tuple[str, ...],
+    config: Config,
+    realtime: bool,
+    speed: float,
+    loop: bool,
+    read_timeout: float | None,
+    open_timeout: float | None,
+    retries: int | None,
+) -> list[Source]:
+    """Sources for the ``SOURCE`` arguments, with the config's ``live`` timeouts and backoff."""
+    live = config["live"]
+    specs = unique_ids([parse_source(t) for t in texts])
+    return [
+        Source(
+            spec,
+            realtime=realtime,
+            speed=speed,
+            loop=loop,
+            open_timeout_s=open_timeout or live["open_timeout_seconds"],
+            read_timeout_s=read_timeout or live["read_timeout_seconds"],
+            reconnect_delay_s=live["reconnect_delay_seconds"],
+            max_reconnect_delay_s=live["max_reconnect_delay_seconds"],
+            max_retries=retries if retries is not None else live["max_retries"],
+        )
+        for spec in specs
+    ]
+
+
+def mode_line(sources: list[Source]) -> str:
+    """Which mode is in force, for each source."""
+    live = [s.id for s in sources if s.mode != FILE]
+    files = [s.id for s in sources if s.mode == FILE]
+    parts = []
+    if live:
+        parts.append(f"live mode ({', '.join(live)}): the latest frame is analysed, older ones dropped and counted")
+    if files:
+        parts.append(f"file mode ({', '.join(files)}): every frame is analysed, none dropped")
+    return "; ".join(parts)
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set ``stop`` (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    if not counts:
+        return "-"
+    if len(counts) == 1:
+        return str(next(iter(counts.values())))
+    return " ".join(f"{c} {n}" for c, n in counts.items())
+
+
+def status_table(rows: list[SourceStatus], title: str) -> Table:
+    """The live table: one row per source."""
+    table = Table(title=title, title_justify="left")
+    for column, justify in [
+        ("Source", "left"),
+        ("Mode", "left"),
+        ("Status", "left"),
+        ("fps in", "right"),
+        ("fps analysed", "right"),
+        ("People now", "right"),
+        ("People max", "right"),
+        ("Dropped", "right"),
+        ("Reconnects", "right"),
+        ("Latency", "right"),
+    ]:
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    colours = {"streaming": "green", "ended": "blue", "failed": "red", "stalled": "red", "reconnecting": "yellow"}
+    for r in rows:
+        colour = colours.get(r.status, "yellow")
+        status = f"[{colour}]{r.status}[/{colour}]"
+        if r.last_error and r.status != "streaming":
+            status += f" ({r.last_error})"
+        table.add_row(
+            r.source,
+            r.mode,
+            status,
+            f"{r.decode_fps:.1f}",
+            f"{r.inference_fps:.1f}",
+            _counts(r.people_now),
+            _counts(r.people_max),
+            str(r.frames_dropped),
+            str(r.reconnects),
+            f"{r.latency_ms:.0f} ms" if r.latency_ms is not None else "-",
+        )
+    return table
+
+
+@click.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option("-d", "--detector", "detectors", multiple=True, help="Detector to run (repeatable): human, face.")
+@click.option("--min-score", type=click.FloatRange(0, 1), default=None, help="Minimum detection score.")
+@click.option(
+    "--detector-arg",
+    "detector_arg",
+    multiple=True,
+    metavar="DETECTOR.KEY=VALUE",
+    help="Any detector argument, e.g. human.preset=fast (repeatable).",
+)
+@source_options
+@click.option(
+    "--every", type=DURATION, default=None, help="One record per source per interval (e.g. 1s) instead of per frame."
+)
+@click.option(
+    "-o", "--output", default=None, help="JSON lines to this file, or - for stdout (default: stdout when piped)."
+)
+@click.option("--no-boxes", is_flag=True, help="Per-frame records carry counts only, no boxes.")
+@click.option(
+    "--redis",
+    "redis_url",
+    default=None,
+    is_flag=False,
+    flag_value="",
+    help="Also XADD records to a Redis stream at this URL (default: live.redis_url).",
+)
+@click.option("--redis-stream", default=None, help="Redis stream key (default: live.redis_stream).")
+@click.option(
+    "--kafka",
+    "kafka_bootstrap",
+    default=None,
+    is_flag=False,
+    flag_value="",
+    help="Also publish records to Kafka at HOST:PORT (default: live.kafka_bootstrap).",
+)
+@click.option("--kafka-topic", default=None, help="Kafka results topic (default: live.kafka_results_topic).")
+@click.option("--table/--no-table", default=None, help="The live table on stderr (default: when stderr is a terminal).")
+@click.option("--json", "as_json", is_flag=True, help="At the end, print every source's status as JSON.")
+@config_option
+def watch(
+    sources: tuple[str, ...],
+    detectors: tuple[str, ...],
+    min_score: float | None,
+    detector_arg: tuple[str, ...],
+    realtime: bool,
+    speed: float,
+    loop: bool,
+    read_timeout: float | None,
+    open_timeout: float | None,
+    retries: int | None,
+    duration: float | None,
+    metrics_port: int | None,
+    every: float | None,
+    output: str | None,
+    no_boxes: bool,
+    redis_url: str | None,
+    redis_stream: str | None,
+    kafka_bootstrap: str | None,
+    kafka_topic: str | None,
+    table: bool | None,
+    as_json: bool,
+    config_path: str | None,
+) -> None:
+    """Count people in live SOURCES: rtsp:// or http(s):// stream URLs, webcam numbers (0) or video files,
+    each optionally named NAME=SOURCE.
+
+    Streams and webcams run in live mode: the latest frame is analysed and older ones are dropped (and
+    counted), so the counts never fall behind. Files are analysed frame by frame (file mode, nothing
+    dropped) unless --realtime plays them at their own rate. A source that fails or stalls reconnects with
+    backoff; the others go on. Runs until Ctrl-C/SIGTERM, --duration, or every source has ended.
+    Exit 1 when a source gave up (--retries).
+    """
+    config = get_config(config_path)
+    live = config["live"]
+    specs = detector_specs(
+        config["human_detection"]["detectors"],
+        detectors,
+        min_score,
+        None,
+        parse_key_values(detector_arg, "--detector-arg"),
+    )
+    built = build_detectors(specs)
+    watched = build_sources(sources, config, realtime, speed, loop, read_timeout, open_timeout, retries)
+    show_table = sys.stderr.isatty() if table is None else table
+    sinks: list[Any] = []
+    if output is not None:
+        sinks.append(JsonLinesSink(output))
+    elif not sys.stdout.isatty() and not as_json:
+        sinks.append(JsonLinesSink("-"))
+    if redis_url is not None:
+        from crowdcount.live.brokers import RedisStreamSink
+
+        sinks.append(
+            RedisStreamSink(redis_url or live["redis_url"], redis_stream or live["redis_stream"], live["redis_maxlen"])
+        )
+    if kafka_bootstrap is not None:
+        from crowdcount.live.brokers import KafkaResultSink
+
+        sinks.append(
+            KafkaResultSink(
+                kafka_bootstrap or live["kafka_bootstrap"],
+                kafka_topic or live["kafka_results_topic"],
+                live["kafka_partitions"],
+            )
+        )
+    metrics = LiveMetrics() if metrics_port is not None else None
+    server = None
+    if metrics is not None:
+        from crowdcount.metrics import serve_metrics
+
+        server = serve_metrics(metrics.registry, metrics_port)  # type: ignore[arg-type]
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+    watcher = Watcher(built, watched, sinks, every=every, metrics=metrics, boxes=not no_boxes)
+    click.echo(mode_line(watched), err=True)
+    if server is not None:
+        click.echo(f"metrics on http://0.0.0.0:{server.port}/metrics", err=True)
+    stop = threading.Event()
+    try:
+        with stop_on_signals(stop):
+            watcher.start()
+            deadline = time.monotonic() + duration if duration else None  # after the models loaded
+            title = "crowdcount watch (Ctrl-C stops)"
+            with (
+                Live(status_table(watcher.snapshot(), title), console=console, refresh_per_second=4)
+                if show_table
+                else _nothing() as view
+            ):
+                while not stop.is_set() and not watcher.done:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        break
+                    watcher.wait(0.25)
+                    if view is not None:
+                        view.update(status_table(watcher.snapshot(), title))
+                if view is not None:
+                    view.update(status_table(watcher.snapshot(), title))
+    finally:
+        watcher.stop()
+        for sink in sinks:
+            try:
+                sink.close()
+            except Exception as exc:  # closing an output must not hide the run's own result
+                logger.warning("closing %s: %s", type(sink).__name__, exc)
+        if server is not None:
+            server.close()
+    if watcher.error is not None:
+        raise watcher.error
+    rows = watcher.snapshot()
+    if as_json:
+        click.echo(json.dumps({"sources": [r.to_dict() for r in rows]}, indent=2))
+    elif not show_table:
+        console.print(status_table(rows, "crowdcount watch"))
+    if watcher.failed_sources:
+        click.echo(f"Error: source(s) gave up: {', '.join(watcher.failed_sources)}", err=True)
+        raise SystemExit(1)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield None

@@ -1,0 +1,426 @@
+"""Message brokers: Redis Streams and Kafka (optional extras: ``pip install 'crowdcount[redis]'`` /
+``'crowdcount[kafka]'``).
+
+- :class:`RedisStreamSink`: ``XADD`` of every record to a stream (capped with ``MAXLEN ~``).
+- :class:`KafkaResultSink`: records to a results topic, keyed by source (a source stays on one partition,
+  so its results stay in order).
+- :class:`FrameProducer`: camera frames as JPEG to the raw topic (key: the source; headers: source,
+  capture time, frame index, size), for ``crowdcount stream produce``.
+- :class:`FrameConsumer`: reads the raw topic in a consumer group, runs the detectors and publishes one
+  result per frame to the results topic, keyed by source; offsets are committed once the batch's results
+  are delivered (at least once). Adding consumers to the group scales out up to the partition count.
+
+Kafka's client is confluent-kafka (librdkafka, binary wheels on PyPI, maintained by Confluent). A missing
+client library is a :class:`ConfigError` naming the extra; an unreachable broker a :class:`BrokerError`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from crowdcount.detectors import Detector
+from crowdcount.errors import BrokerError, ConfigError
+from crowdcount.live.metrics import LiveMetrics
+from crowdcount.live.outputs import frame_record
+from crowdcount.live.sources import CapturedFrame
+
+logger = logging.getLogger(__name__)
+
+CONTENT_TYPE = "image/jpeg"
+#: librdkafka's own log lines (connection attempts, ...) go to Python logging, not straight to stderr.
+_RDKAFKA_LOG = logging.getLogger("crowdcount.live.rdkafka")
+
+
+def _require(module: str, extra: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(
+            f"{extra.capitalize()} support is not installed (no Python module {module!r})",
+            f"pip install 'crowdcount[{extra}]'",
+        ) from None
+
+
+# -- Redis Streams ------------------------------------------------------------------------------------
+class RedisStreamSink:
+    """Appends each record to the Redis stream ``stream`` as fields ``source`` and ``record`` (JSON).
+
+    Raises :class:`BrokerError` at once when Redis does not answer."""
+
+    def __init__(self, url: str, stream: str, maxlen: int | None = 100_000, timeout_s: float = 5.0) -> None:
+        redis = _require("redis", "redis")
+        self.stream = stream
+        self.maxlen = maxlen
+        try:
+            self.client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+            self.client.ping()
+        except (redis.exceptions.RedisError, ValueError) as exc:
+            raise BrokerError(
+                f"Redis at {url} cannot be reached: {exc}", "start redis-server or pass --redis URL"
+            ) from None
+
+    def write(self, record: dict[str, Any]) -> None:
+        fields = {"source": record.get("source", ""), "record": json.dumps(record, separators=(",", ":"))}
+        self.client.xadd(self.stream, fields, maxlen=self.maxlen, approximate=self.maxlen is not None)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# -- Kafka --------------------------------------------------------------------------------------------
+def _kafka() -> Any:
+    return _require("confluent_kafka", "kafka")
+
+
+def check_kafka(bootstrap: str, timeout_s: float = 5.0) -> None:
+    """:class:`BrokerError` unless the Kafka cluster at ``bootstrap`` answers within ``timeout_s``."""
+    kafka = _kafka()
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(
+        {
+            "bootstrap.servers": bootstrap,
+            "socket.connection.setup.timeout.ms": int(timeout_s * 1000),
+            "logger": _RDKAFKA_LOG,
+        }
+    )
+    try:
+        admin.list_topics(timeout=timeout_s)
+    except kafka.KafkaException as exc:
+        raise BrokerError(
+            f"Kafka at {bootstrap} cannot be reached: {exc.args[0].str() if exc.args else exc}",
+            "start a broker or pass --bootstrap HOST:PORT",
+        ) from None
+
+
+def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int, timeout_s: float = 10.0) -> None:
+    """Create the ``topics`` that do not exist yet, with ``partitions`` partitions (existing ones are kept)."""
+    kafka = _kafka()
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    check_kafka(bootstrap)
+    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": _RDKAFKA_LOG})
+    existing = set(admin.list_topics(timeout=timeout_s).topics)
+    missing = [t for t in dict.fromkeys(topics) if t not in existing]
+    if not missing:
+        return
+    futures = admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing])
+    for topic, future in futures.items():
+        try:
+            future.result(timeout_s)
+            logger.info("created Kafka topic %s (%d partitions)", topic, partitions)
+        except kafka.KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if error is not None and error.code() == kafka.KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            raise BrokerError(f"cannot create Kafka topic {topic!r}: {error.str() if error else exc}") from None
+
+
+def _producer(bootstrap: str) -> Any:
+    kafka = _kafka()
+    # idempotence: retries never reorder or duplicate a partition's messages
+    return kafka.Producer(
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5, "logger": _RDKAFKA_LOG}
+    )
+
+
+class _Delivery:
+    """Counts delivery failures of a producer and logs the first ones."""
+
+    def __init__(self) -> None:
+        self.failed = 0
+        self.delivered = 0
+
+    def __call__(self, error: Any, message: Any) -> None:
+        if error is None:
+            self.delivered += 1
+            return
+        self.failed += 1
+        if self.failed <= 3 or self.failed % 100 == 0:
+            logger.warning("Kafka delivery to %s failed (%d so far): %s", message.topic(), self.failed, error.str())
+
+
+class KafkaResultSink:
+    """Publishes each record (JSON) to ``topic`` keyed by its source."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int = 6) -> None:
+        ensure_topics(bootstrap, [topic], partitions)
+        self.topic = topic
+        self.producer = _producer(bootstrap)
+        self.delivery = _Delivery()
+
+    def write(self, record: dict[str, Any]) -> None:
+        value = json.dumps(record, separators=(",", ":")).encode()
+        self.producer.produce(
+            self.topic, value=value, key=str(record.get("source", "")).encode(), on_delivery=self.delivery
+        )
+        self.producer.poll(0)
+
+    def close(self) -> None:
+        left = self.producer.flush(10)
+        if left:
+            logger.warning("%d result(s) not delivered to Kafka topic %s", left, self.topic)
+
+
+def encode_frame(frame: CapturedFrame, quality: int = 85) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """A frame as JPEG bytes and Kafka headers (source, capture time in ms, frame index, size)."""
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError(f"frame {frame.index} of {frame.source} cannot be encoded as JPEG")
+    width, height = frame.size
+    headers = [
+        ("source", frame.source.encode()),
+        ("captured_at_ms", str(round(frame.captured_at * 1000.0)).encode()),
+        ("frame_index", str(frame.index).encode()),
+        ("width", str(width).encode()),
+        ("height", str(height).encode()),
+        ("content-type", CONTENT_TYPE.encode()),
+    ]
+    return data.tobytes(), headers
+
+
+@dataclass(frozen=True)
+class RawFrame:
+    """A frame read back from the raw topic."""
+
+    source: str
+    index: int
+    captured_at: float
+    rgb: np.ndarray
+    partition: int
+    offset: int
+
+
+def decode_frame(message: Any) -> RawFrame:
+    """The frame of a raw-topic message; ``ValueError`` when it is not one of ours."""
+    headers = {k: (v.decode() if v is not None else "") for k, v in (message.headers() or [])}
+    data = np.frombuffer(message.value() or b"", np.uint8)
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if bgr is None:
+        raise ValueError("the message is not a JPEG image")
+    key = message.key()
+    source = headers.get("source") or (key.decode() if key else "")
+    captured_ms = headers.get("captured_at_ms")
+    captured_at = int(captured_ms) / 1000.0 if captured_ms else message.timestamp()[1] / 1000.0
+    return RawFrame(
+        source=source,
+        index=int(headers.get("frame_index") or message.offset() + 1),
+        captured_at=captured_at,
+        rgb=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
+        partition=message.partition(),
+        offset=message.offset(),
+    )
+
+
+class FrameProducer:
+    """Publishes frames as JPEG to the raw topic, keyed by source (``crowdcount stream produce``)."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int = 6, quality: int = 85) -> None:
+        if not 1 <= quality <= 100:
+            raise ConfigError(f"JPEG quality must be in [1, 100], got {quality}")
+        ensure_topics(bootstrap, [topic], partitions)
+        self.topic = topic
+        self.quality = quality
+        self.producer = _producer(bootstrap)
+        self.delivery = _Delivery()
+        self.published = 0
+
+    def publish(self, frame: CapturedFrame) -> None:
+        value, headers = encode_frame(frame, self.quality)
+        while True:
+            try:
+                self.producer.produce(
+                    self.topic,
+                    value=value,
+                    key=frame.source.encode(),
+                    headers=headers,
+                    timestamp=round(frame.captured_at * 1000.0),
+                    on_delivery=self.delivery,
+                )
+                break
+            except BufferError:  # the local queue is full: let deliveries drain
+                self.producer.poll(0.1)
+        self.published += 1
+        self.producer.poll(0)
+
+    def close(self, timeout_s: float = 10.0) -> int:
+        """Deliver what is queued; the number of frames left undelivered."""
+        return int(self.producer.flush(timeout_s))
+
+
+class FrameConsumer:
+    """Counts people in the raw topic's frames as a member of consumer group ``group``.
+
+    Args:
+        bootstrap, group, raw_topic, results_topic: where to read and write.
+        detectors: built detectors.
+        max_age_s: frames older than this when received are skipped (counted as dropped): a consumer that
+            fell behind catches up to the present instead of analysing the past. ``None``: analyse all.
+        batch_size: messages fetched (and analysed together, per frame size) at once.
+        metrics: per-source :class:`LiveMetrics` (the same names as ``watch``), if any.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        group: str,
+        raw_topic: str,
+        results_topic: str,
+        detectors: Sequence[Detector],
+        partitions: int = 6,
+        max_age_s: float | None = None,
+        batch_size: int = 8,
+        metrics: LiveMetrics | None = None,
+        boxes: bool = True,
+    ) -> None:
+        kafka = _kafka()
+        if not detectors:
+            raise ConfigError("no detectors to run", "choose at least one, e.g. --detector human")
+        ensure_topics(bootstrap, [raw_topic, results_topic], partitions)
+        self.detectors = list(detectors)
+        self.raw_topic = raw_topic
+        self.results_topic = results_topic
+        self.max_age_s = max_age_s
+        self.batch_size = batch_size
+        self.metrics = metrics
+        self.boxes = boxes
+        self.consumer = kafka.Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": 10000,
+                "logger": _RDKAFKA_LOG,
+            }
+        )
+        self.producer = _producer(bootstrap)
+        self.delivery = _Delivery()
+        self.assignment: list[int] = []
+        self.analyzed = 0
+        self.dropped = 0
+        self.invalid = 0
+        self._stop = threading.Event()
+        self._kafka = kafka
+
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        self.assignment = sorted(p.partition for p in partitions)
+        logger.info("assigned partitions %s of %s", self.assignment, self.raw_topic)
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        self.assignment = []
+
+    def stop(self) -> None:
+        """Stop after the batch in progress (safe from another thread or a signal handler)."""
+        self._stop.set()
+
+    def run(
+        self,
+        duration_s: float | None = None,
+        max_frames: int | None = None,
+        on_result: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        """Consume until :meth:`stop`, ``duration_s`` or ``max_frames`` analysed; then leave the group."""
+        self.load()
+        deadline = time.monotonic() + duration_s if duration_s else None
+        self.consumer.subscribe([self.raw_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        try:
+            while not self._stop.is_set():
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                if max_frames is not None and self.analyzed >= max_frames:
+                    break
+                messages = self.consumer.consume(self.batch_size, timeout=0.5)
+                if messages:
+                    self._handle(messages, on_result)
+        finally:
+            left = self.producer.flush(10)
+            if left:
+                logger.warning("%d result(s) not delivered to %s", left, self.results_topic)
+            self.consumer.close()
+
+    def load(self) -> None:
+        for detector in self.detectors:
+            detector.load()
+
+    def _handle(self, messages: list[Any], on_result: Callable[[dict[str, Any]], None] | None) -> None:
+        frames: list[RawFrame] = []
+        now = time.time()
+        for message in messages:
+            if message.error():
+                if message.error().code() != self._kafka.KafkaError._PARTITION_EOF:
+                    logger.warning("Kafka: %s", message.error().str())
+                continue
+            try:
+                frame = decode_frame(message)
+            except ValueError as exc:
+                self.invalid += 1
+                logger.warning("skipping message %d@%d: %s", message.offset(), message.partition(), exc)
+                continue
+            if self.max_age_s is not None and now - frame.captured_at > self.max_age_s:
+                self.dropped += 1
+                if self.metrics is not None:
+                    self.metrics.dropped.labels(frame.source).inc()
+                continue
+            frames.append(frame)
+        by_size: dict[tuple[int, ...], list[RawFrame]] = {}
+        for frame in frames:
+            by_size.setdefault(frame.rgb.shape, []).append(frame)
+        results: dict[tuple[int, int], dict[str, Any]] = {}
+        for group in by_size.values():
+            per_detector = [d.detect([f.rgb for f in group]) for d in self.detectors]
+            done = time.time()
+            for i, frame in enumerate(group):
+                detections = {d.category: dets[i] for d, dets in zip(self.detectors, per_detector, strict=True)}
+                latency = max(0.0, done - frame.captured_at)
+                record = frame_record(
+                    frame.source,
+                    frame.index,
+                    frame.captured_at,
+                    latency,
+                    (frame.rgb.shape[1], frame.rgb.shape[0]),
+                    detections,
+                    boxes=self.boxes,
+                )
+                record["partition"] = frame.partition
+                record["offset"] = frame.offset
+                results[(frame.partition, frame.offset)] = record
+                if self.metrics is not None:
+                    m = self.metrics
+                    m.analyzed.labels(frame.source).inc()
+                    m.latency.labels(frame.source).observe(latency)
+                    for category, n in record["counts"].items():
+                        m.people.labels(frame.source, category).set(n)
+        for key in sorted(results, key=lambda k: (k[0], k[1])):  # per partition, in offset order
+            record = results[key]
+            self.producer.produce(
+                self.results_topic,
+                value=json.dumps(record, separators=(",", ":")).encode(),
+                key=record["source"].encode(),
+                on_delivery=self.delivery,
+            )
+            self.analyzed += 1
+            if on_result is not None:
+                on_result(record)
+        left = self.producer.flush(30)
+        if left:
+            raise BrokerError(f"{left} result(s) could not be delivered to Kafka topic {self.results_topic!r}")
+        try:
+            self.consumer.commit(asynchronous=False)
+        except self._kafka.KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if error is None or error.code() != self._kafka.KafkaError._NO_OFFSET:
+                raise BrokerError(
+                    f"cannot commit offsets of {self.raw_topic!r}: {error.str() if error else exc}"
+                ) from None
