@@ -72,8 +72,13 @@ class TrackingProcessor(FrameProcessor):
             detector's ``min_detection_score``: the boxes the result file reports).
         low_score: weaker boxes down to this score are asked of the detector for ByteTrack's second stage (1 or
             more: none).
+        activation_score: a box matching no track starts one when it scores at least this (default ``high_score``
+            + 0.2, as ByteTrack's "new track" threshold sits above its high threshold).
         lost_track_s: seconds a track is kept without a matching box before it ends.
         min_iou: the least IoU between a track's predicted box and a box for them to match.
+        buffer_per_s: boxes are matched with a buffered IoU (C-BIoU, Yang et al. 2023): grown on each side by this
+            share of their size per second between analysed frames (0.1 at 10 analysed fps, 0.5 at 2), so that
+            people who moved further than their own width between two analysed frames still match.
         confirm_frames: consecutive analysed frames with a match before a track is confirmed and numbered.
         min_track_s: a confirmed track counts as a person when it spans at least this many seconds.
     """
@@ -86,16 +91,24 @@ class TrackingProcessor(FrameProcessor):
         category: str = "Human",
         high_score: float = 0.4,
         low_score: float = 0.1,
+        activation_score: float | None = None,
         lost_track_s: float = 1.5,
-        min_iou: float = 0.1,
+        min_iou: float = 0.3,
+        buffer_per_s: float = 2.0,
         confirm_frames: int = 2,
         min_track_s: float = 1.0,
     ) -> None:
         self.category = category
         self.high_score = float(_number(high_score, "high_score", 0, 1))
         self.low_score = float(_number(low_score, "low_score", 0, 1))
+        self.activation_score = (
+            min(1.0, self.high_score + 0.2)
+            if activation_score is None
+            else float(_number(activation_score, "activation_score", 0, 1))
+        )
         self.lost_track_s = float(_number(lost_track_s, "lost_track_s", 0, 3600))
         self.min_iou = float(_number(min_iou, "min_iou", 0, 1))
+        self.buffer_per_s = float(_number(buffer_per_s, "buffer_per_s", 0, 100))
         self.confirm_frames = int(_number(confirm_frames, "confirm_frames", 1, 1000, integer=True))
         self.min_track_s = float(_number(min_track_s, "min_track_s", 0, 3600))
         self.score_floors = {category: self.low_score} if self.low_score < self.high_score else {}
@@ -114,14 +127,17 @@ class TrackingProcessor(FrameProcessor):
             "category": self.category,
             "high_score": self.high_score,
             "low_score": self.low_score,
+            "activation_score": self.activation_score,
             "lost_track_s": self.lost_track_s,
             "min_iou": self.min_iou,
+            "buffer_per_s": self.buffer_per_s,
             "confirm_frames": self.confirm_frames,
             "min_track_s": self.min_track_s,
         }
 
     def start(self, video: VideoInfo, frame_ratio: float) -> None:
         from trackers import ByteTrackTracker
+        from trackers.utils.iou import BIoU
 
         fps = video.fps if video.fps > 0 else 25.0
         analysed_fps = fps * frame_ratio
@@ -130,10 +146,11 @@ class TrackingProcessor(FrameProcessor):
         self._tracker = ByteTrackTracker(
             lost_track_buffer=max(0, round(self.lost_track_s * 30)),
             frame_rate=analysed_fps,
-            track_activation_threshold=self.high_score,
+            track_activation_threshold=self.activation_score,
             minimum_consecutive_frames=self.confirm_frames,
             minimum_iou_threshold=self.min_iou,
             high_conf_det_threshold=self.high_score,
+            iou=BIoU(buffer_ratio=self.buffer_per_s / analysed_fps),
         )
         self._tracks = {}
         self._present = []
