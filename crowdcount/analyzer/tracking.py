@@ -198,6 +198,10 @@ class TrackingProcessor(FrameProcessor):
         """Confirmed tracks seen in the last frame processed."""
         return len(self._present[-1]) if self._present else 0
 
+    def tracks_so_far(self) -> int:
+        """Confirmed tracks since the video started (before the ``min_track_s`` rule)."""
+        return len(self._tracks)
+
     def finish(self) -> dict[str, Any]:
         people = self.people()
         counted = {t.track_id for t in people}
@@ -209,7 +213,6 @@ class TrackingProcessor(FrameProcessor):
             "max_occupancy": int(occupancy.max()) if len(occupancy) else 0,
             "mean_occupancy": round(float(occupancy.mean()), 3) if len(occupancy) else 0.0,
             "peak_frame_index": None if peak is None else self._frames[peak][0],
-            "occupancy": occupancy.tolist(),
             "people": [
                 {
                     "track_id": t.track_id,
@@ -222,6 +225,7 @@ class TrackingProcessor(FrameProcessor):
                 }
                 for t in people
             ],
+            "per_frame": {"occupancy": occupancy.tolist()},
         }
 
 

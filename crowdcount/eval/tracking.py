@@ -178,7 +178,7 @@ def evaluate_tracking(
         "occupancy_bias": float(err.mean()),
         "elapsed_s": round(run.elapsed_s, 3),
         "fps": round(len(run.frames) / run.elapsed_s, 2) if run.elapsed_s > 0 else None,
-        "tracking": {k: v for k, v in run.tracking.items() if k not in ("occupancy", "people")},
+        "tracking": {k: v for k, v in run.tracking.items() if k not in ("per_frame", "people")},
         "detectors": run.detectors,
     }
     return {k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v) for k, v in report.items()}
