@@ -2,14 +2,12 @@
 
 A frame processor; put it after tracking and counting. With ``frame_ratio`` < 1 only the analysed frames are
 written, at ``fps * frame_ratio`` so the video still plays in real time (a frame that was not analysed has no
-boxes to draw). The file is written beside its final name and moved there when the video ends, so a failed
-analysis leaves no half-written file.
+boxes to draw). When an analysis fails part way, the file holds the frames analysed until then.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,13 +50,11 @@ ZONE_COLOUR = (255, 160, 0)
 OTHER_COLOUR = (255, 255, 255)
 
 
-def check_annotate_path(path: str | Path, option: str = "--annotate") -> Path:
-    """Fail before any analysis when an annotated video cannot be written at ``path``."""
+def check_annotate_path(path: str | Path, option: str = "--annotate", suffixes: Sequence[str] = VIDEO_SUFFIXES) -> Path:
+    """Fail before any analysis when a file (an annotated video, a plot) cannot be written at ``path``."""
     path = Path(path)
-    if path.suffix.lower() not in VIDEO_SUFFIXES:
-        raise ConfigError(
-            f"{option} {str(path)!r} must end in one of {', '.join(VIDEO_SUFFIXES)}", "e.g. --annotate out.mp4"
-        )
+    if path.suffix.lower() not in suffixes:
+        raise ConfigError(f"{option} {str(path)!r} must end in one of {', '.join(suffixes)}")
     if path.is_dir():
         raise ConfigError(f"{option} {str(path)!r} is a folder", "give a file name, e.g. out.mp4")
     from crowdcount.analyzer.files import check_writable
@@ -94,7 +90,6 @@ class AnnotateProcessor(FrameProcessor):
         self.counting = counting
         self._writer: cv2.VideoWriter | None = None
         self._path: Path | None = None
-        self._partial: Path | None = None
         self._scale = 0.5
         self._written = 0
 
@@ -103,15 +98,14 @@ class AnnotateProcessor(FrameProcessor):
 
     def start(self, video: VideoInfo, frame_ratio: float) -> None:
         self.close()
+        self._path = None
         target = self.output(video)
         if target is None:
             return
         self._path = Path(target)
-        self._partial = self._path.with_name(f".{self._path.stem}.partial{self._path.suffix}")
         fps = (video.fps if video.fps > 0 else 25.0) * frame_ratio
-        writer = cv2.VideoWriter(str(self._partial), cv2.VideoWriter_fourcc(*"mp4v"), fps, (video.width, video.height))
+        writer = cv2.VideoWriter(str(self._path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (video.width, video.height))
         if not writer.isOpened():
-            self._partial.unlink(missing_ok=True)
             raise VideoError(f"--annotate: cannot write a video to {str(self._path)!r}", "check the path and suffix")
         self._writer = writer
         self._scale = max(0.4, min(1.2, video.height / 720))
@@ -176,23 +170,17 @@ class AnnotateProcessor(FrameProcessor):
             _text(canvas, line, (6, step * (i + 1)), (255, 255, 255), self._scale)
 
     def finish(self) -> dict[str, Any] | None:
-        if self._writer is None:
+        self.close()
+        if self._path is None:
             return None
-        self._writer.release()
-        self._writer = None
-        assert self._partial is not None and self._path is not None
-        os.replace(self._partial, self._path)
         section = {"path": str(self._path), "frames_written": self._written}
-        self._partial = None
+        self._path = None
         return section
 
     def close(self) -> None:
-        if self._writer is not None:  # the analysis failed: drop the partial file
+        if self._writer is not None:
             self._writer.release()
             self._writer = None
-            if self._partial is not None:
-                self._partial.unlink(missing_ok=True)
-        self._partial = None
 
 
 def _colour(track: int) -> tuple[int, int, int]:
