@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from crowdcount.analyzer.tracking import TrackingProcessor
 from crowdcount.detectors import Detector
 from crowdcount.errors import ConfigError
 from crowdcount.eval.groundtruth import GroundTruth, IgnoreRegion, in_ignore_regions
@@ -66,16 +67,15 @@ def track_run_from_document(document: dict[str, Any], category: str = "Human", s
 def track_video(
     path: str | Path,
     detector: Detector,
-    tracking: dict[str, Any],
+    processor: TrackingProcessor,
     last_frame: int,
     frame_ratio: float = 1.0,
 ) -> TrackRun:
-    """Run ``detector`` and the tracker (``tracking``: :class:`TrackingProcessor` arguments) over a video's
-    frames up to ``last_frame``, as ``crowdcount analyze`` would."""
+    """Run ``detector`` and the tracker over a video's frames up to ``last_frame``, as ``crowdcount analyze``
+    would."""
     from crowdcount.analyzer import VideoAnalyzer
-    from crowdcount.analyzer.tracking import TRACK_ID, TrackingProcessor
+    from crowdcount.analyzer.tracking import TRACK_ID
 
-    processor = TrackingProcessor(category=detector.category, **tracking)
     analyzer = VideoAnalyzer([detector], frame_ratio=frame_ratio, processors=[processor])
     started = time.perf_counter()
     result = analyzer.analyze(path, last_frame=last_frame)
