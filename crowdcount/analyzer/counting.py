@@ -137,9 +137,6 @@ class Zone:
             raise ConfigError(
                 f"{option} {text!r}: a zone needs at least 3 distinct points, got {len(distinct)}", ZONE_SYNTAX
             )
-        xs, ys = [p[0] for p in distinct], [p[1] for p in distinct]
-        if abs(_area(distinct)) <= 1e-9 * max((max(xs) - min(xs)) * (max(ys) - min(ys)), 1e-12):
-            raise ConfigError(f"{option} {text!r}: the polygon has zero area (its points are in a line)")
         n = len(distinct)
         for i in range(n):
             for j in range(i + 1, n):
@@ -152,6 +149,9 @@ class Zone:
                         f"{option} {text!r}: the polygon's edges cross (edge {i + 1} and edge {j + 1})",
                         "list the corners in order around the zone",
                     )
+        xs, ys = [p[0] for p in distinct], [p[1] for p in distinct]
+        if abs(_area(distinct)) <= 1e-9 * max((max(xs) - min(xs)) * (max(ys) - min(ys)), 1e-12):
+            raise ConfigError(f"{option} {text!r}: the polygon has zero area (its points are in a line)")
         return cls(name, tuple(distinct), relative, text, option)
 
     def in_pixels(self, width: int, height: int) -> np.ndarray:
