@@ -302,7 +302,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         ("Max", "right"),
         ("Mean", "right"),
         ("Peak at", "right"),
-        ("Unique people", "right"),
+        ("Unique", "right"),
         ("Result file", "left"),
     ]:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
