@@ -44,6 +44,10 @@ class StrMap:
     """Schema marker: a mapping of free keys to strings."""
 
 
+class StrList:
+    """Schema marker: a list of strings."""
+
+
 #: The shape of a configuration: nested dicts of sections; leaves are types or markers.
 SCHEMA: dict[str, Any] = {
     "aws_region": str,
@@ -58,6 +62,20 @@ SCHEMA: dict[str, Any] = {
         "max_batch_size": Optional(int),
         "result_step": str,
         "result_prefix": Optional(str),
+    },
+    "tracking": {
+        "enabled": bool,
+        "high_score": Optional(float),
+        "low_score": float,
+        "activation_score": Optional(float),
+        "lost_track_s": float,
+        "min_iou": float,
+        "buffer_per_s": float,
+        "confirm_frames": int,
+        "min_track_s": float,
+        "lines": StrList(),
+        "zones": StrList(),
+        "line_hysteresis": float,
     },
     "worker": {
         "wait_time_seconds": int,
@@ -131,6 +149,20 @@ DEFAULTS: dict[str, Any] = {
         "result_step": "human_detector",
         "result_prefix": None,
     },
+    "tracking": {
+        "enabled": True,
+        "high_score": None,
+        "low_score": 0.1,
+        "activation_score": None,
+        "lost_track_s": 1.5,
+        "min_iou": 0.3,
+        "buffer_per_s": 2.0,
+        "confirm_frames": 2,
+        "min_track_s": 1.0,
+        "lines": [],
+        "zones": [],
+        "line_hysteresis": 0.1,
+    },
     "worker": {
         "wait_time_seconds": 20,
         "visibility_timeout": 300,
@@ -194,6 +226,8 @@ def _type_name(kind: Any) -> str:
         return "a list of [name, {arguments}]"
     if isinstance(kind, StrMap):
         return "an object of strings"
+    if isinstance(kind, StrList):
+        return "a list of strings"
     if isinstance(kind, dict):
         return "an object"
     return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(kind, str(kind))
@@ -213,6 +247,10 @@ def _check_value(where: str, kind: Any, value: Any) -> Any:
         if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
             raise ConfigError(f"config key {where!r} must be {_type_name(kind)}, got {value!r}")
         return dict(value)
+    if isinstance(kind, StrList):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"config key {where!r} must be {_type_name(kind)}, got {value!r}")
+        return list(value)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):

@@ -38,9 +38,9 @@ def test_analyze_writes_json_and_csv_and_prints_a_summary(tmp_path: Path, video_
     document = json.loads((tmp_path / "r.json").read_text())
     assert [len(f["Human"]["scores"]) for f in document["frames"]] == [0, 1, 2, 3, 0, 1, 2, 3]
     assert (tmp_path / "r.csv").read_text().splitlines()[:3] == [
-        "frame_index,timestamp_ms,Human",
-        "1,0.0,0",
-        "2,100.0,1",
+        "frame_index,timestamp_ms,Human,occupancy",  # tracked people (tracking is on by default)
+        "1,0.0,0,0",
+        "2,100.0,1,0",
     ]
     assert "lobby.mp4" in out and "Human" in out
     assert err == ""

@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from crowdcount import __version__
-from crowdcount.analyzer.processors import FrameProcessor
+from crowdcount.analyzer.processors import BELOW_THRESHOLD, FrameProcessor
 from crowdcount.analyzer.video import Frame, FrameReader, FrameSampler, VideoInfo, probe_video
 from crowdcount.detectors import Detections, Detector
 from crowdcount.errors import ConfigError
@@ -51,6 +53,8 @@ class AnalysisResult:
     #: ``Detections.data`` keys written per detection in the result file, and their field names there.
     frame_fields: dict[str, str] = field(default_factory=dict)
     processors: list[dict[str, Any]] = field(default_factory=list)
+    #: The analysis stopped after this 1-based frame on request (``None``: it ran to the end of the video).
+    last_frame: int | None = None
 
     @property
     def categories(self) -> list[str]:
@@ -60,7 +64,7 @@ class AnalysisResult:
     def truncated(self) -> bool:
         """The decoder stopped clearly short of the frame count the container announced."""
         expected = self.video.frame_count
-        return expected > 0 and self.frames_decoded < expected - max(1, expected // 100)
+        return self.last_frame is None and expected > 0 and self.frames_decoded < expected - max(1, expected // 100)
 
 
 class VideoAnalyzer:
@@ -137,8 +141,13 @@ class VideoAnalyzer:
         for detector in self.detectors:
             detector.load()
 
-    def analyze(self, path: str | Path, progress: ProgressCallback | None = None) -> AnalysisResult:
-        """Analyse one video file. Raises :class:`crowdcount.errors.VideoError` when it cannot be read."""
+    def analyze(
+        self, path: str | Path, progress: ProgressCallback | None = None, last_frame: int | None = None
+    ) -> AnalysisResult:
+        """Analyse one video file. Raises :class:`crowdcount.errors.VideoError` when it cannot be read.
+
+        ``last_frame`` stops after that 1-based frame (e.g. the last annotated one, for an evaluation).
+        """
         info = probe_video(path)
         self.load()
         result = AnalysisResult(
@@ -147,6 +156,7 @@ class VideoAnalyzer:
             detectors=[d.describe() for d in self.detectors],
             count_smoothing_s=self.count_smoothing_s,
             processors=[p.describe() for p in self.processors],
+            last_frame=last_frame,
         )
         for processor in self.processors:
             result.frame_fields.update(processor.frame_fields)
@@ -157,6 +167,8 @@ class VideoAnalyzer:
         reported = 0
         with reader, self._closing_processors():
             for frame in reader:
+                if last_frame is not None and frame.index > last_frame:
+                    break
                 if batch and frame.rgb.shape != batch[0].rgb.shape:
                     self._run_batch(batch, result)
                     batch = []
@@ -204,15 +216,41 @@ class VideoAnalyzer:
                 except Exception:  # a failing close must not hide the analysis' own error
                     logger.exception("frame processor %s failed to close", processor.name)
 
+    def score_floor(self, detector: Detector) -> float | None:
+        """The lowest score any processor asks ``detector``'s category for, when under its threshold."""
+        floors = [p.score_floors[detector.category] for p in self.processors if detector.category in p.score_floors]
+        floor = min(floors, default=None)
+        return floor if floor is not None and floor < detector.min_detection_score else None
+
     def _run_batch(self, batch: list[Frame], result: AnalysisResult) -> None:
         images = [f.rgb for f in batch]
-        per_detector = [detector.detect(images) for detector in self.detectors]
+        floors = [self.score_floor(detector) for detector in self.detectors]
+        per_detector = [detector.detect(images, floor) for detector, floor in zip(self.detectors, floors, strict=True)]
         for i, frame in enumerate(batch):
-            frame_result = FrameResult(
-                index=frame.index,
-                timestamp_ms=frame.timestamp_ms,
-                detections={d.category: dets[i] for d, dets in zip(self.detectors, per_detector, strict=True)},
-            )
+            detections = {}
+            for detector, floor, dets in zip(self.detectors, floors, per_detector, strict=True):
+                detections[detector.category] = dets[i] if floor is None else _mark_weak(dets[i], detector)
+            frame_result = FrameResult(index=frame.index, timestamp_ms=frame.timestamp_ms, detections=detections)
             for processor in self.processors:
                 processor.process(frame_result, frame.rgb)
+            for detector, floor in zip(self.detectors, floors, strict=True):
+                if floor is not None:
+                    frame_result.detections[detector.category] = _drop_weak(frame_result.detections[detector.category])
             result.frames.append(frame_result)
+
+
+def _mark_weak(dets: Detections, detector: Detector) -> Detections:
+    """``dets`` with ``data[BELOW_THRESHOLD]`` set where a box scores under the detector's threshold."""
+    weak = dets.confidence < detector.min_detection_score
+    return Detections(dets.xyxy, dets.confidence, dets.class_id, {**dets.data, BELOW_THRESHOLD: weak})
+
+
+def _drop_weak(dets: Detections) -> Detections:
+    """``dets`` without the boxes marked under their threshold, and without the mark."""
+    weak = dets.data.get(BELOW_THRESHOLD)
+    if weak is None:
+        return dets
+    kept = dets[~np.asarray(weak, bool)]
+    return Detections(
+        kept.xyxy, kept.confidence, kept.class_id, {k: v for k, v in kept.data.items() if k != BELOW_THRESHOLD}
+    )

@@ -20,6 +20,12 @@ if TYPE_CHECKING:
     from crowdcount.analyzer.video import VideoInfo
 
 
+#: ``Detections.data`` key (bool) marking boxes that score under their detector's ``min_detection_score``:
+#: present only when a processor asked for them through ``score_floors``. The analyzer drops them after the
+#: last processor, so results and counts never hold them.
+BELOW_THRESHOLD = "below_threshold"
+
+
 class FrameProcessor(ABC):
     """One step after detection.
 
@@ -27,10 +33,14 @@ class FrameProcessor(ABC):
         name: key of this processor's section in the result file (and in ``AnalysisResult.sections``).
         frame_fields: ``Detections.data`` keys this processor adds, mapped to the per-detection field name
             they get in the result file (e.g. ``{"track_id": "track_ids"}``); only 1-D arrays.
+        score_floors: categories whose detectors should also return boxes scoring under their threshold, down
+            to this score (e.g. ``{"Human": 0.1}`` for a ByteTrack-style tracker); those boxes are marked
+            ``data[BELOW_THRESHOLD]`` and removed by the analyzer after the last processor.
     """
 
     name: ClassVar[str] = ""
     frame_fields: ClassVar[dict[str, str]] = {}
+    score_floors: dict[str, float] = {}  # noqa: RUF012 - read-only default; instances set their own
 
     def start(self, video: VideoInfo, frame_ratio: float) -> None:  # noqa: B027 - optional hook
         """Reset per-video state before the first frame of ``video``."""

@@ -174,15 +174,31 @@ def write_json(document: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
+def frame_series(document: dict[str, Any]) -> dict[str, list[Any]]:
+    """The per-frame series of the frame processors' sections (their ``per_frame`` mapping of a column name to
+    one value per analysed frame), e.g. ``occupancy`` of tracking, ``zone:door`` of counting."""
+    n = len(document["frames"])
+    series: dict[str, list[Any]] = {}
+    for key, section in document.items():
+        if key in _RESERVED_KEYS or not isinstance(section, dict) or not isinstance(section.get("per_frame"), dict):
+            continue
+        for column, values in section["per_frame"].items():
+            if isinstance(values, list) and len(values) == n:
+                series[column] = values
+    return series
+
+
 def csv_rows(document: dict[str, Any]) -> list[list[Any]]:
-    """Per-frame counts: a header, then ``frame_index, timestamp_ms, <count per category>``.
+    """Per-frame counts: a header, then ``frame_index, timestamp_ms, <count per category>``, then the frame
+    processors' per-frame series (:func:`frame_series`: tracked occupancy, people in each zone...).
 
     Counts are the document's (smoothed) ``count``; documents older than it give the number of boxes."""
     categories = [d["category"] for d in document["detectors"]]
-    rows: list[list[Any]] = [["frame_index", "timestamp_ms", *categories]]
-    for frame in document["frames"]:
+    series = frame_series(document)
+    rows: list[list[Any]] = [["frame_index", "timestamp_ms", *categories, *series]]
+    for i, frame in enumerate(document["frames"]):
         counts = (frame[c].get("count", len(frame[c]["scores"])) for c in categories)
-        rows.append([frame["frame_index"], frame["frame_timestamp"], *counts])
+        rows.append([frame["frame_index"], frame["frame_timestamp"], *counts, *(v[i] for v in series.values())])
     return rows
 
 

@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from crowdcount.analyzer import VideoAnalyzer, to_document
+from crowdcount.analyzer.pipeline import build_processors
 from crowdcount.analyzer.result import dumps
 from crowdcount.aws.awserrors import error_code, is_aws_exception, is_not_found, to_aws_error
 from crowdcount.aws.messages import Job, parse_message
@@ -276,7 +277,8 @@ class Worker:
         block = config["human_detection"]
 
         def build() -> VideoAnalyzer:
-            return VideoAnalyzer.from_config(block, build_detectors(block["detectors"]))
+            detectors = build_detectors(block["detectors"])
+            return VideoAnalyzer.from_config(block, detectors, build_processors(config["tracking"], detectors))
 
         return cls(WorkerClients.from_context(ctx, config), WorkerSettings.from_config(config), build)
 

@@ -13,7 +13,12 @@ from rich.table import Table
 from tqdm import tqdm
 
 from crowdcount.analyzer import VideoAnalyzer, to_document, write_csv, write_json
+from crowdcount.analyzer.annotate import VIDEO_SUFFIXES, check_annotate_path
+from crowdcount.analyzer.counting import CountingProcessor, parse_lines, parse_zones
 from crowdcount.analyzer.files import find_videos, plan_outputs
+from crowdcount.analyzer.pipeline import build_processors
+from crowdcount.analyzer.plot import plot_counts
+from crowdcount.analyzer.video import probe_video
 from crowdcount.cli.common import config_option, get_config, parse_key_values
 from crowdcount.config import build_detectors
 from crowdcount.detectors import resolve_name
@@ -22,6 +27,7 @@ from crowdcount.errors import ConfigError, CrowdcountError, VideoError
 logger = logging.getLogger(__name__)
 
 DEFAULT_OUTPUT = "crowdcount_results"
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 
 def detector_specs(
@@ -98,6 +104,33 @@ def _fmt_time(ms: float | None) -> str:
     help="Result JSON: a file (one video) or a folder (one file per video).",
 )
 @click.option("--csv", "csv_path", type=click.Path(), default=None, help="Per-frame counts as CSV: a file or folder.")
+@click.option(
+    "--track/--no-track",
+    "track",
+    default=None,
+    help="Track people: unique people, occupancy, time present, track ids (default: on, config tracking.enabled).",
+)
+@click.option(
+    "--line",
+    "lines",
+    multiple=True,
+    metavar="[NAME=]X1,Y1,X2,Y2",
+    help="Count people crossing this line, in and out (repeatable; pixels, or fractions of the frame if all <= 1).",
+)
+@click.option(
+    "--zone",
+    "zones",
+    multiple=True,
+    metavar="[NAME=]X1,Y1,X2,Y2,X3,Y3,...",
+    help="Count people in this polygon over time and their dwell time (repeatable; pixels or fractions).",
+)
+@click.option(
+    "--annotate",
+    type=click.Path(),
+    default=None,
+    help="Write the video with boxes, track ids, lines, zones and counts drawn: an .mp4 file or a folder.",
+)
+@click.option("--plot", type=click.Path(), default=None, help="Plot the counts over time: a .png file or a folder.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table.")
 @config_option
@@ -111,6 +144,11 @@ def analyze(
     detector_arg: tuple[str, ...],
     output: str,
     csv_path: str | None,
+    track: bool | None,
+    lines: tuple[str, ...],
+    zones: tuple[str, ...],
+    annotate: str | None,
+    plot: str | None,
     progress: bool | None,
     as_json: bool,
     config_path: str | None,
@@ -120,7 +158,15 @@ def analyze(
     Writes one result JSON per video and prints a summary. One bad video is reported and the others
     still run; the exit status is 0 only when every video succeeded.
     """
-    config = get_config(config_path, {"human_detection": {"frame_ratio": frame_ratio, "count_smoothing_s": smooth_s}})
+    counting_lines = parse_lines(lines, "--line") if lines else None
+    counting_zones = parse_zones(zones, "--zone") if zones else None
+    config = get_config(
+        config_path,
+        {
+            "human_detection": {"frame_ratio": frame_ratio, "count_smoothing_s": smooth_s},
+            "tracking": {"enabled": track},
+        },
+    )
     block = config["human_detection"]
     specs = detector_specs(
         block["detectors"], detectors, min_score, batch_size, parse_key_values(detector_arg, "--detector-arg")
@@ -130,11 +176,23 @@ def analyze(
         raise ConfigError("no videos found in " + ", ".join(videos), "give video files or folders holding videos")
     json_paths = plan_outputs(paths, output, ".json", "--output")
     csv_paths = plan_outputs(paths, csv_path, ".csv", "--csv")
-    analyzer = VideoAnalyzer.from_config(block, build_detectors(specs))
+    annotate_paths = plan_media(paths, annotate, VIDEO_SUFFIXES, "--annotate")
+    plot_paths = plan_media(paths, plot, PLOT_SUFFIXES, "--plot")
+    detectors = build_detectors(specs)
+    annotate_for = dict(zip((str(p) for p in paths), annotate_paths, strict=True))
+    processors = build_processors(
+        config["tracking"],
+        detectors,
+        counting_lines,
+        counting_zones,
+        (lambda info: annotate_for.get(info.path)) if annotate else None,
+    )
+    check_geometry(processors, paths)
+    analyzer = VideoAnalyzer.from_config(block, detectors, processors)
     analyzer.load()  # a model that cannot load is one error, before any video
 
     rows: list[dict[str, Any]] = []
-    for video, json_path, csv_out in zip(paths, json_paths, csv_paths, strict=True):
+    for video, json_path, csv_out, plot_out in zip(paths, json_paths, csv_paths, plot_paths, strict=True):
         try:
             with tqdm(
                 desc=video.name,
@@ -156,6 +214,8 @@ def analyze(
                     write_json(document, json_path)
                 if csv_out is not None:
                     write_csv(document, csv_out)
+                if plot_out is not None:
+                    plot_counts(document, plot_out)
             except OSError as exc:
                 raise VideoError(f"{video}: results cannot be written: {exc}") from None
             rows.append(
@@ -169,6 +229,7 @@ def analyze(
                     "frames_decoded": result.frames_decoded,
                     "elapsed_s": round(result.elapsed_s, 2),
                     "warnings": result.warnings,
+                    **counting_summary(document),
                 }
             )
         except CrowdcountError as exc:
@@ -184,6 +245,55 @@ def analyze(
         raise SystemExit(failed[0]["exit_code"] if len(rows) == 1 else 1)
 
 
+def plan_media(videos: list[Path], output: str | None, suffixes: tuple[str, ...], option: str) -> list[Path | None]:
+    """One annotated video or plot per video: ``output`` itself when it has one of ``suffixes`` (one video),
+    else a file per video in the folder ``output`` (with the first suffix)."""
+    if output is not None and Path(output).suffix and not Path(output).is_dir():
+        if len(videos) > 1:
+            raise ConfigError(
+                f"{option} {output!r} is one file but {len(videos)} videos were given",
+                f"give a folder to {option} to get one file per video",
+            )
+        return [check_annotate_path(output, option, suffixes)]
+    return plan_outputs(videos, output, suffixes[0], option)
+
+
+def check_geometry(processors: list[Any], videos: list[Path]) -> None:
+    """Fail before any analysis when a line or zone lies outside a video's frame (unreadable videos are left
+    for the analysis to report)."""
+    counting = [p for p in processors if isinstance(p, CountingProcessor)]
+    if not counting:
+        return
+    for video in videos:
+        try:
+            info = probe_video(video)
+        except VideoError:
+            continue
+        try:
+            counting[0].check(info.width, info.height)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc.message} of {video.name}", exc.hint) from None
+
+
+def counting_summary(document: dict[str, Any]) -> dict[str, Any]:
+    """Tracking, line and zone figures of a result document, for the printed summary."""
+    out: dict[str, Any] = {}
+    tracking = document.get("tracking")
+    if tracking:
+        out["tracking"] = {k: tracking[k] for k in ("unique_people", "max_occupancy", "mean_occupancy")}
+    counting = document.get("counting")
+    if counting:
+        out["lines"] = [{k: line[k] for k in ("name", "in", "out")} for line in counting["lines"]]
+        out["zones"] = [
+            {k: zone[k] for k in ("name", "visitors", "max_occupancy", "mean_dwell_s", "max_dwell_s")}
+            for zone in counting["zones"]
+        ]
+    for key in ("annotate",):
+        if document.get(key):
+            out["annotated_video"] = document[key]["path"]
+    return out
+
+
 def _print_table(rows: list[dict[str, Any]]) -> None:
     table = Table(title="crowdcount summary")
     for column, justify in [
@@ -193,15 +303,18 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         ("Max", "right"),
         ("Mean", "right"),
         ("Peak at", "right"),
+        ("Unique", "right"),
         ("Result file", "left"),
     ]:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    notes: list[str] = []
     for row in rows:
         name = Path(row["video"]).name
         if not row["ok"]:
-            table.add_row(name, "[red]failed[/red]", "-", "-", "-", "-", row["error"])
+            table.add_row(name, "[red]failed[/red]", "-", "-", "-", "-", "-", row["error"])
             continue
         for i, (category, s) in enumerate(row["summary"].items()):
+            tracked = row.get("tracking") if category == "Human" else None
             table.add_row(
                 name if i == 0 else "",
                 category,
@@ -209,12 +322,25 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
                 str(s["max_count"]),
                 f"{s['mean_count']:.2f}",
                 _fmt_time(s["peak_timestamp"]),
+                str(tracked["unique_people"]) if tracked else "-",
                 (row["result_file"] or "-") if i == 0 else "",
             )
+        for line in row.get("lines", []):
+            notes.append(f"{name}: line {line['name']}: {line['in']} in, {line['out']} out")
+        for zone in row.get("zones", []):
+            notes.append(
+                f"{name}: zone {zone['name']}: {zone['visitors']} people, at most {zone['max_occupancy']} at once, "
+                f"dwell {zone['mean_dwell_s']:.1f} s on average ({zone['max_dwell_s']:.1f} s at most)"
+            )
+        if row.get("annotated_video"):
+            notes.append(f"{name}: annotated video {row['annotated_video']}")
     windows = {(r["count_smoothing"]["seconds"], r["count_smoothing"]["frames"]) for r in rows if r["ok"]}
     if windows:
         table.caption = "counts: " + "; ".join(
             f"running median over {seconds:g} s ({frames} analysed frames)" if frames > 1 else "per frame (raw)"
             for seconds, frames in sorted(windows)
         )
-    Console(soft_wrap=True).print(table)
+    console = Console(soft_wrap=True)
+    console.print(table)
+    for note in notes:
+        console.print(note, highlight=False)

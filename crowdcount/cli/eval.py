@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crowdcount.analyzer.counts import smoothing_window
+from crowdcount.analyzer.pipeline import build_processors
 from crowdcount.cli.analyze import detector_specs
 from crowdcount.cli.common import config_option, get_config, parse_key_values
 from crowdcount.config import build_detectors
@@ -33,6 +34,7 @@ from crowdcount.eval import (
     read_mot,
 )
 from crowdcount.eval.runner import SCORE_FLOOR
+from crowdcount.eval.tracking import evaluate_tracking, track_run_from_document, track_video
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +84,18 @@ logger = logging.getLogger(__name__)
     "(default: the configuration's human_detection.count_smoothing_s for a video, the file's own for a result "
     "JSON; 0: raw per-frame counts).",
 )
+@click.option(
+    "--track",
+    is_flag=True,
+    help="Measure tracking instead: MOTA, IDF1, ID switches and the unique-people error (MOTChallenge ids).",
+)
+@click.option(
+    "--frame-ratio",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="With --track on a video: share of frames analysed (the others are not scored).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @click.option("--per-frame", is_flag=True, help="Also list each frame's true and predicted count.")
 @config_option
@@ -98,6 +112,8 @@ def eval_command(
     batch_size: int | None,
     detector_arg: tuple[str, ...],
     smooth_s: float | None,
+    track: bool,
+    frame_ratio: float,
     as_json: bool,
     per_frame: bool,
     config_path: str | None,
@@ -128,6 +144,25 @@ def eval_command(
         )
         return build_detectors(specs)[0]
 
+    if track:
+        if fmt != "mot" or source is None:
+            raise ConfigError("--track needs MOTChallenge ground truth and a SOURCE (a video or its result JSON)")
+        run_tracking(
+            source,
+            gt_path,
+            is_document,
+            build,
+            config_path,
+            gt_scale,
+            gt_size,
+            frames,
+            iou,
+            regions,
+            frame_ratio,
+            category,
+            as_json,
+        )
+        return
     if fmt == "imglab":
         if source is not None:
             raise ConfigError("imglab XML ground truth lists its own images: leave SOURCE out")
@@ -164,6 +199,68 @@ def eval_command(
         click.echo(json.dumps(report.to_dict(per_frame=per_frame), indent=2))
     else:
         print_report(report, per_frame)
+
+
+def run_tracking(
+    source: str,
+    gt_path: str,
+    is_document: bool,
+    build: Any,
+    config_path: str | None,
+    gt_scale: float | None,
+    gt_size: str | None,
+    frames: str | None,
+    iou: float,
+    regions: list[IgnoreRegion],
+    frame_ratio: float,
+    category: str,
+    as_json: bool,
+) -> None:
+    """``eval --track``: run the tracker (or read the tracks of a result file) and print the MOT metrics."""
+    scale_args = {"scale": gt_scale, "annotation_size": parse_size(gt_size) if gt_size else None}
+    if is_document:
+        run = track_run_from_document(load_document(source), category, source)
+        document_size = load_document(source)["video"]
+        gt = read_mot(gt_path, (document_size["width"], document_size["height"]), **scale_args)
+        keys = parse_frames(frames, [k for k in gt.frames if isinstance(k, int)])
+    else:
+        from crowdcount.analyzer import probe_video
+
+        info = probe_video(source)
+        gt = read_mot(gt_path, (info.width, info.height), **scale_args)
+        keys = parse_frames(frames, [k for k in gt.frames if isinstance(k, int)])
+        detector = build()
+        block = {**get_config(config_path)["tracking"], "enabled": True, "lines": [], "zones": []}
+        (processor,) = build_processors(block, [detector], category=category)
+        run = track_video(source, detector, processor, max(keys), frame_ratio)
+    report = evaluate_tracking(run, gt, keys, iou, regions)
+    for warning in gt.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    table = Table(title=f"crowdcount eval --track: {Path(source).name}, frame ratio {report['frame_ratio']:g}")
+    table.add_column("Metric")
+    table.add_column("Value", justify="right")
+    table.add_column("Notes")
+    for metric, value, note in [
+        ("frames evaluated", str(report["frames_evaluated"]), f"ground truth {Path(gt_path).name}"),
+        ("MOTA", _fmt(report["MOTA"]), f"{report['FP']} FP, {report['FN']} FN, IoU >= {iou:g}"),
+        ("IDF1", _fmt(report["IDF1"]), f"IDP {_fmt(report['IDP'])}, IDR {_fmt(report['IDR'])}"),
+        ("ID switches", str(report["ID_switches"]), f"{report['fragmentations']} fragmentations"),
+        ("MOTP", _fmt(report["MOTP"]), "mean IoU of the matches"),
+        ("unique people", str(report["unique_people"]), f"{report['gt_people']} in the ground truth"),
+        ("unique-people error", f"{report['unique_people_error']:+d}", "> 0: counts people twice"),
+        (
+            "occupancy MAE",
+            _fmt(report["occupancy_mae"]),
+            f"tracked people per frame; bias {report['occupancy_bias']:+.3f}",
+        ),
+    ]:
+        table.add_row(metric, value, note)
+    if report.get("fps"):
+        table.add_row("speed", f"{report['fps']:.1f}", "analysed frames per second, decoding + detection + tracking")
+    Console(soft_wrap=True).print(table)
 
 
 def _fmt(value: float, digits: int = 3) -> str:

@@ -103,6 +103,7 @@ class Detector(ABC):
         self.min_detection_score = float(min_detection_score)
         self.max_batch_size = max_batch_size
         self._loaded = False
+        self._score_floor: float | None = None
 
     def load(self) -> None:
         """Load the model now (it is otherwise loaded on the first :meth:`detect`)."""
@@ -113,14 +114,30 @@ class Detector(ABC):
                 self._load()
             self._loaded = True
 
-    def detect(self, frames: Sequence[np.ndarray]) -> list[Detections]:
-        """Detect in RGB ``uint8`` frames of shape ``(H, W, 3)``; one :class:`Detections` per frame."""
+    @property
+    def candidate_score(self) -> float:
+        """The lowest score :meth:`_detect` must keep: ``min_detection_score``, or the lower ``score_floor`` of
+        the :meth:`detect` call in progress."""
+        floor = self._score_floor
+        return self.min_detection_score if floor is None else min(floor, self.min_detection_score)
+
+    def detect(self, frames: Sequence[np.ndarray], score_floor: float | None = None) -> list[Detections]:
+        """Detect in RGB ``uint8`` frames of shape ``(H, W, 3)``; one :class:`Detections` per frame.
+
+        ``score_floor`` keeps boxes down to that score instead of ``min_detection_score`` (when lower): weak
+        boxes for a tracker, which uses them to follow people through occlusion. The caller filters them.
+        """
         self.load()
         results: list[Detections] = []
-        for start in range(0, len(frames), self.max_batch_size):
-            batch = frames[start : start + self.max_batch_size]
-            for dets in self._detect(batch):
-                results.append(dets[dets.confidence >= self.min_detection_score])
+        self._score_floor = score_floor
+        try:
+            threshold = self.candidate_score
+            for start in range(0, len(frames), self.max_batch_size):
+                batch = frames[start : start + self.max_batch_size]
+                for dets in self._detect(batch):
+                    results.append(dets[dets.confidence >= threshold])
+        finally:
+            self._score_floor = None
         return results
 
     @abstractmethod

@@ -169,7 +169,7 @@ class HumanDetector(Detector):
         scale = np.array([width / in_w, height / in_h, width / in_w, height / in_h], np.float32)
         results = []
         for i in range(len(frames)):
-            boxes, scores = nanodet.decode(cls[i], reg[i], in_w, in_h, self.min_detection_score, nanodet.PERSON, grid)
+            boxes, scores = nanodet.decode(cls[i], reg[i], in_w, in_h, self.candidate_score, nanodet.PERSON, grid)
             keep = nanodet.nms(boxes, scores, self.nms_iou, MAX_DETECTIONS)
             results.append(
                 Detections(boxes[keep] * scale, scores[keep], np.full(len(keep), PERSON_CLASS, np.int32))

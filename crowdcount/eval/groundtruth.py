@@ -51,16 +51,23 @@ STANDARD_SIZES: tuple[tuple[int, int], ...] = (
 
 @dataclass(frozen=True)
 class GroundTruthFrame:
-    """The annotated boxes of one frame or image: ``xyxy`` ``(N, 4)`` pixels and an ``ignore`` ``(N,)`` mask."""
+    """The annotated boxes of one frame or image: ``xyxy`` ``(N, 4)`` pixels, an ``ignore`` ``(N,)`` mask and,
+    for MOTChallenge files, the person ``ids`` ``(N,)`` (``None`` for imglab XML)."""
 
     xyxy: np.ndarray
     ignore: np.ndarray
+    ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         xyxy = np.asarray(self.xyxy, np.float32).reshape(-1, 4)
         ignore = np.asarray(self.ignore, bool).reshape(-1)
         if len(ignore) != len(xyxy):
             raise ValueError(f"ground truth has {len(xyxy)} boxes but {len(ignore)} ignore flags")
+        if self.ids is not None:
+            ids = np.asarray(self.ids, np.int64).reshape(-1)
+            if len(ids) != len(xyxy):
+                raise ValueError(f"ground truth has {len(xyxy)} boxes but {len(ids)} ids")
+            object.__setattr__(self, "ids", ids)
         object.__setattr__(self, "xyxy", xyxy)
         object.__setattr__(self, "ignore", ignore)
 
@@ -157,7 +164,8 @@ def apply_ignore_regions(gt: GroundTruth, regions: Sequence[IgnoreRegion]) -> Gr
     if not regions:
         return gt
     frames = {
-        key: GroundTruthFrame(f.xyxy, f.ignore | in_ignore_regions(f.xyxy, regions)) for key, f in gt.frames.items()
+        key: GroundTruthFrame(f.xyxy, f.ignore | in_ignore_regions(f.xyxy, regions), f.ids)
+        for key, f in gt.frames.items()
     }
     return GroundTruth(frames, gt.source, gt.scale, gt.scale_reason, gt.width, gt.height, list(gt.warnings))
 
@@ -287,7 +295,7 @@ def read_mot(
     for index in range(1, last + 1):
         mine = np.array(by_frame.get(index, []), np.float64).reshape(-1, 7)
         xyxy = np.stack([mine[:, 2], mine[:, 3], mine[:, 2] + mine[:, 4], mine[:, 3] + mine[:, 5]], axis=1) * scale
-        frames[index] = GroundTruthFrame(xyxy, mine[:, 6] == 0)
+        frames[index] = GroundTruthFrame(xyxy, mine[:, 6] == 0, mine[:, 1].astype(np.int64))
     width, height = video_size or (0, 0)
     return GroundTruth(frames, str(path), float(scale), reason, width, height, warnings)
 

@@ -1,0 +1,70 @@
+"""Frame processors from a configuration's ``tracking`` block: the tracker, line and zone counting, the
+annotated-video writer, in the order they must run. ``crowdcount analyze`` and the worker build them here, so
+both write the same counts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from crowdcount.analyzer.counting import CountingProcessor, Line, Zone, parse_lines, parse_zones
+from crowdcount.analyzer.processors import FrameProcessor
+from crowdcount.analyzer.tracking import TrackingProcessor
+from crowdcount.detectors import Detector
+from crowdcount.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+#: ``tracking`` block keys passed to :class:`TrackingProcessor` as they are.
+TRACKER_KEYS = ("low_score", "activation_score", "lost_track_s", "min_iou", "buffer_per_s", "confirm_frames")
+
+
+def build_processors(
+    block: Mapping[str, Any],
+    detectors: Sequence[Detector],
+    lines: Sequence[Line] | None = None,
+    zones: Sequence[Zone] | None = None,
+    annotate: Callable[[Any], str | Path | None] | None = None,
+    category: str = "Human",
+) -> list[FrameProcessor]:
+    """The processors a ``tracking`` block asks for.
+
+    ``lines`` and ``zones`` (parsed from the command line) replace the block's ``lines`` and ``zones`` when
+    given. ``high_score`` null means the tracked detector's own ``min_detection_score``. Without a detector of
+    ``category`` there is nothing to track: tracking is skipped, and lines or zones are an error.
+    """
+    if lines is None:
+        lines = parse_lines(block.get("lines", []), "tracking.lines")
+    if zones is None:
+        zones = parse_zones(block.get("zones", []), "tracking.zones")
+    tracked = next((d for d in detectors if d.category == category), None)
+    processors: list[FrameProcessor] = []
+    tracking: TrackingProcessor | None = None
+    counting: CountingProcessor | None = None
+    if block.get("enabled", True) and tracked is not None:
+        high = block.get("high_score")
+        tracking = TrackingProcessor(
+            category=category,
+            high_score=tracked.min_detection_score if high is None else high,
+            min_track_s=block.get("min_track_s", 1.0),
+            **{k: block[k] for k in TRACKER_KEYS if k in block},
+        )
+        processors.append(tracking)
+    elif lines or zones:
+        reason = "tracking is off" if tracked is not None else f"no {category} detector runs"
+        raise ConfigError(
+            f"counting lines and zones needs tracked people, but {reason}",
+            f"run the {category} detector with tracking on (drop --no-track)",
+        )
+    elif tracked is None:
+        logger.info("no %s detector: tracking skipped", category)
+    if lines or zones:
+        counting = CountingProcessor(list(lines), list(zones), category, block.get("line_hysteresis", 0.1))
+        processors.append(counting)
+    if annotate is not None:
+        from crowdcount.analyzer.annotate import AnnotateProcessor
+
+        processors.append(AnnotateProcessor(annotate, tracking, counting))
+    return processors

@@ -1,0 +1,77 @@
+"""Plots of a result document: people counted over time, per category, tracked, per zone, and line crossings.
+
+Drawn with matplotlib's Agg canvas (no display, no global backend switch), after the analysis.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from crowdcount.analyzer.result import frame_series
+
+
+def plot_counts(document: dict[str, Any], path: str | Path, title: str | None = None) -> Path:
+    """Draw ``document``'s counts over time into an image file (PNG, SVG or PDF by ``path``'s suffix).
+
+    Top panel: the count per category (as in the result file, smoothed as configured) and, with tracking, the
+    tracked people present. Then, when there are zones, people in each zone; when there are lines, the
+    cumulative crossings in and out of each line.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    frames = document["frames"]
+    seconds = [f["frame_timestamp"] / 1000.0 for f in frames]
+    series = frame_series(document)
+    categories = [d["category"] for d in document["detectors"]]
+    zones = {k: v for k, v in series.items() if k.startswith("zone:")}
+    lines = sorted({k.rsplit(":", 1)[0] for k in series if k.endswith((":in", ":out")) and not k.startswith("zone:")})
+    panels = 1 + bool(zones) + bool(lines)
+    figure = Figure(figsize=(10, 3.2 * panels), constrained_layout=True)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(panels, 1, sharex=True, squeeze=False)[:, 0]
+    video = document.get("video", {})
+    tracking = document.get("tracking") or {}
+    heading = title or str(video.get("name", ""))
+    if "unique_people" in tracking:
+        heading += f"  -  {tracking['unique_people']} different people"
+    figure.suptitle(heading)
+
+    ax = axes[0]
+    for category in categories:
+        counts = [f[category].get("count", len(f[category]["scores"])) for f in frames]
+        ax.step(seconds, counts, where="post", label=f"{category} (detected)")
+    if "occupancy" in series:
+        ax.step(seconds, series["occupancy"], where="post", label="people tracked", linestyle="--")
+    ax.set_ylabel("people in frame")
+    _finish_axes(ax)
+    panel = 1
+    if zones:
+        ax = axes[panel]
+        for name, values in zones.items():
+            ax.step(seconds, values, where="post", label=name.removeprefix("zone:"))
+        ax.set_ylabel("people in zone")
+        _finish_axes(ax)
+        panel += 1
+    if lines:
+        ax = axes[panel]
+        for name in lines:
+            (drawn,) = ax.step(seconds, series[f"{name}:in"], where="post", label=f"{name} in")
+            ax.step(seconds, series[f"{name}:out"], where="post", label=f"{name} out", color=drawn.get_color(), ls=":")
+        ax.set_ylabel("crossings so far")
+        _finish_axes(ax)
+    axes[-1].set_xlabel("time (s)")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def _finish_axes(ax: Any) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", fontsize="small")
