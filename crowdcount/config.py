@@ -59,6 +59,14 @@ SCHEMA: dict[str, Any] = {
         "result_step": str,
         "result_prefix": Optional(str),
     },
+    "faces": {
+        "gallery": Optional(str),
+        "embedder": str,
+        "match_threshold": Optional(float),
+        "cluster_threshold": Optional(float),
+        "min_sightings": int,
+        "min_face_size": int,
+    },
     "worker": {
         "wait_time_seconds": int,
         "visibility_timeout": int,
@@ -114,6 +122,14 @@ DEFAULTS: dict[str, Any] = {
         "max_batch_size": None,
         "result_step": "human_detector",
         "result_prefix": None,
+    },
+    "faces": {
+        "gallery": None,
+        "embedder": "mobileface",
+        "match_threshold": None,
+        "cluster_threshold": None,
+        "min_sightings": 2,
+        "min_face_size": 24,
     },
     "worker": {
         "wait_time_seconds": 20,

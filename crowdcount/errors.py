@@ -48,3 +48,15 @@ class MessageError(CrowdcountError):
     """A queue message that is not a valid job (bad JSON, missing keys, wrong types)."""
 
     exit_code = 1
+
+
+class GalleryError(CrowdcountError):
+    """A face gallery that cannot be used: corrupt or of another embedder, a duplicate or unknown name."""
+
+    exit_code = 2
+
+
+class PhotoError(CrowdcountError):
+    """A photo that cannot be enrolled: unreadable, or showing no face or several faces."""
+
+    exit_code = 1

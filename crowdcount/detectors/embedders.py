@@ -67,9 +67,7 @@ def _crop_matrix(low: np.ndarray, high: np.ndarray, size: int, margin: float) ->
     centre = (low + high) / 2
     side = max(float((high - low).max()) * (1 + margin), 1.0)
     scale = size / side
-    return np.array(
-        [[scale, 0, size / 2 - scale * centre[0]], [0, scale, size / 2 - scale * centre[1]]], np.float32
-    )
+    return np.array([[scale, 0, size / 2 - scale * centre[0]], [0, scale, size / 2 - scale * centre[1]]], np.float32)
 
 
 def crop_faces(image: np.ndarray, xyxy: np.ndarray, size: int = ALIGNED_SIZE, margin: float = 0.1) -> np.ndarray:
@@ -352,4 +350,3 @@ def build_embedder(spec: str | None = None, **thresholds: float | None) -> FaceE
                 raise DetectorError(f"{key} must be a cosine similarity in [-1, 1], got {value!r}")
             setattr(embedder, key, float(value))
     return embedder
-
