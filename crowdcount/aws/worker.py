@@ -108,6 +108,8 @@ class WorkerSettings:
         w = config["worker"]
         block = config["human_detection"]
         analysis = {k: block[k] for k in ("detectors", "frame_ratio", "count_smoothing_s", "max_batch_size")}
+        if config["faces"]["gallery"]:  # identifying faces changes the result
+            analysis["faces"] = config["faces"]
         fingerprint = hashlib.sha256(json.dumps(analysis, sort_keys=True).encode()).hexdigest()[:16]
         settings = cls(
             queue=config.get("aws_queues.human_detection"),
@@ -274,7 +276,9 @@ class Worker:
         block = config["human_detection"]
 
         def build() -> VideoAnalyzer:
-            return VideoAnalyzer.from_config(block, build_detectors(block["detectors"]))
+            from crowdcount.aws.gallery import face_processors  # faces.gallery set: identify faces too
+
+            return VideoAnalyzer.from_config(block, build_detectors(block["detectors"]), face_processors(config, ctx))
 
         return cls(WorkerClients.from_context(ctx, config), WorkerSettings.from_config(config), build)
 

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from crowdcount.analyzer import VideoAnalyzer, to_document, write_csv, write_json
 from crowdcount.analyzer.files import find_videos, plan_outputs
+from crowdcount.aws.gallery import face_processors
 from crowdcount.cli.common import config_option, get_config, parse_key_values
 from crowdcount.config import build_detectors
 from crowdcount.detectors import resolve_name
@@ -100,6 +101,13 @@ def _fmt_time(ms: float | None) -> str:
 @click.option("--csv", "csv_path", type=click.Path(), default=None, help="Per-frame counts as CSV: a file or folder.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table.")
+@click.option(
+    "--identify",
+    "identify",
+    default=None,
+    metavar="GALLERY",
+    help="Name the faces against a gallery (file or dynamodb://TABLE; default: the config's faces.gallery).",
+)
 @config_option
 def analyze(
     videos: tuple[str, ...],
@@ -113,6 +121,7 @@ def analyze(
     csv_path: str | None,
     progress: bool | None,
     as_json: bool,
+    identify: str | None,
     config_path: str | None,
 ) -> None:
     """Count people and faces in VIDEOS (files or folders of videos).
@@ -130,7 +139,10 @@ def analyze(
         raise ConfigError("no videos found in " + ", ".join(videos), "give video files or folders holding videos")
     json_paths = plan_outputs(paths, output, ".json", "--output")
     csv_paths = plan_outputs(paths, csv_path, ".csv", "--csv")
-    analyzer = VideoAnalyzer.from_config(block, build_detectors(specs))
+    processors = face_processors(config, gallery=identify)
+    if processors and "face" not in {name for name, _ in specs}:  # identification needs the face detector
+        specs.append(["face", dict(next((a for n, a in block["detectors"] if resolve_name(n) == "face"), {}))])
+    analyzer = VideoAnalyzer.from_config(block, build_detectors(specs), processors)
     analyzer.load()  # a model that cannot load is one error, before any video
 
     rows: list[dict[str, Any]] = []
@@ -168,6 +180,7 @@ def analyze(
                     "frames_decoded": result.frames_decoded,
                     "elapsed_s": round(result.elapsed_s, 2),
                     "warnings": result.warnings,
+                    **({"faces": _faces_summary(document["faces"])} if "faces" in document else {}),
                 }
             )
         except CrowdcountError as exc:
@@ -211,3 +224,21 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
                 (row["result_file"] or "-") if i == 0 else "",
             )
     Console(soft_wrap=True).print(table)
+    for row in rows:
+        if row["ok"] and "faces" in row:
+            f = row["faces"]
+            seen = ", ".join(
+                f"{p['name']} {_fmt_time(p['first_seen_ms'])}-{_fmt_time(p['last_seen_ms'])} "
+                f"({p['seconds_on_screen']} s)"
+                for p in f["people"]
+            )
+            click.echo(
+                f"{Path(row['video']).name}: {f['distinct_people']} different people showed their face "
+                f"({f['known_people']} known, {f['unknown_people']} unknown){': ' + seen if seen else ''}"
+            )
+
+
+def _faces_summary(section: dict[str, Any]) -> dict[str, Any]:
+    """Who appeared, from the result file's ``faces`` section."""
+    keys = ("distinct_people", "known_people", "unknown_people", "people", "unknown")
+    return {key: section[key] for key in keys}
