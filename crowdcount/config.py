@@ -48,7 +48,7 @@ class StrMap:
 SCHEMA: dict[str, Any] = {
     "aws_region": str,
     "aws_endpoint_url": Optional(str),
-    "aws_queues": {"human_detection": str, "human_detection_dlq": str, "max_receive_count": int},
+    "aws_queues": {"human_detection": str, "human_detection_dlq": str, "max_receive_count": int, "results": str},
     "dynamodb": {"region": str, "table_id": str},
     "video_split": {"output_bucket": str, "input_prefix": str},
     "human_detection": {
@@ -109,6 +109,7 @@ DEFAULTS: dict[str, Any] = {
         "human_detection": "crowdcount-human-detection",
         "human_detection_dlq": "crowdcount-human-detection-dlq",
         "max_receive_count": 3,
+        "results": "crowdcount-results",
     },
     "dynamodb": {"region": "us-east-1", "table_id": "crowdcount-videos"},
     "video_split": {"output_bucket": "crowdcount-videos", "input_prefix": "videos/"},

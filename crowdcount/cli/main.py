@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("crowdcount.cli.jobs:status", "Show a video's processing steps (DynamoDB document)."),
     "results": ("crowdcount.cli.jobs:results", "Download a video's result file from S3."),
     "eval": ("crowdcount.cli.eval:eval_command", "Measure counts and detections against ground truth."),
+    "edge": ("crowdcount.cli.edge:edge", "Upload camera frames to S3, read answers back, report latency."),
     "faces": ("crowdcount.cli.faces:faces", "Enrol people in a face gallery; list, remove, forget them."),
 }
 
