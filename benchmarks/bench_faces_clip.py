@@ -48,7 +48,7 @@ def build_clip(path: Path, photos: list[tuple[str, np.ndarray, np.ndarray]]) -> 
 
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, SIZE)
     plan = []
-    order = list(range(len(photos))) + [0, 1]
+    order = [*range(len(photos)), 0, 1]
     for step, p in enumerate(order):
         name, image, _ = photos[p]
         h, w = image.shape[:2]

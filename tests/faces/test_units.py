@@ -63,3 +63,15 @@ def test_build_embedder_errors(tmp_path: Path) -> None:
         build_embedder("mobileface", match_threshold=2.0)
     embedder = build_embedder("mobileface", cluster_threshold=0.7)
     assert (embedder.name, embedder.dim, embedder.cluster_threshold) == ("mobileface", 256, 0.7)
+
+
+def test_dlib_embedder_loads_only_the_5_point_predictor(tmp_path: Path) -> None:
+    from crowdcount.detectors.embedders import DlibEmbedder
+
+    for name in (DlibEmbedder.MODEL_FILE, DlibEmbedder.PREDICTOR_FILE, "shape_predictor_68_face_landmarks.dat"):
+        (tmp_path / name).write_bytes(b"x")
+    model, predictor = DlibEmbedder(tmp_path / DlibEmbedder.MODEL_FILE)._paths()
+    assert (model.name, predictor.name) == (DlibEmbedder.MODEL_FILE, "shape_predictor_5_face_landmarks.dat")
+    (tmp_path / DlibEmbedder.PREDICTOR_FILE).unlink()
+    with pytest.raises(DetectorError, match="shape_predictor_5_face_landmarks.dat' does not exist"):
+        DlibEmbedder(tmp_path / DlibEmbedder.MODEL_FILE)._paths()
