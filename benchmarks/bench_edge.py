@@ -54,8 +54,11 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=20)
     parser.add_argument("--every", type=float, default=0.5, help="seconds between frames")
     args = parser.parse_args()
+    import logging
+
     import cv2
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     from crowdcount.aws.edge import EdgeClient, capture
@@ -96,12 +99,12 @@ def main() -> None:
             events.analyse_image(data)
             direct.append((time.perf_counter() - started) * 1000)
         client = EdgeClient(s3, sqs, config.get("video_split.output_bucket"), url, invoke=events.handle)
+        client.start()
         next_at = time.monotonic()
         for frame in frames:
             time.sleep(max(0.0, next_at - time.monotonic()))
             next_at += args.every
             client.send(frame)
-            client.poll()
         report = client.finish(timeout_s=30).to_dict()
     d = np.asarray(direct)
     print(f"{args.frames} frames 640x480, one every {args.every}s; handler: MTCNN + MobileFace, gallery of 1\n")

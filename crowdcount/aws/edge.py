@@ -108,6 +108,23 @@ class EdgeClient:
         self.report = EdgeReport()
         self.answers: dict[str, dict[str, Any]] = {}
         self.run_id = uuid.uuid4().hex[:8]
+        self._stop = threading.Event()
+        self._receiver: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Receive answers in a background thread (long polling), so that each answer's arrival time is
+        measured as it comes rather than when the capture loop next looks."""
+        if self._receiver is None:
+            self._receiver = threading.Thread(target=self._receive, name="edge-answers", daemon=True)
+            self._receiver.start()
+
+    def _receive(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll(wait_s=1)
+            except Exception:
+                logger.exception("receiving answers failed")
+                self._stop.wait(1)
 
     def send(self, frame_bgr: np.ndarray, quality: int = 85) -> str:
         import cv2
@@ -136,7 +153,7 @@ class EdgeClient:
             QueueUrl=self.results_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_s
         )
         arrived = 0
-        for message in response.get("Messages", []):
+        for message in response.get("Messages", []):  # answers of other runs are deleted too (stale)
             now = time.perf_counter()
             try:
                 answer = json.loads(message["Body"])
@@ -159,7 +176,13 @@ class EdgeClient:
         """Wait up to ``timeout_s`` for the outstanding answers; the rest are reported missing."""
         deadline = time.monotonic() + timeout_s
         while self._sent and time.monotonic() < deadline:
-            self.poll(wait_s=1)
+            if self._receiver is None:
+                self.poll(wait_s=1)
+            else:
+                time.sleep(0.05)
+        self._stop.set()
+        if self._receiver is not None:
+            self._receiver.join(timeout=5)
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         self.report.missing = sorted(self._sent)

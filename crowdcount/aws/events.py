@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from crowdcount.aws.awserrors import is_aws_exception, to_aws_error
 from crowdcount.errors import CrowdcountError
 
 logger = logging.getLogger(__name__)
@@ -164,10 +165,15 @@ def handler_from_environment(environ: Mapping[str, str] | None = None) -> EventH
 
     environ = os.environ if environ is None else environ
     config = load_config(environ=environ)
-    ctx = context_from_config(config)
+    ctx = context_from_config(config, environ.get("AWS_ENDPOINT_URL"))
     sqs = ctx.client("sqs", config["aws_region"])
     queue = config.get("aws_queues.results")
-    url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+    try:
+        url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+    except Exception as exc:
+        if is_aws_exception(exc):
+            raise to_aws_error(exc, f"finding the results queue {queue!r}", ctx.endpoint_url) from None
+        raise
     block = config["human_detection"]
     face_args = next((a for n, a in block["detectors"] if resolve_name(n) == "face"), {})
     processors = face_processors(config, ctx)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import click
 
@@ -72,9 +73,13 @@ def edge(
     client = EdgeClient(
         ctx.client("s3", config["aws_region"]), sqs, config.get("video_split.output_bucket"), url, prefix, handle
     )
-    for frame in capture(source, _seconds(every), max_frames):
+    interval = _seconds(every)
+    client.start()
+    next_at = time.monotonic()
+    for frame in capture(source, interval, max_frames):
+        time.sleep(max(0.0, next_at - time.monotonic()))  # a file is sent at the pace a camera would be
+        next_at += interval
         client.send(frame)
-        client.poll()
     report = client.finish(timeout_s).to_dict()
     click.echo(json.dumps(report, indent=2))
     if report["missing"]:

@@ -233,7 +233,7 @@ class MobileFaceEmbedder(SavedModelEmbedder):
     name = "mobileface"
     dim = 256
     match_threshold = 0.55
-    cluster_threshold = 0.65
+    cluster_threshold = 0.6
 
     def __init__(self, batch_size: int = 32) -> None:
         super().__init__(mobileface_dir(), batch_size=batch_size)
