@@ -55,6 +55,7 @@ def edge(
 ) -> None:
     """Capture frames of SOURCE (a camera index or a video file), upload them to the config's bucket, read the
     answers from the results queue and report round-trip latency (p50/p95/max) and frames never answered."""
+    interval = _seconds(every)
     config = get_config(config_path)
     ctx = context_from_config(config, endpoint_url)
     queue = results_queue or config.get("aws_queues.results")
@@ -73,7 +74,6 @@ def edge(
     client = EdgeClient(
         ctx.client("s3", config["aws_region"]), sqs, config.get("video_split.output_bucket"), url, prefix, handle
     )
-    interval = _seconds(every)
     client.start()
     next_at = time.monotonic()
     for frame in capture(source, interval, max_frames):

@@ -184,3 +184,37 @@ def _boxes(n: int):
 
     boxes = [[8 + k * 36, 40, 32 + k * 36, 64] for k in range(n)]
     return Detections(np.array(boxes, np.float32), np.ones(n), np.ones(n))
+
+
+@pytest.mark.usefixtures("fake_faces")
+def test_edge_cli_against_the_sandbox(aws_env: str, tmp_path: Path) -> None:
+    from .support import write_people_video
+
+    video = write_people_video(tmp_path / "camera.avi", [["alice"], ["alice", "bob"]] * 10)
+    code, out, err = run(
+        "edge",
+        str(video),
+        "--every",
+        "0.5s",
+        "--frames",
+        "3",
+        "--results-queue",
+        "test-edge-cli",
+        "--endpoint-url",
+        aws_env,
+        "--timeout",
+        "20",
+    )
+    assert code == 0, err
+    report = json.loads(out)
+    assert (report["sent"], report["answered"], report["missing"], report["errors"]) == (3, 3, [], {})
+    assert 0 < report["p50_ms"] <= report["p95_ms"] <= report["max_ms"]
+
+
+@pytest.mark.parametrize(
+    ("every", "message"),
+    [("fast", "--every 'fast' is not a duration (e.g. --every 0.5s)"), ("0s", "--every must be positive, got '0s'")],
+)
+def test_edge_cli_bad_interval(aws_env: str, every: str, message: str) -> None:
+    code, _, err = run("edge", "0", "--every", every, "--endpoint-url", aws_env)
+    assert (code, err) == (2, f"Error: {message}\n")
