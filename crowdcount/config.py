@@ -52,7 +52,7 @@ class StrList:
 SCHEMA: dict[str, Any] = {
     "aws_region": str,
     "aws_endpoint_url": Optional(str),
-    "aws_queues": {"human_detection": str, "human_detection_dlq": str, "max_receive_count": int},
+    "aws_queues": {"human_detection": str, "human_detection_dlq": str, "max_receive_count": int, "results": str},
     "dynamodb": {"region": str, "table_id": str},
     "video_split": {"output_bucket": str, "input_prefix": str},
     "human_detection": {
@@ -76,6 +76,14 @@ SCHEMA: dict[str, Any] = {
         "lines": StrList(),
         "zones": StrList(),
         "line_hysteresis": float,
+    },
+    "faces": {
+        "gallery": Optional(str),
+        "embedder": str,
+        "match_threshold": Optional(float),
+        "cluster_threshold": Optional(float),
+        "min_sightings": int,
+        "min_face_size": int,
     },
     "worker": {
         "wait_time_seconds": int,
@@ -135,6 +143,7 @@ DEFAULTS: dict[str, Any] = {
         "human_detection": "crowdcount-human-detection",
         "human_detection_dlq": "crowdcount-human-detection-dlq",
         "max_receive_count": 3,
+        "results": "crowdcount-results",
     },
     "dynamodb": {"region": "us-east-1", "table_id": "crowdcount-videos"},
     "video_split": {"output_bucket": "crowdcount-videos", "input_prefix": "videos/"},
@@ -162,6 +171,14 @@ DEFAULTS: dict[str, Any] = {
         "lines": [],
         "zones": [],
         "line_hysteresis": 0.1,
+    },
+    "faces": {
+        "gallery": None,
+        "embedder": "mobileface",
+        "match_threshold": None,
+        "cluster_threshold": None,
+        "min_sightings": 2,
+        "min_face_size": 24,
     },
     "worker": {
         "wait_time_seconds": 20,

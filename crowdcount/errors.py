@@ -54,3 +54,15 @@ class BrokerError(CrowdcountError):
     """A message broker (Kafka, Redis) cannot be reached or refuses a request."""
 
     exit_code = 3
+
+
+class GalleryError(CrowdcountError):
+    """A face gallery that cannot be used: corrupt or of another embedder, a duplicate or unknown name."""
+
+    exit_code = 2
+
+
+class PhotoError(CrowdcountError):
+    """A photo that cannot be enrolled: unreadable, or showing no face or several faces."""
+
+    exit_code = 1

@@ -109,6 +109,8 @@ class WorkerSettings:
         w = config["worker"]
         block = config["human_detection"]
         analysis = {k: block[k] for k in ("detectors", "frame_ratio", "count_smoothing_s", "max_batch_size")}
+        if config["faces"]["gallery"]:  # identifying faces changes the result
+            analysis["faces"] = config["faces"]
         fingerprint = hashlib.sha256(json.dumps(analysis, sort_keys=True).encode()).hexdigest()[:16]
         settings = cls(
             queue=config.get("aws_queues.human_detection"),
@@ -277,8 +279,11 @@ class Worker:
         block = config["human_detection"]
 
         def build() -> VideoAnalyzer:
+            from crowdcount.aws.gallery import face_processors  # faces.gallery set: identify faces too
+
             detectors = build_detectors(block["detectors"])
-            return VideoAnalyzer.from_config(block, detectors, build_processors(config["tracking"], detectors))
+            processors = [*build_processors(config["tracking"], detectors), *face_processors(config, ctx)]
+            return VideoAnalyzer.from_config(block, detectors, processors)
 
         return cls(WorkerClients.from_context(ctx, config), WorkerSettings.from_config(config), build)
 

@@ -19,6 +19,7 @@ from crowdcount.analyzer.files import find_videos, plan_outputs
 from crowdcount.analyzer.pipeline import build_processors
 from crowdcount.analyzer.plot import plot_counts
 from crowdcount.analyzer.video import probe_video
+from crowdcount.aws.gallery import face_processors
 from crowdcount.cli.common import config_option, get_config, parse_key_values
 from crowdcount.config import build_detectors
 from crowdcount.detectors import resolve_name
@@ -133,6 +134,13 @@ def _fmt_time(ms: float | None) -> str:
 @click.option("--plot", type=click.Path(), default=None, help="Plot the counts over time: a .png file or a folder.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table.")
+@click.option(
+    "--identify",
+    "identify",
+    default=None,
+    metavar="GALLERY",
+    help="Name the faces against a gallery (file or dynamodb://TABLE; default: the config's faces.gallery).",
+)
 @config_option
 def analyze(
     videos: tuple[str, ...],
@@ -151,6 +159,7 @@ def analyze(
     plot: str | None,
     progress: bool | None,
     as_json: bool,
+    identify: str | None,
     config_path: str | None,
 ) -> None:
     """Count people and faces in VIDEOS (files or folders of videos).
@@ -176,6 +185,9 @@ def analyze(
         raise ConfigError("no videos found in " + ", ".join(videos), "give video files or folders holding videos")
     json_paths = plan_outputs(paths, output, ".json", "--output")
     csv_paths = plan_outputs(paths, csv_path, ".csv", "--csv")
+    face_procs = face_processors(config, gallery=identify)
+    if face_procs and "face" not in {name for name, _ in specs}:  # identification needs the face detector
+        specs.append(["face", dict(next((a for n, a in block["detectors"] if resolve_name(n) == "face"), {}))])
     annotate_paths = plan_media(paths, annotate, VIDEO_SUFFIXES, "--annotate")
     plot_paths = plan_media(paths, plot, PLOT_SUFFIXES, "--plot")
     detectors = build_detectors(specs)
@@ -188,6 +200,8 @@ def analyze(
         (lambda info: annotate_for.get(info.path)) if annotate else None,
     )
     check_geometry(processors, paths)
+    at = len(processors) - (1 if annotate else 0)  # identify before the annotated video is drawn
+    processors[at:at] = face_procs
     analyzer = VideoAnalyzer.from_config(block, detectors, processors)
     analyzer.load()  # a model that cannot load is one error, before any video
 
@@ -230,6 +244,7 @@ def analyze(
                     "elapsed_s": round(result.elapsed_s, 2),
                     "warnings": result.warnings,
                     **counting_summary(document),
+                    **({"faces": _faces_summary(document["faces"])} if "faces" in document else {}),
                 }
             )
         except CrowdcountError as exc:
@@ -344,3 +359,21 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     console.print(table)
     for note in notes:
         console.print(note, highlight=False)
+    for row in rows:
+        if row["ok"] and "faces" in row:
+            f = row["faces"]
+            seen = ", ".join(
+                f"{p['name']} {_fmt_time(p['first_seen_ms'])}-{_fmt_time(p['last_seen_ms'])} "
+                f"({p['seconds_on_screen']} s)"
+                for p in f["people"]
+            )
+            click.echo(
+                f"{Path(row['video']).name}: {f['distinct_people']} different people showed their face "
+                f"({f['known_people']} known, {f['unknown_people']} unknown){': ' + seen if seen else ''}"
+            )
+
+
+def _faces_summary(section: dict[str, Any]) -> dict[str, Any]:
+    """Who appeared, from the result file's ``faces`` section."""
+    keys = ("distinct_people", "known_people", "unknown_people", "people", "unknown")
+    return {key: section[key] for key in keys}

@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("crowdcount.cli.eval:eval_command", "Measure counts and detections against ground truth."),
     "watch": ("crowdcount.cli.watch:watch", "Count people in live streams, webcams and real-time files."),
     "stream": ("crowdcount.cli.stream:stream", "Kafka: publish camera frames, or count them in a consumer group."),
+    "edge": ("crowdcount.cli.edge:edge", "Upload camera frames to S3, read answers back, report latency."),
+    "faces": ("crowdcount.cli.faces:faces", "Enrol people in a face gallery; list, remove, forget them."),
 }
 
 

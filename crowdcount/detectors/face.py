@@ -91,7 +91,8 @@ class FaceDetector(Detector):
                     boxes,
                     np.clip(mine[:, 5], 0.0, 1.0),
                     np.ones(len(mine), np.int32),
-                    {"keypoints": mine[:, 6:16].reshape(-1, 5, 2)},
+                    # MTCNN gives x1..x5 then y1..y5 (left eye, right eye, nose, mouth left, mouth right)
+                    {"keypoints": np.stack([mine[:, 6:11], mine[:, 11:16]], axis=-1)},
                 )
             )
         return results

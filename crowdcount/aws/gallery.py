@@ -1,0 +1,192 @@
+"""A face gallery in a DynamoDB table (one item per person), and opening a gallery from its location.
+
+A location is a file path (a :class:`~crowdcount.faces.gallery.LocalGallery`) or ``dynamodb://TABLE``. The
+table is keyed by ``Name`` (a string); each item holds the person's ``Embeddings`` (float32 bytes, ``Count``
+vectors of ``Dim`` numbers), the ``Embedder`` that made them, ``Details`` (a map of strings), the names of
+the enrolment photos and the enrolment times. Photos are never stored in the table.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from crowdcount.aws.awserrors import error_code, is_aws_exception, to_aws_error
+from crowdcount.aws.session import AwsContext
+from crowdcount.config import Config
+from crowdcount.errors import GalleryError
+from crowdcount.faces.gallery import Gallery, LocalGallery, Person
+
+logger = logging.getLogger(__name__)
+
+SCHEME = "dynamodb://"
+
+
+class DynamoDBGallery(Gallery):
+    """A gallery in the DynamoDB table ``table`` (created on the first enrolment when missing).
+
+    Args:
+        client: a boto3 DynamoDB client (injected: AWS, the sandbox or moto alike).
+        table: the table name.
+    """
+
+    def __init__(self, client: Any, table: str, endpoint: str | None = None) -> None:
+        self.client = client
+        self.table = table
+        self.endpoint = endpoint
+        self.location = f"{SCHEME}{table}"
+        self._cache: list[Person] | None = None
+        self._embedder: dict[str, Any] | None = None
+
+    def _fail(self, exc: BaseException, action: str) -> Exception:
+        if error_code(exc) == "ResourceNotFoundException":
+            return GalleryError(f"gallery table {self.table!r} does not exist", "enrol someone first to create it")
+        if is_aws_exception(exc):
+            return to_aws_error(exc, f"{action} gallery table {self.table!r}", self.endpoint)
+        return exc  # type: ignore[return-value]
+
+    def _scan(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True}
+        while True:
+            response = self.client.scan(**kwargs)
+            items.extend(response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return items
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def _load(self) -> list[Person]:
+        if self._cache is None:
+            try:
+                items = self._scan()
+            except Exception as exc:
+                if error_code(exc) == "ResourceNotFoundException":
+                    items = []
+                else:
+                    raise self._fail(exc, "reading") from None
+            people = []
+            for item in items:
+                try:
+                    person, embedder = _from_item(item)
+                except (KeyError, ValueError) as exc:
+                    raise GalleryError(
+                        f"gallery {self.location} is corrupt: item {item.get('Name', {}).get('S')!r}: {exc}",
+                        "remove that item, or enrol the person again",
+                    ) from None
+                if self._embedder is None:
+                    self._embedder = embedder
+                elif embedder != self._embedder:
+                    raise GalleryError(f"gallery {self.location} mixes embedders: {self._embedder} and {embedder}")
+                people.append(person)
+            self._cache = sorted(people, key=lambda p: p.name)
+        return self._cache
+
+    def embedder(self) -> dict[str, Any] | None:
+        self._load()
+        return self._embedder
+
+    def people(self) -> list[Person]:
+        return list(self._load())
+
+    def _ensure_table(self) -> None:
+        try:
+            self.client.describe_table(TableName=self.table)
+            return
+        except Exception as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise self._fail(exc, "describing") from None
+        try:
+            self.client.create_table(
+                TableName=self.table,
+                KeySchema=[{"AttributeName": "Name", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "Name", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            self.client.get_waiter("table_exists").wait(
+                TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+            )
+            logger.info("created gallery table %s", self.table)
+        except Exception as exc:
+            raise self._fail(exc, "creating") from None
+
+    def _put(self, person: Person, embedder: Mapping[str, Any]) -> None:
+        self._ensure_table()
+        try:
+            self.client.put_item(TableName=self.table, Item=_to_item(person, embedder))
+        except Exception as exc:
+            raise self._fail(exc, "writing to") from None
+        self._cache = None
+
+    def _delete(self, name: str) -> None:
+        try:
+            self.client.delete_item(TableName=self.table, Key={"Name": {"S": name}})
+        except Exception as exc:
+            raise self._fail(exc, "deleting from") from None
+        self._cache = None
+
+
+def _to_item(person: Person, embedder: Mapping[str, Any]) -> dict[str, Any]:
+    vectors = np.ascontiguousarray(person.embeddings, np.float32)
+    item: dict[str, Any] = {
+        "Name": {"S": person.name},
+        "Embedder": {"S": str(embedder["name"])},
+        "Dim": {"N": str(int(embedder["dim"]))},
+        "Count": {"N": str(len(vectors))},
+        "Embeddings": {"B": vectors.tobytes()},
+        "Details": {"M": {str(k): {"S": str(v)} for k, v in person.details.items()}},
+        "Sources": {"L": [{"S": s} for s in person.sources]},
+        "EnrolledAt": {"S": person.enrolled_at},
+        "UpdatedAt": {"S": person.updated_at},
+    }
+    return item
+
+
+def _from_item(item: Mapping[str, Any]) -> tuple[Person, dict[str, Any]]:
+    dim = int(item["Dim"]["N"])
+    count = int(item["Count"]["N"])
+    raw = item["Embeddings"]["B"]
+    vectors = np.frombuffer(bytes(raw), np.float32)
+    if dim < 1 or vectors.size != dim * count or not count:
+        raise ValueError(f"{vectors.size} numbers for {count} vectors of {dim}")
+    person = Person(
+        name=item["Name"]["S"],
+        embeddings=vectors.reshape(count, dim).copy(),
+        details={k: v.get("S", "") for k, v in item.get("Details", {}).get("M", {}).items()},
+        sources=[s["S"] for s in item.get("Sources", {}).get("L", [])],
+        enrolled_at=item.get("EnrolledAt", {}).get("S", ""),
+        updated_at=item.get("UpdatedAt", {}).get("S", ""),
+    )
+    return person, {"name": item["Embedder"]["S"], "dim": dim}
+
+
+def open_gallery(location: str, ctx: AwsContext | None = None, region: str | None = None) -> Gallery:
+    """The gallery at ``location``: ``dynamodb://TABLE`` (clients from ``ctx``) or a local JSON file path."""
+    if location.startswith(SCHEME):
+        table = location[len(SCHEME) :].strip("/")
+        if not table:
+            raise GalleryError(f"gallery location {location!r} names no table", "e.g. dynamodb://crowdcount-faces")
+        if ctx is None:
+            raise GalleryError(f"gallery {location} needs AWS settings")
+        return DynamoDBGallery(ctx.client("dynamodb", region), table, ctx.endpoint_url)
+    if "://" in location:
+        raise GalleryError(f"gallery location {location!r} is not supported", "give a file path or dynamodb://TABLE")
+    return LocalGallery(location)
+
+
+def face_processors(config: Config, ctx: AwsContext | None = None, gallery: str | None = None) -> list[Any]:
+    """The frame processors of the config's ``faces`` block: a face identifier when a gallery is set
+    (``gallery`` overrides ``faces.gallery``), else none."""
+    from crowdcount.faces.identify import identifier_from_config
+
+    block = config["faces"]
+    location = gallery or block["gallery"]
+    if not location:
+        return []
+    if ctx is None and location.startswith(SCHEME):
+        from crowdcount.aws.resources import context_from_config
+
+        ctx = context_from_config(config)
+    return [identifier_from_config(block, open_gallery(location, ctx, config.get("dynamodb.region")))]

@@ -1,0 +1,198 @@
+"""``crowdcount faces``: enrol people in a face gallery, list, remove and forget them."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+
+from crowdcount.aws.gallery import SCHEME, open_gallery
+from crowdcount.aws.resources import context_from_config
+from crowdcount.cli.aws_common import endpoint_option
+from crowdcount.cli.common import config_option, get_config
+from crowdcount.config import Config
+from crowdcount.errors import ConfigError, GalleryError
+from crowdcount.faces.gallery import Gallery, LocalGallery
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_GALLERY = "faces-gallery.json"
+
+
+def _gallery(config: Config, location: str | None, endpoint_url: str | None) -> Gallery:
+    location = location or config["faces"]["gallery"] or DEFAULT_GALLERY
+    ctx = context_from_config(config, endpoint_url) if location.startswith(SCHEME) else None
+    return open_gallery(location, ctx, config.get("dynamodb.region"))
+
+
+def gallery_option(func: Any) -> Any:
+    return click.option(
+        "-g",
+        "--gallery",
+        "location",
+        default=None,
+        metavar="FILE|dynamodb://TABLE",
+        help=f"The gallery: a JSON file or a DynamoDB table (default: the config's faces.gallery, "
+        f"else {DEFAULT_GALLERY}).",
+    )(func)
+
+
+def _details(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--detail {pair!r} is not KEY=VALUE", "e.g. --detail student_id=1234")
+        out[key.strip()] = value
+    return out
+
+
+@click.group()
+def faces() -> None:
+    """Enrol people in a face gallery (file or DynamoDB table), list, remove and forget them."""
+
+
+@faces.command()
+@click.argument("items", nargs=-1, required=True, metavar="NAME PHOTO... | FOLDER")
+@gallery_option
+@click.option("--detail", "detail", multiple=True, metavar="KEY=VALUE", help="A detail to record (repeatable).")
+@click.option("--update", is_flag=True, help="Add photos and details to a person already enrolled.")
+@click.option("--keep-photos", is_flag=True, help="Also keep copies of the photos (local galleries only).")
+@click.option("--embedder", default=None, help="mobileface (default), dlib, or a model path.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was enrolled as JSON.")
+@endpoint_option
+@config_option
+def enroll(
+    items: tuple[str, ...],
+    location: str | None,
+    detail: tuple[str, ...],
+    update: bool,
+    keep_photos: bool,
+    embedder: str | None,
+    as_json: bool,
+    endpoint_url: str | None,
+    config_path: str | None,
+) -> None:
+    """Enrol NAME from PHOTOs (files or folders of photos, one face each), or everyone in FOLDER, whose
+    subfolders NAME/ hold each person's photos. Nothing is enrolled when any photo has no face or several."""
+    from crowdcount.detectors import build_detector
+    from crowdcount.detectors.embedders import build_embedder
+    from crowdcount.faces.enroll import Enroller, expand_photos, people_folder
+
+    config = get_config(config_path)
+    details = _details(detail)
+    if len(items) == 1:
+        folder = Path(items[0])
+        if not folder.is_dir():
+            raise ConfigError(
+                f"{items[0]!r} is not a folder of NAME/ subfolders",
+                "give NAME PHOTO... to enrol one person, or a folder holding NAME/*.jpg",
+            )
+        plan = people_folder(folder)
+        if not plan:
+            raise ConfigError(f"{folder} holds no NAME/ subfolders with photos", "e.g. people/alice/1.jpg")
+        if details:
+            raise ConfigError("--detail applies to one person", "enrol with NAME PHOTO... to give details")
+    else:
+        plan = {items[0]: expand_photos(items[1:])}
+    gallery = _gallery(config, location, endpoint_url)
+    if keep_photos and not isinstance(gallery, LocalGallery):
+        raise ConfigError("--keep-photos works with local gallery files only", "photos are never stored in DynamoDB")
+    block = config["faces"]
+    model = build_embedder(embedder or block["embedder"])
+    info = {"name": model.name, "dim": model.dim}
+    face_args = dict(next((a for n, a in config["human_detection"]["detectors"] if n in ("face", "FaceDetector")), {}))
+    face_args["min_detection_score"] = max(0.9, float(face_args.get("min_detection_score", 0.9)))
+    enroller = Enroller(build_detector("face", face_args), model)
+    model.load()
+    info["dim"] = model.dim
+    gallery.check_embedder(info)
+    for name in plan:  # every check before anything is written
+        existing = gallery.get(name)
+        if existing is not None and not update:
+            raise GalleryError(
+                f"{name!r} is already enrolled in {gallery.location}",
+                "add --update to add these photos and details to that person, or choose another name",
+            )
+    found = {name: enroller.faces_of(photos) for name, photos in plan.items()}
+    report = []
+    for name, photo_faces in found.items():
+        kept = [gallery.keep_photo(name, f.path) for f in photo_faces] if keep_photos else []  # type: ignore[attr-defined]
+        person = gallery.enroll(
+            name,
+            [f.embedding for f in photo_faces],
+            info,
+            details=details,
+            sources=[f.path.name for f in photo_faces],
+            photos=kept,
+            update=update,
+        )
+        report.append({"name": person.name, "photos": len(photo_faces), "embeddings": len(person.embeddings)})
+    if as_json:
+        click.echo(json.dumps({"gallery": gallery.location, "enrolled": report}, indent=2))
+        return
+    for row in report:
+        click.echo(f"enrolled {row['name']}: {row['photos']} photo(s), {row['embeddings']} embedding(s) in total")
+    click.echo(f"gallery: {gallery.location} ({len(gallery.names())} people, embedder {model.name})")
+
+
+@faces.command(name="list")
+@gallery_option
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@endpoint_option
+@config_option
+def list_people(location: str | None, as_json: bool, endpoint_url: str | None, config_path: str | None) -> None:
+    """List the people enrolled, with their details."""
+    gallery = _gallery(get_config(config_path), location, endpoint_url)
+    people = gallery.people()
+    if as_json:
+        rows = [
+            {
+                "name": p.name,
+                "details": p.details,
+                "embeddings": len(p.embeddings),
+                "photos_kept": len(p.photos),
+                "enrolled_at": p.enrolled_at,
+            }
+            for p in people
+        ]
+        click.echo(json.dumps({"gallery": gallery.location, "embedder": gallery.embedder(), "people": rows}, indent=2))
+        return
+    if not people:
+        click.echo(f"{gallery.location}: no one enrolled")
+        return
+    for p in people:
+        details = ", ".join(f"{k}={v}" for k, v in sorted(p.details.items()))
+        photos = f", {len(p.photos)} photo(s) kept" if p.photos else ""
+        click.echo("\t".join([p.name, f"{len(p.embeddings)} embedding(s){photos}", *([details] if details else [])]))
+    click.echo(f"{len(people)} people in {gallery.location}")
+
+
+@faces.command()
+@click.argument("name")
+@gallery_option
+@endpoint_option
+@config_option
+def remove(name: str, location: str | None, endpoint_url: str | None, config_path: str | None) -> None:
+    """Take NAME out of the gallery (embeddings and details). Kept photos stay: use `forget` to erase them."""
+    gallery = _gallery(get_config(config_path), location, endpoint_url)
+    person = gallery.remove(name)
+    click.echo(f"removed {person.name} from {gallery.location}")
+    if person.photos:
+        click.echo(f"{len(person.photos)} kept photo(s) remain in {Path(person.photos[0]).parent}", err=True)
+
+
+@faces.command()
+@click.argument("name")
+@gallery_option
+@endpoint_option
+@config_option
+def forget(name: str, location: str | None, endpoint_url: str | None, config_path: str | None) -> None:
+    """Remove every trace of NAME: embeddings, details and any kept photo."""
+    gallery = _gallery(get_config(config_path), location, endpoint_url)
+    person = gallery.forget(name)
+    photos = f" and {len(person.photos)} kept photo(s)" if person.photos else ""
+    click.echo(f"forgot {person.name}: embeddings, details{photos} deleted from {gallery.location}")

@@ -1,0 +1,341 @@
+"""Face galleries: who can be recognised. Each person has a name, face embeddings and a small record of details.
+
+A gallery holds embeddings (vectors that cannot be turned back into a photo) and the details given; enrolment
+photos only when asked (``keep_photos``). Vectors of different embedders cannot be compared, so a gallery
+records its embedder and refuses vectors of another one.
+
+:class:`LocalGallery` is a JSON file (the default); ``crowdcount.aws.gallery.DynamoDBGallery`` a DynamoDB
+table. Both implement :class:`Gallery`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crowdcount.errors import GalleryError
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "crowdcount-face-gallery"
+VERSION = 1
+UNKNOWN = "unknown"
+
+
+def now_iso() -> str:
+    """The current UTC time, ISO 8601, to the second."""
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def check_name(name: str) -> str:
+    """A person's name: non-empty, printable, not ``unknown`` (the answer for faces not in the gallery)."""
+    cleaned = name.strip()
+    if not cleaned or not cleaned.isprintable() or "/" in cleaned or "\\" in cleaned:
+        raise GalleryError(f"invalid name {name!r}", "use a non-empty name without slashes or control characters")
+    if cleaned.lower() == UNKNOWN or cleaned.lower().startswith(UNKNOWN + "-"):
+        raise GalleryError(f"the name {name!r} is reserved for faces that are not in the gallery")
+    return cleaned
+
+
+@dataclass
+class Person:
+    """One enrolled person."""
+
+    name: str
+    #: ``(k, dim)`` float32 unit vectors, one per enrolment photo.
+    embeddings: np.ndarray
+    details: dict[str, str] = field(default_factory=dict)
+    #: Names (not paths) of the enrolment photos.
+    sources: list[str] = field(default_factory=list)
+    #: Where copies of the enrolment photos are kept (only with ``keep_photos``).
+    photos: list[str] = field(default_factory=list)
+    enrolled_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "details": dict(self.details),
+            "embeddings": np.round(self.embeddings.astype(np.float64), 6).tolist(),
+            "sources": list(self.sources),
+            "photos": list(self.photos),
+            "enrolled_at": self.enrolled_at,
+            "updated_at": self.updated_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], dim: int) -> Person:
+        embeddings = np.asarray(data["embeddings"], np.float32)
+        if embeddings.ndim != 2 or embeddings.shape[1] != dim or not len(embeddings):
+            raise ValueError(f"{data.get('name')!r} has embeddings of shape {embeddings.shape}, expected (k, {dim})")
+        if not np.all(np.isfinite(embeddings)):
+            raise ValueError(f"{data.get('name')!r} has non-finite embeddings")
+        details = data.get("details", {})
+        if not isinstance(details, Mapping):
+            raise ValueError(f"{data.get('name')!r} has details that are not an object")
+        return cls(
+            name=str(data["name"]),
+            embeddings=embeddings,
+            details={str(k): str(v) for k, v in details.items()},
+            sources=[str(s) for s in data.get("sources", [])],
+            photos=[str(p) for p in data.get("photos", [])],
+            enrolled_at=str(data.get("enrolled_at", "")),
+            updated_at=str(data.get("updated_at", "")),
+        )
+
+
+@dataclass(frozen=True)
+class Matches:
+    """The best gallery match of each face: name (``unknown`` below the threshold) and similarity."""
+
+    names: np.ndarray
+    similarities: np.ndarray
+    #: The best-matching person whatever the threshold (``""`` for an empty gallery).
+    nearest: np.ndarray
+
+
+class GalleryIndex:
+    """Every vector of a set of people in one matrix, for matching many faces at once."""
+
+    def __init__(self, people: Iterable[Person], dim: int) -> None:
+        people = list(people)
+        self.dim = dim
+        self.names = [p.name for p in people]
+        self.matrix = np.concatenate([p.embeddings for p in people]) if people else np.zeros((0, dim), np.float32)
+        self.owner = np.concatenate([np.full(len(p.embeddings), i) for i, p in enumerate(people)]) if people else []
+        self.owner = np.asarray(self.owner, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def match(self, vectors: np.ndarray, threshold: float) -> Matches:
+        """For each unit vector, the person whose closest vector is most similar (cosine), if at least
+        ``threshold``; otherwise ``unknown``."""
+        vectors = np.asarray(vectors, np.float32).reshape(-1, self.dim)
+        n = len(vectors)
+        if not n or not len(self.names):
+            return Matches(
+                np.array([UNKNOWN] * n, dtype=object), np.zeros(n, np.float32), np.array([""] * n, dtype=object)
+            )
+        sims = vectors @ self.matrix.T
+        per_person = np.full((n, len(self.names)), -np.inf, np.float32)
+        for i in range(len(self.names)):
+            per_person[:, i] = sims[:, self.owner == i].max(axis=1)
+        best = per_person.argmax(axis=1)
+        best_sim = per_person[np.arange(n), best]
+        nearest = np.array([self.names[i] for i in best], dtype=object)
+        names = np.where(best_sim >= threshold, nearest, UNKNOWN).astype(object)
+        return Matches(names, best_sim.astype(np.float32), nearest)
+
+
+class Gallery(ABC):
+    """A store of enrolled people, tied to one embedder (name and vector length)."""
+
+    #: Where the gallery lives (a path, ``dynamodb://table``), for messages and result files.
+    location: str = ""
+
+    @abstractmethod
+    def embedder(self) -> dict[str, Any] | None:
+        """``{"name", "dim"}`` of the embedder the gallery's vectors come from (``None`` while empty)."""
+
+    @abstractmethod
+    def people(self) -> list[Person]:
+        """Everyone enrolled, sorted by name."""
+
+    @abstractmethod
+    def _put(self, person: Person, embedder: Mapping[str, Any]) -> None:
+        """Store (create or replace) one person."""
+
+    @abstractmethod
+    def _delete(self, name: str) -> None:
+        """Delete one person's record."""
+
+    def get(self, name: str) -> Person | None:
+        """One person, or ``None``."""
+        return next((p for p in self.people() if p.name == name), None)
+
+    def names(self) -> list[str]:
+        return [p.name for p in self.people()]
+
+    def check_embedder(self, embedder: Mapping[str, Any]) -> None:
+        """:class:`GalleryError` when the gallery's vectors come from another embedder than ``embedder``."""
+        mine = self.embedder()
+        if mine and (mine.get("name") != embedder.get("name") or int(mine.get("dim", 0)) != int(embedder["dim"])):
+            raise GalleryError(
+                f"gallery {self.location} holds {mine.get('name')} embeddings ({mine.get('dim')}-d), "
+                f"not {embedder.get('name')} ({embedder.get('dim')}-d)",
+                f"use --embedder {mine.get('name')}, or another gallery",
+            )
+
+    def enroll(
+        self,
+        name: str,
+        embeddings: np.ndarray,
+        embedder: Mapping[str, Any],
+        details: Mapping[str, str] | None = None,
+        sources: Iterable[str] = (),
+        photos: Iterable[str] = (),
+        update: bool = False,
+    ) -> Person:
+        """Add a person, or with ``update`` add photos and details to one already enrolled.
+
+        :class:`GalleryError` for a name already enrolled without ``update``, or another embedder."""
+        name = check_name(name)
+        self.check_embedder(embedder)
+        embeddings = np.asarray(embeddings, np.float32).reshape(-1, int(embedder["dim"]))
+        existing = self.get(name)
+        if existing is not None and not update:
+            raise GalleryError(
+                f"{name!r} is already enrolled in {self.location}",
+                "add --update to add these photos and details to that person, or choose another name",
+            )
+        if existing is None:
+            person = Person(name, embeddings, dict(details or {}), list(sources), list(photos))
+        else:
+            person = existing
+            person.embeddings = np.concatenate([existing.embeddings, embeddings])
+            person.details.update(details or {})
+            person.sources += list(sources)
+            person.photos += list(photos)
+            person.updated_at = now_iso()
+        self._put(person, embedder)
+        return person
+
+    def remove(self, name: str) -> Person:
+        """Take a person out of the gallery (embeddings and details). Stored photos stay: see :meth:`forget`."""
+        person = self._require(name)
+        self._delete(person.name)
+        return person
+
+    def forget(self, name: str) -> Person:
+        """Remove every trace of a person: embeddings, details and any stored photo."""
+        person = self._require(name)
+        self._delete(person.name)
+        self._delete_photos(person)
+        return person
+
+    def _delete_photos(self, person: Person) -> None:
+        for photo in person.photos:
+            Path(photo).unlink(missing_ok=True)
+
+    def _require(self, name: str) -> Person:
+        person = self.get(name)
+        if person is None:
+            names = self.names()
+            raise GalleryError(
+                f"{name!r} is not enrolled in {self.location}",
+                f"enrolled: {', '.join(names)}" if names else "the gallery is empty",
+            )
+        return person
+
+    def index(self) -> GalleryIndex:
+        """Everyone's vectors, ready for :meth:`GalleryIndex.match`."""
+        info = self.embedder()
+        people = self.people()
+        dim = int(info["dim"]) if info else (people[0].embeddings.shape[1] if people else 0)
+        return GalleryIndex(people, dim)
+
+
+class LocalGallery(Gallery):
+    """A gallery in one JSON file (written atomically; the file is created on the first enrolment).
+
+    Photos kept with ``keep_photos`` go to the folder ``<file>.photos/<name>/`` beside it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.location = str(self.path)
+        self._data = self._read()
+
+    @property
+    def photo_dir(self) -> Path:
+        return self.path.with_name(self.path.name + ".photos")
+
+    def _read(self) -> dict[str, Any]:
+        if not self.path.exists():
+            return {"format": FORMAT, "version": VERSION, "embedder": None, "people": []}
+        hint = "restore it from a backup, or enrol the people again into a new gallery file"
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise GalleryError(f"gallery {self.location} cannot be read: {exc}", hint) from None
+        except json.JSONDecodeError as exc:
+            raise GalleryError(
+                f"gallery {self.location} is corrupt: not valid JSON ({exc.msg} at line {exc.lineno})", hint
+            ) from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise GalleryError(f"gallery {self.location} is not a crowdcount face gallery", hint)
+        if data.get("version") != VERSION:
+            raise GalleryError(f"gallery {self.location} has version {data.get('version')!r}, expected {VERSION}")
+        embedder = data.get("embedder")
+        try:
+            dim = int(embedder["dim"]) if embedder else 0
+            people = [Person.from_dict(p, dim) for p in data.get("people", [])]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GalleryError(f"gallery {self.location} is corrupt: {exc}", hint) from None
+        names = [p.name for p in people]
+        if len(set(names)) != len(names):
+            raise GalleryError(f"gallery {self.location} is corrupt: a name appears twice", hint)
+        data["people"] = people
+        return data
+
+    def embedder(self) -> dict[str, Any] | None:
+        return self._data["embedder"]
+
+    def people(self) -> list[Person]:
+        return sorted(self._data["people"], key=lambda p: p.name)
+
+    def _put(self, person: Person, embedder: Mapping[str, Any]) -> None:
+        self._data["embedder"] = {"name": embedder["name"], "dim": int(embedder["dim"])}
+        self._data["people"] = [p for p in self._data["people"] if p.name != person.name] + [person]
+        self._write()
+
+    def _delete(self, name: str) -> None:
+        self._data["people"] = [p for p in self._data["people"] if p.name != name]
+        self._write()
+
+    def _delete_photos(self, person: Person) -> None:
+        super()._delete_photos(person)
+        folder = self.photo_dir / person.name
+        if folder.is_dir():
+            shutil.rmtree(folder)
+
+    def keep_photo(self, name: str, photo: Path) -> str:
+        """Copy an enrolment photo into the gallery's photo folder; returns where it went."""
+        folder = self.photo_dir / check_name(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / photo.name
+        stem, n = target.stem, 1
+        while target.exists():
+            target = folder / f"{stem}-{n}{photo.suffix}"
+            n += 1
+        shutil.copyfile(photo, target)
+        return str(target)
+
+    def _write(self) -> None:
+        document = {
+            "format": FORMAT,
+            "version": VERSION,
+            "embedder": self._data["embedder"],
+            "people": [p.to_dict() for p in self.people()],
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(document, fh, indent=1)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
