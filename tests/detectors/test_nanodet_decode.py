@@ -87,3 +87,37 @@ def test_human_detector_presets_and_validation() -> None:
     for bad in ({"preset": "best"}, {"input_size": 300}, {"nms_iou": 0}, {"keep_aspect": "yes"}, {"runtime": "onnx"}):
         with pytest.raises(DetectorError):
             build_detector("human", bad)
+
+
+def reference_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[int]:
+    """The textbook greedy loop, to check OpenCV's NMSBoxes against."""
+    order = list(np.argsort(-scores, kind="stable"))
+    keep: list[int] = []
+    while order:
+        i = order.pop(0)
+        keep.append(int(i))
+        rest = []
+        for j in order:
+            w = max(0.0, min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0]))
+            h = max(0.0, min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1]))
+            inter = w * h
+            union = (
+                (boxes[i, 2] - boxes[i, 0]) * (boxes[i, 3] - boxes[i, 1])
+                + (boxes[j, 2] - boxes[j, 0]) * (boxes[j, 3] - boxes[j, 1])
+                - inter
+            )
+            if inter / union <= iou_threshold:
+                rest.append(j)
+        order = rest
+    return keep
+
+
+@pytest.mark.parametrize("iou", [0.3, 0.5, 0.6, 0.9])
+def test_nms_matches_the_greedy_loop_on_random_boxes(iou: float) -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        n = int(rng.integers(1, 120))
+        corner = rng.uniform(0, 300, (n, 2))
+        boxes = np.concatenate([corner, corner + rng.uniform(4, 60, (n, 2))], axis=1).astype(np.float32)
+        scores = rng.uniform(0.05, 1, n).astype(np.float32)
+        assert nd.nms(boxes, scores, iou).tolist() == reference_nms(boxes, scores, iou)
