@@ -31,12 +31,11 @@ import json
 import logging
 import math
 import os
-import signal
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -60,6 +59,7 @@ from crowdcount.aws.storage import (
 )
 from crowdcount.config import Config, build_detectors
 from crowdcount.errors import AWSError, ConfigError, MessageError, VideoError
+from crowdcount.signals import on_stop_signals
 
 logger = logging.getLogger(__name__)
 
@@ -396,23 +396,6 @@ class Worker:
     def stopping(self) -> bool:
         return self._stopping
 
-    @contextlib.contextmanager
-    def _signals(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def handler(signum: int, frame: Any) -> None:
-            # Flags only: no logging or I/O here (the main thread may be in the middle of a write).
-            self.request_stop(signal.Signals(signum).name)
-
-        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            yield
-        finally:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
-
     # -- the loop ------------------------------------------------------------------------------------
     def run(self, handle_signals: bool = False) -> WorkerStats:
         """Check AWS, load the models, then serve the queue until a shutdown policy or a stop; returns the stats.
@@ -421,7 +404,8 @@ class Worker:
         self.check()
         remove_stale_temp_files(self.settings.temp_dir)
         analyzer = self._ensure_analyzer()
-        with self._signals() if handle_signals else contextlib.nullcontext():
+        # Flags only in the handler: no logging or I/O (the main thread may be in the middle of a write).
+        with on_stop_signals(self.request_stop) if handle_signals else contextlib.nullcontext():
             analyzer.load()
             self._log(
                 logging.INFO,
