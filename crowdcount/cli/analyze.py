@@ -20,7 +20,7 @@ from crowdcount.analyzer.pipeline import build_processors
 from crowdcount.analyzer.plot import plot_counts
 from crowdcount.analyzer.video import probe_video
 from crowdcount.aws.gallery import face_processors
-from crowdcount.cli.common import config_option, get_config, parse_key_values
+from crowdcount.cli.common import config_option, detector_options, get_config, parse_key_values
 from crowdcount.config import build_detectors
 from crowdcount.detectors import resolve_name
 from crowdcount.errors import ConfigError, CrowdcountError, VideoError
@@ -72,7 +72,7 @@ def _fmt_time(ms: float | None) -> str:
 
 @click.command()
 @click.argument("videos", nargs=-1, required=True, type=click.Path())
-@click.option("-d", "--detector", "detectors", multiple=True, help="Detector to run (repeatable): human, face.")
+@detector_options
 @click.option(
     "--frame-ratio",
     type=click.FloatRange(0, 1, min_open=True),
@@ -87,15 +87,7 @@ def _fmt_time(ms: float | None) -> str:
     metavar="SECONDS",
     help="Report counts as a running median over this many seconds (0: raw per-frame counts; default 0.5).",
 )
-@click.option("--min-score", type=click.FloatRange(0, 1), default=None, help="Minimum detection score.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Frames per model call.")
-@click.option(
-    "--detector-arg",
-    "detector_arg",
-    multiple=True,
-    metavar="DETECTOR.KEY=VALUE",
-    help="Any detector argument, e.g. human.model_path=/models/frozen_inference_graph.pb (repeatable).",
-)
 @click.option(
     "-o",
     "--output",

@@ -25,6 +25,26 @@ def config_option(func: F) -> F:
     )(func)
 
 
+def detector_options(func: F) -> F:
+    """``-d/--detector`` (repeatable), ``--min-score`` and ``--detector-arg``: which detectors run, and any of
+    their arguments (see ``crowdcount detectors``)."""
+    options = [
+        click.option("-d", "--detector", "detectors", multiple=True, help="Detector to run (repeatable): human, face."),
+        click.option("--min-score", type=click.FloatRange(0, 1), default=None, help="Minimum detection score."),
+        click.option(
+            "--detector-arg",
+            "detector_arg",
+            multiple=True,
+            metavar="DETECTOR.KEY=VALUE",
+            help="Any detector argument, e.g. human.preset=fast or human.model_path=/models/frozen_inference_graph.pb "
+            "(repeatable).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def get_config(config_path: str | None, overrides: dict[str, Any] | None = None) -> Config:
     """Load the configuration with CLI ``overrides`` applied last."""
     return load_config(config_path, overrides=overrides)

@@ -10,7 +10,7 @@ import time
 import click
 
 from crowdcount.cli.analyze import detector_specs
-from crowdcount.cli.common import config_option, get_config, parse_key_values
+from crowdcount.cli.common import config_option, detector_options, get_config, parse_key_values
 from crowdcount.cli.watch import DURATION, build_sources, mode_line, source_options, stop_on_signals
 from crowdcount.config import build_detectors
 
@@ -157,15 +157,7 @@ def produce(
 @_kafka_options
 @click.option("--group", default=None, help="Consumer group (default: live.kafka_group).")
 @click.option("--results-topic", default=None, help="Results topic (default: live.kafka_results_topic).")
-@click.option("-d", "--detector", "detectors", multiple=True, help="Detector to run (repeatable): human, face.")
-@click.option("--min-score", type=click.FloatRange(0, 1), default=None, help="Minimum detection score.")
-@click.option(
-    "--detector-arg",
-    "detector_arg",
-    multiple=True,
-    metavar="DETECTOR.KEY=VALUE",
-    help="Any detector argument (repeatable).",
-)
+@detector_options
 @click.option(
     "--max-age",
     type=DURATION,

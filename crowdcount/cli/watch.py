@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
-import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -19,9 +17,10 @@ from rich.live import Live
 from rich.table import Table
 
 from crowdcount.cli.analyze import detector_specs
-from crowdcount.cli.common import config_option, get_config, parse_key_values
+from crowdcount.cli.common import config_option, detector_options, get_config, parse_key_values
 from crowdcount.config import Config, build_detectors
 from crowdcount.live import FILE, JsonLinesSink, LiveMetrics, Source, SourceStatus, Watcher, parse_source, unique_ids
+from crowdcount.signals import on_stop_signals
 
 logger = logging.getLogger(__name__)
 
@@ -126,22 +125,9 @@ def mode_line(sources: list[Source]) -> str:
     return "; ".join(parts)
 
 
-@contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+def stop_on_signals(stop: threading.Event) -> contextlib.AbstractContextManager[None]:
     """SIGTERM and SIGINT set ``stop`` (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+    return on_stop_signals(lambda name: stop.set())
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -191,15 +177,7 @@ def status_table(rows: list[SourceStatus], title: str) -> Table:
 
 @click.command()
 @click.argument("sources", nargs=-1, required=True)
-@click.option("-d", "--detector", "detectors", multiple=True, help="Detector to run (repeatable): human, face.")
-@click.option("--min-score", type=click.FloatRange(0, 1), default=None, help="Minimum detection score.")
-@click.option(
-    "--detector-arg",
-    "detector_arg",
-    multiple=True,
-    metavar="DETECTOR.KEY=VALUE",
-    help="Any detector argument, e.g. human.preset=fast (repeatable).",
-)
+@detector_options
 @source_options
 @click.option(
     "--every", type=DURATION, default=None, help="One record per source per interval (e.g. 1s) instead of per frame."
@@ -315,7 +293,7 @@ def watch(
             with (
                 Live(status_table(watcher.snapshot(), title), console=console, refresh_per_second=4)
                 if show_table
-                else _nothing() as view
+                else contextlib.nullcontext() as view
             ):
                 while not stop.is_set() and not watcher.done:
                     if deadline is not None and time.monotonic() >= deadline:
@@ -344,8 +322,3 @@ def watch(
     if watcher.failed_sources:
         click.echo(f"Error: source(s) gave up: {', '.join(watcher.failed_sources)}", err=True)
         raise SystemExit(1)
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield None
