@@ -10,12 +10,23 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from crowdcount.cli.main import cli
 from crowdcount.detectors import DETECTORS, Detections, Detector
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("CROWDCOUNT_DATA_DIR", REPO.parent / "shared" / "data"))
 SAMPLE_CLIP = REPO / "samples" / "vtest-15s.mp4"
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """``crowdcount ARGS`` through click's runner: exit code, stdout, stderr; unexpected exceptions re-raised."""
+    result = CliRunner().invoke(cli, list(args))
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
 
 SQUARE = 24  # side of the white squares drawn by write_video
 

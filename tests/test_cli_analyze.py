@@ -6,18 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from crowdcount.cli.main import cli
+from conftest import run_cli as run
 
 pytestmark = pytest.mark.usefixtures("fake_detectors")
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args))
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 def test_analyze_writes_json_and_csv_and_prints_a_summary(tmp_path: Path, video_factory) -> None:

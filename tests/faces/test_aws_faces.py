@@ -9,18 +9,17 @@ from pathlib import Path
 
 import cv2
 import pytest
-from click.testing import CliRunner
 
 from crowdcount.aws.edge import EdgeClient
 from crowdcount.aws.events import EventHandler, handler
 from crowdcount.aws.gallery import DynamoDBGallery
 from crowdcount.aws.sandbox import start_sandbox
 from crowdcount.aws.session import make_context
-from crowdcount.cli.main import cli
 from crowdcount.config import load_config
 from crowdcount.faces import FaceIdentifier
 
 from .support import COLOURS, ColourEmbedder, write_photo
+from conftest import run_cli as run
 
 REGION = "us-east-1"
 
@@ -46,13 +45,6 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, sandbox: str) -> str:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("AWS_ENDPOINT_URL", sandbox)
     return sandbox
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args))
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.mark.usefixtures("fake_faces")

@@ -6,20 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-from crowdcount.cli.main import cli
 
 from .support import COLOURS, write_people_video, write_photo
+from conftest import run_cli as run
 
 pytestmark = pytest.mark.usefixtures("fake_faces")
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args))
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture

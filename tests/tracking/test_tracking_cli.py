@@ -8,20 +8,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from crowdcount.cli.main import cli
 from crowdcount.eval.groundtruth import GroundTruth, GroundTruthFrame
 from crowdcount.eval.tracking import TrackRun, evaluate_tracking
 
+from conftest import run_cli as run
+
 pytestmark = pytest.mark.usefixtures("fake_detectors")
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args))
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 def test_lines_zones_annotation_and_plot(tmp_path: Path, video_factory) -> None:
