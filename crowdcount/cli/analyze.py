@@ -19,7 +19,6 @@ from crowdcount.analyzer.files import find_videos, plan_outputs
 from crowdcount.analyzer.pipeline import build_processors
 from crowdcount.analyzer.plot import plot_counts
 from crowdcount.analyzer.video import probe_video
-from crowdcount.aws.gallery import face_processors
 from crowdcount.cli.common import config_option, detector_options, get_config, parse_key_values
 from crowdcount.config import build_detectors
 from crowdcount.detectors import resolve_name
@@ -177,7 +176,11 @@ def analyze(
         raise ConfigError("no videos found in " + ", ".join(videos), "give video files or folders holding videos")
     json_paths = plan_outputs(paths, output, ".json", "--output")
     csv_paths = plan_outputs(paths, csv_path, ".csv", "--csv")
-    face_procs = face_processors(config, gallery=identify)
+    face_procs: list[Any] = []
+    if identify or config["faces"]["gallery"]:  # boto3 and the galleries load only when identifying
+        from crowdcount.aws.gallery import face_processors
+
+        face_procs = face_processors(config, gallery=identify)
     if face_procs and "face" not in {name for name, _ in specs}:  # identification needs the face detector
         specs.append(["face", dict(next((a for n, a in block["detectors"] if resolve_name(n) == "face"), {}))])
     annotate_paths = plan_media(paths, annotate, VIDEO_SUFFIXES, "--annotate")
