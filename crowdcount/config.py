@@ -153,7 +153,7 @@ DEFAULTS: dict[str, Any] = {
             ["FaceDetector", {"min_detection_score": 0.4, "max_batch_size": 5}],
         ],
         "frame_ratio": 0.2,
-        "count_smoothing_s": 0.5,
+        "count_smoothing_s": 1.0,
         "max_batch_size": None,
         "result_step": "human_detector",
         "result_prefix": None,

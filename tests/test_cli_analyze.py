@@ -25,10 +25,13 @@ def test_analyze_writes_json_and_csv_and_prints_a_summary(tmp_path: Path, video_
         str(tmp_path / "r.json"),
         "--csv",
         str(tmp_path / "r.csv"),
+        "--smooth",
+        "0",
     )
     assert code == 0, err
     document = json.loads((tmp_path / "r.json").read_text())
     assert [len(f["Human"]["scores"]) for f in document["frames"]] == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert document["count_smoothing"] == {"seconds": 0.0, "frames": 1}
     assert (tmp_path / "r.csv").read_text().splitlines()[:3] == [
         "frame_index,timestamp_ms,Human,occupancy",  # tracked people (tracking is on by default)
         "1,0.0,0,0",
@@ -36,6 +39,17 @@ def test_analyze_writes_json_and_csv_and_prints_a_summary(tmp_path: Path, video_
     ]
     assert "lobby.mp4" in out and "Human" in out
     assert err == ""
+
+
+def test_analyze_reports_counts_as_a_one_second_median_by_default(tmp_path: Path, video_factory) -> None:
+    video = video_factory("lobby.mp4", frames=8)  # 10 fps; the fake detector finds 0, 1, 2, 3, 0, 1, 2, 3
+    code, _, err = run("analyze", str(video), "-d", "squares", "--frame-ratio", "1", "-o", str(tmp_path / "r.json"))
+    assert code == 0, err
+    document = json.loads((tmp_path / "r.json").read_text())
+    assert document["count_smoothing"] == {"seconds": 1.0, "frames": 11}
+    # the median of 11 frames, the ends repeated: [0]*5 + counts + [3]*5
+    assert [f["Human"]["count"] for f in document["frames"]] == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert [len(f["Human"]["scores"]) for f in document["frames"]] == [0, 1, 2, 3, 0, 1, 2, 3]
 
 
 def test_analyze_json_summary_and_options(tmp_path: Path, video_factory) -> None:

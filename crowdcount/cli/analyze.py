@@ -84,7 +84,7 @@ def _fmt_time(ms: float | None) -> str:
     type=click.FloatRange(0, 60),
     default=None,
     metavar="SECONDS",
-    help="Report counts as a running median over this many seconds (0: raw per-frame counts; default 0.5).",
+    help="Report counts as a running median over this many seconds (0: raw per-frame counts; default 1).",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Frames per model call.")
 @click.option(

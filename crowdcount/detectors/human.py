@@ -28,16 +28,17 @@ SSDLITE_INFO = {
 }
 
 #: Named configurations; explicit arguments override a preset's values.
-#: ``accurate`` (default): NanoDet-g at its trained input size, 416x416, with its upstream NMS (IoU 0.6).
-#: ``fast``: NanoDet-g at 320x320 (about 0.6 of the compute). ``ssdlite``: the pedestrian SSDLite, the
-#: previous default. Each score threshold had the lowest count error on PETS09-S2L1 frames 1-62 (never on the
-#: frames the figures in docs/accuracy.md are held out on).
+#: ``accurate`` (default): NanoDet-g on about 448x448 pixels with the frame's aspect ratio kept (512x384 for a
+#: 4:3 frame, 608x320 for 16:9), its upstream NMS (IoU 0.6). ``fast``: NanoDet-g at 320x320 (about 0.4 of the
+#: compute). ``ssdlite``: the pedestrian SSDLite, the first default. The input sizes and each score threshold
+#: were chosen on PETS09-S2L1 frames 1-62 only, never on the frames the figures in docs/accuracy.md are held
+#: out on (the rule, and the alternatives, are in docs/accuracy.md).
 PRESETS: dict[str, dict[str, Any]] = {
     "accurate": {
         "model": "nanodet",
-        "min_detection_score": 0.4,
-        "input_size": 416,
-        "keep_aspect": False,
+        "min_detection_score": 0.37,
+        "input_size": 448,
+        "keep_aspect": True,
         "nms_iou": 0.6,
     },
     "fast": {"model": "nanodet", "min_detection_score": 0.45, "input_size": 320, "keep_aspect": False, "nms_iou": 0.6},
@@ -67,12 +68,13 @@ class HumanDetector(Detector):
     """Finds people: NanoDet-g (presets accurate, fast), the pedestrian SSDLite (ssdlite), or a TF OD API model.
 
     Args:
-        min_detection_score: keep detections scoring at least this (default: the preset's: 0.4, 0.45, 0.15).
+        min_detection_score: keep detections scoring at least this (default: the preset's: 0.37, 0.45, 0.15).
         max_batch_size: frames per model call.
         model_path: a TF Object Detection API frozen graph ``.pb`` or SavedModel directory; replaces the preset's
             model (the NanoDet-only arguments are then ignored).
         person_class_id: the class id of a person in that model's label map (COCO and the SSDLite: 1).
-        preset: ``accurate`` (NanoDet-g at 416), ``fast`` (NanoDet-g at 320) or ``ssdlite`` (pedestrian SSDLite).
+        preset: ``accurate`` (NanoDet-g at about 448, aspect kept), ``fast`` (NanoDet-g at 320x320) or
+            ``ssdlite`` (pedestrian SSDLite).
         input_size: NanoDet: the network input is about ``input_size`` squared pixels (a multiple of 32;
             416 is what NanoDet-g was trained at; smaller is faster, larger finds smaller people).
         keep_aspect: NanoDet: keep the frame's aspect ratio in the network input instead of stretching it to a

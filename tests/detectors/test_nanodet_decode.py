@@ -73,14 +73,16 @@ def test_nms() -> None:
 def test_human_detector_presets_and_validation() -> None:
     det = build_detector("human")
     assert det.preset == "accurate" and det.model == "nanodet"
-    assert det.arguments()["input_size"] == 416 and det.arguments()["nms_iou"] == 0.6
-    assert det.network_input(480, 360) == (416, 416)
+    assert det.arguments()["input_size"] == 448 and det.arguments()["nms_iou"] == 0.6
+    assert det.arguments()["keep_aspect"] is True and det.min_detection_score == 0.37
+    assert det.network_input(480, 360) == (512, 384)
+    assert det.network_input(1920, 1080) == (608, 320)
     assert det.default_model_info()["licence"] == "Apache-2.0"
     det = build_detector("human", {"input_size": 320, "keep_aspect": True})
     assert det.network_input(480, 360) == (384, 288)
     fast = build_detector("human", {"preset": "fast"})
     assert fast.model == "nanodet" and fast.network_input(480, 360) == (320, 320)
-    assert fast.min_detection_score == 0.45 and det.min_detection_score == 0.4
+    assert fast.min_detection_score == 0.45 and det.min_detection_score == 0.37
     ssd = build_detector("human", {"preset": "ssdlite"})
     assert ssd.model == "ssdlite" and ssd.model_info()["licence"] == "MIT" and ssd.min_detection_score == 0.15
     assert build_detector("human", {"preset": "ssdlite", "min_detection_score": 0.3}).min_detection_score == 0.3
