@@ -41,7 +41,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "keep_aspect": True,
         "nms_iou": 0.6,
     },
-    "fast": {"model": "nanodet", "min_detection_score": 0.45, "input_size": 320, "keep_aspect": False, "nms_iou": 0.6},
+    "fast": {"model": "nanodet", "min_detection_score": 0.44, "input_size": 320, "keep_aspect": False, "nms_iou": 0.6},
     "ssdlite": {"model": "ssdlite", "min_detection_score": 0.15},
 }
 #: The class id written to result files for a person (the COCO / TF Object Detection API id).
@@ -68,7 +68,7 @@ class HumanDetector(Detector):
     """Finds people: NanoDet-g (presets accurate, fast), the pedestrian SSDLite (ssdlite), or a TF OD API model.
 
     Args:
-        min_detection_score: keep detections scoring at least this (default: the preset's: 0.37, 0.45, 0.15).
+        min_detection_score: keep detections scoring at least this (default: the preset's: 0.37, 0.44, 0.15).
         max_batch_size: frames per model call.
         model_path: a TF Object Detection API frozen graph ``.pb`` or SavedModel directory; replaces the preset's
             model (the NanoDet-only arguments are then ignored).

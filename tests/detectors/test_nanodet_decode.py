@@ -82,7 +82,7 @@ def test_human_detector_presets_and_validation() -> None:
     assert det.network_input(480, 360) == (384, 288)
     fast = build_detector("human", {"preset": "fast"})
     assert fast.model == "nanodet" and fast.network_input(480, 360) == (320, 320)
-    assert fast.min_detection_score == 0.45 and det.min_detection_score == 0.37
+    assert fast.min_detection_score == 0.44 and det.min_detection_score == 0.37
     ssd = build_detector("human", {"preset": "ssdlite"})
     assert ssd.model == "ssdlite" and ssd.model_info()["licence"] == "MIT" and ssd.min_detection_score == 0.15
     assert build_detector("human", {"preset": "ssdlite", "min_detection_score": 0.3}).min_detection_score == 0.3
