@@ -95,6 +95,7 @@ SCHEMA: dict[str, Any] = {
         "max_jobs": Optional(int),
         "retry_delay_seconds": int,
         "temp_dir": Optional(str),
+        "scale_in_protection_minutes": int,
     },
     "deploy": {
         "cluster": str,
@@ -190,6 +191,7 @@ DEFAULTS: dict[str, Any] = {
         "max_jobs": None,
         "retry_delay_seconds": 10,
         "temp_dir": None,
+        "scale_in_protection_minutes": 120,
     },
     "deploy": {
         "cluster": "crowdcount",

@@ -21,6 +21,7 @@ another worker took over  leaves it alone (the other worker owns it now)
 
 While a job runs, a heartbeat thread extends the message's visibility every ``heartbeat_seconds`` so that no
 other worker receives it; if the worker dies, the message comes back after ``visibility_timeout``.
+On ECS the task is also protected from scale-in while a message is handled (:mod:`crowdcount.aws.protection`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from crowdcount.analyzer.pipeline import build_processors
 from crowdcount.analyzer.result import dumps
 from crowdcount.aws.awserrors import error_code, is_aws_exception, is_not_found, to_aws_error
 from crowdcount.aws.messages import Job, parse_message
+from crowdcount.aws.protection import MAX_MINUTES as MAX_PROTECTION_MINUTES
+from crowdcount.aws.protection import TaskProtection
 from crowdcount.aws.resources import context_from_config
 from crowdcount.aws.session import AwsContext
 from crowdcount.aws.status import StatusStore, StepSuperseded
@@ -101,6 +104,8 @@ class WorkerSettings:
     max_jobs: int | None = None
     retry_delay_seconds: int = 10
     temp_dir: str | None = None
+    #: On ECS: protect the task from scale-in while a job runs, renewed every half of this (0: never).
+    scale_in_protection_minutes: int = 120
     #: Identifies the analyzer configuration: a video done under another one is recomputed.
     config_fingerprint: str = ""
 
@@ -129,6 +134,7 @@ class WorkerSettings:
             max_jobs=w["max_jobs"],
             retry_delay_seconds=w["retry_delay_seconds"],
             temp_dir=w["temp_dir"],
+            scale_in_protection_minutes=w["scale_in_protection_minutes"],
             config_fingerprint=fingerprint,
         )
         settings.validate()
@@ -153,6 +159,11 @@ class WorkerSettings:
             raise bad("grace_period_seconds", f"must be >= 0, got {self.grace_period_seconds}")
         if self.max_video_bytes < 1:
             raise bad("max_video_bytes", f"must be >= 1, got {self.max_video_bytes}")
+        if not 0 <= self.scale_in_protection_minutes <= MAX_PROTECTION_MINUTES:
+            raise bad(
+                "scale_in_protection_minutes",
+                f"must be in [0, {MAX_PROTECTION_MINUTES}] (0: off), got {self.scale_in_protection_minutes}",
+            )
         if self.idle_timeout_seconds is not None and self.idle_timeout_seconds < 0:
             raise bad("idle_timeout_seconds", f"must be >= 0 or null, got {self.idle_timeout_seconds}")
         if self.max_jobs is not None and self.max_jobs < 1:
@@ -246,10 +257,13 @@ class Worker:
         settings: WorkerSettings,
         analyzer: VideoAnalyzer | Callable[[], VideoAnalyzer],
         worker_id: str | None = None,
+        protection: TaskProtection | None = None,
     ) -> None:
         settings.validate()
         self.clients = clients
         self.settings = settings
+        #: ECS task scale-in protection while a message is handled (None: off, e.g. not on ECS).
+        self.protection = protection
         self._analyzer_source = analyzer
         self.analyzer: VideoAnalyzer | None = analyzer if isinstance(analyzer, VideoAnalyzer) else None
         self.worker_id = worker_id or default_worker_id()
@@ -285,7 +299,9 @@ class Worker:
             processors = [*build_processors(config["tracking"], detectors), *face_processors(config, ctx)]
             return VideoAnalyzer.from_config(block, detectors, processors)
 
-        return cls(WorkerClients.from_context(ctx, config), WorkerSettings.from_config(config), build)
+        settings = WorkerSettings.from_config(config)
+        protection = TaskProtection.from_environ(settings.scale_in_protection_minutes)
+        return cls(WorkerClients.from_context(ctx, config), settings, build, protection=protection)
 
     # -- logging -------------------------------------------------------------------------------------
     def _log(
@@ -414,6 +430,7 @@ class Worker:
                 dlq=self.dlq_url,
                 max_receive_count=self.max_receive_count,
                 worker=self.worker_id,
+                scale_in_protection=self.protection is not None,
             )
             self._loop()
         self._log(logging.INFO, "worker stopped", reason=self.stats.stop_reason, **self._stats_fields())
@@ -499,6 +516,8 @@ class Worker:
         before = self.stats.to_dict()
         if self.metrics is not None:
             self.metrics.busy.set(1)
+        if self.protection is not None:
+            self.protection.enable()
         try:
             self._handle_body(ctx)
         finally:
@@ -508,7 +527,9 @@ class Worker:
             with self._lock:
                 self._current = None
                 self._deadline = None
-            self._end_heartbeat(ctx)
+            self._end_heartbeat(ctx)  # before the protection goes: the heartbeat renews it
+            if self.protection is not None:
+                self.protection.disable()
 
     @staticmethod
     def _end_heartbeat(ctx: _JobContext) -> None:
@@ -799,6 +820,8 @@ class Worker:
             if now >= next_beat:
                 self._extend(ctx)
                 next_beat = now + interval
+                if self.protection is not None and self.protection.renew_due():
+                    self.protection.enable()
             ctx.finished.wait(min(max(next_beat - now, 0.01), 0.25))
 
     def _extend(self, ctx: _JobContext) -> None:

@@ -48,6 +48,12 @@ EXPECTED_POLICY = {
             "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
             "Resource": ["arn:aws:dynamodb:us-east-1:123456789012:table/crowdcount-videos"],
         },
+        {
+            "Sid": "ScaleInProtection",
+            "Effect": "Allow",
+            "Action": ["ecs:GetTaskProtection", "ecs:UpdateTaskProtection"],
+            "Resource": ["arn:aws:ecs:us-east-1:123456789012:task/crowdcount/*"],
+        },
     ],
 }
 
@@ -64,6 +70,7 @@ def test_policy_follows_the_configuration() -> None:
             "dynamodb": {"region": "eu-central-1", "table_id": "videos"},
             "video_split": {"output_bucket": "my-bucket", "input_prefix": "in/"},
             "human_detection": {"result_prefix": "out/"},
+            "deploy": {"cluster": "gpu"},
         }
     )
     resources = {s["Sid"]: s["Resource"] for s in iam.task_role_policy(config, "111122223333")["Statement"]}
@@ -73,6 +80,7 @@ def test_policy_follows_the_configuration() -> None:
         "WriteResults": ["arn:aws:s3:::my-bucket/out/*"],
         "ConsumeJobQueue": ["arn:aws:sqs:eu-west-1:111122223333:jobs"],
         "TrackVideos": ["arn:aws:dynamodb:eu-central-1:111122223333:table/videos"],
+        "ScaleInProtection": ["arn:aws:ecs:eu-west-1:111122223333:task/gpu/*"],
     }
 
 
@@ -91,6 +99,7 @@ def test_null_result_prefix_grants_no_write(caplog: pytest.LogCaptureFixture) ->
         "ListInputPrefix",
         "ConsumeJobQueue",
         "TrackVideos",
+        "ScaleInProtection",
     ]
     assert "result_prefix is null" in caplog.text
 

@@ -64,6 +64,7 @@ def task_role_policy(config: Config, account: str) -> dict[str, Any]:
     queue = config.get("aws_queues.human_detection")
     table_region = config.get("dynamodb.region")
     table = config.get("dynamodb.table_id")
+    cluster = config.get("deploy.cluster")
     statements: list[dict[str, Any]] = [
         {
             "Sid": "ReadInputVideos",
@@ -106,6 +107,12 @@ def task_role_policy(config: Config, account: str) -> dict[str, Any]:
             "Effect": "Allow",
             "Action": list(DYNAMODB_WORKER_ACTIONS),
             "Resource": [f"arn:{partition}:dynamodb:{table_region}:{account}:table/{table}"],
+        },
+        {  # the worker protects its task from scale-in while a job runs (crowdcount/aws/protection.py)
+            "Sid": "ScaleInProtection",
+            "Effect": "Allow",
+            "Action": ["ecs:GetTaskProtection", "ecs:UpdateTaskProtection"],
+            "Resource": [f"arn:{partition}:ecs:{region}:{account}:task/{cluster}/*"],
         },
     ]
     return {"Version": "2012-10-17", "Statement": statements}
