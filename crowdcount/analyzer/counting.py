@@ -93,13 +93,31 @@ def _segments_cross(p1: tuple, p2: tuple, q1: tuple, q2: tuple) -> bool:
 
 
 @dataclass(frozen=True)
-class Line:
-    """A counting line: ``points`` are pixels, or fractions of the frame when ``relative``."""
+class _Shape:
+    """Points in pixels, or fractions of the frame when ``relative``, as given by ``text`` on ``option``."""
 
     name: str
     points: tuple[tuple[float, float], ...]
     relative: bool
     text: str
+    option: str
+
+    def in_pixels(self, width: int, height: int) -> np.ndarray:
+        """The points in pixels of a ``width`` x ``height`` frame; :class:`ConfigError` when outside it."""
+        xy = np.array(self.points, np.float64) * (np.array([width, height], np.float64) if self.relative else 1.0)
+        for x, y in xy:
+            if x > width or y > height:
+                raise ConfigError(
+                    f"{self.option} {self.text!r}: point ({x:g}, {y:g}) lies outside the {width}x{height} frame",
+                    "give pixels inside the frame, or fractions (all values <= 1)",
+                )
+        return xy
+
+
+@dataclass(frozen=True)
+class Line(_Shape):
+    """A counting line: ``points`` are pixels, or fractions of the frame when ``relative``."""
+
     option: str = "--line"
 
     @classmethod
@@ -112,19 +130,11 @@ class Line:
             raise ConfigError(f"{option} {text!r}: the two points are the same (a line needs a length)")
         return cls(name, tuple(points), relative, text, option)
 
-    def in_pixels(self, width: int, height: int) -> np.ndarray:
-        """The points in pixels of a ``width`` x ``height`` frame; :class:`ConfigError` when outside it."""
-        return _to_pixels(self.points, self.relative, width, height, self.option, self.text)
-
 
 @dataclass(frozen=True)
-class Zone:
+class Zone(_Shape):
     """A counting zone (a simple polygon): ``points`` are pixels, or fractions of the frame when ``relative``."""
 
-    name: str
-    points: tuple[tuple[float, float], ...]
-    relative: bool
-    text: str
     option: str = "--zone"
 
     @classmethod
@@ -153,23 +163,6 @@ class Zone:
         if abs(_area(distinct)) <= 1e-9 * max((max(xs) - min(xs)) * (max(ys) - min(ys)), 1e-12):
             raise ConfigError(f"{option} {text!r}: the polygon has zero area (its points are in a line)")
         return cls(name, tuple(distinct), relative, text, option)
-
-    def in_pixels(self, width: int, height: int) -> np.ndarray:
-        """The corners in pixels of a ``width`` x ``height`` frame; :class:`ConfigError` when outside it."""
-        return _to_pixels(self.points, self.relative, width, height, self.option, self.text)
-
-
-def _to_pixels(
-    points: tuple[tuple[float, float], ...], relative: bool, width: int, height: int, option: str, text: str
-) -> np.ndarray:
-    xy = np.array(points, np.float64) * (np.array([width, height], np.float64) if relative else 1.0)
-    for x, y in xy:
-        if x > width or y > height:
-            raise ConfigError(
-                f"{option} {text!r}: point ({x:g}, {y:g}) lies outside the {width}x{height} frame",
-                "give pixels inside the frame, or fractions (all values <= 1)",
-            )
-    return xy
 
 
 def parse_lines(texts: list[str] | tuple[str, ...], option: str = "--line") -> list[Line]:
