@@ -76,6 +76,7 @@ SCHEMA: dict[str, Any] = {
         "lines": StrList(),
         "zones": StrList(),
         "line_hysteresis": float,
+        "scenery": bool,
     },
     "faces": {
         "gallery": Optional(str),
@@ -172,6 +173,7 @@ DEFAULTS: dict[str, Any] = {
         "lines": [],
         "zones": [],
         "line_hysteresis": 0.1,
+        "scenery": True,
     },
     "faces": {
         "gallery": None,

@@ -233,9 +233,9 @@ class VideoAnalyzer:
             frame_result = FrameResult(index=frame.index, timestamp_ms=frame.timestamp_ms, detections=detections)
             for processor in self.processors:
                 processor.process(frame_result, frame.rgb)
-            for detector, floor in zip(self.detectors, floors, strict=True):
-                if floor is not None:
-                    frame_result.detections[detector.category] = _drop_weak(frame_result.detections[detector.category])
+            for detector in self.detectors:
+                # boxes under the threshold, and boxes a processor marked (e.g. scenery), never reach the result
+                frame_result.detections[detector.category] = _drop_weak(frame_result.detections[detector.category])
             result.frames.append(frame_result)
 
 

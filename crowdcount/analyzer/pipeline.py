@@ -11,6 +11,7 @@ from typing import Any
 
 from crowdcount.analyzer.counting import CountingProcessor, Line, Zone, parse_lines, parse_zones
 from crowdcount.analyzer.processors import FrameProcessor
+from crowdcount.analyzer.scenery import SceneryFilter
 from crowdcount.analyzer.tracking import TrackingProcessor
 from crowdcount.detectors import Detector
 from crowdcount.errors import ConfigError
@@ -29,7 +30,8 @@ def build_processors(
     annotate: Callable[[Any], str | Path | None] | None = None,
     category: str = "Human",
 ) -> list[FrameProcessor]:
-    """The processors a ``tracking`` block asks for.
+    """The processors a ``tracking`` block asks for: the scenery filter (``scenery``), the tracker, line and zone
+    counting, the annotated-video writer.
 
     ``lines`` and ``zones`` (parsed from the command line) replace the block's ``lines`` and ``zones`` when
     given. ``high_score`` null means the tracked detector's own ``min_detection_score``. Without a detector of
@@ -41,6 +43,8 @@ def build_processors(
         zones = parse_zones(block.get("zones", []), "tracking.zones")
     tracked = next((d for d in detectors if d.category == category), None)
     processors: list[FrameProcessor] = []
+    if tracked is not None and block.get("scenery", True):
+        processors.append(SceneryFilter(category))
     tracking: TrackingProcessor | None = None
     counting: CountingProcessor | None = None
     if block.get("enabled", True) and tracked is not None:

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from crowdcount.analyzer.counts import smoothing_window
 from crowdcount.analyzer.pipeline import build_processors
+from crowdcount.analyzer.scenery import SceneryModel
 from crowdcount.cli.analyze import detector_specs
 from crowdcount.cli.common import config_option, get_config, parse_key_values
 from crowdcount.config import build_detectors
@@ -191,7 +192,8 @@ def eval_command(
             window = smoothing_window(seconds, info.fps, 1.0)
             gt = read_mot(gt_path, (info.width, info.height), **scale_args)
             keys = parse_frames(frames, [k for k in gt.frames if isinstance(k, int)])
-            run = detect_video(source, build(), keys, SCORE_FLOOR)
+            scenery = SceneryModel() if config["tracking"].get("scenery", True) else None
+            run = detect_video(source, build(), keys, SCORE_FLOOR, scenery)
     report = evaluate_run(run, gt, keys, min_score, iou, regions, window)
     for warning in report.extra.get("warnings", []):
         click.echo(f"Warning: {warning}", err=True)
@@ -230,7 +232,7 @@ def run_tracking(
         gt = read_mot(gt_path, (info.width, info.height), **scale_args)
         keys = parse_frames(frames, [k for k in gt.frames if isinstance(k, int)])
         detector = build()
-        block = {**get_config(config_path)["tracking"], "enabled": True, "lines": [], "zones": []}
+        block = {**get_config(config_path)["tracking"], "enabled": True, "lines": [], "zones": [], "scenery": False}
         (processor,) = build_processors(block, [detector], category=category)
         run = track_video(source, detector, processor, max(keys), frame_ratio)
     report = evaluate_tracking(run, gt, keys, iou, regions)

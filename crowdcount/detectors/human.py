@@ -1,5 +1,6 @@
-"""The human (person) detector: NanoDet-g (shipped; presets ``accurate``, the default, and ``fast``), the
-pedestrian SSDLite (preset ``ssdlite``), or any TF Object Detection API model from a path."""
+"""The human (person) detector: Open Model Zoo person-detection-0203 (shipped; preset ``accurate``, the default,
+run by OpenVINO), NanoDet-g (shipped; presets ``nanodet`` and ``fast``, run by TensorFlow), the pedestrian
+SSDLite (preset ``ssdlite``), or any TF Object Detection API model from a path."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from crowdcount.detectors import nanodet
+from crowdcount.detectors import nanodet, omz_person
 from crowdcount.detectors.base import Detections, Detector
 from crowdcount.detectors.tf_models import ObjectDetectionModel, to_detections
 from crowdcount.errors import DetectorError
@@ -28,13 +29,15 @@ SSDLITE_INFO = {
 }
 
 #: Named configurations; explicit arguments override a preset's values.
-#: ``accurate`` (default): NanoDet-g on about 448x448 pixels with the frame's aspect ratio kept (512x384 for a
-#: 4:3 frame, 608x320 for 16:9), its upstream NMS (IoU 0.6). ``fast``: NanoDet-g at 320x320 (about 0.4 of the
-#: compute). ``ssdlite``: the pedestrian SSDLite, the first default. The input sizes and each score threshold
-#: were chosen on PETS09-S2L1 frames 1-62 only, never on the frames the figures in docs/accuracy.md are held
-#: out on (the rule, and the alternatives, are in docs/accuracy.md).
+#: ``accurate`` (default): person-detection-0203 (a person detector, not a COCO one) on the frame's own
+#: resolution, aspect kept, capped at 1280x720 pixels (``max_pixels``). ``nanodet``: NanoDet-g on about 448x448
+#: pixels with the frame's aspect ratio kept (the previous default). ``fast``: NanoDet-g at 320x320.
+#: ``ssdlite``: the pedestrian SSDLite, the first default. The model, the input rule and the threshold of
+#: ``accurate`` were chosen on development clips of five scenes and confirmed on six others
+#: (docs/accuracy.md); the NanoDet presets' on PETS09-S2L1 frames 1-62.
 PRESETS: dict[str, dict[str, Any]] = {
-    "accurate": {
+    "accurate": {"model": "omz0203", "min_detection_score": 0.25, "max_pixels": omz_person.MAX_PIXELS},
+    "nanodet": {
         "model": "nanodet",
         "min_detection_score": 0.37,
         "input_size": 448,
@@ -65,16 +68,20 @@ def default_ssdlite_path() -> Path:
 
 
 class HumanDetector(Detector):
-    """Finds people: NanoDet-g (presets accurate, fast), the pedestrian SSDLite (ssdlite), or a TF OD API model.
+    """Finds people: person-detection-0203 (preset accurate), NanoDet-g (presets nanodet, fast), the pedestrian
+    SSDLite (ssdlite), or a TF Object Detection API model.
 
     Args:
-        min_detection_score: keep detections scoring at least this (default: the preset's: 0.37, 0.44, 0.15).
+        min_detection_score: keep detections scoring at least this (default: the preset's: 0.25 for accurate,
+            0.37 nanodet, 0.44 fast, 0.15 ssdlite).
         max_batch_size: frames per model call.
         model_path: a TF Object Detection API frozen graph ``.pb`` or SavedModel directory; replaces the preset's
-            model (the NanoDet-only arguments are then ignored).
+            model (the preset-only arguments are then ignored).
         person_class_id: the class id of a person in that model's label map (COCO and the SSDLite: 1).
-        preset: ``accurate`` (NanoDet-g at about 448, aspect kept), ``fast`` (NanoDet-g at 320x320) or
-            ``ssdlite`` (pedestrian SSDLite).
+        preset: ``accurate`` (person-detection-0203 on the frame's own resolution, at most ``max_pixels``),
+            ``nanodet`` (NanoDet-g at about 448, aspect kept), ``fast`` (NanoDet-g at 320x320) or ``ssdlite``.
+        max_pixels: accurate: the network input is the frame's size, aspect kept, scaled down to at most this
+            many pixels (default 1280x720; smaller is faster, larger finds smaller people in HD frames).
         input_size: NanoDet: the network input is about ``input_size`` squared pixels (a multiple of 32;
             416 is what NanoDet-g was trained at; smaller is faster, larger finds smaller people).
         keep_aspect: NanoDet: keep the frame's aspect ratio in the network input instead of stretching it to a
@@ -82,7 +89,7 @@ class HumanDetector(Detector):
         nms_iou: NanoDet: boxes overlapping a higher-scoring one by more than this IoU are dropped.
         runtime: NanoDet: ``tflite`` (CPUs), ``saved_model`` (GPUs, batches) or ``auto`` (saved_model when
             TensorFlow sees a GPU).
-        num_threads: NanoDet on TensorFlow Lite: CPU threads (default: all cores).
+        num_threads: CPU threads for the model (default: all cores).
     """
 
     category = "Human"
@@ -100,6 +107,7 @@ class HumanDetector(Detector):
         nms_iou: float | None = None,
         runtime: str = "auto",
         num_threads: int | None = None,
+        max_pixels: int | None = None,
     ) -> None:
         if preset not in PRESETS:
             raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
@@ -113,6 +121,10 @@ class HumanDetector(Detector):
             if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 32 or input_size % 32:
                 raise ValueError(f"input_size must be a multiple of 32, got {input_size!r}")
             settings["input_size"] = input_size
+        if max_pixels is not None:
+            if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or not 32 * 32 <= max_pixels <= 4096**2:
+                raise ValueError(f"max_pixels must be an integer from 1024 to {4096**2}, got {max_pixels!r}")
+            settings["max_pixels"] = max_pixels
         if keep_aspect is not None:
             if not isinstance(keep_aspect, bool):
                 raise ValueError(f"keep_aspect must be true or false, got {keep_aspect!r}")
@@ -121,6 +133,21 @@ class HumanDetector(Detector):
             if isinstance(nms_iou, bool) or not isinstance(nms_iou, (int, float)) or not 0 < nms_iou <= 1:
                 raise ValueError(f"nms_iou must be a number in (0, 1], got {nms_iou!r}")
             settings["nms_iou"] = float(nms_iou)
+        if settings["model"] == "omz0203" and not model_path:
+            nanodet_only = [
+                k
+                for k, v in (("input_size", input_size), ("keep_aspect", keep_aspect), ("nms_iou", nms_iou))
+                if v is not None
+            ]
+            if nanodet_only:
+                raise ValueError(
+                    f"{', '.join(nanodet_only)} applies to the NanoDet presets (human.preset=nanodet or fast); the "
+                    f"{preset} preset sizes its input from the frame (set human.max_pixels instead)"
+                )
+            if runtime not in ("auto", "openvino"):
+                raise ValueError(
+                    f"the {preset} preset runs on OpenVINO: runtime must be auto or openvino, got {runtime!r}"
+                )
         self.model_path = model_path
         self.person_class_id = person_class_id
         self.preset = preset
@@ -130,19 +157,25 @@ class HumanDetector(Detector):
         self.input_size = int(settings.get("input_size", nanodet.TRAINED_SIZE))
         self.keep_aspect = bool(settings.get("keep_aspect", False))
         self.nms_iou = float(settings.get("nms_iou", 0.6))
+        self.max_pixels = int(settings.get("max_pixels", omz_person.MAX_PIXELS))
         self._od_model: ObjectDetectionModel | None = None
         self._nanodet: nanodet.NanoDetModel | None = None
+        self._omz: omz_person.PersonDetection0203 | None = None
         self._grids: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         if self.model == "path":
             self._od_model = ObjectDetectionModel(str(model_path))
         elif self.model == "ssdlite":
             self._od_model = ObjectDetectionModel(default_ssdlite_path())
+        elif self.model == "omz0203":
+            self._omz = omz_person.PersonDetection0203(num_threads)
         else:
             self._nanodet = nanodet.NanoDetModel(runtime, num_threads)
 
     def _load(self) -> None:
         if self._od_model is not None:
             self._od_model.load()
+        elif self._omz is not None:
+            self._omz.load()
         else:
             assert self._nanodet is not None
             self._nanodet.load()
@@ -155,7 +188,23 @@ class HumanDetector(Detector):
                 to_detections(boxes, scores, classes, width, height, keep)
                 for boxes, scores, classes in self._od_model(frames)
             ]
+        if self._omz is not None:
+            return self._detect_omz(frames)
         return self._detect_nanodet(frames, width, height)
+
+    def _detect_omz(self, frames: Sequence[np.ndarray]) -> list[Detections]:
+        import cv2
+
+        assert self._omz is not None
+        bgr = [cv2.cvtColor(frame, cv2.COLOR_RGB2BGR) for frame in frames]
+        results = []
+        for boxes, scores in omz_person.detect_bgr(self._omz, bgr, self.max_pixels, self.candidate_score):
+            results.append(
+                Detections(boxes, scores, np.full(len(scores), PERSON_CLASS, np.int32))
+                if len(scores)
+                else Detections.empty()
+            )
+        return results
 
     def network_input(self, width: int, height: int) -> tuple[int, int]:
         """NanoDet's input ``(width, height)`` for frames of this size."""
@@ -187,6 +236,8 @@ class HumanDetector(Detector):
             "person_class_id": self.person_class_id,
             "preset": self.preset,
         }
+        if self.model == "omz0203":
+            args.update({"max_pixels": self.max_pixels, "num_threads": self.num_threads})
         if self.model == "nanodet":
             args.update(
                 {
@@ -202,11 +253,13 @@ class HumanDetector(Detector):
     @classmethod
     def default_model_info(cls) -> dict[str, Any]:
         """The model loaded when no ``model_path`` is given (the ``accurate`` preset)."""
-        return dict(nanodet.NANODET_INFO)
+        return dict(omz_person.MODEL_INFO)
 
     def model_info(self) -> dict[str, Any]:
+        if self.model == "omz0203":
+            return {**omz_person.MODEL_INFO, "runtime": "openvino"}
         if self.model == "nanodet":
-            info = self.default_model_info()
+            info = dict(nanodet.NANODET_INFO)
             if self._nanodet is not None and self._nanodet.info:
                 info["runtime"] = self._nanodet.runtime
             return info

@@ -34,6 +34,7 @@ _OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "num_det
 #: Native start-up lines TensorFlow writes straight to file descriptor 2 on machines without a GPU.
 _NATIVE_NOISE = (
     "Created TensorFlow Lite XNNPACK delegate",
+    "oneDNN custom operations",
     "absl::InitializeLog",
     "cudart_stub.cc",
     "cuda_platform.cc",

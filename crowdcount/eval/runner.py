@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from crowdcount.analyzer.counts import smooth_counts
+from crowdcount.analyzer.scenery import SceneryModel
 from crowdcount.analyzer.video import FrameReader, probe_video
 from crowdcount.detectors import Detections, Detector
 from crowdcount.errors import ConfigError
@@ -81,8 +82,13 @@ def detect_video(
     detector: Detector,
     frames: Sequence[int],
     score_floor: float = SCORE_FLOOR,
+    scenery: SceneryModel | None = None,
 ) -> DetectionRun:
-    """Run ``detector`` on the given 1-based ``frames`` of a video, decoding no further than the last one."""
+    """Run ``detector`` on the given 1-based ``frames`` of a video, decoding no further than the last one.
+
+    With ``scenery`` (as ``analyze`` runs it by default), boxes at or above the threshold that it takes for
+    scenery are dropped, as ``analyze`` drops them from its result file.
+    """
     info = probe_video(path)
     wanted = set(frames)
     last = max(wanted)
@@ -92,18 +98,23 @@ def detect_video(
     started = time.perf_counter()
     with _ScoreFloor(detector, score_floor) as floor:
         reader = FrameReader(info, 1.0, 2 * detector.max_batch_size)
-        batch: list[tuple[int, np.ndarray]] = []
+        batch: list[tuple[int, float, np.ndarray]] = []
 
         def flush() -> None:
-            results = detector.detect([rgb for _, rgb in batch])
-            for (index, _), dets in zip(batch, results, strict=True):
+            results = detector.detect([rgb for _, _, rgb in batch])
+            for (index, timestamp_ms, rgb), dets in zip(batch, results, strict=True):
+                if scenery is not None:
+                    strong = dets.confidence >= threshold
+                    drop = np.zeros(len(dets), bool)
+                    drop[strong] = scenery.update(rgb, dets.xyxy[strong], dets.confidence[strong], timestamp_ms / 1000)
+                    dets = dets[~drop]
                 found[index] = _as_pair(dets)
             batch.clear()
 
         with reader:
             for frame in reader:
                 if frame.index in wanted:
-                    batch.append((frame.index, frame.rgb))
+                    batch.append((frame.index, frame.timestamp_ms, frame.rgb))
                     if len(batch) >= detector.max_batch_size:
                         flush()
                 if frame.index >= last:

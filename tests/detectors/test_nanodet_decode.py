@@ -72,13 +72,16 @@ def test_nms() -> None:
 
 def test_human_detector_presets_and_validation() -> None:
     det = build_detector("human")
-    assert det.preset == "accurate" and det.model == "nanodet"
-    assert det.arguments()["input_size"] == 448 and det.arguments()["nms_iou"] == 0.6
+    assert det.preset == "accurate" and det.model == "omz0203" and det.min_detection_score == 0.25
+    assert det.arguments()["max_pixels"] == 1280 * 720
+    assert det.default_model_info()["licence"] == "Apache-2.0"
+    assert det.model_info()["name"] == "person-detection-0203"
+    det = build_detector("human", {"preset": "nanodet"})
+    assert det.model == "nanodet" and det.arguments()["input_size"] == 448 and det.arguments()["nms_iou"] == 0.6
     assert det.arguments()["keep_aspect"] is True and det.min_detection_score == 0.37
     assert det.network_input(480, 360) == (512, 384)
     assert det.network_input(1920, 1080) == (608, 320)
-    assert det.default_model_info()["licence"] == "Apache-2.0"
-    det = build_detector("human", {"input_size": 320, "keep_aspect": True})
+    det = build_detector("human", {"preset": "nanodet", "input_size": 320, "keep_aspect": True})
     assert det.network_input(480, 360) == (384, 288)
     fast = build_detector("human", {"preset": "fast"})
     assert fast.model == "nanodet" and fast.network_input(480, 360) == (320, 320)
@@ -86,9 +89,33 @@ def test_human_detector_presets_and_validation() -> None:
     ssd = build_detector("human", {"preset": "ssdlite"})
     assert ssd.model == "ssdlite" and ssd.model_info()["licence"] == "MIT" and ssd.min_detection_score == 0.15
     assert build_detector("human", {"preset": "ssdlite", "min_detection_score": 0.3}).min_detection_score == 0.3
-    for bad in ({"preset": "best"}, {"input_size": 300}, {"nms_iou": 0}, {"keep_aspect": "yes"}, {"runtime": "onnx"}):
+    assert build_detector("human", {"max_pixels": 640 * 480}).max_pixels == 640 * 480
+    for bad in (
+        {"preset": "best"},
+        {"input_size": 320},
+        {"preset": "nanodet", "input_size": 300},
+        {"preset": "nanodet", "nms_iou": 0},
+        {"preset": "nanodet", "keep_aspect": "yes"},
+        {"preset": "nanodet", "runtime": "onnx"},
+        {"runtime": "tflite"},
+        {"max_pixels": 10},
+        {"max_pixels": True},
+    ):
         with pytest.raises(DetectorError):
             build_detector("human", bad)
+
+
+def test_person_detection_input_size_follows_the_frame() -> None:
+    from crowdcount.detectors import omz_person
+
+    assert omz_person.input_size(480, 360) == (480, 352)
+    assert omz_person.input_size(960, 540) == (960, 544)
+    assert omz_person.input_size(1920, 1080) == (1280, 704)
+    assert omz_person.input_size(640, 480) == (640, 480)
+    assert omz_person.input_size(160, 120) == (320, 256)  # small frames are upscaled
+    assert omz_person.input_size(1920, 1080, max_pixels=864 * 480) == (864, 480)
+    with pytest.raises(ValueError):
+        omz_person.input_size(0, 10)
 
 
 def reference_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[int]:

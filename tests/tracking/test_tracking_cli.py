@@ -30,7 +30,7 @@ def test_lines_zones_annotation_and_plot(tmp_path: Path, video_factory) -> None:
     assert row["zones"][0]["name"] == "zone1"
     assert row["annotated_video"] == str(tmp_path / "a.mp4")
     document = json.loads((tmp_path / "r.json").read_text())
-    assert [p["name"] for p in document["processors"]] == ["tracking", "counting", "annotate"]
+    assert [p["name"] for p in document["processors"]] == ["scenery", "tracking", "counting", "annotate"]
     assert document["annotate"]["frames_written"] == 5
     capture = cv2.VideoCapture(str(tmp_path / "a.mp4"))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 5 and capture.get(cv2.CAP_PROP_FPS) == 5.0
