@@ -1,20 +1,35 @@
 #!/usr/bin/env python3
-"""Accuracy and speed of each human-detector preset on PETS09-S2L1 (../shared/data/pets09).
+"""Accuracy of each human-detector preset on every annotated clip there is, development and held-out apart,
+plus the end-to-end speed of ``analyze`` on a 480x360 and a 960x540 video.
 
-    PYTHONPATH=. python benchmarks/bench_accuracy.py                 # presets, accuracy + end-to-end speed
-    PYTHONPATH=. python benchmarks/bench_accuracy.py --no-speed      # accuracy only (about a minute)
-    PYTHONPATH=. python benchmarks/bench_accuracy.py --config accurate-320=input_size=320 --repeat 3
+    PYTHONPATH=. python benchmarks/bench_accuracy.py                       # every preset, every clip, speed
+    PYTHONPATH=. python benchmarks/bench_accuracy.py --presets accurate --no-speed
+    PYTHONPATH=. python benchmarks/bench_accuracy.py --extra /work/extra   # + clips fetched from public repos
 
-Accuracy: the detector runs on frames 1-124 (the annotated ones) at score >= 0.05; count MAE, bias,
-precision / recall at the preset's threshold and AP50 (IoU 0.5) are reported on three frame sets: ``dev``
-(1-62, the only frames any choice was ever compared on), ``held-out`` (63-124) and ``all``. People on the far
-footpath (feet above y = 70) are not annotated and are ignored. ``MAE 1 s`` is the count MAE after the
-default running median over 1 s (11 frames at 10 fps; what ``crowdcount analyze`` reports and ``crowdcount eval``
-measures), ``count MAE`` the raw per-frame one (``--smooth 0``).
+The protocol (docs/accuracy.md): settings are chosen on the ``dev`` clips only; the ``held-out`` clips are
+measured, never chosen on. Every clip runs through ``crowdcount eval --manifest`` (the detector as ``analyze``
+runs it: the preset's threshold, the scenery filter, the 1 s count median), and the table prints one row per
+clip and the mean of each split.
 
-Speed: ``VideoAnalyzer`` with the default tracker (what ``crowdcount analyze`` runs) over the whole 795-frame
-video, every frame (``frame_ratio`` 1), decoding included; ``--repeat`` interleaves the configurations so that
-their ratio, not their absolute figure, is what to read on a shared machine.
+Clips from ``../shared/data`` (research terms: evaluation only):
+
+| clip | split | scene |
+|---|---|---|
+| pets09-s2l1 (frames 1-124) | dev | plaza, fixed camera, 480x360 |
+| mot17-09 | dev | shopping street, fixed camera at eye level, 960x540 |
+| mot17-04 | dev | crowded night street, high fixed camera (30 frames, 1920x1080 -> 960x540) |
+| mot17-11 | dev | mall, moving camera (30 frames, 960x540) |
+| pets09-s3mf1 | held-out | same plaza, other people, other day |
+| mot17-02 | held-out | square, fixed camera, 31 people a frame, 960x540 |
+| mot17-05 | held-out | street, camera carried at walking pace (30 frames, 640x480) |
+| mot17-10 | held-out | night street, moving camera (30 frames, 960x540) |
+
+With ``--extra DIR`` (a folder laid out as ``DIR/<seq>/img1/*.jpg`` + ``DIR/<seq>/gt/gt.txt``, and
+``DIR/pets09-s2l1/gt.txt`` for the whole of PETS09-S2L1; where each came from: docs/accuracy.md):
+``tud-stadtmitte`` (dev), ``pets09-s2l1-rest`` (frames 125-795, held-out) and ``tud-campus`` (held-out:
+groups walking side by side).
+
+MOT17's image folders are written once as MJPEG videos under ``--cache`` (default ``~/.cache/crowdcount-bench``).
 """
 
 from __future__ import annotations
@@ -22,149 +37,177 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from crowdcount.analyzer import VideoAnalyzer  # noqa: E402
-from crowdcount.analyzer.counts import smoothing_window  # noqa: E402
-from crowdcount.analyzer.pipeline import build_processors  # noqa: E402
-from crowdcount.config import DEFAULTS  # noqa: E402
-from crowdcount.detectors import build_detector  # noqa: E402
-from crowdcount.eval import (  # noqa: E402
-    IgnoreRegion,
-    detect_video,
-    match_run,
-    read_mot,
-    smooth_counts,
-    summarize_matches,
-)
-
-PRESETS: dict[str, dict[str, Any]] = {
-    "accurate": {"preset": "accurate"},
-    "fast": {"preset": "fast"},
-    "ssdlite": {"preset": "ssdlite"},
-    # the default until 2026-11-23 (third session), for comparison
-    "square416": {"preset": "accurate", "input_size": 416, "keep_aspect": False, "min_detection_score": 0.4},
-}
-SPLITS = {"dev": range(1, 63), "held-out": range(63, 125), "all": range(1, 125)}
-FAR_FOOTPATH = IgnoreRegion.parse("0,0,480,70")
-#: The default count smoothing, in frames of this 10 fps video.
-SMOOTH_FRAMES = smoothing_window(DEFAULTS["human_detection"]["count_smoothing_s"], 10.0, 1.0)
+SHARED = REPO.parent / "shared" / "data"
+PRESETS = ("accurate", "nanodet", "fast")
+COLUMNS = ("frames", "mean_gt_count", "count_mae", "count_bias", "precision", "recall", "ap", "fps")
 
 
-def data_dir() -> Path:
-    env = os.environ.get("CROWDCOUNT_DATA_DIR")
-    return Path(env) if env else (REPO / ".." / "shared" / "data").resolve()
+def image_folder_video(folder: Path, out: Path, fps: float, scale: float = 1.0, frames: int | None = None) -> Path:
+    """Write ``folder/*.jpg`` (sorted) as an MJPEG AVI (once)."""
+    import cv2
 
-
-def parse_config(text: str) -> tuple[str, dict[str, Any]]:
-    """``NAME=KEY=VALUE[,KEY=VALUE]`` -> (name, detector arguments); values as JSON where they parse."""
-    name, _, rest = text.partition("=")
-    args: dict[str, Any] = {}
-    for pair in filter(None, rest.split(",")):
-        key, _, raw = pair.partition("=")
-        try:
-            args[key] = json.loads(raw)
-        except ValueError:
-            args[key] = raw
-    return name, args
-
-
-def accuracy(video: Path, gt_path: Path, args: dict[str, Any]) -> dict[str, Any]:
-    gt = read_mot(gt_path, video_size=(480, 360))
-    detector = build_detector("human", args)
-    run = detect_video(video, detector, list(range(1, 125)))
-    out: dict[str, Any] = {"threshold": run.threshold}
-    for split, keys in SPLITS.items():
-        matches = match_run(run, gt, list(keys), 0.5, [FAR_FOOTPATH])
-        report = summarize_matches(matches, run.threshold)
-        smoothed = summarize_matches(
-            matches, run.threshold, counts=smooth_counts([m.count(run.threshold) for m in matches], SMOOTH_FRAMES)
-        )
-        out[split] = {
-            "count_mae": report.count_mae,
-            "count_mae_smoothed": smoothed.count_mae,
-            "count_bias": report.count_bias,
-            "precision": report.precision,
-            "recall": report.recall,
-            "ap50": report.ap,
-        }
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    files = sorted(folder.glob("*.jpg"))[:frames]
+    writer = None
+    tmp = out.with_suffix(".part.avi")
+    for file in files:
+        img = cv2.imread(str(file))
+        if scale != 1.0:
+            img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        if writer is None:
+            writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"MJPG"), fps, (img.shape[1], img.shape[0]))
+            writer.set(cv2.VIDEOWRITER_PROP_QUALITY, 95)
+        writer.write(img)
+    assert writer is not None, f"no images in {folder}"
+    writer.release()
+    tmp.rename(out)
     return out
 
 
-def speed(video: Path, args: dict[str, Any]) -> float:
-    detectors = [build_detector("human", {"max_batch_size": 5, **args})]
-    analyzer = VideoAnalyzer(detectors, processors=build_processors(DEFAULTS["tracking"], detectors))
-    analyzer.load()
-    started = time.perf_counter()
-    result = analyzer.analyze(video)
-    return result.frames_decoded / (time.perf_counter() - started)
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", action="append", default=[], metavar="NAME=KEY=VALUE,...", help="extra config")
-    parser.add_argument("--only", action="append", default=[], help="run only these configurations")
-    parser.add_argument("--repeat", type=int, default=1, help="speed runs per configuration (interleaved)")
-    parser.add_argument("--no-speed", action="store_true", help="skip the end-to-end speed runs")
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    opts = parser.parse_args()
-    pets = data_dir() / "pets09"
-    video, gt_path = pets / "vtest.avi", pets / "gt_frames001-124.txt"
-    if not video.is_file() or not gt_path.is_file():
-        print(f"PETS09 data not found in {pets} (set CROWDCOUNT_DATA_DIR)", file=sys.stderr)
-        return 0
-    configs = dict(PRESETS)
-    configs.update(parse_config(c) for c in opts.config)
-    if opts.only:
-        configs = {k: v for k, v in configs.items() if k in opts.only}
-    results: dict[str, dict[str, Any]] = {}
-    for name, args in configs.items():
-        results[name] = {"arguments": args, **accuracy(video, gt_path, args)}
-    if not opts.no_speed:
-        fps: dict[str, list[float]] = {name: [] for name in configs}
-        for _ in range(opts.repeat):
-            for name, args in configs.items():
-                fps[name].append(speed(video, args))
-        for name in configs:
-            results[name]["fps"] = statistics.median(fps[name])
-            results[name]["fps_runs"] = [round(f, 1) for f in fps[name]]
-    if opts.json:
-        print(json.dumps(results, indent=2))
-        return 0
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="human detector on PETS09-S2L1 frames 1-124 (480x360, IoU 0.5)")
-    for column in ("config", "score", "frames", "count MAE", "MAE 1 s", "bias", "P", "R", "AP50", "fps"):
-        table.add_column(column, justify="left" if column in ("config", "frames") else "right", no_wrap=True)
-    for name, r in results.items():
-        for i, split in enumerate(SPLITS):
-            s = r[split]
-            fps_text = f"{r['fps']:.1f}" if i == 0 and "fps" in r else ""
-            table.add_row(
-                name if i == 0 else "",
-                f"{r['threshold']:g}" if i == 0 else "",
-                split,
-                f"{s['count_mae']:.2f}",
-                f"{s['count_mae_smoothed']:.2f}",
-                f"{s['count_bias']:+.2f}",
-                f"{s['precision']:.2f}",
-                f"{s['recall']:.2f}",
-                f"{s['ap50']:.3f}",
-                fps_text,
+def manifest(cache: Path, extra: Path | None) -> dict[str, Any]:
+    """The clips that exist here, as an ``eval --manifest`` document."""
+    clips: list[dict[str, Any]] = []
+    pets = SHARED / "pets09"
+    if (pets / "vtest.avi").is_file():
+        clips.append(
+            {
+                "name": "pets09-s2l1",
+                "video": str(pets / "vtest.avi"),
+                "gt": str(pets / "gt_frames001-124.txt"),
+                "gt_scale": 0.625,
+                "ignore": ["0,0,480,70"],
+                "split": "dev",
+            }
+        )
+    mot = SHARED / "mot17"
+    for seq, split, kind in (
+        ("MOT17-09", "dev", "video"),
+        ("MOT17-04", "dev", "images"),
+        ("MOT17-11", "dev", "images"),
+        ("MOT17-02", "held-out", "video"),
+        ("MOT17-05", "held-out", "images"),
+        ("MOT17-10", "held-out", "images"),
+    ):
+        folder = mot / seq
+        if not (folder / "gt.txt").is_file():
+            continue
+        if kind == "video":
+            video, scale = next(folder.glob("*.mp4")), 0.5
+        else:
+            hd = seq != "MOT17-05"
+            video = image_folder_video(
+                folder / "img1", cache / f"{seq}.avi", 14.0 if not hd else 30.0, 0.5 if hd else 1
             )
-    Console(width=120).print(table)
-    if not opts.no_speed and opts.repeat > 1:
-        print("fps per run:", {k: v["fps_runs"] for k, v in results.items()})
-    return 0
+            scale = 0.5 if hd else 1.0
+        clips.append(
+            {"name": seq.lower(), "video": str(video), "gt": str(folder / "gt.txt"), "gt_scale": scale,
+             "mot17": True, "split": split}
+        )  # fmt: skip
+    s3 = SHARED / "pets09-s3mf1"
+    if (s3 / "s3mf1.avi").is_file():
+        clips.append(
+            {"name": "pets09-s3mf1", "video": str(s3 / "s3mf1.avi"), "gt": str(s3 / "gt.txt"), "gt_scale": 0.625,
+             "split": "held-out"}
+        )  # fmt: skip
+    if extra is not None:
+        if (extra / "pets09-s2l1" / "gt.txt").is_file() and (pets / "vtest.avi").is_file():
+            clips.append(
+                {"name": "pets09-s2l1-rest", "video": str(pets / "vtest.avi"),
+                 "gt": str(extra / "pets09-s2l1" / "gt.txt"), "gt_scale": 0.625, "ignore": ["0,0,480,70"],
+                 "frames": "125-795", "split": "held-out"}
+            )  # fmt: skip
+        for seq, name, split in (("tud-stadtmitte", "tud-stadtmitte", "dev"), ("tud-campus", "tud-campus", "held-out")):
+            folder = extra / seq
+            if (folder / "gt" / "gt.txt").is_file():
+                video = image_folder_video(folder / "img1", cache / f"{seq}.avi", 25.0)
+                clips.append({"name": name, "video": str(video), "gt": str(folder / "gt" / "gt.txt"), "gt_scale": 1.0,
+                              "split": split})  # fmt: skip
+    return {"clips": clips}
+
+
+def run_eval(manifest_path: Path, preset: str) -> dict[str, Any]:
+    command = [
+        sys.executable, "-m", "crowdcount.cli.main", "eval", "--manifest", str(manifest_path), "--json",
+        "--detector-arg", f"human.preset={preset}",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode:
+        raise SystemExit(f"eval failed for {preset}: {done.stderr.strip()}")
+    return json.loads(done.stdout)
+
+
+def speed(preset: str, video: Path, frames: int) -> float:
+    """End-to-end fps of ``analyze`` (decode, detect, scenery, track) over the first ``frames`` frames."""
+    sys.path.insert(0, str(REPO))
+    from crowdcount.analyzer import VideoAnalyzer
+    from crowdcount.analyzer.pipeline import build_processors
+    from crowdcount.config import DEFAULTS
+    from crowdcount.detectors import build_detector
+
+    detector = build_detector("human", {"preset": preset})
+    detector.load()
+    analyzer = VideoAnalyzer([detector], 1.0, processors=build_processors(DEFAULTS["tracking"], [detector]))
+    started = time.perf_counter()
+    result = analyzer.analyze(video, last_frame=frames)
+    return len(result.frames) / (time.perf_counter() - started)
+
+
+def fmt(value: Any, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--presets", default=",".join(PRESETS))
+    parser.add_argument("--extra", type=Path, default=None, help="folder of extra annotated clips (see the docstring)")
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "crowdcount-bench")
+    parser.add_argument("--no-speed", action="store_true")
+    parser.add_argument("--json", type=Path, default=None, help="also write every figure to this file")
+    args = parser.parse_args()
+    document = manifest(args.cache, args.extra)
+    if not document["clips"]:
+        raise SystemExit(f"no annotated clips found under {SHARED}")
+    args.cache.mkdir(parents=True, exist_ok=True)
+    manifest_path = args.cache / "manifest.json"
+    manifest_path.write_text(json.dumps(document, indent=2), encoding="utf-8")
+    results: dict[str, Any] = {}
+    print("| preset | clip | split | frames | people | count MAE | bias | precision | recall | AP50 | fps (detector) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for preset in args.presets.split(","):
+        out = run_eval(manifest_path, preset)
+        results[preset] = out
+        for split in ("dev", "held-out"):
+            if split not in out:
+                continue
+            for row in [*out[split]["clips"], {"clip": "**mean**", **out[split]["mean"]}]:
+                print(
+                    f"| {preset} | {row['clip']} | {split} | {row.get('frames', '')} | "
+                    f"{fmt(row['mean_gt_count'], 1)} | "
+                    f"{fmt(row['count_mae'], 2)} | {fmt(row['count_bias'], 2)} | {fmt(row['precision'], 3)} | "
+                    f"{fmt(row['recall'], 3)} | {fmt(row['ap'], 3)} | {fmt(row['fps'], 1)} |"
+                )
+    if not args.no_speed:
+        print("\n| preset | video | fps end to end (analyze, tracking on) |\n|---|---|---|")
+        videos = [(SHARED / "pets09" / "vtest.avi", 300), (SHARED / "mot17" / "MOT17-09" / "MOT17-09-DPM-raw.mp4", 150)]
+        for preset in args.presets.split(","):
+            for video, frames in videos:
+                if video.is_file():
+                    fps = speed(preset, video, frames)
+                    results.setdefault("speed", {}).setdefault(preset, {})[video.name] = fps
+                    print(f"| {preset} | {video.name} ({frames} frames) | {fps:.1f} |")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -45,9 +45,17 @@ logger = logging.getLogger(__name__)
 @click.option(
     "--gt",
     "gt_path",
-    required=True,
+    default=None,
     type=click.Path(dir_okay=False),
     help="Ground truth: MOTChallenge gt.txt (for a video or result file) or dlib imglab XML (images).",
+)
+@click.option(
+    "--manifest",
+    "manifest_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Evaluate every clip a JSON manifest lists (video, ground truth, dev or held-out): one row per clip, "
+    "and the mean of each split.",
 )
 @click.option("--gt-scale", type=float, default=None, help="Multiply the ground-truth pixel coordinates by this.")
 @click.option("--gt-size", default=None, metavar="WxH", help="Resolution the ground truth was annotated at.")
@@ -102,7 +110,8 @@ logger = logging.getLogger(__name__)
 @config_option
 def eval_command(
     source: str | None,
-    gt_path: str,
+    gt_path: str | None,
+    manifest_path: str | None,
     gt_scale: float | None,
     gt_size: str | None,
     ignore: tuple[str, ...],
@@ -124,8 +133,16 @@ def eval_command(
     SOURCE is a video (the detector runs on the annotated frames only), or a result JSON written by
     `crowdcount analyze`. With imglab XML ground truth, SOURCE is left out: the images it lists are used.
     Prints per-frame count MAE, RMSE and bias, precision / recall / F1 at the score threshold, and AP over
-    every score (detectors run down to score 0.05 for it).
+    every score (detectors run down to score 0.05 for it). With --manifest, every listed clip is evaluated the
+    same way and printed as one row, with the mean of the development and the held-out clips.
     """
+    if manifest_path is not None:
+        if source is not None or gt_path is not None or track:
+            raise ConfigError("--manifest lists its own videos and ground truth", "leave SOURCE, --gt and --track out")
+        run_manifest(manifest_path, detector, batch_size, detector_arg, min_score, iou, smooth_s, config_path, as_json)
+        return
+    if gt_path is None:
+        raise ConfigError("missing ground truth", "give --gt FILE (or --manifest FILE for several clips)")
     fmt = gt_format(gt_path)
     name = resolve_name(detector or ("face" if fmt == "imglab" else "human"))
     category = DETECTORS[name].category
@@ -201,6 +218,104 @@ def eval_command(
         click.echo(json.dumps(report.to_dict(per_frame=per_frame), indent=2))
     else:
         print_report(report, per_frame)
+
+
+MANIFEST_COLUMNS = ("frames", "mean_gt_count", "count_mae", "count_bias", "precision", "recall", "ap", "fps")
+
+
+def run_manifest(
+    manifest_path: str,
+    detector: str | None,
+    batch_size: int | None,
+    detector_arg: tuple[str, ...],
+    min_score: float | None,
+    iou: float,
+    smooth_s: float | None,
+    config_path: str | None,
+    as_json: bool,
+) -> None:
+    """``eval --manifest``: run the detector on every clip of a manifest, as ``analyze`` runs it."""
+    from crowdcount.analyzer import probe_video
+    from crowdcount.eval.manifest import clip_keys, evaluate_manifest, load_manifest, mean_row, read_clip_gt
+
+    clips = load_manifest(manifest_path)
+    config = get_config(config_path)
+    name = resolve_name(detector or "human")
+    specs = detector_specs(
+        config["human_detection"]["detectors"],
+        (name,),
+        None,
+        batch_size,
+        parse_key_values(detector_arg, "--detector-arg"),
+    )
+    built = build_detectors(specs)[0]
+    seconds = config["human_detection"]["count_smoothing_s"] if smooth_s is None else smooth_s
+
+    def evaluate_clip(clip: Any) -> dict[str, Any]:
+        info = probe_video(clip.video)
+        gt = read_clip_gt(clip, (info.width, info.height))
+        keys = clip_keys(clip, gt)
+        scenery = SceneryModel() if config["tracking"].get("scenery", True) else None
+        run = detect_video(clip.video, built, keys, SCORE_FLOOR, scenery)
+        report = evaluate_run(
+            run, gt, keys, min_score, iou, list(clip.ignore), smoothing_window(seconds, info.fps, 1.0)
+        )
+        for warning in report.extra.get("warnings", []):
+            click.echo(f"Warning: {clip.name}: {warning}", err=True)
+        values = report.to_dict(per_frame=False)
+        return {k: (math.nan if values.get(k) is None else values[k]) for k in MANIFEST_COLUMNS}
+
+    rows = evaluate_manifest(clips, evaluate_clip)
+    means = {split: mean_row(found, MANIFEST_COLUMNS[1:]) for split, found in rows.items()}
+    if as_json:
+        clean = {
+            split: {
+                "clips": found,
+                "mean": {k: None if math.isnan(v) else round(v, 4) for k, v in means[split].items()},
+            }
+            for split, found in rows.items()
+        }
+        click.echo(json.dumps({"detector": built.describe(), **clean}, indent=2, default=str))
+        return
+    table = Table(
+        title=f"crowdcount eval: {Path(manifest_path).name} ({built.describe()['arguments'].get('preset', '')})"
+    )
+    for column in (
+        "clip",
+        "split",
+        "frames",
+        "people/frame",
+        "count MAE",
+        "bias",
+        "precision",
+        "recall",
+        "AP50",
+        "fps",
+    ):
+        table.add_column(column, justify="left" if column in ("clip", "split") else "right")
+    for split, found in rows.items():
+        for row in [*found, {"clip": "mean", "split": split, **means[split]}]:
+            table.add_row(
+                str(row["clip"]),
+                split,
+                "" if row["clip"] == "mean" else str(row["frames"]),
+                _fmt(row["mean_gt_count"], 1),
+                _fmt(row["count_mae"], 2),
+                "-" if math.isnan(row["count_bias"]) else f"{row['count_bias']:+.2f}",
+                _fmt(row["precision"]),
+                _fmt(row["recall"]),
+                _fmt(row["ap"]),
+                _fmt(row["fps"], 1),
+                end_section=row["clip"] == "mean",
+            )
+    Console(soft_wrap=True).print(table)
+    click.echo("people: annotated per frame; MAE and bias: count error per frame (> 0 overcounts); prec. and recall at "
+               "the threshold; AP50 over every score; fps: decoding + detection")  # fmt: skip
+
+
+def _finite(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with ``nan`` as ``None`` and floats rounded, for JSON."""
+    return {k: (None if math.isnan(v) else round(v, 4)) if isinstance(v, float) else v for k, v in row.items()}
 
 
 def run_tracking(
