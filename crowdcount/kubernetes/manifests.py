@@ -167,8 +167,6 @@ def check(config: Config, options: KubernetesOptions) -> list[str]:
             "no --role-arn: the worker and KEDA's SQS scaler read AWS keys from the Secret "
             f"{AWS_SECRET!r} (kind/k3s); on EKS give the IRSA role instead"
         )
-    if config.get("human_detection.result_prefix") is None:
-        warnings.append("human_detection.result_prefix is null: the worker's IAM role needs no S3 write (see docs)")
     return warnings
 
 
