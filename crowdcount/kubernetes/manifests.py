@@ -720,14 +720,12 @@ HPA_METRICS = {
         " / sum(rate(crowdcount_live_latency_seconds_count{<<.LabelMatchers>>}[2m])) by (<<.GroupBy>>)"
     ),
     "crowdcount_worker_busy": "max(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)",
-    "crowdcount_worker_queue_lag_seconds": "max(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)",
 }
 #: The Prometheus series each rule discovers its pods from.
 HPA_SERIES = {
     "crowdcount_live_dropped_fps": "crowdcount_live_dropped_fps",
     "crowdcount_live_latency_seconds_mean": "crowdcount_live_latency_seconds_count",
     "crowdcount_worker_busy": "crowdcount_worker_busy",
-    "crowdcount_worker_queue_lag_seconds": "crowdcount_worker_queue_lag_seconds",
 }
 
 
@@ -764,10 +762,9 @@ def hpa_objects(config: Config, options: KubernetesOptions) -> list[dict[str, An
             "worker",
             max(1, deploy["min_tasks"]),  # an HPA cannot start the first pod: nothing to measure at zero
             deploy["max_tasks"],
-            [
-                _pods_metric("crowdcount_worker_busy", "800m"),
-                _pods_metric("crowdcount_worker_queue_lag_seconds", str(config.get("worker.visibility_timeout"))),
-            ],
+            # busy share: every worker busy (1.0) against 0.8 adds a pod; idle workers are removed. (Not the
+            # queue lag gauge: it keeps the age of the last message received while a worker idles.)
+            [_pods_metric("crowdcount_worker_busy", "800m")],
         ),
     ]
 
