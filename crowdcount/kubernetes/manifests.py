@@ -639,14 +639,6 @@ def keda_objects(config: Config, options: KubernetesOptions) -> list[dict[str, A
                 {"parameter": "awsSecretAccessKey", "name": AWS_SECRET, "key": "AWS_SECRET_ACCESS_KEY"},
             ]
         }
-    sqs_metadata = {
-        "queueURL": config.get("aws_queues.human_detection"),
-        "queueLength": str(deploy["backlog_per_task"]),
-        "awsRegion": config["aws_region"],
-        "scaleOnInFlight": "true",
-    }
-    if config.get("aws_endpoint_url"):
-        sqs_metadata["awsEndpoint"] = config.get("aws_endpoint_url")
     return [
         {
             "apiVersion": "keda.sh/v1alpha1",
@@ -691,15 +683,59 @@ def keda_objects(config: Config, options: KubernetesOptions) -> list[dict[str, A
                 "minReplicaCount": deploy["min_tasks"],
                 "maxReplicaCount": deploy["max_tasks"],
                 "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": scale_down}}},
-                "triggers": [
-                    {
-                        "type": "aws-sqs-queue",
-                        "authenticationRef": {"name": "crowdcount-worker-aws"},
-                        "metadata": sqs_metadata,
-                    }
-                ],
+                "triggers": [_sqs_trigger(config, deploy["backlog_per_task"], in_flight=True)],
             },
         },
+    ]
+
+
+def _sqs_trigger(config: Config, per_replica: int, in_flight: bool) -> dict[str, Any]:
+    metadata = {
+        "queueURL": config.get("aws_queues.human_detection"),
+        "queueLength": str(per_replica),
+        "awsRegion": config["aws_region"],
+        "scaleOnInFlight": "true" if in_flight else "false",
+    }
+    if config.get("aws_endpoint_url"):
+        metadata["awsEndpoint"] = config.get("aws_endpoint_url")
+    return {"type": "aws-sqs-queue", "authenticationRef": {"name": "crowdcount-worker-aws"}, "metadata": metadata}
+
+
+#: What ``components/keda-jobs`` removes (listed after ``components/keda``): the worker Deployment, its budget and
+#: its ScaledObject, as (apiVersion, kind, name).
+KEDA_JOBS_REPLACES = (
+    ("apps/v1", "Deployment", "crowdcount-worker"),
+    ("policy/v1", "PodDisruptionBudget", "crowdcount-worker"),
+    ("keda.sh/v1alpha1", "ScaledObject", "crowdcount-worker"),
+)
+
+
+def keda_jobs_objects(config: Config, options: KubernetesOptions) -> list[dict[str, Any]]:
+    """A Job per message instead of the worker Deployment: KEDA starts one ``crowdcount worker --max-jobs 1`` per
+    waiting message (up to ``deploy.max_tasks`` at once); a Job is never scaled in under its job."""
+    worker = next(o for o in base_objects(config, options)["worker.yaml"] if o["kind"] == "Deployment")
+    template = copy.deepcopy(worker["spec"]["template"])
+    template["spec"]["restartPolicy"] = "Never"
+    main = template["spec"]["containers"][0]
+    # one message, then exit 0; a Job started for a message another took stops after a minute without one
+    main["args"] = ["worker", "--max-jobs", "1", "--idle-timeout", "60", "--metrics-port", str(METRICS_PORT)]
+    del main["readinessProbe"]  # nothing routes to a Job's pod
+    return [
+        {
+            "apiVersion": "keda.sh/v1alpha1",
+            "kind": "ScaledJob",
+            "metadata": _meta("crowdcount-worker", options, "worker", annotations=worker["metadata"]["annotations"]),
+            "spec": {
+                "jobTargetRef": {"parallelism": 1, "completions": 1, "backoffLimit": 0, "template": template},
+                "pollingInterval": 30,
+                "successfulJobsHistoryLimit": 5,
+                "failedJobsHistoryLimit": 5,
+                "maxReplicaCount": config.get("deploy.max_tasks"),
+                # waiting messages only (in-flight ones have their Job): "accurate" subtracts the running Jobs
+                "scalingStrategy": {"strategy": "accurate"},
+                "triggers": [_sqs_trigger(config, 1, in_flight=False)],
+            },
+        }
     ]
 
 
@@ -790,22 +826,28 @@ def adapter_rules() -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- overlays
 
 
-def gpu_patch(config: Config, options: KubernetesOptions) -> list[dict[str, Any]]:
-    """The ``gpu`` overlay's JSON patch of every Deployment: a GPU limit, GPU nodes, their taint tolerated."""
+#: Where the pod spec is in the objects the ``gpu`` overlay patches.
+POD_SPEC = {"Deployment": "/spec/template/spec", "ScaledJob": "/spec/jobTargetRef/template/spec"}
+
+
+def gpu_patch(config: Config, options: KubernetesOptions, kind: str = "Deployment") -> list[dict[str, Any]]:
+    """The ``gpu`` overlay's JSON patch of every ``kind`` (a Deployment, or a ScaledJob's Job template): a GPU limit,
+    GPU nodes, their taint tolerated."""
+    pod = POD_SPEC[kind]
     return [
         {
             "op": "add",
-            "path": "/spec/template/spec/containers/0/resources/limits/nvidia.com~1gpu",
+            "path": f"{pod}/containers/0/resources/limits/nvidia.com~1gpu",
             "value": str(max(1, config.get("deploy.gpu_count"))),
         },
         {
             "op": "add",
-            "path": "/spec/template/spec/nodeSelector",
+            "path": f"{pod}/nodeSelector",
             "value": {"kubernetes.io/os": "linux", **dict(options.gpu_node_selector)},
         },
         {
             "op": "add",
-            "path": "/spec/template/spec/tolerations",
+            "path": f"{pod}/tolerations",
             "value": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
         },
     ]
@@ -822,17 +864,26 @@ def _apply_add(obj: dict[str, Any], ops: list[dict[str, Any]]) -> None:
         node[last] = copy.deepcopy(op["value"])
 
 
+SCALERS = ("keda", "keda-jobs", "hpa")
+
+
 def build_objects(config: Config, options: KubernetesOptions, overlay: str, scaler: str = "keda") -> list[dict]:
-    """Every object of ``overlay`` (``cpu`` or ``gpu``) with ``scaler``'s component (``keda`` or ``hpa``): what
+    """Every object of ``overlay`` (``cpu`` or ``gpu``) with ``scaler`` (``keda``: the overlays' own;
+    ``keda-jobs``: ``components/keda`` then ``components/keda-jobs``; ``hpa``: ``components/hpa`` instead): what
     ``kubectl kustomize`` builds from the rendered tree."""
-    if overlay not in OVERLAYS:
-        raise ConfigError(f"unknown overlay {overlay!r}", f"one of {', '.join(OVERLAYS)}")
+    if overlay not in OVERLAYS or scaler not in SCALERS:
+        raise ConfigError(f"unknown overlay {overlay!r} or scaler {scaler!r}")
     objects = [obj for group in base_objects(config, options).values() for obj in copy.deepcopy(group)]
-    objects += keda_objects(config, options) if scaler == "keda" else hpa_objects(config, options)
+    objects += hpa_objects(config, options) if scaler == "hpa" else keda_objects(config, options)
+    if scaler == "keda-jobs":
+        replaced = {(kind, name) for _, kind, name in KEDA_JOBS_REPLACES}
+        objects = [o for o in objects if (o["kind"], o["metadata"]["name"]) not in replaced]
+        objects += keda_jobs_objects(config, options)
     image = image_reference(config, options, overlay)
     for obj in objects:
-        if obj["kind"] == "Deployment":
-            obj["spec"]["template"]["spec"]["containers"][0]["image"] = image
+        if obj["kind"] in POD_SPEC:
+            pod = obj["spec"]["template"] if obj["kind"] == "Deployment" else obj["spec"]["jobTargetRef"]["template"]
+            pod["spec"]["containers"][0]["image"] = image
             if overlay == "gpu":
-                _apply_add(obj, gpu_patch(config, options))
+                _apply_add(obj, gpu_patch(config, options, obj["kind"]))
     return objects

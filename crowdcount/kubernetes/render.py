@@ -5,6 +5,7 @@ Layout (relative to the output folder, ``deploy/kubernetes`` by default)::
     base/                     namespace, ConfigMap (variables.json), service accounts, NetworkPolicies,
                               consume.yaml, watch.yaml, worker.yaml (Deployment, PDB, the watch Service)
     components/keda/          ScaledObjects (Kafka lag, SQS backlog) and the SQS scaler's TriggerAuthentication
+    components/keda-jobs/     after components/keda: a Job per message (KEDA ScaledJob) instead of the worker Deployment
     components/hpa/           the alternative without KEDA: HPAs on the pods' Prometheus metrics, and
                               prometheus-adapter-values.yaml (Helm values that serve those metrics)
     overlays/cpu/, gpu/       base + components/keda; the image tag; gpu: GPU limit, node selector, tolerations
@@ -76,6 +77,26 @@ def render(config: Config, options: KubernetesOptions) -> Rendering:
 
     files["components/keda/scaledobjects.yaml"] = HEADER + to_yaml(manifests.keda_objects(config, options))
     files["components/keda/kustomization.yaml"] = _kustomization("Component", resources=["scaledobjects.yaml"])
+    files["components/keda-jobs/scaledjob.yaml"] = HEADER + to_yaml(manifests.keda_jobs_objects(config, options))
+    files["components/keda-jobs/kustomization.yaml"] = _kustomization(
+        "Component",
+        resources=["scaledjob.yaml"],
+        patches=[
+            {
+                "patch": to_yaml(
+                    [
+                        {
+                            "$patch": "delete",
+                            "apiVersion": api_version,
+                            "kind": kind,
+                            "metadata": {"name": name, "namespace": options.namespace},
+                        }
+                    ]
+                )
+            }
+            for api_version, kind, name in manifests.KEDA_JOBS_REPLACES
+        ],
+    )
     files["components/hpa/hpa.yaml"] = HEADER + to_yaml(manifests.hpa_objects(config, options))
     files["components/hpa/kustomization.yaml"] = _kustomization("Component", resources=["hpa.yaml"])
     files["components/hpa/prometheus-adapter-values.yaml"] = (
@@ -99,12 +120,13 @@ def render(config: Config, options: KubernetesOptions) -> Rendering:
             "components": ["../../components/keda"],
             "images": [image],
         }
-        if overlay == "gpu":
+        if overlay == "gpu":  # the ScaledJob's patch matters with components/keda-jobs only
             fields["patches"] = [
                 {
-                    "target": {"kind": "Deployment", "labelSelector": "app.kubernetes.io/part-of=crowdcount"},
-                    "patch": to_yaml([manifests.gpu_patch(config, options)]),
+                    "target": {"kind": kind, "labelSelector": "app.kubernetes.io/part-of=crowdcount"},
+                    "patch": to_yaml([manifests.gpu_patch(config, options, kind)]),
                 }
+                for kind in manifests.POD_SPEC
             ]
         files[f"overlays/{overlay}/kustomization.yaml"] = _kustomization(**fields)
     return Rendering(files=files, warnings=warnings)

@@ -38,7 +38,7 @@ def test_checkov_kubernetes_checks_fail_nothing(tmp_path: Path, options: Kuberne
     built = scanned / "built"
     built.mkdir()
     for overlay in ("cpu", "gpu"):
-        for scaler in ("keda", "hpa"):
+        for scaler in ("keda", "keda-jobs", "hpa"):
             (built / f"{overlay}-{scaler}.yaml").write_text(to_yaml(build_objects(config, options, overlay, scaler)))
     run = subprocess.run(
         [checkov, "--framework", "kubernetes", "-d", str(scanned), "-o", "json", "--compact"],

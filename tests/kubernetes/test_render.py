@@ -192,6 +192,30 @@ def test_the_gpu_overlay_asks_for_gpus_on_gpu_nodes_and_the_cpu_overlay_does_not
         assert images == {"registry.example/cc@sha256:" + "a" * 64}
 
 
+def test_a_job_per_message_replaces_the_worker_deployment(tmp_path: Path) -> None:
+    config = load(write_config(tmp_path))
+    objects = build_objects(config, KubernetesOptions(role_arn=ROLE), "gpu", "keda-jobs")
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    assert ("Deployment", "crowdcount-worker") not in kinds and ("ScaledObject", "crowdcount-worker") not in kinds
+    assert ("PodDisruptionBudget", "crowdcount-worker") not in kinds
+    assert ("ScaledObject", "crowdcount-consume") in kinds and ("Deployment", "crowdcount-consume") in kinds
+    job = find(objects, "ScaledJob", "crowdcount-worker")["spec"]
+    assert job["maxReplicaCount"] == 9 and job["scalingStrategy"] == {"strategy": "accurate"}
+    assert job["triggers"][0]["metadata"] == {
+        "queueURL": "qq-jobs-7",
+        "queueLength": "1",  # one Job per waiting message
+        "awsRegion": "eu-west-3",
+        "scaleOnInFlight": "false",  # in-flight messages have their Job already
+    }
+    pod = job["jobTargetRef"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never" and job["jobTargetRef"]["backoffLimit"] == 0
+    assert pod["containers"][0]["args"][:5] == ["worker", "--max-jobs", "1", "--idle-timeout", "60"]
+    assert pod["terminationGracePeriodSeconds"] == 270
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    assert pod["containers"][0]["image"] == "crowdcount-worker:v7"
+    assert pod["serviceAccountName"] == "crowdcount-worker"
+
+
 def _exported_series(registry: object) -> set[str]:
     names = set()
     for family in registry.collect():  # type: ignore[attr-defined]

@@ -17,6 +17,7 @@ import yaml
 from kubernetes_validate.utils import all_versions
 
 from crowdcount.kubernetes import KubernetesOptions, build_objects, render, write
+from crowdcount.kubernetes.manifests import SCALERS
 
 from .helpers import ROLE, documents, load, objects_of, write_config
 
@@ -36,7 +37,7 @@ def _every_object(tmp_path: Path, options: KubernetesOptions) -> list[dict[str, 
     config = load(write_config(tmp_path))
     objects = objects_of(render(config, options).files)
     for overlay in ("cpu", "gpu"):
-        for scaler in ("keda", "hpa"):
+        for scaler in SCALERS:
             objects += build_objects(config, options, overlay, scaler)
     return list({json.dumps(o, sort_keys=True): o for o in objects}.values())
 
@@ -46,6 +47,10 @@ def _every_object(tmp_path: Path, options: KubernetesOptions) -> list[dict[str, 
 _SCALED_OBJECT_FIELDS = {
     *("scaleTargetRef", "pollingInterval", "cooldownPeriod", "initialCooldownPeriod", "idleReplicaCount"),
     *("minReplicaCount", "maxReplicaCount", "advanced", "triggers", "fallback"),
+}
+_SCALED_JOB_FIELDS = {
+    *("jobTargetRef", "pollingInterval", "successfulJobsHistoryLimit", "failedJobsHistoryLimit", "minReplicaCount"),
+    *("maxReplicaCount", "scalingStrategy", "triggers", "rollout", "envSourceContainerName"),
 }
 _TRIGGER_METADATA = {  # required, then optional keys (KEDA's scaler documentation)
     "kafka": (
@@ -69,19 +74,26 @@ def check_keda(obj: dict[str, Any], objects: list[dict[str, Any]], version: str)
         for ref in spec.get("secretTargetRef", []):
             assert set(ref) == {"parameter", "name", "key"} and all(isinstance(v, str) for v in ref.values())
         return
-    assert obj["kind"] == "ScaledObject", obj["kind"]
-    assert set(spec) <= _SCALED_OBJECT_FIELDS, set(spec) - _SCALED_OBJECT_FIELDS
-    assert ("Deployment", spec["scaleTargetRef"]["name"]) in names
-    assert 0 <= spec["minReplicaCount"] <= spec["maxReplicaCount"] and spec["maxReplicaCount"] >= 1
-    # advanced.horizontalPodAutoscalerConfig.behavior is the HPA's own type: validate it as one
-    behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
-    hpa = {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": "behavior-check"},
-        "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "x"}, "maxReplicas": 1, "behavior": behavior},
-    }
-    kubernetes_validate.validate(hpa, version, strict=True)
+    if obj["kind"] == "ScaledJob":
+        assert set(spec) <= _SCALED_JOB_FIELDS, set(spec) - _SCALED_JOB_FIELDS
+        assert spec["maxReplicaCount"] >= 1 and spec["scalingStrategy"]["strategy"] in {"default", "accurate", "eager"}
+        # jobTargetRef is a Job's spec: validate it as one
+        job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "job-check"}, "spec": spec["jobTargetRef"]}
+        kubernetes_validate.validate(job, version, strict=True)
+    else:
+        assert obj["kind"] == "ScaledObject", obj["kind"]
+        assert set(spec) <= _SCALED_OBJECT_FIELDS, set(spec) - _SCALED_OBJECT_FIELDS
+        assert ("Deployment", spec["scaleTargetRef"]["name"]) in names
+        assert 0 <= spec["minReplicaCount"] <= spec["maxReplicaCount"] and spec["maxReplicaCount"] >= 1
+        # advanced.horizontalPodAutoscalerConfig.behavior is the HPA's own type: validate it as one
+        behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+        hpa = {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "behavior-check"},
+            "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "x"}, "maxReplicas": 1, "behavior": behavior},
+        }
+        kubernetes_validate.validate(hpa, version, strict=True)
     for trigger in spec["triggers"]:
         required, optional = _TRIGGER_METADATA[trigger["type"]]
         metadata = trigger["metadata"]
@@ -102,6 +114,7 @@ def test_every_manifest_is_valid_for_the_current_and_previous_two_minor_versions
     objects = _every_object(tmp_path, OPTIONS[aws])
     kinds = {o["kind"] for o in objects}
     assert {"Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy", "HorizontalPodAutoscaler"} <= kinds
+    assert {"ScaledObject", "ScaledJob", "TriggerAuthentication"} <= kinds
     checked = 0
     for obj in objects:
         if obj["apiVersion"].startswith("keda.sh/"):
@@ -151,16 +164,19 @@ def test_kubectl_kustomize_builds_each_overlay_into_the_objects_meant(tmp_path: 
     options = OPTIONS[aws]
     tree = tmp_path / "k8s"
     write(render(config, options), tree)
-    # the HPA alternative: an overlay of the user's own, the cpu overlay with components/hpa instead of keda
-    cpu = yaml.safe_load((tree / "overlays" / "cpu" / "kustomization.yaml").read_text())
-    (tree / "overlays" / "hpa").mkdir()
-    (tree / "overlays" / "hpa" / "kustomization.yaml").write_text(
-        yaml.safe_dump({**cpu, "components": ["../../components/hpa"]})
-    )
+    # the alternatives, as overlays of the user's own: the cpu overlay with components/hpa instead of keda, the
+    # gpu overlay with a Job per message (components/keda-jobs after components/keda)
+    for name, overlay, components in [("hpa", "cpu", ["hpa"]), ("jobs", "gpu", ["keda", "keda-jobs"])]:
+        fields = yaml.safe_load((tree / "overlays" / overlay / "kustomization.yaml").read_text())
+        (tree / "overlays" / name).mkdir()
+        (tree / "overlays" / name / "kustomization.yaml").write_text(
+            yaml.safe_dump({**fields, "components": [f"../../components/{c}" for c in components]})
+        )
     for name, expected in [
         ("cpu", build_objects(config, options, "cpu")),
         ("gpu", build_objects(config, options, "gpu")),
         ("hpa", build_objects(config, options, "cpu", "hpa")),
+        ("jobs", build_objects(config, options, "gpu", "keda-jobs")),
     ]:
         built = subprocess.run(
             [kubectl, "kustomize", str(tree / "overlays" / name)], capture_output=True, text=True, timeout=120
