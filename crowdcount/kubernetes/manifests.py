@@ -88,7 +88,7 @@ class KubernetesOptions:
     gpu_node_selector: tuple[tuple[str, str], ...] = (("nvidia.com/gpu.present", "true"),)
     kafka_lag_threshold: int = 30
     dropped_fps_target: float = 1.0
-    latency_target_s: float = 2.0
+    latency_target_s: float = 1.0
 
 
 # ---------------------------------------------------------------------------------------------- validation
