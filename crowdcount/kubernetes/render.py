@@ -33,6 +33,17 @@ HEADER = (
 )
 
 
+#: What a file's reader should know beyond its objects.
+NOTES = {
+    "watch.yaml": (
+        "# The `watch --web` dashboard (not built yet) plugs in here: a `web` containerPort on the watch container,\n"
+        "# a `web` port on the crowdcount-watch Service beside `metrics`, and an ingress rule for it in\n"
+        "# networkpolicies.yaml (crowdcount/kubernetes/manifests.py renders all three).\n"
+    ),
+    "config.yaml": "# variables.json; the name carries a hash of it, so a changed configuration rolls the pods.\n",
+}
+
+
 class _Dumper(yaml.SafeDumper):
     """Block style for multi-line strings (the ConfigMap's variables.json), lists indented under their key."""
 
@@ -72,7 +83,7 @@ def render(config: Config, options: KubernetesOptions) -> Rendering:
     files: dict[str, str] = {}
     base = manifests.base_objects(config, options)
     for name, objects in base.items():
-        files[f"base/{name}"] = HEADER + to_yaml(objects)
+        files[f"base/{name}"] = HEADER + NOTES.get(name, "") + to_yaml(objects)
     files["base/kustomization.yaml"] = _kustomization(resources=list(base))
 
     files["components/keda/scaledobjects.yaml"] = HEADER + to_yaml(manifests.keda_objects(config, options))
