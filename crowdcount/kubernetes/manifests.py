@@ -10,13 +10,13 @@ Three workloads, one image (the worker image of ``crowdcount deploy``, whose ``c
 * ``crowdcount-worker``: ``crowdcount worker`` on the SQS queue; scaled by KEDA's SQS scaler (waiting plus
   in-flight messages per replica = ``deploy.backlog_per_task``), AWS access through IRSA.
 
-:func:`base_objects` and the components' functions give the objects by file; :func:`build_objects` gives what
-``kubectl kustomize overlays/<cpu|gpu>`` builds from them (the tests compare the two).
+:func:`base_objects` gives the base's objects by file, :func:`check` refuses a configuration that would render
+broken or secret-bearing manifests; :mod:`crowdcount.kubernetes.scaling` adds the scalers and
+:mod:`crowdcount.kubernetes.overlays` the overlays.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import json
@@ -217,7 +217,7 @@ def selector(component: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": "crowdcount", "app.kubernetes.io/component": component}
 
 
-def _meta(name: str, options: KubernetesOptions, component: str | None = None, **extra: Any) -> dict[str, Any]:
+def object_meta(name: str, options: KubernetesOptions, component: str | None = None, **extra: Any) -> dict[str, Any]:
     return {"name": name, "namespace": options.namespace, "labels": labels(component), **extra}
 
 
@@ -240,7 +240,7 @@ def config_map(config: Config, options: KubernetesOptions) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _meta(f"crowdcount-config-{digest}", options),
+        "metadata": object_meta(f"crowdcount-config-{digest}", options),
         "data": {"variables.json": text},
     }
 
@@ -375,7 +375,9 @@ def _deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta(f"crowdcount-{component}", options, component, annotations=_skips(*_IMAGE_SKIPS, *skips)),
+        "metadata": object_meta(
+            f"crowdcount-{component}", options, component, annotations=_skips(*_IMAGE_SKIPS, *skips)
+        ),
         "spec": spec,
     }
 
@@ -385,7 +387,7 @@ def _pdb(component: str, options: KubernetesOptions) -> dict[str, Any]:
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": _meta(f"crowdcount-{component}", options, component),
+        "metadata": object_meta(f"crowdcount-{component}", options, component),
         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(component)}},
     }
 
@@ -466,7 +468,7 @@ def base_objects(config: Config, options: KubernetesOptions) -> dict[str, list[d
     watch_service = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _meta("crowdcount-watch", options, "watch"),
+        "metadata": object_meta("crowdcount-watch", options, "watch"),
         "spec": {
             "type": "ClusterIP",
             "selector": selector("watch"),
@@ -510,13 +512,13 @@ def base_objects(config: Config, options: KubernetesOptions) -> dict[str, list[d
         {
             "apiVersion": "v1",
             "kind": "ServiceAccount",
-            "metadata": _meta("crowdcount-live", options),
+            "metadata": object_meta("crowdcount-live", options),
             "automountServiceAccountToken": False,
         },
         {
             "apiVersion": "v1",
             "kind": "ServiceAccount",
-            "metadata": _meta("crowdcount-worker", options, annotations=worker_sa_annotations),
+            "metadata": object_meta("crowdcount-worker", options, annotations=worker_sa_annotations),
             "automountServiceAccountToken": False,
         },
     ]
@@ -557,7 +559,7 @@ def _egress(options: KubernetesOptions, component: str, ports: list[int] | None)
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": _meta(f"crowdcount-{component}-egress", options, component),
+        "metadata": object_meta(f"crowdcount-{component}-egress", options, component),
         "spec": {"podSelector": {"matchLabels": selector(component)}, "policyTypes": ["Egress"], "egress": [rule]},
     }
 
@@ -573,13 +575,13 @@ def network_policies(config: Config, options: KubernetesOptions) -> list[dict[st
         {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
-            "metadata": _meta("crowdcount-default-deny", options),
+            "metadata": object_meta("crowdcount-default-deny", options),
             "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
         },
         {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
-            "metadata": _meta("crowdcount-allow-dns", options),
+            "metadata": object_meta("crowdcount-allow-dns", options),
             "spec": {
                 "podSelector": {},
                 "policyTypes": ["Egress"],
@@ -594,7 +596,7 @@ def network_policies(config: Config, options: KubernetesOptions) -> list[dict[st
         {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
-            "metadata": _meta("crowdcount-allow-metrics", options),
+            "metadata": object_meta("crowdcount-allow-metrics", options),
             "spec": {
                 "podSelector": {"matchLabels": {"app.kubernetes.io/name": "crowdcount"}},
                 "policyTypes": ["Ingress"],
@@ -616,274 +618,3 @@ def network_policies(config: Config, options: KubernetesOptions) -> list[dict[st
         _egress(options, "watch", None),  # cameras listen on any port (RTSP 554/8554, HTTP 80/8080, ...)
         _egress(options, "worker", sorted(set(worker_ports))),
     ]
-
-
-# ---------------------------------------------------------------------------------------------- components
-
-
-#: Scale in one pod a minute at most, after 5 minutes of lower demand (the ECS service's 300 s scale-in cooldown).
-_SCALE_DOWN = {"stabilizationWindowSeconds": 300, "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]}
-
-
-def keda_objects(config: Config, options: KubernetesOptions) -> list[dict[str, Any]]:
-    """KEDA: the consumers on the group's Kafka lag, the worker on the SQS backlog (waiting + in flight)."""
-    live, deploy = config["live"], config["deploy"]
-    scale_down = _SCALE_DOWN
-    if options.role_arn is not None:
-        # KEDA assumes the role annotated on the worker's service account (its trust policy must allow that).
-        auth_spec: dict[str, Any] = {"podIdentity": {"provider": "aws", "identityOwner": "workload"}}
-    else:
-        auth_spec = {
-            "secretTargetRef": [
-                {"parameter": "awsAccessKeyID", "name": AWS_SECRET, "key": "AWS_ACCESS_KEY_ID"},
-                {"parameter": "awsSecretAccessKey", "name": AWS_SECRET, "key": "AWS_SECRET_ACCESS_KEY"},
-            ]
-        }
-    return [
-        {
-            "apiVersion": "keda.sh/v1alpha1",
-            "kind": "TriggerAuthentication",
-            "metadata": _meta("crowdcount-worker-aws", options, "worker"),
-            "spec": auth_spec,
-        },
-        {
-            "apiVersion": "keda.sh/v1alpha1",
-            "kind": "ScaledObject",
-            "metadata": _meta("crowdcount-consume", options, "consume"),
-            "spec": {
-                "scaleTargetRef": {"name": "crowdcount-consume"},
-                "pollingInterval": 15,
-                "cooldownPeriod": 300,
-                "minReplicaCount": 1,
-                "maxReplicaCount": live["kafka_partitions"],
-                "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": scale_down}}},
-                "triggers": [
-                    {
-                        "type": "kafka",
-                        "metadata": {
-                            "bootstrapServers": live["kafka_bootstrap"],
-                            "consumerGroup": live["kafka_group"],
-                            "topic": live["kafka_raw_topic"],
-                            "lagThreshold": str(options.kafka_lag_threshold),
-                            "offsetResetPolicy": "earliest",
-                            "allowIdleConsumers": "false",
-                        },
-                    }
-                ],
-            },
-        },
-        {
-            "apiVersion": "keda.sh/v1alpha1",
-            "kind": "ScaledObject",
-            "metadata": _meta("crowdcount-worker", options, "worker"),
-            "spec": {
-                "scaleTargetRef": {"name": "crowdcount-worker"},
-                "pollingInterval": 30,
-                "cooldownPeriod": 300,
-                "minReplicaCount": deploy["min_tasks"],
-                "maxReplicaCount": deploy["max_tasks"],
-                "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": scale_down}}},
-                "triggers": [_sqs_trigger(config, deploy["backlog_per_task"], in_flight=True)],
-            },
-        },
-    ]
-
-
-def _sqs_trigger(config: Config, per_replica: int, in_flight: bool) -> dict[str, Any]:
-    metadata = {
-        "queueURL": config.get("aws_queues.human_detection"),
-        "queueLength": str(per_replica),
-        "awsRegion": config["aws_region"],
-        "scaleOnInFlight": "true" if in_flight else "false",
-    }
-    if config.get("aws_endpoint_url"):
-        metadata["awsEndpoint"] = config.get("aws_endpoint_url")
-    return {"type": "aws-sqs-queue", "authenticationRef": {"name": "crowdcount-worker-aws"}, "metadata": metadata}
-
-
-#: What ``components/keda-jobs`` removes (listed after ``components/keda``): the worker Deployment, its budget and
-#: its ScaledObject, as (apiVersion, kind, name).
-KEDA_JOBS_REPLACES = (
-    ("apps/v1", "Deployment", "crowdcount-worker"),
-    ("policy/v1", "PodDisruptionBudget", "crowdcount-worker"),
-    ("keda.sh/v1alpha1", "ScaledObject", "crowdcount-worker"),
-)
-
-
-def keda_jobs_objects(config: Config, options: KubernetesOptions) -> list[dict[str, Any]]:
-    """A Job per message instead of the worker Deployment: KEDA starts one ``crowdcount worker --max-jobs 1`` per
-    waiting message (up to ``deploy.max_tasks`` at once); a Job is never scaled in under its job."""
-    worker = next(o for o in base_objects(config, options)["worker.yaml"] if o["kind"] == "Deployment")
-    template = copy.deepcopy(worker["spec"]["template"])
-    template["spec"]["restartPolicy"] = "Never"
-    main = template["spec"]["containers"][0]
-    # one message, then exit 0; a Job started for a message another took stops after a minute without one
-    main["args"] = ["worker", "--max-jobs", "1", "--idle-timeout", "60", "--metrics-port", str(METRICS_PORT)]
-    del main["readinessProbe"]  # nothing routes to a Job's pod
-    return [
-        {
-            "apiVersion": "keda.sh/v1alpha1",
-            "kind": "ScaledJob",
-            "metadata": _meta("crowdcount-worker", options, "worker", annotations=worker["metadata"]["annotations"]),
-            "spec": {
-                "jobTargetRef": {"parallelism": 1, "completions": 1, "backoffLimit": 0, "template": template},
-                "pollingInterval": 30,
-                "successfulJobsHistoryLimit": 5,
-                "failedJobsHistoryLimit": 5,
-                "maxReplicaCount": config.get("deploy.max_tasks"),
-                # waiting messages only (in-flight ones have their Job): "accurate" subtracts the running Jobs
-                "scalingStrategy": {"strategy": "accurate"},
-                "triggers": [_sqs_trigger(config, 1, in_flight=False)],
-            },
-        }
-    ]
-
-
-def _pods_metric(name: str, target: str) -> dict[str, Any]:
-    target_spec = {"type": "AverageValue", "averageValue": target}
-    return {"type": "Pods", "pods": {"metric": {"name": name}, "target": target_spec}}
-
-
-def _quantity(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{round(value * 1000)}m"
-
-
-#: The custom metrics ``components/hpa`` scales on, as prometheus-adapter serves them (see :func:`adapter_rules`).
-HPA_METRICS = {
-    "crowdcount_live_dropped_fps": "sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)",
-    "crowdcount_live_latency_seconds_mean": (
-        "sum(rate(crowdcount_live_latency_seconds_sum{<<.LabelMatchers>>}[2m])) by (<<.GroupBy>>)"
-        " / sum(rate(crowdcount_live_latency_seconds_count{<<.LabelMatchers>>}[2m])) by (<<.GroupBy>>)"
-    ),
-    "crowdcount_worker_busy": "max(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)",
-}
-#: The Prometheus series each rule discovers its pods from.
-HPA_SERIES = {
-    "crowdcount_live_dropped_fps": "crowdcount_live_dropped_fps",
-    "crowdcount_live_latency_seconds_mean": "crowdcount_live_latency_seconds_count",
-    "crowdcount_worker_busy": "crowdcount_worker_busy",
-}
-
-
-def hpa_objects(config: Config, options: KubernetesOptions) -> list[dict[str, Any]]:
-    """Without KEDA: HPAs on the workloads' own Prometheus metrics, served by prometheus-adapter."""
-    deploy = config["deploy"]
-    behavior = {"scaleDown": _SCALE_DOWN}
-
-    def hpa(component: str, low: int, high: int, metrics: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
-            "apiVersion": "autoscaling/v2",
-            "kind": "HorizontalPodAutoscaler",
-            "metadata": _meta(f"crowdcount-{component}", options, component),
-            "spec": {
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"crowdcount-{component}"},
-                "minReplicas": low,
-                "maxReplicas": high,
-                "metrics": metrics,
-                "behavior": behavior,
-            },
-        }
-
-    return [
-        hpa(
-            "consume",
-            1,
-            config.get("live.kafka_partitions"),
-            [
-                _pods_metric("crowdcount_live_dropped_fps", _quantity(options.dropped_fps_target)),
-                _pods_metric("crowdcount_live_latency_seconds_mean", _quantity(options.latency_target_s)),
-            ],
-        ),
-        hpa(
-            "worker",
-            max(1, deploy["min_tasks"]),  # an HPA cannot start the first pod: nothing to measure at zero
-            deploy["max_tasks"],
-            # busy share: every worker busy (1.0) against 0.8 adds a pod; idle workers are removed. (Not the
-            # queue lag gauge: it keeps the age of the last message received while a worker idles.)
-            [_pods_metric("crowdcount_worker_busy", "800m")],
-        ),
-    ]
-
-
-def adapter_rules() -> dict[str, Any]:
-    """prometheus-adapter's Helm values: one custom-metrics rule per :data:`HPA_METRICS` entry, per pod."""
-    return {
-        "rules": {
-            "default": False,
-            "custom": [
-                {
-                    "seriesQuery": f'{HPA_SERIES[name]}{{namespace!="",pod!=""}}',
-                    "resources": {"overrides": {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}},
-                    "name": {"matches": f"^{HPA_SERIES[name]}$", "as": name},
-                    "metricsQuery": query,
-                }
-                for name, query in HPA_METRICS.items()
-            ],
-        }
-    }
-
-
-# ---------------------------------------------------------------------------------------------- overlays
-
-
-#: Where the pod spec is in the objects the ``gpu`` overlay patches.
-POD_SPEC = {"Deployment": "/spec/template/spec", "ScaledJob": "/spec/jobTargetRef/template/spec"}
-
-
-def gpu_patch(config: Config, options: KubernetesOptions, kind: str = "Deployment") -> list[dict[str, Any]]:
-    """The ``gpu`` overlay's JSON patch of every ``kind`` (a Deployment, or a ScaledJob's Job template): a GPU limit,
-    GPU nodes, their taint tolerated."""
-    pod = POD_SPEC[kind]
-    return [
-        {
-            "op": "add",
-            "path": f"{pod}/containers/0/resources/limits/nvidia.com~1gpu",
-            "value": str(max(1, config.get("deploy.gpu_count"))),
-        },
-        {
-            "op": "add",
-            "path": f"{pod}/nodeSelector",
-            "value": {"kubernetes.io/os": "linux", **dict(options.gpu_node_selector)},
-        },
-        {
-            "op": "add",
-            "path": f"{pod}/tolerations",
-            "value": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-        },
-    ]
-
-
-def _apply_add(obj: dict[str, Any], ops: list[dict[str, Any]]) -> None:
-    """Apply JSON-patch ``add`` operations (what kustomize does with the overlay's patch)."""
-    for op in ops:
-        assert op["op"] == "add"
-        *parents, last = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]]
-        node: Any = obj
-        for part in parents:
-            node = node[int(part)] if isinstance(node, list) else node[part]
-        node[last] = copy.deepcopy(op["value"])
-
-
-SCALERS = ("keda", "keda-jobs", "hpa")
-
-
-def build_objects(config: Config, options: KubernetesOptions, overlay: str, scaler: str = "keda") -> list[dict]:
-    """Every object of ``overlay`` (``cpu`` or ``gpu``) with ``scaler`` (``keda``: the overlays' own;
-    ``keda-jobs``: ``components/keda`` then ``components/keda-jobs``; ``hpa``: ``components/hpa`` instead): what
-    ``kubectl kustomize`` builds from the rendered tree."""
-    if overlay not in OVERLAYS or scaler not in SCALERS:
-        raise ConfigError(f"unknown overlay {overlay!r} or scaler {scaler!r}")
-    objects = [obj for group in base_objects(config, options).values() for obj in copy.deepcopy(group)]
-    objects += hpa_objects(config, options) if scaler == "hpa" else keda_objects(config, options)
-    if scaler == "keda-jobs":
-        replaced = {(kind, name) for _, kind, name in KEDA_JOBS_REPLACES}
-        objects = [o for o in objects if (o["kind"], o["metadata"]["name"]) not in replaced]
-        objects += keda_jobs_objects(config, options)
-    image = image_reference(config, options, overlay)
-    for obj in objects:
-        if obj["kind"] in POD_SPEC:
-            pod = obj["spec"]["template"] if obj["kind"] == "Deployment" else obj["spec"]["jobTargetRef"]["template"]
-            pod["spec"]["containers"][0]["image"] = image
-            if overlay == "gpu":
-                _apply_add(obj, gpu_patch(config, options, obj["kind"]))
-    return objects

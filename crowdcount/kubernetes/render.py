@@ -22,7 +22,7 @@ import yaml
 
 from crowdcount.config import Config
 from crowdcount.errors import ConfigError
-from crowdcount.kubernetes import manifests
+from crowdcount.kubernetes import manifests, overlays, scaling
 from crowdcount.kubernetes.manifests import KubernetesOptions
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ NOTES = {
     "watch.yaml": (
         "# The `watch --web` dashboard (not built yet) plugs in here: a `web` containerPort on the watch container,\n"
         "# a `web` port on the crowdcount-watch Service beside `metrics`, and an ingress rule for it in\n"
-        "# networkpolicies.yaml (crowdcount/kubernetes/manifests.py renders all three).\n"
+        "# networkpolicies.yaml (all three from base_objects in crowdcount/kubernetes/manifests.py).\n"
     ),
     "config.yaml": "# variables.json; the name carries a hash of it, so a changed configuration rolls the pods.\n",
 }
@@ -86,9 +86,9 @@ def render(config: Config, options: KubernetesOptions) -> Rendering:
         files[f"base/{name}"] = HEADER + NOTES.get(name, "") + to_yaml(objects)
     files["base/kustomization.yaml"] = _kustomization(resources=list(base))
 
-    files["components/keda/scaledobjects.yaml"] = HEADER + to_yaml(manifests.keda_objects(config, options))
+    files["components/keda/scaledobjects.yaml"] = HEADER + to_yaml(scaling.keda_objects(config, options))
     files["components/keda/kustomization.yaml"] = _kustomization("Component", resources=["scaledobjects.yaml"])
-    files["components/keda-jobs/scaledjob.yaml"] = HEADER + to_yaml(manifests.keda_jobs_objects(config, options))
+    files["components/keda-jobs/scaledjob.yaml"] = HEADER + to_yaml(scaling.keda_jobs_objects(config, options))
     files["components/keda-jobs/kustomization.yaml"] = _kustomization(
         "Component",
         resources=["scaledjob.yaml"],
@@ -105,17 +105,17 @@ def render(config: Config, options: KubernetesOptions) -> Rendering:
                     ]
                 )
             }
-            for api_version, kind, name in manifests.KEDA_JOBS_REPLACES
+            for api_version, kind, name in scaling.KEDA_JOBS_REPLACES
         ],
     )
-    files["components/hpa/hpa.yaml"] = HEADER + to_yaml(manifests.hpa_objects(config, options))
+    files["components/hpa/hpa.yaml"] = HEADER + to_yaml(scaling.hpa_objects(config, options))
     files["components/hpa/kustomization.yaml"] = _kustomization("Component", resources=["hpa.yaml"])
     files["components/hpa/prometheus-adapter-values.yaml"] = (
         HEADER
         + "# Not a Kubernetes object: Helm values for prometheus-adapter, which serves the HPAs' custom metrics:\n"
         + "#   helm install prometheus-adapter prometheus-community/prometheus-adapter -n monitoring \\\n"
         + "#     -f prometheus-adapter-values.yaml --set prometheus.url=http://prometheus-server.monitoring.svc\n"
-        + to_yaml([manifests.adapter_rules()])
+        + to_yaml([scaling.adapter_rules()])
     )
 
     image_name = manifests.image_reference(config, options).split("@")[0].rsplit(":", 1)[0]
@@ -135,9 +135,9 @@ def render(config: Config, options: KubernetesOptions) -> Rendering:
             fields["patches"] = [
                 {
                     "target": {"kind": kind, "labelSelector": "app.kubernetes.io/part-of=crowdcount"},
-                    "patch": to_yaml([manifests.gpu_patch(config, options, kind)]),
+                    "patch": to_yaml([overlays.gpu_patch(config, options, kind)]),
                 }
-                for kind in manifests.POD_SPEC
+                for kind in overlays.POD_SPEC
             ]
         files[f"overlays/{overlay}/kustomization.yaml"] = _kustomization(**fields)
     return Rendering(files=files, warnings=warnings)

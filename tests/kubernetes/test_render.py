@@ -11,7 +11,7 @@ import yaml
 from crowdcount.aws.metrics import WorkerMetrics
 from crowdcount.errors import ConfigError
 from crowdcount.kubernetes import KubernetesOptions, build_objects, render
-from crowdcount.kubernetes.manifests import adapter_rules
+from crowdcount.kubernetes.scaling import adapter_rules
 from crowdcount.live.metrics import LiveMetrics
 
 from .helpers import (

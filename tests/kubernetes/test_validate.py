@@ -17,7 +17,7 @@ import yaml
 from kubernetes_validate.utils import all_versions
 
 from crowdcount.kubernetes import KubernetesOptions, build_objects, render, write
-from crowdcount.kubernetes.manifests import SCALERS
+from crowdcount.kubernetes.overlays import SCALERS
 
 from .helpers import ROLE, documents, load, objects_of, write_config
 
