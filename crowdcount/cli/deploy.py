@@ -188,7 +188,7 @@ def deploy(
     --dry-run prints the rendered task definition (or stack parameters) and the difference from what is
     registered, and changes nothing.
 
-    --target kubernetes renders the Kubernetes manifests instead (kustomize: base, components keda/hpa,
+    --target kubernetes renders the Kubernetes manifests instead (kustomize: base, components keda/keda-jobs/hpa,
     overlays cpu/gpu) from variables.json into --output, or prints them with --dry-run; it changes no cluster.
     """
     _check_target_options(click.get_current_context(), target)
