@@ -243,14 +243,15 @@ def test_every_hpa_metric_is_served_by_an_adapter_rule_over_a_series_crowdcount_
 
 
 def test_the_committed_tree_is_the_rendering_of_the_repository_configuration() -> None:
+    """After a change to variables.json, the config schema or the renderer, render again from the repository root
+    with no CROWDCOUNT_* variables set: ``crowdcount deploy --target kubernetes --role-arn <COMMITTED_OPTIONS>``."""
     rendered = render(load(REPO / "variables.json"), COMMITTED_OPTIONS).files
     root = REPO / "deploy" / "kubernetes"
     committed = {str(p.relative_to(root)): p.read_text() for p in root.rglob("*") if p.is_file()}
-    assert set(committed) == set(rendered), "re-render: crowdcount deploy --target kubernetes --role-arn " + str(
-        COMMITTED_OPTIONS.role_arn
-    )
+    again = f"render again: crowdcount deploy --target kubernetes --role-arn {COMMITTED_OPTIONS.role_arn}"
+    assert set(committed) == set(rendered), again
     for path, text in rendered.items():
-        assert committed[path] == text, f"deploy/kubernetes/{path} differs from its rendering"
+        assert committed[path] == text, f"deploy/kubernetes/{path} differs from its rendering; {again}"
 
 
 @pytest.mark.parametrize(
