@@ -1,5 +1,6 @@
 """``crowdcount deploy``: build and push the worker image, then run it on ECS (a one-off task or an
-autoscaled service), directly or through CloudFormation."""
+autoscaled service), directly or through CloudFormation; or (``--target kubernetes``) render the Kubernetes
+manifests of the live consumers, the camera watcher and the worker."""
 
 from __future__ import annotations
 
@@ -61,7 +62,73 @@ def _print_summary(result: Any) -> None:
             click.echo(f"  {key}: {value}")
 
 
+#: Options that only --target kubernetes reads, and those it does not (ECS's).
+_KUBERNETES_ONLY = ("output", "namespace", "role_arn", "cameras")
+_ECS_ONLY = (
+    *("method", "mode", "build", "cpu", "wait", "wait_timeout", "poll_interval", "cluster", "context", "registry"),
+    *("templates_dir", "stack_name", "skip_gpu_check", "endpoint_url"),
+)
+
+
+def _check_target_options(ctx: click.Context, target: str) -> None:
+    """An option of the other target, given on the command line, is a usage error (exit 2)."""
+    other = _ECS_ONLY if target == "kubernetes" else _KUBERNETES_ONLY
+    for name in other:
+        if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
+            flags = "/".join(p.opts[-1] for p in ctx.command.params if p.name == name)
+            raise click.UsageError(f"{flags} does not apply to --target {target}", ctx)
+
+
+def _deploy_kubernetes(
+    config_path: str | None, options: dict[str, Any], output: str | None, dry_run: bool, as_json: bool
+) -> None:
+    """Render the manifests (checked before anything is written), then print them or write them."""
+    from crowdcount.kubernetes import KubernetesOptions, render, write
+
+    rendering = render(get_config(config_path), KubernetesOptions(**options))
+    for warning in rendering.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    folder = output or os.path.join("deploy", "kubernetes")
+    if dry_run:
+        if as_json:
+            click.echo(json.dumps({"files": rendering.files, "warnings": rendering.warnings}, indent=2))
+            return
+        for path, text in rendering.files.items():
+            click.echo(f"# ---- {os.path.join(folder, path)}")
+            click.echo(text, nl=False)
+        return
+    written = write(rendering, folder)
+    if as_json:
+        click.echo(json.dumps({"output": folder, "files": [str(p) for p in written]}, indent=2))
+        return
+    click.echo(f"wrote {len(written)} files under {folder}")
+    click.echo(f"apply with: kubectl apply -k {os.path.join(folder, 'overlays', 'gpu')}  (or overlays/cpu)")
+
+
 @click.command()
+@click.option(
+    "--target",
+    type=click.Choice(["ecs", "kubernetes"]),
+    default="ecs",
+    show_default=True,
+    help="ECS (build, push, run), or render Kubernetes manifests from variables.json (docs/kubernetes.md).",
+)
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="--target kubernetes: write the kustomize tree here (default: deploy/kubernetes).",
+)
+@click.option("--namespace", default="crowdcount", show_default=True, help="--target kubernetes: the namespace.")
+@click.option("--role-arn", default=None, metavar="ARN", help="--target kubernetes: the worker's IRSA IAM role.")
+@click.option(
+    "--camera",
+    "cameras",
+    multiple=True,
+    metavar="NAME",
+    help="--target kubernetes: a camera of the watch Deployment, repeatable (its URL: key NAME of the Secret "
+    "crowdcount-cameras). Default: camera-1.",
+)
 @click.option(
     "--method",
     type=click.Choice(["ecs", "cloudformation"]),
@@ -89,6 +156,11 @@ def _print_summary(result: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @config_option
 def deploy(
+    target: str,
+    output: str | None,
+    namespace: str,
+    role_arn: str | None,
+    cameras: tuple[str, ...],
     method: str,
     mode: str | None,
     dry_run: bool,
@@ -115,7 +187,17 @@ def deploy(
 
     --dry-run prints the rendered task definition (or stack parameters) and the difference from what is
     registered, and changes nothing.
+
+    --target kubernetes renders the Kubernetes manifests instead (kustomize: base, components keda/keda-jobs/hpa,
+    overlays cpu/gpu) from variables.json into --output, or prints them with --dry-run; it changes no cluster.
     """
+    _check_target_options(click.get_current_context(), target)
+    if target == "kubernetes":
+        options = {"namespace": namespace, "role_arn": role_arn, "image": image, "tag": tag}
+        if cameras:
+            options["cameras"] = cameras
+        _deploy_kubernetes(config_path, options, output, dry_run, as_json)
+        return
     from crowdcount.aws.deploy.deployer import Deployer, DeployOptions
     from crowdcount.aws.deploy.ecs import check_outcome
     from crowdcount.aws.session import make_context
