@@ -5,7 +5,7 @@ The files live in ``crowdcount/models/person_detection_0203/`` (copied and check
 ``scripts/convert_person_detection.py``; provenance and licence in ``MODELS.md``). The network takes BGR
 ``[1, 3, H, W]`` (0-255, normalisation inside the graph) at any size with H and W multiples of 32; it was
 trained at 864x480. Its ``boxes`` output is ``[K, 5]``: x_min, y_min, x_max, y_max in input pixels and the score,
-after the network's own NMS (at most 100 boxes).
+after the network's own NMS (set here to IoU 0.7 and at most 300 boxes; shipped as 0.6 and 100).
 
 The input size comes from the frame (:func:`input_size`): its own resolution, aspect kept, rounded to multiples
 of 32 and capped at ``max_pixels`` (1280x720 by default): a 480x360 frame runs at 480x352, a 960x540 one at
@@ -36,8 +36,10 @@ TRAINED_SIZE = (864, 480)
 MAX_PIXELS = 1280 * 720
 #: Frames smaller than this are upscaled to about this many pixels.
 MIN_PIXELS = 320 * 256
-#: The network's own NMS keeps at most this many boxes.
-MAX_BOXES = 100
+#: The network's own NMS, as shipped, keeps at most 100 boxes and drops a box overlapping a better one by IoU
+#: > 0.6; crowdcount sets these (people in crowds overlap, and crowds hold more than 100 people).
+NMS_IOU = 0.7
+MAX_BOXES = 300
 
 #: Provenance of the shipped weights (full model card: MODELS.md).
 MODEL_INFO = {
@@ -74,12 +76,32 @@ def _threads(num_threads: int | None) -> int:
         return os.cpu_count() or 1
 
 
+def set_nms(model: Any, iou: float, max_boxes: int) -> None:
+    """Set the IoU threshold and the box cap of the network's NonMaxSuppression (constants in the graph)."""
+    from openvino import opset8
+
+    found = [op for op in model.get_ordered_ops() if op.get_type_name() == "NonMaxSuppression"]
+    if len(found) != 1:
+        raise DetectorError(f"expected one NonMaxSuppression in the person model, found {len(found)}")
+    (nms,) = found
+    nms.input(2).replace_source_output(opset8.constant(np.array([max_boxes], np.int64)).output(0))
+    nms.input(3).replace_source_output(opset8.constant(np.array([iou], np.float32)).output(0))
+
+
 class PersonDetection0203:
     """The network under the OpenVINO runtime: one compiled model per input size, made on first use."""
 
-    def __init__(self, num_threads: int | None = None, folder: Path | None = None) -> None:
+    def __init__(
+        self,
+        num_threads: int | None = None,
+        folder: Path | None = None,
+        nms_iou: float = NMS_IOU,
+        max_boxes: int = MAX_BOXES,
+    ) -> None:
         self.folder = Path(folder) if folder is not None else model_dir()
         self.num_threads = num_threads
+        self.nms_iou = nms_iou
+        self.max_boxes = max_boxes
         self._core: Any = None
         self._model: Any = None
         self._compiled: dict[tuple[int, int], Any] = {}
@@ -120,6 +142,7 @@ class PersonDetection0203:
                 f"{str(self.xml)!r} is not a person-detection-0203 network (no 'boxes' output)",
                 "reinstall crowdcount",
             )
+        set_nms(model, self.nms_iou, self.max_boxes)
         self._model = model
 
     def _compiled_for(self, width: int, height: int) -> Any:

@@ -95,3 +95,15 @@ def test_face_detector_finds_the_annotated_faces(shared_data: Path) -> None:
     assert report.gt_total == 25
     assert report.recall >= 0.9 and report.precision >= 0.9, report.to_dict(per_frame=False)
     assert not len(detector.detect([read_rgb(shared_data / "faces" / "dogs.jpg")])[0])  # a photo of dogs
+
+
+def test_default_person_model_nms_is_set_for_crowds() -> None:
+    from crowdcount.detectors.omz_person import PersonDetection0203
+
+    model = PersonDetection0203(nms_iou=0.65, max_boxes=250)
+    model.load()
+    (nms,) = [op for op in model._model.get_ordered_ops() if op.get_type_name() == "NonMaxSuppression"]
+    constants = [nms.input(i).get_source_output().get_node().get_vector().tolist() for i in (2, 3)]
+    assert constants[0] == [250] and constants[1] == pytest.approx([0.65])
+    boxes = model(np.zeros((352, 480, 3), np.uint8))
+    assert boxes.shape[1] == 5 and boxes.dtype == np.float32
