@@ -61,7 +61,7 @@ def faces() -> None:
 @click.option("--detail", "detail", multiple=True, metavar="KEY=VALUE", help="A detail to record (repeatable).")
 @click.option("--update", is_flag=True, help="Add photos and details to a person already enrolled.")
 @click.option("--keep-photos", is_flag=True, help="Also keep copies of the photos (local galleries only).")
-@click.option("--embedder", default=None, help="mobileface (default), dlib, or a model path.")
+@click.option("--embedder", default=None, help="dlib (default, most accurate), mobileface (fast), or a model path.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was enrolled as JSON.")
 @endpoint_option
 @config_option
