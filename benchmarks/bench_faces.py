@@ -18,8 +18,8 @@ face is found by MTCNN (cached) and embedded:
 
 Detectors, on imglab XML ground truth (``--xml``, default dlib's example photos in ``../shared/data/faces``)
 and, with ``--wider DIR`` (``wider_face_val_bbx_gt.txt`` and ``images/``), WIDER FACE val photos: each photo
-scaled to 1024 px wide; AP50 for the faces at least 40 and at least 20 px tall (smaller faces, and detections
-of them, are ignored), and seconds per photo.
+scaled to 1024 and to 512 px wide (smaller faces); AP50 for the faces at least 40 and at least 20 px tall
+(smaller faces, and detections of them, are ignored), and the median seconds per photo.
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ def people_photos(folder: Path) -> dict[str, list[Path]]:
     return people_folder(folder)
 
 
-def largest_faces(photos: list[Path]) -> dict[Path, tuple[np.ndarray, object]]:
-    """Each photo's RGB image and its largest MTCNN face (the detections cached per photo set)."""
+def largest_faces(photos: list[Path], model: str = "mtcnn") -> dict[Path, tuple[np.ndarray, object]]:
+    """Each photo's RGB image and its largest face found by the face detector ``model`` (cached)."""
     from crowdcount.detectors.base import Detections
     from crowdcount.detectors.face import FaceDetector
     from crowdcount.faces.enroll import read_photo
@@ -60,7 +60,7 @@ def largest_faces(photos: list[Path]) -> dict[Path, tuple[np.ndarray, object]]:
     out = {}
     for path in photos:
         image = read_photo(path)
-        cache = CACHE / "dets" / f"{path.parent.name}__{path.stem}.npz"
+        cache = CACHE / ("dets" if model == "mtcnn" else f"dets-{model}") / f"{path.parent.name}__{path.stem}.npz"
         if cache.exists():
             data = np.load(cache)
             faces = Detections(
@@ -68,7 +68,7 @@ def largest_faces(photos: list[Path]) -> dict[Path, tuple[np.ndarray, object]]:
             )
         else:
             if detector is None:
-                detector = FaceDetector(min_detection_score=0.9)
+                detector = FaceDetector(min_detection_score=0.9, model=model)
             found = detector.detect([image])[0]
             if not len(found):
                 print(f"  {path}: no face", file=sys.stderr)
@@ -229,7 +229,9 @@ def average_precision(results: list[tuple[np.ndarray, np.ndarray, np.ndarray]], 
     return float(np.sum((recall[steps + 1] - recall[steps]) * precision[steps + 1]))
 
 
-def bench_detector(spec: str, photos: list[tuple[Path, np.ndarray]], label: str) -> dict[str, object]:
+def bench_detector(
+    spec: str, photos: list[tuple[Path, np.ndarray]], label: str, width: int = PHOTO_WIDTH
+) -> dict[str, object]:
     import cv2
 
     from crowdcount.detectors import build_detector
@@ -244,15 +246,15 @@ def bench_detector(spec: str, photos: list[tuple[Path, np.ndarray]], label: str)
     results, times = [], []
     for path, truth in photos:
         image = read_photo(path)
-        scale = PHOTO_WIDTH / image.shape[1]
-        image = cv2.resize(image, (PHOTO_WIDTH, round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+        scale = width / image.shape[1]
+        image = cv2.resize(image, (width, round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
         started = time.perf_counter()
         found = detector.detect([image])[0]
         times.append(time.perf_counter() - started)
         results.append((truth * scale, found.xyxy, found.confidence))
     return {
         "detector": spec,
-        "photos": f"{label} ({len(photos)} photos, {sum(len(t) for _, t in photos)} faces)",
+        "photos": f"{label} ({len(photos)} photos, {sum(len(t) for _, t in photos)} faces), {width} px wide",
         "AP50 >=40px": average_precision(results, 40),
         "AP50 >=20px": average_precision(results, 20),
         "s/photo": float(np.median(times)),
@@ -271,22 +273,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=Path, help="NAME/*.jpg folders of real photos (embedders)")
     parser.add_argument("--embedder", action="append", help="embedder name or path (repeatable)")
+    parser.add_argument("--face-model", default="mtcnn", help="the face detector model of the embedder tests")
     parser.add_argument("--detector", action="append", help="face detector, e.g. face, face:yunet (repeatable)")
     parser.add_argument("--xml", type=Path, action="append", help="imglab XML ground truth (repeatable)")
     parser.add_argument("--wider", type=Path, help="WIDER FACE val: wider_face_val_bbx_gt.txt and images/")
     parser.add_argument("--wider-limit", type=int, default=0, help="the first N WIDER photos only")
+    parser.add_argument(
+        "--width", type=int, action="append", help=f"photo widths for the detectors (default {PHOTO_WIDTH} and 512)"
+    )
     args = parser.parse_args()
     if args.people:
-        faces = largest_faces([p for photos in people_photos(args.people).values() for p in photos])
+        faces = largest_faces([p for photos in people_photos(args.people).values() for p in photos], args.face_model)
         rows = [bench_embedder(spec, faces) for spec in args.embedder or ["dlib", "mobileface"]]
-        print(f"## Embedders: {args.people} ({len(faces)} photos with a face)\n")
+        print(f"## Embedders: {args.people} ({len(faces)} photos with a face, faces by {args.face_model})\n")
         print(table(rows) + "\n")
     sets = [(str(x.name), read_imglab(x)) for x in args.xml or [DATA / "testing.xml", DATA / "training.xml"]]
     sets = [("dlib examples", [p for _, photos in sets for p in photos])]
     if args.wider:
         sets.append(("WIDER val", read_wider(args.wider, args.wider_limit)))
-    rows = [bench_detector(spec, photos, label) for label, photos in sets for spec in args.detector or ["face"]]
-    print(f"## Face detectors (photos {PHOTO_WIDTH} px wide)\n")
+    rows = [
+        bench_detector(spec, photos, label, width)
+        for label, photos in sets
+        for width in args.width or [PHOTO_WIDTH, 512]
+        for spec in args.detector or ["face", "face:yunet"]
+    ]
+    print("## Face detectors\n")
     print(table(rows))
 
 
