@@ -99,7 +99,8 @@ def bench_embedder(spec: str, faces: dict[Path, tuple[np.ndarray, object]]) -> d
     from crowdcount.detectors.embedders import build_embedder
     from crowdcount.faces.gallery import UNKNOWN, GalleryIndex, Person
 
-    embedder = build_embedder(spec)
+    name, _, threshold = spec.partition("@")  # dlib@0.95: another match threshold
+    embedder = build_embedder(name, match_threshold=float(threshold) if threshold else None)
     embedder.load()
     paths = list(faces)
     vectors, times = [], []
@@ -132,7 +133,7 @@ def bench_embedder(spec: str, faces: dict[Path, tuple[np.ndarray, object]]) -> d
     named = matches.names.astype(str)
     known = truth != UNKNOWN
     return {
-        "embedder": embedder.name,
+        "embedder": spec,
         "pairs": f"{int(labels.sum())}/{int((~labels).sum())}",
         "auc": roc_auc(scores, labels),
         "tar@far1%": tar,
@@ -272,7 +273,7 @@ def table(rows: list[dict[str, object]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=Path, help="NAME/*.jpg folders of real photos (embedders)")
-    parser.add_argument("--embedder", action="append", help="embedder name or path (repeatable)")
+    parser.add_argument("--embedder", action="append", help="embedder name or path[@match threshold] (repeatable)")
     parser.add_argument("--face-model", default="mtcnn", help="the face detector model of the embedder tests")
     parser.add_argument("--detector", action="append", help="face detector, e.g. face, face:yunet (repeatable)")
     parser.add_argument("--xml", type=Path, action="append", help="imglab XML ground truth (repeatable)")

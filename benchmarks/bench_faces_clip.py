@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--embedder", default="dlib")
     parser.add_argument("--frame-ratio", type=float, default=0.5)
     parser.add_argument("--face-model", default="mtcnn", help="the face detector's model: mtcnn or yunet")
+    parser.add_argument("--min-score", type=float, default=0.4, help="the face detector's min_detection_score")
     parser.add_argument("--cluster-threshold", type=float, default=None, help="default: the embedder's")
     args = parser.parse_args()
     import cv2
@@ -89,7 +90,7 @@ def main() -> None:
         for key, frame in gt.frames.items():
             photos.append((Path(str(key)).name, cv2.imread(str(key)), frame.xyxy))
     people = sum(len(b) for _, _, b in photos)
-    detector = build_detector("face", {"min_detection_score": 0.4, "model": args.face_model})
+    detector = build_detector("face", {"min_detection_score": args.min_score, "model": args.face_model})
     embedder = build_embedder(args.embedder)
     with tempfile.TemporaryDirectory() as tmp:
         gallery = LocalGallery(Path(tmp) / "g.json")
@@ -149,8 +150,9 @@ def main() -> None:
     known_named = {p["name"] for p in faces["people"]}
     print(f"clip: {len(plan)} frames, {len(photos)} photos (2 shown twice), {people} people, {len(enrolled)} enrolled")
     print(
-        f"face detector {args.face_model}, embedder {embedder.name}: match threshold {identifier.match_threshold}, "
-        f"cluster threshold {identifier.cluster_threshold}, min sightings {identifier.min_sightings}"
+        f"face detector {args.face_model} (score >= {args.min_score}), embedder {embedder.name}: "
+        f"match threshold {identifier.match_threshold}, cluster threshold {identifier.cluster_threshold}, "
+        f"min sightings {identifier.min_sightings}"
     )
     print("\nmeasure | value")
     print("---|---")

@@ -265,7 +265,7 @@ class DlibEmbedder(FaceEmbedder):
 
     name = "dlib"
     dim = 128
-    match_threshold = 0.93
+    match_threshold = 0.95
     cluster_threshold = 0.95
 
     MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
