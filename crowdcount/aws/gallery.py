@@ -234,14 +234,16 @@ def face_processors(config: Config, ctx: AwsContext | None = None, gallery: str 
     return [identifier_from_config(block, open_gallery(location, ctx, config.get("dynamodb.region")))]
 
 
-def redact_s3(s3: Any, uri: str, name: str, endpoint: str | None = None) -> Any:
+def redact_s3(s3: Any, uri: str, name: str, endpoint: str | None = None, check: bool = True) -> Any:
     """Redact ``name`` from the JSON result files under ``s3://BUCKET/PREFIX`` (every ``.json`` key), each
     rewritten in place when it changed (:func:`crowdcount.faces.redact.redact_text`). Older object versions
-    of a versioned bucket are not touched."""
+    of a versioned bucket are not touched. ``check=False``: ``name`` is taken as it is (see
+    :func:`crowdcount.faces.redact.redact_files`)."""
     from crowdcount.faces.gallery import check_name
     from crowdcount.faces.redact import Redaction, redact_text
 
-    name = check_name(name)
+    if check or not name:
+        name = check_name(name)
     bucket, _, prefix = uri[len("s3://") :].partition("/")
     if not bucket:
         raise ConfigError(f"--results {uri!r} names no bucket", "e.g. s3://my-bucket/results/")

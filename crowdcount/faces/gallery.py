@@ -134,6 +134,8 @@ class Forgotten:
     record: bool
     #: Kept photos deleted.
     photos: int
+    #: Photos the record listed outside the gallery's photo folder: left in place (delete them yourself).
+    left: tuple[str, ...] = ()
 
 
 class GalleryIndex:
@@ -253,20 +255,36 @@ class Gallery(ABC):
         """Erase every trace of a person the gallery holds: the record (embeddings, details, photo names) and
         every kept photo, also photos left behind by an earlier :meth:`remove`.
 
-        Only the gallery's own storage is touched. :class:`GalleryError` for an invalid name, and when nothing
+        Only the gallery's own storage is touched: a photo its record lists outside the gallery's photo folder
+        (a tampered file) is left in place and reported in :attr:`Forgotten.left`. A record whose name is not
+        a valid label (enrolled before names were checked) is erased too, by its exact name, and no path is
+        built from that name. :class:`GalleryError` for an invalid name that is not enrolled, and when nothing
         of that name is stored."""
-        name = check_name(name)
+        try:
+            name = check_name(name)
+        except GalleryError:
+            legacy = next((p for p in self.people() if p.name == name), None)
+            if legacy is None:
+                raise
+            self._delete(legacy.name)
+            deleted, left = self._delete_listed(legacy.photos)
+            return Forgotten(legacy.name, True, deleted, tuple(left))
         person = self.get(name)
         if person is not None:
             self._delete(person.name)
-        photos = self._delete_photos(name, person.photos if person is not None else [])
-        if person is None and not photos:
+        deleted, left = self._delete_listed(person.photos if person is not None else [])
+        deleted += self._delete_photo_dir(name)
+        if person is None and not deleted:
             raise self._not_enrolled(name)
-        return Forgotten(name, person is not None, photos)
+        return Forgotten(name, person is not None, deleted, tuple(left))
 
-    def _delete_photos(self, name: str, listed: list[str]) -> int:
-        """Delete the kept photos of ``name`` (``listed``: those its record names); how many were deleted.
-        Galleries that keep no photos delete none."""
+    def _delete_listed(self, listed: list[str]) -> tuple[int, list[str]]:
+        """Delete the kept photos a record lists: (how many were deleted, those left because they lie outside the
+        gallery's storage). Galleries that keep no photos delete none."""
+        return 0, list(listed)
+
+    def _delete_photo_dir(self, name: str) -> int:
+        """Delete the folder of kept photos of ``name`` (a valid label); how many files it held."""
         return 0
 
     def _not_enrolled(self, name: str) -> GalleryError:
@@ -394,22 +412,29 @@ class LocalGallery(Gallery):
             return False
         return True
 
-    def _delete_photos(self, name: str, listed: list[str]) -> int:
-        deleted = 0
+    def _delete_listed(self, listed: list[str]) -> tuple[int, list[str]]:
+        deleted, left = 0, []
         for photo in map(Path, listed):
-            if not self._inside(photo.parent) or photo.is_symlink() or not photo.is_file():
-                if photo.exists():
-                    logger.warning("not deleting %s: not a kept photo of gallery %s", photo, self.location)
+            if not self._inside(photo.parent):
+                if photo.exists() or photo.is_symlink():
+                    logger.info("not deleting %s: outside the photo folder of gallery %s", photo, self.location)
+                    left.append(str(photo))
                 continue
-            photo.unlink()
-            deleted += 1
+            if photo.is_file() and not photo.is_symlink():  # a link is unlinked with its folder, never followed
+                photo.unlink()
+                deleted += 1
+        return deleted, left
+
+    def _delete_photo_dir(self, name: str) -> int:
         folder = self.person_dir(name)
         if folder.is_symlink():  # never follow it: delete the link only
             folder.unlink()
-        elif folder.is_dir():
-            deleted += sum(1 for p in folder.rglob("*") if p.is_file() or p.is_symlink())
-            shutil.rmtree(folder)
-        return deleted
+            return 0
+        if not folder.is_dir():
+            return 0
+        count = sum(1 for p in folder.rglob("*") if p.is_file() or p.is_symlink())
+        shutil.rmtree(folder)
+        return count
 
     def keep_photo(self, name: str, photo: Path) -> str:
         """Copy an enrolment photo into the gallery's photo folder; returns where it went."""

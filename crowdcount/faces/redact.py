@@ -100,10 +100,12 @@ def json_files(paths: Iterable[str | Path]) -> list[Path]:
     return found
 
 
-def redact_files(paths: Iterable[str | Path], name: str) -> Redaction:
+def redact_files(paths: Iterable[str | Path], name: str, check: bool = True) -> Redaction:
     """Redact ``name`` from the JSON result files at ``paths`` (files, or folders searched recursively), each
-    rewritten atomically in place (no other file is written)."""
-    name = check_name(name)
+    rewritten atomically in place (no other file is written). ``check=False``: ``name`` is taken as it is (a
+    name just forgotten from a gallery, maybe enrolled before names were checked)."""
+    if check or not name:
+        name = check_name(name)
     paths = list(paths)
     report = Redaction(", ".join(str(p) for p in paths))
     for path in json_files(paths):

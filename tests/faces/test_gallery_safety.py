@@ -113,8 +113,12 @@ def test_forget_deletes_nothing_outside_the_gallery_even_from_a_tampered_file(tm
     photo_dir.mkdir()
     (photo_dir / "bob").symlink_to(outside, target_is_directory=True)  # a link where bob's photos would be
     LocalGallery(gallery).enroll("bob", vector("bob"), COLOUR)
-    code, out, _ = run("faces", "forget", "alice", "-g", str(gallery))
+    code, out, err = run("faces", "forget", "alice", "-g", str(gallery))
     assert (code, out) == (0, f"forgot alice: embeddings, details deleted from {gallery}\n")
+    assert err == (
+        "1 photo(s) its record listed lie outside the gallery and were left in place (delete them yourself if "
+        f"they are copies): {outside / 'keep.jpg'}\n"
+    )
     code, out, _ = run("faces", "forget", "bob", "-g", str(gallery))
     assert code == 0
     assert (outside / "keep.jpg").read_bytes() == b"precious"
@@ -340,3 +344,31 @@ def test_forget_redacts_result_files_in_s3(tmp_path: Path) -> None:
     assert obj["ContentType"] == "application/json"
     assert s3.get_object(Bucket="results", Key="videos/1/human_detector/a.csv")["Body"].read() == b"alice"
     assert b'"alice"' in s3.get_object(Bucket="results", Key="elsewhere/c.json")["Body"].read()  # another prefix
+
+
+def test_a_record_with_a_name_enrolled_before_names_were_checked_can_still_be_forgotten(tmp_path: Path) -> None:
+    gallery = tmp_path / "g.json"
+    LocalGallery(gallery).enroll("alice", vector("alice"), COLOUR)
+    stray = tmp_path / "photo.jpg"  # where `enroll .. photo.jpg --keep-photos` used to copy the photo
+    stray.write_bytes(b"jpeg")
+    document = json.loads(gallery.read_text())
+    document["people"].append({**document["people"][0], "name": "..", "photos": [str(stray)]})
+    gallery.write_text(json.dumps(document))
+    results = tmp_path / "r.json"
+    results.write_text(json.dumps({"faces": {"people": [{"name": ".."}, {"name": "alice"}]}}))
+    code, out, err = run("faces", "forget", "..", "-g", str(gallery), "--results", str(results))
+    assert code == 0, err
+    assert out.splitlines() == [
+        f"forgot ..: embeddings, details deleted from {gallery}",
+        f"redacted .. in 1 of 1 result file(s) in {results} (1 mention(s) now 'forgotten')",
+    ]
+    assert err.startswith("1 photo(s) its record listed lie outside the gallery and were left in place")
+    assert stray.read_bytes() == b"jpeg" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "g.json",
+        "photo.jpg",
+        "r.json",
+    ]
+    assert LocalGallery(gallery).names() == ["alice"]
+    assert json.loads(results.read_text())["faces"]["people"] == [{"name": FORGOTTEN}, {"name": "alice"}]
+    code, _, err = run("faces", "forget", "..", "-g", str(gallery))  # now gone: refused as any bad name
+    assert code == 2 and err.startswith("Error: invalid name '..'")
