@@ -35,6 +35,8 @@ def test_the_shipped_model_is_the_recorded_file() -> None:
     assert info["licence"] == "MIT" and (yunet_dir() / "LICENSE").read_text().startswith("MIT License")
     detector = build_detector("face", {"model": "yunet"})
     assert detector._loaded is False  # nothing loads when built
+    assert detector.min_detection_score == 0.7  # YuNet's operating point; MTCNN's stays 0.5
+    assert build_detector("face").min_detection_score == 0.5
     assert detector.describe()["arguments"]["model"] == "yunet"
     assert detector.model_info()["licence"] == "MIT" and detector.model_info()["format"] == "onnx"
 
@@ -93,4 +95,9 @@ def test_yunet_finds_a_close_up_face_and_a_crowd(data_dir: Path) -> None:
         assert len(faces) == 1
         left_eye, right_eye = faces.data["keypoints"][0, :2]
         assert left_eye[0] < right_eye[0]  # the eye seen on the left first, as MTCNN (alignment relies on it)
-    assert len(detector.detect([rgb(data_dir / "faces" / "bald_guys.jpg")])[0]) >= 20
+    crowd = rgb(data_dir / "faces" / "bald_guys.jpg")
+    (faces,) = detector.detect([crowd])
+    assert len(faces) >= 20
+    (weak,) = detector.detect([crowd], score_floor=0.3)  # a tracker's lower floor reaches YuNet's own threshold
+    assert len(weak) > len(faces) and weak.confidence.min() >= 0.3
+    assert len(detector.detect([crowd])[0]) == len(faces)  # and the floor does not stick
