@@ -208,7 +208,8 @@ class Gallery(ABC):
             raise GalleryError(
                 f"gallery {self.location} holds {mine.get('name')} embeddings ({mine.get('dim')}-d), "
                 f"not {embedder.get('name')} ({embedder.get('dim')}-d)",
-                f"use --embedder {mine.get('name')}, or another gallery",
+                f"set faces.embedder to {mine.get('name')} (--embedder for `faces` commands, "
+                f"CROWDCOUNT_FACES__EMBEDDER={mine.get('name')}), or enrol the people again into another gallery",
             )
 
     def enroll(
