@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Face embedders and face detectors side by side: verification, identification, detection AP, speed.
 
-    python benchmarks/bench_faces.py --people /work/cache/faces/people              # every embedder, detector
+    python benchmarks/bench_faces.py --people /work/cache/faces/deepface            # every embedder, detector
     python benchmarks/bench_faces.py --people DIR --embedder dlib --embedder mobileface --detector mtcnn
 
-Embedders, on ``--people DIR`` (``DIR/NAME/*.jpg``, one person per folder, real photos of different days; the
-evaluation set is never part of the repository, see docs/faces.md for how it was built). Each photo's largest
+Embedders, on ``--people DIR`` (``DIR/NAME/*.jpg``, one person per folder, real photos of different days, or
+deepface's test photos with their pair list: see :func:`people_photos` and docs/faces.md; the evaluation set is
+never part of the repository). Each photo's largest
 face is found by MTCNN (cached) and embedded:
 
 - verification: every two photos is a pair (same person or not); ROC AUC, TAR at FAR 1 % (the share of same
@@ -45,9 +46,37 @@ PHOTO_WIDTH = 1024
 
 
 def people_photos(folder: Path) -> dict[str, list[Path]]:
+    """``NAME/*.jpg`` subfolders, or deepface's test folder (``img*.jpg`` + ``face-recognition-pivot.csv``):
+    its people are the connected components of the same-person ("Yes") pairs the CSV lists, named
+    ``person01``... in the order of their lowest image number."""
+    import csv
+
     from crowdcount.faces.enroll import people_folder
 
-    return people_folder(folder)
+    pivot = folder / "face-recognition-pivot.csv"
+    if not pivot.exists():
+        return people_folder(folder)
+    parent: dict[str, str] = {}
+
+    def root(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    with pivot.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            a, b = Path(row["file_x"]).name, Path(row["file_y"]).name
+            if row["decision"] == "Yes":
+                parent[root(a)] = root(b)
+            else:
+                root(a), root(b)
+    number = lambda name: int("".join(c for c in name if c.isdigit()) or 0)  # noqa: E731
+    groups: dict[str, list[str]] = {}
+    for name in parent:
+        groups.setdefault(root(name), []).append(name)
+    ordered = sorted((sorted(g, key=number) for g in groups.values()), key=lambda g: number(g[0]))
+    return {f"person{i + 1:02d}": [folder / name for name in g] for i, g in enumerate(ordered)}
 
 
 def largest_faces(photos: list[Path], model: str = "mtcnn") -> dict[Path, tuple[np.ndarray, object]]:
