@@ -124,7 +124,9 @@ def tar_at_far(scores: np.ndarray, labels: np.ndarray, far: float) -> tuple[floa
     return float((scores[labels] >= threshold).mean()), threshold
 
 
-def bench_embedder(spec: str, faces: dict[Path, tuple[np.ndarray, object]]) -> dict[str, object]:
+def bench_embedder(
+    spec: str, faces: dict[Path, tuple[np.ndarray, object]], owner: dict[Path, str]
+) -> dict[str, object]:
     from crowdcount.detectors.embedders import build_embedder
     from crowdcount.faces.gallery import UNKNOWN, GalleryIndex, Person
 
@@ -139,7 +141,7 @@ def bench_embedder(spec: str, faces: dict[Path, tuple[np.ndarray, object]]) -> d
         vectors.append(embedder.embed(image, found)[0])
         times.append(time.perf_counter() - started)
     vectors = np.stack(vectors)
-    who = np.array([p.parent.name for p in paths])
+    who = np.array([owner[p] for p in paths])
     sims = vectors @ vectors.T
     i, j = np.triu_indices(len(paths), k=1)
     scores, labels = sims[i, j], who[i] == who[j]
@@ -355,8 +357,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.people:
-        faces = largest_faces([p for photos in people_photos(args.people).values() for p in photos], args.face_model)
-        rows = [bench_embedder(spec, faces) for spec in args.embedder or ["dlib", "mobileface"]]
+        owner = {photo: name for name, photos in people_photos(args.people).items() for photo in photos}
+        faces = largest_faces(list(owner), args.face_model)
+        rows = [bench_embedder(spec, faces, owner) for spec in args.embedder or ["dlib", "mobileface"]]
         print(f"## Embedders: {args.people} ({len(faces)} photos with a face, faces by {args.face_model})\n")
         print(table(rows) + "\n")
     sets = [(str(x.name), read_imglab(x)) for x in args.xml or [DATA / "testing.xml", DATA / "training.xml"]]
