@@ -2,7 +2,7 @@
 """Identification and distinct-face counting on a clip with known people, end to end (`VideoAnalyzer` +
 `FaceIdentifier`, real MTCNN and embedder).
 
-    python benchmarks/bench_faces_clip.py [--embedder mobileface] [--frame-ratio 0.5]
+    python benchmarks/bench_faces_clip.py [--embedder dlib|mobileface] [--frame-ratio 0.5]
 
 No video with faces and identity ground truth can be had offline, so the clip is built from the 9 annotated
 photos of ``../shared/data/faces`` (testing.xml + training.xml: 43 people, each face boxed): each photo is shown
@@ -70,8 +70,10 @@ def build_clip(path: Path, photos: list[tuple[str, np.ndarray, np.ndarray]]) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--embedder", default="mobileface")
+    parser.add_argument("--embedder", default="dlib")
     parser.add_argument("--frame-ratio", type=float, default=0.5)
+    parser.add_argument("--face-model", default="mtcnn", help="the face detector's model: mtcnn or yunet")
+    parser.add_argument("--min-score", type=float, default=0.4, help="the face detector's min_detection_score")
     parser.add_argument("--cluster-threshold", type=float, default=None, help="default: the embedder's")
     args = parser.parse_args()
     import cv2
@@ -88,7 +90,7 @@ def main() -> None:
         for key, frame in gt.frames.items():
             photos.append((Path(str(key)).name, cv2.imread(str(key)), frame.xyxy))
     people = sum(len(b) for _, _, b in photos)
-    detector = build_detector("face", {"min_detection_score": 0.4})
+    detector = build_detector("face", {"min_detection_score": args.min_score, "model": args.face_model})
     embedder = build_embedder(args.embedder)
     with tempfile.TemporaryDirectory() as tmp:
         gallery = LocalGallery(Path(tmp) / "g.json")
@@ -115,6 +117,7 @@ def main() -> None:
         document = to_document(result)
     faces = document["faces"]
     right = wrong = missed = stranger_named = stranger_ok = unmatched = 0
+    sweep: list[tuple[bool, float, float]] = []  # (enrolled face named right?, similarity, face width)
     for frame in result.frames:
         name, matrix = plan[frame.index - 1]
         truth = boxes_of[name]
@@ -131,6 +134,10 @@ def main() -> None:
                 continue
             expected = enrolled.get((name, k))
             got = dets.data["identity"][d]
+            width = float(dets.xyxy[d, 2] - dets.xyxy[d, 0])
+            similarity = float(dets.data["similarity"][d])
+            if expected is None or got == expected:
+                sweep.append((expected is not None, similarity, width))
             if expected is None:
                 stranger_ok += got == "unknown"
                 stranger_named += got != "unknown"
@@ -143,8 +150,9 @@ def main() -> None:
     known_named = {p["name"] for p in faces["people"]}
     print(f"clip: {len(plan)} frames, {len(photos)} photos (2 shown twice), {people} people, {len(enrolled)} enrolled")
     print(
-        f"embedder {embedder.name}: match threshold {identifier.match_threshold}, "
-        f"cluster threshold {identifier.cluster_threshold}, min sightings {identifier.min_sightings}"
+        f"face detector {args.face_model} (score >= {args.min_score}), embedder {embedder.name}: "
+        f"match threshold {identifier.match_threshold}, cluster threshold {identifier.cluster_threshold}, "
+        f"min sightings {identifier.min_sightings}"
     )
     print("\nmeasure | value")
     print("---|---")
@@ -158,6 +166,15 @@ def main() -> None:
     print(f"faces of strangers: unknown / given a name | {stranger_ok} / {stranger_named}")
     print(f"detections matching no annotated face | {unmatched}")
     print(f"speed | {len(result.frames) / elapsed:.1f} analysed frames/s ({faces['faces_seen']} faces)")
+    rows = np.array(sweep, np.float64).reshape(-1, 3)
+    mine, sims, widths = rows[:, 0] > 0, rows[:, 1], rows[:, 2]
+    print("\nmatch threshold | min face width | enrolled faces named right | strangers given a name")
+    print("---|---|---|---")
+    base = identifier.match_threshold
+    for threshold in sorted({base, base + 0.01, base + 0.02, base + 0.03}):
+        for min_width in (identifier.min_face_size, 32, 40):
+            ok = (sims >= threshold) & (widths >= min_width)
+            print(f"{threshold:.2f} | {min_width} | {int((ok & mine).sum())} | {int((ok & ~mine).sum())}")
 
 
 if __name__ == "__main__":

@@ -177,7 +177,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "faces": {
         "gallery": None,
-        "embedder": "mobileface",
+        "embedder": "dlib",
         "match_threshold": None,
         "cluster_threshold": None,
         "min_sightings": 2,

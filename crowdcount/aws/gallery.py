@@ -4,12 +4,16 @@ A location is a file path (a :class:`~crowdcount.faces.gallery.LocalGallery`) or
 table is keyed by ``Name`` (a string); each item holds the person's ``Embeddings`` (float32 bytes, ``Count``
 vectors of ``Dim`` numbers), the ``Embedder`` that made them, ``Details`` (a map of strings), the names of
 the enrolment photos and the enrolment times. Photos are never stored in the table.
+
+One more item, keyed :data:`VERSION_KEY` (a name no person can have: it holds a control character), counts
+the table's changes: every enrolment, removal and forgetting adds one to its ``Version``, so readers (the
+worker, the upload handler) notice a change with one ``GetItem`` instead of reading the whole table.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import numpy as np
@@ -17,12 +21,14 @@ import numpy as np
 from crowdcount.aws.awserrors import error_code, is_aws_exception, to_aws_error
 from crowdcount.aws.session import AwsContext
 from crowdcount.config import Config
-from crowdcount.errors import GalleryError
+from crowdcount.errors import ConfigError, GalleryError
 from crowdcount.faces.gallery import Gallery, LocalGallery, Person
 
 logger = logging.getLogger(__name__)
 
 SCHEME = "dynamodb://"
+#: The key of the item counting the table's changes (``check_name`` refuses control characters).
+VERSION_KEY = "\x1fcrowdcount-gallery-version"
 
 
 class DynamoDBGallery(Gallery):
@@ -40,6 +46,7 @@ class DynamoDBGallery(Gallery):
         self.location = f"{SCHEME}{table}"
         self._cache: list[Person] | None = None
         self._embedder: dict[str, Any] | None = None
+        self._version: Hashable = None
 
     def _fail(self, exc: BaseException, action: str) -> Exception:
         if error_code(exc) == "ResourceNotFoundException":
@@ -53,13 +60,15 @@ class DynamoDBGallery(Gallery):
         kwargs: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True}
         while True:
             response = self.client.scan(**kwargs)
-            items.extend(response.get("Items", []))
+            items.extend(i for i in response.get("Items", []) if i.get("Name", {}).get("S") != VERSION_KEY)
             if "LastEvaluatedKey" not in response:
                 return items
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def _load(self) -> list[Person]:
         if self._cache is None:
+            self._version = self.version()  # before the scan: a change during it is seen next time
+            self._embedder = None
             try:
                 items = self._scan()
             except Exception as exc:
@@ -91,6 +100,37 @@ class DynamoDBGallery(Gallery):
     def people(self) -> list[Person]:
         return list(self._load())
 
+    def version(self) -> Hashable:
+        """The table's change count (``0`` for a table written by a crowdcount without one, ``None`` when there
+        is no table)."""
+        try:
+            item = self.client.get_item(TableName=self.table, Key={"Name": {"S": VERSION_KEY}}, ConsistentRead=True)
+        except Exception as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return None
+            raise self._fail(exc, "reading") from None
+        return int(item.get("Item", {}).get("Version", {}).get("N", 0))
+
+    def refresh(self) -> bool:
+        if self._cache is not None and self.version() == self._version:
+            return False
+        self._cache = None
+        self._load()
+        logger.info("gallery %s changed: re-read (%d people)", self.location, len(self._cache or []))
+        return True
+
+    def _bump(self) -> None:
+        """Count one change (after it is made: a reader that sees the new count reads the new items)."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"Name": {"S": VERSION_KEY}},
+                UpdateExpression="ADD Version :one",
+                ExpressionAttributeValues={":one": {"N": "1"}},
+            )
+        except Exception as exc:
+            raise self._fail(exc, "writing to") from None
+
     def _ensure_table(self) -> None:
         try:
             self.client.describe_table(TableName=self.table)
@@ -118,6 +158,7 @@ class DynamoDBGallery(Gallery):
             self.client.put_item(TableName=self.table, Item=_to_item(person, embedder))
         except Exception as exc:
             raise self._fail(exc, "writing to") from None
+        self._bump()
         self._cache = None
 
     def _delete(self, name: str) -> None:
@@ -125,6 +166,7 @@ class DynamoDBGallery(Gallery):
             self.client.delete_item(TableName=self.table, Key={"Name": {"S": name}})
         except Exception as exc:
             raise self._fail(exc, "deleting from") from None
+        self._bump()
         self._cache = None
 
 
@@ -190,3 +232,39 @@ def face_processors(config: Config, ctx: AwsContext | None = None, gallery: str 
 
         ctx = context_from_config(config)
     return [identifier_from_config(block, open_gallery(location, ctx, config.get("dynamodb.region")))]
+
+
+def redact_s3(s3: Any, uri: str, name: str, endpoint: str | None = None, check: bool = True) -> Any:
+    """Redact ``name`` from the JSON result files under ``s3://BUCKET/PREFIX`` (every ``.json`` key), each
+    rewritten in place when it changed (:func:`crowdcount.faces.redact.redact_text`). Older object versions
+    of a versioned bucket are not touched. ``check=False``: ``name`` is taken as it is (see
+    :func:`crowdcount.faces.redact.redact_files`)."""
+    from crowdcount.faces.gallery import check_name
+    from crowdcount.faces.redact import Redaction, redact_text
+
+    if check or not name:
+        name = check_name(name)
+    bucket, _, prefix = uri[len("s3://") :].partition("/")
+    if not bucket:
+        raise ConfigError(f"--results {uri!r} names no bucket", "e.g. s3://my-bucket/results/")
+    report = Redaction(uri)
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                key = obj["Key"]
+                if not key.endswith(".json"):
+                    continue
+                try:
+                    text = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+                except UnicodeDecodeError:
+                    logger.warning("s3://%s/%s skipped: not UTF-8", bucket, key)
+                    continue
+                new, count = redact_text(text, name)
+                if new is not None:
+                    s3.put_object(Bucket=bucket, Key=key, Body=new.encode("utf-8"), ContentType="application/json")
+                report.add(f"s3://{bucket}/{key}", count)
+    except Exception as exc:
+        if is_aws_exception(exc):
+            raise to_aws_error(exc, f"redacting result files in {uri}", endpoint) from None
+        raise
+    return report

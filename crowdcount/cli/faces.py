@@ -61,7 +61,7 @@ def faces() -> None:
 @click.option("--detail", "detail", multiple=True, metavar="KEY=VALUE", help="A detail to record (repeatable).")
 @click.option("--update", is_flag=True, help="Add photos and details to a person already enrolled.")
 @click.option("--keep-photos", is_flag=True, help="Also keep copies of the photos (local galleries only).")
-@click.option("--embedder", default=None, help="mobileface (default), dlib, or a model path.")
+@click.option("--embedder", default=None, help="dlib (default, most accurate), mobileface (fast), or a model path.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was enrolled as JSON.")
 @endpoint_option
 @config_option
@@ -81,6 +81,7 @@ def enroll(
     from crowdcount.detectors import build_detector
     from crowdcount.detectors.embedders import build_embedder
     from crowdcount.faces.enroll import Enroller, expand_photos, people_folder
+    from crowdcount.faces.gallery import check_name
 
     config = get_config(config_path)
     details = _details(detail)
@@ -110,6 +111,7 @@ def enroll(
     model.load()
     info["dim"] = model.dim
     gallery.check_embedder(info)
+    plan = {check_name(name): photos for name, photos in plan.items()}  # labels, never paths
     for name in plan:  # every check before anything is written
         existing = gallery.get(name)
         if existing is not None and not update:
@@ -181,18 +183,70 @@ def remove(name: str, location: str | None, endpoint_url: str | None, config_pat
     gallery = _gallery(get_config(config_path), location, endpoint_url)
     person = gallery.remove(name)
     click.echo(f"removed {person.name} from {gallery.location}")
-    if person.photos:
-        click.echo(f"{len(person.photos)} kept photo(s) remain in {Path(person.photos[0]).parent}", err=True)
+    if isinstance(gallery, LocalGallery) and gallery.person_dir(person.name).is_dir():
+        click.echo(f"kept photos remain in {gallery.person_dir(person.name)} (`faces forget` erases them)", err=True)
 
 
 @faces.command()
 @click.argument("name")
 @gallery_option
+@click.option(
+    "--results",
+    multiple=True,
+    metavar="PATH|s3://BUCKET/PREFIX",
+    help="Also replace NAME by 'forgotten' in the JSON result files there (a file, a folder searched "
+    "recursively, or an S3 prefix; repeatable).",
+)
 @endpoint_option
 @config_option
-def forget(name: str, location: str | None, endpoint_url: str | None, config_path: str | None) -> None:
-    """Remove every trace of NAME: embeddings, details and any kept photo."""
-    gallery = _gallery(get_config(config_path), location, endpoint_url)
-    person = gallery.forget(name)
-    photos = f" and {len(person.photos)} kept photo(s)" if person.photos else ""
-    click.echo(f"forgot {person.name}: embeddings, details{photos} deleted from {gallery.location}")
+def forget(
+    name: str, location: str | None, results: tuple[str, ...], endpoint_url: str | None, config_path: str | None
+) -> None:
+    """Erase every trace of NAME the gallery holds: embeddings, details and kept photos (also after `remove`),
+    and with --results the name in result files already written."""
+    from crowdcount.faces.gallery import check_name
+
+    config = get_config(config_path)
+    for where in results:  # every check before anything is erased
+        if "://" in where and not where.startswith("s3://"):
+            raise ConfigError(f"--results {where!r} is not supported", "give a file, a folder or s3://BUCKET/PREFIX")
+        if "://" not in where and not Path(where).exists():
+            raise ConfigError(f"--results {where!r}: no such file or folder", "give a result file or a folder")
+    gallery = _gallery(config, location, endpoint_url)
+    try:
+        gone = gallery.forget(name)  # refuses a name that is not a label, unless a record has exactly that name
+    except GalleryError:
+        if not results:
+            raise
+        name = check_name(name)
+        click.echo(f"{name} holds nothing in {gallery.location}; redacting the result files only", err=True)
+    else:
+        name = gone.name
+        if gone.record:
+            photos = f" and {gone.photos} kept photo(s)" if gone.photos else ""
+            click.echo(f"forgot {gone.name}: embeddings, details{photos} deleted from {gallery.location}")
+        else:
+            click.echo(
+                f"forgot {gone.name}: {gone.photos} kept photo(s) deleted from {gallery.location} "
+                "(its record was removed before)"
+            )
+        if gone.left:
+            click.echo(
+                f"{len(gone.left)} photo(s) its record listed lie outside the gallery and were left in place "
+                f"(delete them yourself if they are copies): {', '.join(gone.left)}",
+                err=True,
+            )
+    for where in results:
+        if where.startswith("s3://"):
+            from crowdcount.aws.gallery import redact_s3
+
+            ctx = context_from_config(config, endpoint_url)
+            report = redact_s3(ctx.client("s3", config["aws_region"]), where, name, ctx.endpoint_url, check=False)
+        else:
+            from crowdcount.faces.redact import redact_files
+
+            report = redact_files([where], name, check=False)
+        click.echo(
+            f"redacted {name} in {len(report.changed)} of {report.scanned} result file(s) in {where} "
+            f"({report.replaced} mention(s) now 'forgotten')"
+        )

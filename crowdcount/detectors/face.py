@@ -1,7 +1,10 @@
-"""The face detector: MTCNN by default, or a TF Object Detection API face model from a path."""
+"""The face detector: MTCNN by default, YuNet (``model="yunet"``), or a TF Object Detection API face model from a
+path. Every model gives boxes and scores; MTCNN and YuNet also the 5 keypoints (eyes, nose, mouth corners, in
+that order, the eye and mouth corner seen on the left first) that the face embedders align with."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,8 +14,17 @@ import numpy as np
 
 from crowdcount.detectors.base import Detections, Detector
 from crowdcount.detectors.tf_models import ObjectDetectionModel, import_tensorflow, to_detections
+from crowdcount.errors import DetectorError
 
 logger = logging.getLogger(__name__)
+
+#: The face models built in, by name.
+MODELS = ("mtcnn", "yunet")
+YUNET_FILE = "face_detection_yunet_2026may.onnx"
+#: The default ``min_detection_score`` of each model.
+DEFAULT_SCORES = {"mtcnn": 0.5, "yunet": 0.7}
+#: YuNet finds faces of ~10-300 px: frames larger than 1.5x this are searched again at this long side.
+YUNET_COARSE = 320
 
 MTCNN_INFO = {
     "name": "mtcnn",
@@ -22,15 +34,24 @@ MTCNN_INFO = {
 }
 
 
+def yunet_dir() -> Path:
+    """The shipped YuNet model folder."""
+    return Path(__file__).resolve().parents[1] / "models" / "yunet"
+
+
 class FaceDetector(Detector):
     """Finds faces.
 
     Args:
-        min_detection_score: keep faces scoring at least this.
+        min_detection_score: keep faces scoring at least this (default: 0.5 for MTCNN, whose scores are nearly
+            all above 0.8; 0.7 for YuNet, where its precision and recall on the face-mask photos equal MTCNN's).
         max_batch_size: frames per model call.
-        model_path: a TF Object Detection API face model (frozen ``.pb`` or SavedModel); default MTCNN.
+        model: ``mtcnn`` (default; PyPI ``mtcnn``, TensorFlow) or ``yunet`` (OpenCV's YuNet, shipped as ONNX
+            in ``crowdcount/models/yunet/`` and run by OpenCV's DNN module, CPU; docs/faces.md compares them).
+        model_path: a TF Object Detection API face model (frozen ``.pb`` or SavedModel), instead of ``model``.
         face_class_id: the class id of a face in that model's label map.
         min_face_size: MTCNN only: the smallest face searched for, in pixels.
+        nms_threshold: YuNet only: the IoU above which overlapping faces are merged.
     """
 
     category = "Face"
@@ -38,15 +59,27 @@ class FaceDetector(Detector):
 
     def __init__(
         self,
-        min_detection_score: float = 0.5,
+        min_detection_score: float | None = None,
         max_batch_size: int = 8,
         model_path: str | None = None,
         face_class_id: int = 1,
         min_face_size: int = 20,
+        model: str = "mtcnn",
+        nms_threshold: float = 0.3,
     ) -> None:
+        if min_detection_score is None:  # the model's own operating point (docs/faces.md)
+            min_detection_score = DEFAULT_SCORES.get(model, 0.5)
         super().__init__(min_detection_score, max_batch_size)
         if isinstance(min_face_size, bool) or not isinstance(min_face_size, int) or min_face_size < 4:
             raise ValueError(f"min_face_size must be an integer >= 4, got {min_face_size!r}")
+        if model not in MODELS:
+            raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
+        if isinstance(nms_threshold, bool) or not isinstance(nms_threshold, (int, float)) or not 0 < nms_threshold < 1:
+            raise ValueError(f"nms_threshold must be a number in (0, 1), got {nms_threshold!r}")
+        self.model = model
+        self.nms_threshold = float(nms_threshold)
+        self._yunet: Any = None
+        self._yunet_score = self.min_detection_score
         self.model_path = model_path
         self.face_class_id = face_class_id
         self.min_face_size = min_face_size
@@ -56,6 +89,17 @@ class FaceDetector(Detector):
     def _load(self) -> None:
         if self._od_model is not None:
             self._od_model.load()
+            return
+        if self.model == "yunet":
+            import cv2
+
+            path = yunet_dir() / YUNET_FILE
+            if not path.is_file():
+                raise DetectorError(f"the YuNet model {path} is missing", "reinstall crowdcount")
+            self._yunet = cv2.FaceDetectorYN.create(
+                str(path), "", (320, 320), self.min_detection_score, self.nms_threshold, 5000
+            )
+            self._yunet_score = self.min_detection_score
             return
         tf = import_tensorflow()
         from mtcnn import MTCNN
@@ -70,6 +114,8 @@ class FaceDetector(Detector):
                 to_detections(boxes, scores, classes, width, height, self.face_class_id)
                 for boxes, scores, classes in self._od_model(frames)
             ]
+        if self._yunet is not None:
+            return [self._detect_yunet(frame) for frame in frames]
         rows = self._mtcnn.detect_faces(
             list(frames),
             box_format="xyxy",
@@ -97,9 +143,53 @@ class FaceDetector(Detector):
             )
         return results
 
+    def _detect_yunet(self, frame: np.ndarray) -> Detections:
+        """YuNet at full size (faces of ~10-300 px), and again on a copy whose long side is
+        :data:`YUNET_COARSE` px when the frame is larger (close-up faces, up to the whole frame), merged by NMS."""
+        import cv2
+
+        height, width = frame.shape[:2]
+        if self.candidate_score != self._yunet_score:  # a tracker's lower score floor, or back
+            self._yunet_score = self.candidate_score
+            self._yunet.setScoreThreshold(self._yunet_score)
+        bgr = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR)
+        passes = [(bgr, 1.0)]
+        if max(height, width) > YUNET_COARSE * 1.5:
+            scale = YUNET_COARSE / max(height, width)
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            passes.append((cv2.resize(bgr, size, interpolation=cv2.INTER_AREA), scale))
+        found = []
+        for image, scale in passes:
+            self._yunet.setInputSize((image.shape[1], image.shape[0]))
+            _, rows = self._yunet.detect(image)
+            if rows is not None and len(rows):
+                rows = np.asarray(rows, np.float32).reshape(-1, 15).copy()
+                rows[:, :14] /= scale
+                found.append(rows)
+        if not found:
+            return Detections.empty()
+        rows = np.concatenate(found)
+        if len(found) > 1:
+            keep = cv2.dnn.NMSBoxes(rows[:, :4].tolist(), rows[:, 14].tolist(), self._yunet_score, self.nms_threshold)
+            rows = rows[np.asarray(keep, np.int64).reshape(-1)]
+        boxes = np.concatenate([rows[:, 0:2], rows[:, 0:2] + rows[:, 2:4]], axis=1)
+        boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, width)
+        boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, height)
+        keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        rows, boxes = rows[keep], boxes[keep]
+        # YuNet: the eye seen on the left, the other eye, nose tip, the mouth corner seen on the left, the other
+        return Detections(
+            boxes,
+            np.clip(rows[:, 14], 0.0, 1.0),
+            np.ones(len(rows), np.int32),
+            {"keypoints": rows[:, 4:14].reshape(-1, 5, 2)},
+        )
+
     def arguments(self) -> dict[str, Any]:
         return {
             **super().arguments(),
+            "model": self.model,
+            "nms_threshold": self.nms_threshold,
             "model_path": self.model_path,
             "face_class_id": self.face_class_id,
             "min_face_size": self.min_face_size,
@@ -111,6 +201,9 @@ class FaceDetector(Detector):
         return dict(MTCNN_INFO)
 
     def model_info(self) -> dict[str, Any]:
+        if self._od_model is None and self.model == "yunet":
+            info = json.loads((yunet_dir() / "model.json").read_text(encoding="utf-8"))
+            return {k: info[k] for k in ("name", "format", "source", "licence")}
         if self._od_model is None:
             return self.default_model_info()
         return {

@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,11 +38,31 @@ def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+#: The longest name accepted (a name is also a folder name for kept photos).
+MAX_NAME_LENGTH = 100
+NAME_HINT = "a name is a label: printable characters without / or \\, not . or .., at most 100 characters"
+
+
 def check_name(name: str) -> str:
-    """A person's name: non-empty, printable, not ``unknown`` (the answer for faces not in the gallery)."""
+    """A person's name, stripped: a label, never a path.
+
+    :class:`GalleryError` (exit code 2) for an empty name, ``.`` or ``..``, a name holding a path separator or
+    a control (non-printable) character, a name longer than :data:`MAX_NAME_LENGTH`, and ``unknown`` /
+    ``unknown-N`` (the answers for faces that are not in the gallery)."""
+    if not isinstance(name, str):
+        raise GalleryError(f"invalid name {name!r}: not a string", NAME_HINT)
     cleaned = name.strip()
-    if not cleaned or not cleaned.isprintable() or "/" in cleaned or "\\" in cleaned:
-        raise GalleryError(f"invalid name {name!r}", "use a non-empty name without slashes or control characters")
+    if not cleaned:
+        raise GalleryError(f"invalid name {name!r}: empty", NAME_HINT)
+    if cleaned in (".", ".."):
+        raise GalleryError(f"invalid name {name!r}: . and .. are folders, not names", NAME_HINT)
+    separators = {"/", "\\", os.sep, *([os.altsep] if os.altsep else [])}
+    if any(sep in cleaned for sep in separators):
+        raise GalleryError(f"invalid name {name!r}: holds a path separator", NAME_HINT)
+    if not cleaned.isprintable():
+        raise GalleryError(f"invalid name {name!r}: holds a control character", NAME_HINT)
+    if len(cleaned) > MAX_NAME_LENGTH:
+        raise GalleryError(f"invalid name {cleaned[:20]!r}...: {len(cleaned)} characters", NAME_HINT)
     if cleaned.lower() == UNKNOWN or cleaned.lower().startswith(UNKNOWN + "-"):
         raise GalleryError(f"the name {name!r} is reserved for faces that are not in the gallery")
     return cleaned
@@ -103,6 +123,19 @@ class Matches:
     similarities: np.ndarray
     #: The best-matching person whatever the threshold (``""`` for an empty gallery).
     nearest: np.ndarray
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What :meth:`Gallery.forget` erased."""
+
+    name: str
+    #: Whether a record (embeddings, details, photo names) was deleted (not when removed before).
+    record: bool
+    #: Kept photos deleted.
+    photos: int
+    #: Photos the record listed outside the gallery's photo folder: left in place (delete them yourself).
+    left: tuple[str, ...] = ()
 
 
 class GalleryIndex:
@@ -175,7 +208,8 @@ class Gallery(ABC):
             raise GalleryError(
                 f"gallery {self.location} holds {mine.get('name')} embeddings ({mine.get('dim')}-d), "
                 f"not {embedder.get('name')} ({embedder.get('dim')}-d)",
-                f"use --embedder {mine.get('name')}, or another gallery",
+                f"set faces.embedder to {mine.get('name')} (--embedder for `faces` commands, "
+                f"CROWDCOUNT_FACES__EMBEDDER={mine.get('name')}), or enrol the people again into another gallery",
             )
 
     def enroll(
@@ -213,31 +247,69 @@ class Gallery(ABC):
         return person
 
     def remove(self, name: str) -> Person:
-        """Take a person out of the gallery (embeddings and details). Stored photos stay: see :meth:`forget`."""
-        person = self._require(name)
+        """Take a person out of the gallery (embeddings and details). Kept photos stay: see :meth:`forget`."""
+        person = self._require(check_name(name))
         self._delete(person.name)
         return person
 
-    def forget(self, name: str) -> Person:
-        """Remove every trace of a person: embeddings, details and any stored photo."""
-        person = self._require(name)
-        self._delete(person.name)
-        self._delete_photos(person)
-        return person
+    def forget(self, name: str) -> Forgotten:
+        """Erase every trace of a person the gallery holds: the record (embeddings, details, photo names) and
+        every kept photo, also photos left behind by an earlier :meth:`remove`.
 
-    def _delete_photos(self, person: Person) -> None:
-        for photo in person.photos:
-            Path(photo).unlink(missing_ok=True)
+        Only the gallery's own storage is touched: a photo its record lists outside the gallery's photo folder
+        (a tampered file) is left in place and reported in :attr:`Forgotten.left`. A record whose name is not
+        a valid label (enrolled before names were checked) is erased too, by its exact name, and no path is
+        built from that name. :class:`GalleryError` for an invalid name that is not enrolled, and when nothing
+        of that name is stored."""
+        try:
+            name = check_name(name)
+        except GalleryError:
+            legacy = next((p for p in self.people() if p.name == name), None)
+            if legacy is None:
+                raise
+            self._delete(legacy.name)
+            deleted, left = self._delete_listed(legacy.photos)
+            return Forgotten(legacy.name, True, deleted, tuple(left))
+        person = self.get(name)
+        if person is not None:
+            self._delete(person.name)
+        deleted, left = self._delete_listed(person.photos if person is not None else [])
+        deleted += self._delete_photo_dir(name)
+        if person is None and not deleted:
+            raise self._not_enrolled(name)
+        return Forgotten(name, person is not None, deleted, tuple(left))
+
+    def _delete_listed(self, listed: list[str]) -> tuple[int, list[str]]:
+        """Delete the kept photos a record lists: (how many were deleted, those left because they lie outside the
+        gallery's storage). Galleries that keep no photos delete none."""
+        return 0, list(listed)
+
+    def _delete_photo_dir(self, name: str) -> int:
+        """Delete the folder of kept photos of ``name`` (a valid label); how many files it held."""
+        return 0
+
+    def _not_enrolled(self, name: str) -> GalleryError:
+        names = self.names()
+        return GalleryError(
+            f"{name!r} is not enrolled in {self.location}",
+            f"enrolled: {', '.join(names)}" if names else "the gallery is empty",
+        )
 
     def _require(self, name: str) -> Person:
         person = self.get(name)
         if person is None:
-            names = self.names()
-            raise GalleryError(
-                f"{name!r} is not enrolled in {self.location}",
-                f"enrolled: {', '.join(names)}" if names else "the gallery is empty",
-            )
+            raise self._not_enrolled(name)
         return person
+
+    @abstractmethod
+    def version(self) -> Hashable:
+        """A token that changes whenever the stored gallery changes (in this process or another: an
+        enrolment, a removal, a forgotten person)."""
+
+    @abstractmethod
+    def refresh(self) -> bool:
+        """Re-read the stored gallery if it changed since it was last read (a cheap :meth:`version` check
+        first); ``True`` when it was re-read."""
 
     def index(self) -> GalleryIndex:
         """Everyone's vectors, ready for :meth:`GalleryIndex.match`."""
@@ -250,13 +322,34 @@ class Gallery(ABC):
 class LocalGallery(Gallery):
     """A gallery in one JSON file (written atomically; the file is created on the first enrolment).
 
-    Photos kept with ``keep_photos`` go to the folder ``<file>.photos/<name>/`` beside it.
+    Photos kept with ``keep_photos`` go to the folder ``<file>.photos/<name>/`` beside it, and nothing is ever
+    written or deleted outside that folder and the file. :meth:`refresh` notices a change by another process
+    from the file's identity, size and modification time (every write replaces the file).
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.location = str(self.path)
+        self._stamp = self.version()
         self._data = self._read()
+
+    def version(self) -> Hashable:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise GalleryError(f"gallery {self.location} cannot be read: {exc}") from None
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def refresh(self) -> bool:
+        stamp = self.version()
+        if stamp == self._stamp:
+            return False
+        self._data = self._read()
+        self._stamp = stamp
+        logger.info("gallery %s changed: re-read (%d people)", self.location, len(self._data["people"]))
+        return True
 
     @property
     def photo_dir(self) -> Path:
@@ -305,20 +398,57 @@ class LocalGallery(Gallery):
         self._data["people"] = [p for p in self._data["people"] if p.name != name]
         self._write()
 
-    def _delete_photos(self, person: Person) -> None:
-        super()._delete_photos(person)
-        folder = self.photo_dir / person.name
-        if folder.is_dir():
-            shutil.rmtree(folder)
+    def person_dir(self, name: str) -> Path:
+        """The folder of a person's kept photos: a direct child of :attr:`photo_dir`, whatever the name."""
+        folder = self.photo_dir / check_name(name)
+        if folder.parent != self.photo_dir:  # check_name refuses separators, . and ..: cannot happen
+            raise GalleryError(f"invalid name {name!r}", NAME_HINT)
+        return folder
+
+    def _inside(self, path: Path) -> bool:
+        """Whether ``path`` (links resolved) lies inside the photo folder (itself resolved)."""
+        try:
+            path.resolve().relative_to(self.photo_dir.resolve())
+        except (ValueError, OSError):
+            return False
+        return True
+
+    def _delete_listed(self, listed: list[str]) -> tuple[int, list[str]]:
+        deleted, left = 0, []
+        for photo in map(Path, listed):
+            if not self._inside(photo.parent):
+                if photo.exists() or photo.is_symlink():
+                    logger.info("not deleting %s: outside the photo folder of gallery %s", photo, self.location)
+                    left.append(str(photo))
+                continue
+            if photo.is_file() and not photo.is_symlink():  # a link is unlinked with its folder, never followed
+                photo.unlink()
+                deleted += 1
+        return deleted, left
+
+    def _delete_photo_dir(self, name: str) -> int:
+        folder = self.person_dir(name)
+        if folder.is_symlink():  # never follow it: delete the link only
+            folder.unlink()
+            return 0
+        if not folder.is_dir():
+            return 0
+        count = sum(1 for p in folder.rglob("*") if p.is_file() or p.is_symlink())
+        shutil.rmtree(folder)
+        return count
 
     def keep_photo(self, name: str, photo: Path) -> str:
         """Copy an enrolment photo into the gallery's photo folder; returns where it went."""
-        folder = self.photo_dir / check_name(name)
+        folder = self.person_dir(name)
+        if folder.is_symlink() or not self._inside(folder.parent):
+            raise GalleryError(
+                f"the photo folder {folder} is a link or lies outside {self.photo_dir}", "remove the link"
+            )
         folder.mkdir(parents=True, exist_ok=True)
-        target = folder / photo.name
+        target = folder / Path(photo).name
         stem, n = target.stem, 1
-        while target.exists():
-            target = folder / f"{stem}-{n}{photo.suffix}"
+        while target.exists() or target.is_symlink():
+            target = folder / f"{stem}-{n}{target.suffix}"
             n += 1
         shutil.copyfile(photo, target)
         return str(target)
@@ -336,6 +466,7 @@ class LocalGallery(Gallery):
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(document, fh, indent=1)
             os.replace(tmp, self.path)
+            self._stamp = self.version()
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

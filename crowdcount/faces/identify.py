@@ -52,8 +52,13 @@ class Sighting:
 class FaceIdentifier(FrameProcessor):
     """Names the faces of every analysed frame against a gallery and clusters the unknown ones.
 
+    The gallery's vectors are matched in memory; the gallery is checked for changes (its file's modification
+    time, its table's version item: one cheap call) at the start of every video and every time :attr:`index`
+    is read, and re-read when it changed, so a person enrolled, removed or forgotten meanwhile is named, or no
+    longer named, from the next job on (the worker) or the next image (the upload handler).
+
     Args:
-        gallery: the people to recognise (read once, at construction: its vectors are matched in memory).
+        gallery: the people to recognise.
         embedder: the embedder the gallery was built with.
         match_threshold / cluster_threshold: override the embedder's calibrated ones.
         min_sightings: an unknown person counts as distinct only when seen in at least this many analysed
@@ -79,13 +84,10 @@ class FaceIdentifier(FrameProcessor):
         min_face_size: int = 24,
     ) -> None:
         self.embedder = embedder
+        self.gallery = gallery
         self.gallery_location = gallery.location
         embedder.load()
-        gallery.check_embedder({"name": embedder.name, "dim": embedder.dim})
-        self.index: GalleryIndex = gallery.index()
-        if self.index.dim and self.index.dim != embedder.dim:
-            raise ConfigError(f"gallery vectors are {self.index.dim}-d, the embedder's {embedder.dim}-d")
-        self.index.dim = embedder.dim
+        self._index = self._build_index()
         self.match_threshold = embedder.match_threshold if match_threshold is None else float(match_threshold)
         self.cluster_threshold = embedder.cluster_threshold if cluster_threshold is None else float(cluster_threshold)
         if isinstance(min_sightings, bool) or int(min_sightings) < 1:
@@ -97,7 +99,33 @@ class FaceIdentifier(FrameProcessor):
         self._frame_ms = 0.0
         self._faces = 0
 
+    def _build_index(self) -> GalleryIndex:
+        self.gallery.check_embedder({"name": self.embedder.name, "dim": self.embedder.dim})
+        index = self.gallery.index()
+        if index.dim and index.dim != self.embedder.dim:
+            raise ConfigError(f"gallery vectors are {index.dim}-d, the embedder's {self.embedder.dim}-d")
+        index.dim = self.embedder.dim
+        return index
+
+    def refresh(self) -> bool:
+        """Re-read the gallery if it changed since it was read; ``True`` when it did.
+
+        Errors (the gallery unreadable, now of another embedder) are raised, never hidden behind stale
+        vectors: a forgotten person must not be named."""
+        if self.gallery.refresh():
+            self._index = self._build_index()
+            logger.info("gallery %s changed: %d people now", self.gallery_location, len(self._index))
+            return True
+        return False
+
+    @property
+    def index(self) -> GalleryIndex:
+        """The gallery's vectors, after checking that the gallery did not change (:meth:`refresh`)."""
+        self.refresh()
+        return self._index
+
     def start(self, video: VideoInfo, frame_ratio: float) -> None:
+        self.refresh()  # once per video: a gallery changed since the last job is re-read
         self._known = {}
         self._unknown = []
         self._faces = 0
@@ -117,7 +145,7 @@ class FaceIdentifier(FrameProcessor):
             usable = (faces.xyxy[:, 2] - faces.xyxy[:, 0]) >= self.min_face_size
             if usable.any():
                 vectors = self.embedder.embed(image, faces[usable])
-                matches = self.index.match(vectors, self.match_threshold)
+                matches = self._index.match(vectors, self.match_threshold)
                 rows = np.flatnonzero(usable)
                 identities[rows] = matches.names
                 similarities[rows] = matches.similarities
@@ -181,7 +209,7 @@ class FaceIdentifier(FrameProcessor):
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "gallery": {"location": self.gallery_location, "people": len(self.index)},
+            "gallery": {"location": self.gallery_location, "people": len(self._index)},
             "embedder": self.embedder.describe(),
             "match_threshold": self.match_threshold,
             "cluster_threshold": self.cluster_threshold,

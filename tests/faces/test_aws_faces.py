@@ -12,7 +12,7 @@ import pytest
 
 from crowdcount.aws.edge import EdgeClient
 from crowdcount.aws.events import EventHandler, handler
-from crowdcount.aws.gallery import DynamoDBGallery
+from crowdcount.aws.gallery import VERSION_KEY, DynamoDBGallery
 from crowdcount.aws.sandbox import start_sandbox
 from crowdcount.aws.session import make_context
 from crowdcount.config import load_config
@@ -68,7 +68,8 @@ def test_dynamodb_gallery_through_the_cli(aws_env: str, tmp_path: Path) -> None:
     assert not any("photo" in key.lower() for key in item)
     code, out, _ = run("faces", "forget", "alice", "-g", gallery)
     assert code == 0
-    assert client.scan(TableName="test-faces-cli")["Items"] == []
+    items = client.scan(TableName="test-faces-cli")["Items"]
+    assert items == [{"Name": {"S": VERSION_KEY}, "Version": {"N": "2"}}]  # enrolled once, forgotten once
 
 
 def test_upload_triggered_path_with_fakes(aws_env: str, tmp_path: Path) -> None:
@@ -108,6 +109,13 @@ def test_upload_triggered_path_with_fakes(aws_env: str, tmp_path: Path) -> None:
         ["alice", "bob"],
         ["unknown"],
     ]
+    # bob forgotten by another process (the CLI) while the handler runs: the next upload no longer names him
+    assert run("faces", "forget", "bob", "-g", "dynamodb://test-faces-edge")[0] == 0
+    photo = write_photo(tmp_path / "after.png", [COLOURS["alice"], COLOURS["bob"]])
+    client = EdgeClient(s3, sqs, bucket, url, invoke=events.handle)
+    key = client.send(cv2.imread(str(photo)))
+    assert client.finish(timeout_s=20).to_dict()["missing"] == []
+    assert [f["identity"] for f in client.answers[key]["faces"]] == ["alice", "unknown"]
 
 
 def test_a_frame_without_answer_is_reported_missing(aws_env: str) -> None:

@@ -1,4 +1,5 @@
-"""The real MTCNN + MobileFace on the real faces of ../shared/data/faces."""
+"""The real MTCNN + the real embedders (dlib, the default, and MobileFace) on the real faces of
+../shared/data/faces."""
 
 from __future__ import annotations
 
@@ -18,18 +19,20 @@ pytestmark = [pytest.mark.real_model, pytest.mark.needs_data]
 
 @pytest.fixture(scope="module")
 def models() -> tuple:
-    return build_detector("face", {"min_detection_score": 0.9}), build_embedder("mobileface")
+    return build_detector("face", {"min_detection_score": 0.9}), build_embedder()
 
 
+@pytest.mark.parametrize(("name", "dim"), [("dlib", 128), ("mobileface", 256)])
 def test_enrol_then_recognise_a_degraded_copy_and_reject_strangers(
-    data_dir: Path, models: tuple, tmp_path: Path
+    data_dir: Path, models: tuple, tmp_path: Path, name: str, dim: int
 ) -> None:
-    detector, embedder = models
+    detector, _ = models
+    embedder = build_embedder(name)
     enroller = Enroller(detector, embedder)
     tom = enroller.face_of(data_dir / "faces" / "Tom_Cruise_avp_2014_4.jpg")
-    assert tom.embedding.shape == (256,) and np.linalg.norm(tom.embedding) == pytest.approx(1.0, abs=1e-5)
+    assert tom.embedding.shape == (dim,) and np.linalg.norm(tom.embedding) == pytest.approx(1.0, abs=1e-5)
     gallery = LocalGallery(tmp_path / "g.json")
-    gallery.enroll("tom", tom.embedding[None], {"name": "mobileface", "dim": 256})
+    gallery.enroll("tom", tom.embedding[None], {"name": name, "dim": dim})
 
     image = cv2.cvtColor(cv2.imread(str(data_dir / "faces" / "Tom_Cruise_avp_2014_4.jpg")), cv2.COLOR_BGR2RGB)
     small = cv2.resize(image, None, fx=0.4, fy=0.4, interpolation=cv2.INTER_AREA)

@@ -1,0 +1,133 @@
+"""Redaction: a forgotten person's name taken out of result files already written.
+
+A name appears in a result file (``analyze --identify``, the worker) as a face identity: the per-frame
+``identities`` and ``people`` of the ``Face`` detections and the ``name`` of the ``faces`` section's sightings;
+in an upload handler's answer as each face's ``identity``. Each such value equal to the name becomes
+:data:`FORGOTTEN`; the sightings themselves (times, frames, similarity) stay, without a name. Nothing outside
+those sections is touched (a video or file name that happens to equal the name is not a face identity).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crowdcount.errors import ConfigError
+from crowdcount.faces.gallery import check_name
+
+logger = logging.getLogger(__name__)
+
+#: What a forgotten name becomes.
+FORGOTTEN = "forgotten"
+#: The keys whose values (or list items) are face identities.
+NAME_KEYS = frozenset({"name", "identity", "identities", "person", "people", "nearest"})
+#: The keys of the sections that hold face identities (the result file's ``faces`` section and each frame's
+#: ``Face`` detections; the upload handler's ``faces`` list).
+FACE_KEYS = frozenset({"faces", "Face"})
+
+
+@dataclass
+class Redaction:
+    """What a redaction changed: result files read, rewritten, and names replaced."""
+
+    location: str
+    scanned: int = 0
+    changed: list[str] = field(default_factory=list)
+    replaced: int = 0
+
+    def add(self, where: str, count: int) -> None:
+        self.scanned += 1
+        if count:
+            self.changed.append(where)
+            self.replaced += count
+
+
+def redact_document(document: Any, name: str, inside: bool = False) -> int:
+    """Replace ``name`` by :data:`FORGOTTEN` wherever it is a face identity in ``document`` (in place): a value
+    of :data:`NAME_KEYS` within a ``faces`` section or a ``Face`` detection entry. Returns how many values were
+    replaced."""
+    count = 0
+    if isinstance(document, dict):
+        for key, value in document.items():
+            within = inside or key in FACE_KEYS
+            if within and key in NAME_KEYS and value == name:
+                document[key] = FORGOTTEN
+                count += 1
+                continue
+            if within and key in NAME_KEYS and isinstance(value, list) and name in value:
+                count += value.count(name)
+                document[key] = value = [FORGOTTEN if v == name else v for v in value]
+            count += redact_document(value, name, within)
+    elif isinstance(document, list):
+        count += sum(redact_document(v, name, inside) for v in document if isinstance(v, (dict, list)))
+    return count
+
+
+def redact_text(text: str, name: str) -> tuple[str | None, int]:
+    """A JSON file's text with ``name`` redacted: ``(new text, replacements)``, ``(None, 0)`` when unchanged or
+    not JSON. The layout is kept: compact stays compact (result files), indented stays indented."""
+    if json.dumps(name)[1:-1] not in text:  # the name as JSON writes it: absent, nothing to parse
+        return None, 0
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        return None, 0
+    count = redact_document(document, name)
+    if not count:
+        return None, 0
+    if "\n" in text.strip():
+        return json.dumps(document, indent=2) + ("\n" if text.endswith("\n") else ""), count
+    return json.dumps(document, separators=(",", ":")), count
+
+
+def json_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Files as given, folders replaced by the ``*.json`` files in them (recursively), sorted."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*.json") if p.is_file() and not p.is_symlink()))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise ConfigError(f"--results {str(raw)!r}: no such file or folder", "give a result file or a folder")
+    return found
+
+
+def redact_files(paths: Iterable[str | Path], name: str, check: bool = True) -> Redaction:
+    """Redact ``name`` from the JSON result files at ``paths`` (files, or folders searched recursively), each
+    rewritten atomically in place (no other file is written). ``check=False``: ``name`` is taken as it is (a
+    name just forgotten from a gallery, maybe enrolled before names were checked)."""
+    if check or not name:
+        name = check_name(name)
+    paths = list(paths)
+    report = Redaction(", ".join(str(p) for p in paths))
+    for path in json_files(paths):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            logger.warning("%s skipped: %s", path, exc)
+            continue
+        new, count = redact_text(text, name)
+        if new is not None:
+            _replace(path, new)
+        report.add(str(path), count)
+    return report
+
+
+def _replace(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
