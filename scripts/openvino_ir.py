@@ -98,8 +98,11 @@ def _np_dtype(element_type: Any) -> Any:
     return {"f16": np.float32, "f32": np.float32, "bf16": np.float32, "i32": np.int32, "i64": np.int64}[name]
 
 
-def rebuild(tf: Any, model: Any, outputs: Sequence[str], image: Any) -> list[Any]:
+def rebuild(tf: Any, model: Any, outputs: Sequence[str], image: Any, half_weights: bool = False) -> list[Any]:
     """TensorFlow tensors of the IR ops ``outputs`` for ``image`` (NHWC float32; the IR's single Parameter).
+
+    ``half_weights``: convolution weights that are exactly float16 values (an FP16 IR's) are stored as float16
+    constants followed by a cast (lossless; the SavedModel is half the size).
 
     Raises :class:`UnsupportedOp` for an op type or attribute outside :data:`SUPPORTED`."""
     ops = ancestors(model, outputs)
@@ -119,6 +122,12 @@ def rebuild(tf: Any, model: Any, outputs: Sequence[str], image: Any) -> list[Any
     def axes(value: Any, of_rank: int) -> list[int]:
         got = [int(a) % of_rank for a in np.asarray(value).reshape(-1)]
         return sorted(NCHW_TO_NHWC_AXIS[a] for a in got) if of_rank == 4 else got
+
+    def weight(w: np.ndarray) -> Any:
+        w = np.ascontiguousarray(w, np.float32)
+        if half_weights and np.array_equal(w.astype(np.float16).astype(np.float32), w):
+            return tf.cast(tf.constant(w.astype(np.float16)), tf.float32)
+        return tf.constant(w)
 
     def pads(attrs: dict[str, Any]) -> list[list[int]]:
         if attrs.get("auto_pad", "explicit") not in ("explicit", "notset"):
@@ -167,7 +176,7 @@ def rebuild(tf: Any, model: Any, outputs: Sequence[str], image: Any) -> list[Any
                 raise UnsupportedOp(f"Convolution {name}: dilations {attrs['dilations']}")
             out = tf.nn.conv2d(
                 x,
-                tf.constant(w.transpose(2, 3, 1, 0)),
+                weight(w.transpose(2, 3, 1, 0)),
                 strides=[1, *[int(s) for s in attrs["strides"]], 1],
                 padding=pads(attrs),
             )
@@ -183,7 +192,7 @@ def rebuild(tf: Any, model: Any, outputs: Sequence[str], image: Any) -> list[Any
             if any(p for pair in padding for p in pair):
                 x = tf.pad(x, padding)
             out = tf.nn.depthwise_conv2d(
-                x, tf.constant(w.reshape(groups, kh, kw).transpose(1, 2, 0)[..., None]), [1, *stride, 1], "VALID"
+                x, weight(w.reshape(groups, kh, kw).transpose(1, 2, 0)[..., None]), [1, *stride, 1], "VALID"
             )
         elif kind in ("Add", "Subtract", "Multiply", "Divide"):
             if attrs.get("auto_broadcast", "numpy") != "numpy":
