@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from crowdcount.detectors import nanodet, omz_person
+from crowdcount.detectors import nanodet, omz_person, person_tf
 from crowdcount.detectors.base import Detections, Detector
 from crowdcount.detectors.tf_models import ObjectDetectionModel, to_detections
 from crowdcount.errors import DetectorError
@@ -87,7 +87,9 @@ class HumanDetector(Detector):
         keep_aspect: NanoDet: keep the frame's aspect ratio in the network input instead of stretching it to a
             square.
         nms_iou: NanoDet: boxes overlapping a higher-scoring one by more than this IoU are dropped.
-        runtime: NanoDet: ``tflite`` (CPUs), ``saved_model`` (GPUs, batches) or ``auto`` (saved_model when
+        runtime: accurate: ``openvino`` (OpenVINO reading the TFLite file; CPUs), ``tflite``, ``saved_model``
+            (TensorFlow; GPUs) or ``auto`` (saved_model with an NVIDIA GPU, else openvino when installed, else
+            tflite). NanoDet: ``tflite`` (CPUs), ``saved_model`` (GPUs, batches) or ``auto`` (saved_model when
             TensorFlow sees a GPU).
         num_threads: CPU threads for the model (default: all cores).
     """
@@ -160,14 +162,14 @@ class HumanDetector(Detector):
         self.max_pixels = int(settings.get("max_pixels", omz_person.MAX_PIXELS))
         self._od_model: ObjectDetectionModel | None = None
         self._nanodet: nanodet.NanoDetModel | None = None
-        self._omz: omz_person.PersonDetection0203 | None = None
+        self._omz: person_tf.PersonDetection0203TF | None = None
         self._grids: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         if self.model == "path":
             self._od_model = ObjectDetectionModel(str(model_path))
         elif self.model == "ssdlite":
             self._od_model = ObjectDetectionModel(default_ssdlite_path())
         elif self.model == "omz0203":
-            self._omz = omz_person.PersonDetection0203(num_threads)
+            self._omz = person_tf.PersonDetection0203TF(runtime, num_threads)
         else:
             self._nanodet = nanodet.NanoDetModel(runtime, num_threads)
 
@@ -237,7 +239,7 @@ class HumanDetector(Detector):
             "preset": self.preset,
         }
         if self.model == "omz0203":
-            args.update({"max_pixels": self.max_pixels, "num_threads": self.num_threads})
+            args.update({"max_pixels": self.max_pixels, "runtime": self.runtime, "num_threads": self.num_threads})
         if self.model == "nanodet":
             args.update(
                 {
@@ -257,7 +259,8 @@ class HumanDetector(Detector):
 
     def model_info(self) -> dict[str, Any]:
         if self.model == "omz0203":
-            return {**omz_person.MODEL_INFO, "runtime": "openvino"}
+            assert self._omz is not None
+            return {**omz_person.MODEL_INFO, "runtime": self._omz.runtime}
         if self.model == "nanodet":
             info = dict(nanodet.NANODET_INFO)
             if self._nanodet is not None and self._nanodet.info:

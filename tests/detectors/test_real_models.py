@@ -64,16 +64,18 @@ def test_default_human_detector_ap_on_pets09_start(shared_data: Path) -> None:
 
 
 def test_default_person_model_errors_are_one_line(tmp_path: Path) -> None:
-    from crowdcount.detectors.omz_person import PersonDetection0203
+    from crowdcount.detectors.person_tf import PersonDetection0203TF
     from crowdcount.errors import DetectorError
 
     with pytest.raises(DetectorError, match="is missing"):
-        PersonDetection0203(folder=tmp_path).load()
-    (tmp_path / "person-detection-0203.xml").write_text("<net><layers>", encoding="utf-8")
-    (tmp_path / "person-detection-0203.bin").write_bytes(b"\0" * 16)
-    with pytest.raises(DetectorError, match="cannot be loaded") as info:
-        PersonDetection0203(folder=tmp_path).load()
-    assert "\n" not in str(info.value)
+        PersonDetection0203TF("openvino", folder=tmp_path).load()
+    source = PersonDetection0203TF("openvino").folder
+    (tmp_path / "model.json").write_text((source / "model.json").read_text())
+    (tmp_path / "person-detection-0203.tflite").write_bytes(b"\0" * 64)
+    for runtime in ("openvino", "tflite"):
+        with pytest.raises(DetectorError, match="cannot be loaded") as info:
+            PersonDetection0203TF(runtime, folder=tmp_path).load()
+        assert "\n" not in str(info.value)
 
 
 def test_ssdlite_preset_and_model_path_still_load_od_api_models(shared_data: Path) -> None:
@@ -97,13 +99,11 @@ def test_face_detector_finds_the_annotated_faces(shared_data: Path) -> None:
     assert not len(detector.detect([read_rgb(shared_data / "faces" / "dogs.jpg")])[0])  # a photo of dogs
 
 
-def test_default_person_model_nms_is_set_for_crowds() -> None:
-    from crowdcount.detectors.omz_person import PersonDetection0203
+def test_default_person_model_nms_is_set_for_crowds(shared_data: Path) -> None:
+    from crowdcount.detectors.person_tf import PersonDetection0203TF
 
-    model = PersonDetection0203(nms_iou=0.65, max_boxes=250)
-    model.load()
-    (nms,) = [op for op in model._model.get_ordered_ops() if op.get_type_name() == "NonMaxSuppression"]
-    constants = [nms.input(i).get_source_output().get_node().get_vector().tolist() for i in (2, 3)]
-    assert constants[0] == [250] and constants[1] == pytest.approx([0.65])
-    boxes = model(np.zeros((352, 480, 3), np.uint8))
-    assert boxes.shape[1] == 5 and boxes.dtype == np.float32
+    frame = pets_frames(shared_data / "pets09" / "vtest.avi", {60})[60][:352, :, ::-1].copy()
+    crowd = PersonDetection0203TF("openvino")
+    assert (crowd.iou_threshold, crowd.max_boxes) == (0.7, 300)
+    few = PersonDetection0203TF("openvino", max_boxes=3)(frame)
+    assert len(few) == 3 and len(crowd(frame)) > 3
