@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Convert Intel Open Model Zoo ``person-detection-0203`` (OpenVINO IR FP16, Apache-2.0) into the TensorFlow files
-crowdcount ships beside it in ``crowdcount/models/person_detection_0203/``: a SavedModel and a TensorFlow Lite file
-(both taking any input size with sides multiples of 32), plus the post-processing constants in ``model.json``.
-Run once, by a maintainer; the result is committed.
+crowdcount ships in ``crowdcount/models/person_detection_0203/``: a SavedModel and a TensorFlow Lite file (both
+taking any input size with sides multiples of 32), plus the post-processing constants in ``model.json``. The IR
+itself is not shipped. Run once, by a maintainer; the result is committed.
 
     pip install tensorflow==2.21.0 openvino opencv-python
-    python scripts/convert_person_detection.py [--data ../shared/data] [--frames 8]
+    # the IR: Open Model Zoo's FP16 files (provenance and sha256 in MODELS.md), e.g. in ir/
+    python scripts/convert_person_detection.py --xml ir/person-detection-0203.xml [--data ../shared/data]
 
 The IR ends in post-processing that TensorFlow Lite cannot express well (per-level TopK on dynamic sizes,
 NonZero, NonMaxSuppression, shape arithmetic): the script CUTS the network at the raw head outputs of each level
@@ -276,7 +277,7 @@ def openvino_converted(path: Path, strides: list[int]) -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--xml", type=Path, default=MODEL_DIR / f"{NAME}.xml")
+    parser.add_argument("--xml", type=Path, required=True, help="the FP16 IR's .xml (its .bin beside it)")
     parser.add_argument("--out", type=Path, default=MODEL_DIR)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--frames", type=int, default=8, help="check frames per clip")
