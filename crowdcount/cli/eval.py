@@ -153,14 +153,7 @@ def eval_command(
     window = 1
 
     def build() -> Any:
-        specs = detector_specs(
-            config["human_detection"]["detectors"],
-            (name,),
-            None,
-            batch_size,
-            parse_key_values(detector_arg, "--detector-arg"),
-        )
-        return build_detectors(specs)[0]
+        return build_one(config, name, batch_size, detector_arg)
 
     if track:
         if fmt != "mot" or source is None:
@@ -220,6 +213,18 @@ def eval_command(
         print_report(report, per_frame)
 
 
+def build_one(config: Any, name: str, batch_size: int | None, detector_arg: tuple[str, ...]) -> Any:
+    """The detector ``name`` as the configuration and the command line describe it."""
+    specs = detector_specs(
+        config["human_detection"]["detectors"],
+        (name,),
+        None,
+        batch_size,
+        parse_key_values(detector_arg, "--detector-arg"),
+    )
+    return build_detectors(specs)[0]
+
+
 MANIFEST_COLUMNS = ("frames", "mean_gt_count", "count_mae", "count_bias", "precision", "recall", "ap", "fps")
 
 
@@ -240,15 +245,7 @@ def run_manifest(
 
     clips = load_manifest(manifest_path)
     config = get_config(config_path)
-    name = resolve_name(detector or "human")
-    specs = detector_specs(
-        config["human_detection"]["detectors"],
-        (name,),
-        None,
-        batch_size,
-        parse_key_values(detector_arg, "--detector-arg"),
-    )
-    built = build_detectors(specs)[0]
+    built = build_one(config, resolve_name(detector or "human"), batch_size, detector_arg)
     seconds = config["human_detection"]["count_smoothing_s"] if smooth_s is None else smooth_s
 
     def evaluate_clip(clip: Any) -> dict[str, Any]:

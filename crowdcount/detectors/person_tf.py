@@ -117,6 +117,15 @@ def postprocess(
     return np.concatenate([boxes[kept], scores[kept, None]], axis=1).astype(np.float32)
 
 
+def _cannot_load(path: Path, exc: Exception) -> DetectorError:
+    """One line for a model file a runtime refused (native messages are long and multi-line)."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DetectorError(
+        f"the person model {str(path)!r} cannot be loaded: {first[:200]}",
+        "reinstall crowdcount (the model files may be corrupt)",
+    )
+
+
 def resolve_runtime(runtime: str) -> str:
     """``auto``: TensorFlow on the SavedModel where an NVIDIA GPU is present, else OpenVINO (when installed),
     else TensorFlow Lite."""
@@ -197,11 +206,7 @@ class PersonDetection0203TF:
                 else:
                     self._runner = tf.saved_model.load(str(path)).signatures["serving_default"]
         except Exception as exc:  # TensorFlow raises many types with long native messages
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DetectorError(
-                f"the person model {str(path)!r} cannot be loaded: {first[:200]}",
-                "reinstall crowdcount (the model files may be corrupt)",
-            ) from None
+            raise _cannot_load(path, exc) from None
         self._tf = tf
         logger.info("loaded %s (%s, %d threads) from %s", NAME, self.runtime, self.num_threads, path)
 
@@ -217,11 +222,7 @@ class PersonDetection0203TF:
             core = ov.Core()
             model = core.read_model(str(path))
         except Exception as exc:  # openvino raises RuntimeError subclasses with long native messages
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DetectorError(
-                f"the person model {str(path)!r} cannot be loaded: {first[:200]}",
-                "reinstall crowdcount (the model files may be corrupt)",
-            ) from None
+            raise _cannot_load(path, exc) from None
         self._runner = (core, model)
         logger.info("loaded %s (openvino, %d threads) from %s", NAME, self.num_threads, path)
 
