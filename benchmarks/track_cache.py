@@ -5,7 +5,7 @@ so that tracking can be tuned and measured without re-running the detector.
 
 A clip's cache is ``<clip>-dets.npz``: ``index`` and ``timestamp_ms`` per analysed frame, and all boxes down to
 score 0.1 (``xyxy`` pixels, ``score``) with ``offsets`` into them per frame; ``<clip>-emb.npz`` holds one
-256-d ReID vector per box (``vectors``, float16), in the same order.
+256-d ReID vector per box scoring at least 0.25 (``vectors``, float16, zeros for the others), in the same order.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 CACHE = Path(os.environ.get("CROWDCOUNT_TRACK_CACHE", "/work/cache/reid"))
 FLOOR = 0.1
+#: Boxes scoring under this get no vector (zeros) in the cache.
+EMBED_SCORE = 0.25
 
 
 @dataclass(frozen=True)
@@ -38,14 +40,28 @@ class Clip:
 
 
 CLIPS = {
-    "pets09": Clip("pets09", DATA / "pets09" / "vtest.avi", DATA / "pets09" / "gt_frames001-124.txt", 0.625, 124,
-                   "0,0,480,70"),
-    "s3mf1": Clip("s3mf1", DATA / "pets09-s3mf1" / "s3mf1.avi", DATA / "pets09-s3mf1" / "gt.txt", 0.625, None,
-                  "0,0,480,70"),
-    "mot17-09": Clip("mot17-09", DATA / "mot17" / "MOT17-09" / "MOT17-09-DPM-raw.mp4",
-                     DATA / "mot17" / "MOT17-09" / "gt.txt", 0.5, None, mot17=True),
-    "mot17-02": Clip("mot17-02", DATA / "mot17" / "MOT17-02" / "MOT17-02-SDP-raw.mp4",
-                     DATA / "mot17" / "MOT17-02" / "gt.txt", 0.5, None, mot17=True),
+    "pets09": Clip(
+        "pets09", DATA / "pets09" / "vtest.avi", DATA / "pets09" / "gt_frames001-124.txt", 0.625, 124, "0,0,480,70"
+    ),
+    "s3mf1": Clip(
+        "s3mf1", DATA / "pets09-s3mf1" / "s3mf1.avi", DATA / "pets09-s3mf1" / "gt.txt", 0.625, None, "0,0,480,70"
+    ),
+    "mot17-09": Clip(
+        "mot17-09",
+        DATA / "mot17" / "MOT17-09" / "MOT17-09-DPM-raw.mp4",
+        DATA / "mot17" / "MOT17-09" / "gt.txt",
+        0.5,
+        None,
+        mot17=True,
+    ),
+    "mot17-02": Clip(
+        "mot17-02",
+        DATA / "mot17" / "MOT17-02" / "MOT17-02-SDP-raw.mp4",
+        DATA / "mot17" / "MOT17-02" / "gt.txt",
+        0.5,
+        None,
+        mot17=True,
+    ),
 }
 
 
@@ -123,8 +139,9 @@ def cache_embeddings(clip: Clip) -> Path:
             if k is None:
                 continue
             lo, hi = dets["offsets"][k], dets["offsets"][k + 1]
-            if hi > lo:
-                vectors[lo:hi] = embedder.embed_boxes(frame.rgb, dets["xyxy"][lo:hi])
+            rows = lo + np.flatnonzero(dets["score"][lo:hi] >= EMBED_SCORE)
+            if len(rows):
+                vectors[rows] = embedder.embed_boxes(frame.rgb, dets["xyxy"][rows])
     out = emb_path(clip.name)
     np.savez_compressed(out, vectors=vectors)
     print(f"{clip.name}: {len(vectors)} vectors in {time.perf_counter() - start:.0f}s -> {out}")

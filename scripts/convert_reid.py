@@ -116,8 +116,28 @@ class Rebuilt:
     """The IR run with TensorFlow ops. 4-D activations are NHWC; constants stay numpy until used."""
 
     SUPPORTED = frozenset(
-        "Parameter Const Result Gather Subtract Multiply Add MVN Convolution GroupConvolution ReLU MaxPool "
-        "ReduceMean Sigmoid Reshape ShapeOf AvgPool MatMul Concat PReLU".split()
+        [
+            "Parameter",
+            "Const",
+            "Result",
+            "Gather",
+            "Subtract",
+            "Multiply",
+            "Add",
+            "MVN",
+            "Convolution",
+            "GroupConvolution",
+            "ReLU",
+            "MaxPool",
+            "ReduceMean",
+            "Sigmoid",
+            "Reshape",
+            "ShapeOf",
+            "AvgPool",
+            "MatMul",
+            "Concat",
+            "PReLU",
+        ]
     )
 
     def __init__(self, ir: IR) -> None:
@@ -393,7 +413,10 @@ def main() -> None:
         crops = gt_crops(args.check_video, args.check_gt, args.check_scale, args.check_frames, every=10)
         want_crops = reference(crops)
         got_crops = np.concatenate(
-            [embedder.module.serve(tf.constant(crops[i : i + 32]))["embeddings"].numpy() for i in range(0, len(crops), 32)]
+            [
+                embedder.module.serve(tf.constant(crops[i : i + 32]))["embeddings"].numpy()
+                for i in range(0, len(crops), 32)
+            ]
         )
         checks["saved_model_crops"] = compare("tensorflow vs openvino, real crops", got_crops, want_crops)
 
