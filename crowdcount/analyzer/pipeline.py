@@ -36,6 +36,7 @@ TRACKER_KEYS = (
     "embed_interval_s",
     "refresh_s",
     "max_embeds_per_frame",
+    "split_threshold",
 )
 
 

@@ -55,6 +55,8 @@ logger = logging.getLogger(__name__)
 TRACK_ID = "track_id"
 #: Track id of a box that belongs to no confirmed track.
 NO_TRACK = -1
+#: ``Detections.data`` key of each box's tracklet segment, until the final ids are written (then removed).
+SEGMENT = "_track_segment"
 
 
 class BoxEmbedder(Protocol):
@@ -93,22 +95,67 @@ class Track:
 
 
 @dataclass
-class Tracklet:
-    """One ByteTrack track: when and where it was seen, and its appearance gallery."""
+class Segment:
+    """A stretch of one tracklet's sightings (a new one starts when another box begins to cover it): the unit
+    that a split hands to a new tracklet and that the final ids are written for."""
 
-    key: int
+    id: int
     first_frame: int
     first_ms: float
+    first_box: np.ndarray
     last_frame: int
     last_ms: float
-    first_box: np.ndarray
     last_box: np.ndarray
     frames: int = 1
+    #: The sighting before the last one: ``(frame, ms, box)``.
+    previous: tuple[int, float, np.ndarray] | None = None
+
+
+@dataclass
+class Tracklet:
+    """One ByteTrack track (or the part of it after a split): its segments and its appearance gallery."""
+
+    key: int
+    segments: list[Segment]
+    #: The online identity this tracklet was given (a key of the union-find of identities).
+    identity: int = 0
     gallery: list[np.ndarray] = field(default_factory=list)
     next_slot: int = 0
     last_embed_ms: float = -1e18
-    #: The online identity this tracklet was given (a key of the union-find of identities).
-    identity: int = 0
+    #: Time of the last view taken while no other box covered it.
+    clean_ms: float = -1e18
+    #: Another box covered it when last seen.
+    covered: bool = False
+    #: Covered at some point since the last clean view (the next clean view checks for an identity switch).
+    dirty: bool = False
+
+    @property
+    def first_frame(self) -> int:
+        return self.segments[0].first_frame
+
+    @property
+    def first_ms(self) -> float:
+        return self.segments[0].first_ms
+
+    @property
+    def first_box(self) -> np.ndarray:
+        return self.segments[0].first_box
+
+    @property
+    def last_frame(self) -> int:
+        return self.segments[-1].last_frame
+
+    @property
+    def last_ms(self) -> float:
+        return self.segments[-1].last_ms
+
+    @property
+    def last_box(self) -> np.ndarray:
+        return self.segments[-1].last_box
+
+    @property
+    def frames(self) -> int:
+        return sum(segment.frames for segment in self.segments)
 
     def add(self, vector: np.ndarray, size: int, now_ms: float) -> None:
         if len(self.gallery) < size:
@@ -196,6 +243,9 @@ class TrackingProcessor(FrameProcessor):
         embed_interval_s: seconds between two views of a tracklet while its gallery fills.
         refresh_s: seconds between two views of a tracklet whose gallery is full.
         max_embeds_per_frame: crops embedded at most per analysed frame (the neediest tracklets first).
+        split_threshold: a clean view of a tracklet less similar than this to its gallery's mean (checked after
+            every overlap and at every refresh) means ByteTrack went on with someone else: the tracklet is split
+            (``None``: never; see docs/tracking.md for what it did on the development clips).
         store_embeddings: put each person's mean appearance vector (float16, base64) in the result file.
         embedder: the appearance model (default: the shipped person ReID model, loaded on first use).
     """
@@ -224,6 +274,7 @@ class TrackingProcessor(FrameProcessor):
         embed_interval_s: float = 0.5,
         refresh_s: float = 2.0,
         max_embeds_per_frame: int = 8,
+        split_threshold: float | None = None,
         store_embeddings: bool = False,
         embedder: BoxEmbedder | None = None,
     ) -> None:
@@ -252,6 +303,9 @@ class TrackingProcessor(FrameProcessor):
         self.embed_interval_s = float(_number(embed_interval_s, "embed_interval_s", 0, 3600))
         self.refresh_s = float(_number(refresh_s, "refresh_s", 0, 3600))
         self.max_embeds_per_frame = int(_number(max_embeds_per_frame, "max_embeds_per_frame", 1, 10000, integer=True))
+        self.split_threshold = (
+            -2.0 if split_threshold is None else float(_number(split_threshold, "split_threshold", -1, 1))
+        )
         if not isinstance(store_embeddings, bool):
             raise ConfigError(f"tracking.embeddings must be true or false, got {store_embeddings!r}")
         self.store_embeddings = store_embeddings
@@ -262,10 +316,13 @@ class TrackingProcessor(FrameProcessor):
         self._interval_s = 0.0
 
     def _reset(self) -> None:
-        self._tracklets: dict[int, Tracklet] = {}
+        self._tracklets: dict[int, Tracklet] = {}  # the current tracklet of each ByteTrack id
+        self._all: list[Tracklet] = []  # every tracklet, split ones included
+        self._owner: dict[int, Tracklet] = {}  # segment id -> its tracklet
         self._parent: dict[int, int] = {}  # union-find of online identities
         self._next_identity = 1
-        self._present: list[list[int]] = []  # online identities per analysed frame
+        self._next_segment = 0
+        self._present: list[list[int]] = []  # segments seen per analysed frame
         self._frames: list[tuple[int, float]] = []
         self._results: list[FrameResult] = []
         self._final: list[Track] | None = None  # the people after the merge pass (set by finish)
@@ -299,6 +356,7 @@ class TrackingProcessor(FrameProcessor):
                 embed_interval_s=self.embed_interval_s,
                 refresh_s=self.refresh_s,
                 max_embeds_per_frame=self.max_embeds_per_frame,
+                split_threshold=self.split_threshold if self.split_threshold > -2 else None,
                 embedder=self._embedder().describe() if self.embedder is not None else "person-reid-0287",
             )
         return info
@@ -348,7 +406,7 @@ class TrackingProcessor(FrameProcessor):
 
     def _members(self) -> dict[int, list[Tracklet]]:
         groups: dict[int, list[Tracklet]] = {}
-        for tracklet in self._tracklets.values():
+        for tracklet in self._all:
             groups.setdefault(self._root(tracklet.identity), []).append(tracklet)
         for members in groups.values():
             members.sort(key=lambda t: t.first_ms)
@@ -418,65 +476,119 @@ class TrackingProcessor(FrameProcessor):
             raw = np.asarray(tracked.tracker_id, np.int64)
             keys[np.asarray(tracked.data["index"], np.int64)] = np.where(raw >= 0, raw + 1, NO_TRACK)
         now = frame.timestamp_ms
-        fresh: list[Tracklet] = []
-        for i in np.flatnonzero(keys != NO_TRACK):
+        tracked_rows = np.flatnonzero(keys != NO_TRACK)
+        covered = np.zeros(n, bool)
+        covered[tracked_rows] = _overlapped(dets.xyxy[tracked_rows].astype(np.float32))
+        segments = np.full(n, NO_TRACK, np.int64)
+        for i in tracked_rows:
             key = int(keys[i])
             tracklet = self._tracklets.get(key)
             box = dets.xyxy[i].astype(np.float32)
             if tracklet is None:
-                tracklet = Tracklet(key, frame.index, now, frame.index, now, box, box)
+                tracklet = Tracklet(key, [self._new_segment(frame.index, now, box)])
                 tracklet.identity = self._new_identity()
                 self._tracklets[key] = tracklet
-                fresh.append(tracklet)
+                self._all.append(tracklet)
+            elif covered[i] and not tracklet.covered:  # someone starts to cover it: a new segment
+                tracklet.segments.append(self._new_segment(frame.index, now, box))
             else:
-                tracklet.last_frame, tracklet.last_ms, tracklet.last_box = frame.index, now, box
-                tracklet.frames += 1
+                segment = tracklet.segments[-1]
+                segment.previous = (segment.last_frame, segment.last_ms, segment.last_box)
+                segment.last_frame, segment.last_ms, segment.last_box = frame.index, now, box
+                segment.frames += 1
+            self._owner[tracklet.segments[-1].id] = tracklet
+            tracklet.covered = bool(covered[i])
+            tracklet.dirty = tracklet.dirty or tracklet.covered
+            segments[i] = tracklet.segments[-1].id
         if self.appearance:
-            self._embed_needed(dets, keys, image, now)
-        ids = np.array([self._root(self._tracklets[k].identity) if k != NO_TRACK else NO_TRACK for k in keys], np.int64)
+            self._embed_needed(dets, keys, covered, image, now)
+            segments = np.array([self._tracklets[int(k)].segments[-1].id if k != NO_TRACK else NO_TRACK
+                                 for k in keys], np.int64)  # fmt: skip
+        ids = np.array([self._root(self._owner[s].identity) if s != NO_TRACK else NO_TRACK for s in segments], np.int64)
         frame.detections[self.category] = Detections(
-            dets.xyxy, dets.confidence, dets.class_id, {**dets.data, TRACK_ID: ids}
+            dets.xyxy, dets.confidence, dets.class_id, {**dets.data, TRACK_ID: ids, SEGMENT: segments}
         )
-        self._present.append(sorted({int(i) for i in ids if i != NO_TRACK}))
+        self._present.append(sorted({int(s) for s in segments if s != NO_TRACK}))
         self._frames.append((frame.index, now))
         self._results.append(frame)
 
-    def _embed_needed(self, dets: Detections, keys: np.ndarray, image: np.ndarray, now: float) -> None:
-        """Embed the boxes of the tracklets that need a view now (new, filling, young and unlinked, stale)."""
+    def _new_segment(self, index: int, now: float, box: np.ndarray) -> Segment:
+        self._next_segment += 1
+        return Segment(self._next_segment, index, now, box, index, now, box)
+
+    def _embed_needed(
+        self, dets: Detections, keys: np.ndarray, covered: np.ndarray, image: np.ndarray, now: float
+    ) -> None:
+        """Embed the boxes of the tracklets that need a view now: new ones, ones seen clearly again after an
+        overlap (did ByteTrack swap people?), galleries filling, stale galleries. Splits swapped tracklets and
+        re-links young ones."""
         weak = dets.data.get(BELOW_THRESHOLD)
         strong = np.ones(len(dets), bool) if weak is None else ~np.asarray(weak, bool)
-        overlapped = _overlapped(dets.xyxy[strong].astype(np.float32))
-        covered = np.zeros(len(dets), bool)
-        covered[np.flatnonzero(strong)] = overlapped
         wanted: list[tuple[float, int]] = []
         for i in np.flatnonzero((keys != NO_TRACK) & strong):
             tracklet = self._tracklets[int(keys[i])]
             since = (now - tracklet.last_embed_ms) / 1000.0
-            if not tracklet.gallery:
+            if covered[i]:
+                # a new tracklet overlapped by someone waits a little for a clean view
+                if tracklet.gallery or (now - tracklet.first_ms) / 1000.0 < self.embed_interval_s:
+                    continue
+                priority = 0.5
+            elif not tracklet.gallery:
                 priority = 0.0
-            elif covered[i]:
-                continue
-            elif len(tracklet.gallery) < self.gallery_size and since >= self.embed_interval_s - 1e-6:
+            elif tracklet.dirty:
                 priority = 1.0
-            elif since >= self.refresh_s - 1e-6:
+            elif len(tracklet.gallery) < self.gallery_size and since >= self.embed_interval_s - 1e-6:
                 priority = 2.0
+            elif since >= self.refresh_s - 1e-6:
+                priority = 3.0
             else:
                 continue
-            if covered[i] and (now - tracklet.first_ms) / 1000.0 < self.embed_interval_s:
-                continue  # a new tracklet overlapped by someone: wait a little for a clean view
-            wanted.append((priority + (0.5 if covered[i] else 0.0), int(i)))
+            wanted.append((priority, int(i)))
         if not wanted:
             return
         wanted.sort()
         rows = [i for _, i in wanted[: self.max_embeds_per_frame]]
         vectors = self._embedder().embed_boxes(image, dets.xyxy[rows])
         self.embedded += len(rows)
-        present = {self._root(self._tracklets[int(k)].identity) for k in keys if k != NO_TRACK}
         for row, vector in zip(rows, vectors, strict=True):
             tracklet = self._tracklets[int(keys[row])]
-            tracklet.add(np.asarray(vector, np.float32), self.gallery_size, now)
+            vector = np.asarray(vector, np.float32)
+            mean = _centroid(tracklet.gallery)
+            if not covered[row]:
+                if mean is not None and float(vector @ mean) < self.split_threshold:
+                    tracklet = self._split(tracklet, now)
+                tracklet.clean_ms = now
+                tracklet.dirty = False
+            tracklet.add(vector, self.gallery_size, now)
+        present = {self._root(self._tracklets[int(k)].identity) for k in keys if k != NO_TRACK}
+        for row in rows:
+            tracklet = self._tracklets[int(keys[row])]
             if (now - tracklet.first_ms) / 1000.0 <= self.link_window_s:
                 self._try_link(tracklet, now, present - {self._root(tracklet.identity)})
+
+    def _split(self, tracklet: Tracklet, now: float) -> Tracklet:
+        """ByteTrack went on with someone else: the segments since the tracklet's last clean view (or, without
+        one, the current sighting) become a new tracklet, a new person until re-linked or merged."""
+        moved = [s for s in tracklet.segments[1:] if s.first_ms > tracklet.clean_ms]
+        if not moved:
+            last = tracklet.segments[-1]
+            if last.previous is None:
+                return tracklet
+            # the current sighting alone starts the new tracklet; the previous one ends the old
+            moved = [self._new_segment(last.last_frame, last.last_ms, last.last_box)]
+            last.frames -= 1
+            last.last_frame, last.last_ms, last.last_box = last.previous
+            last.previous = None
+        else:
+            tracklet.segments = [s for s in tracklet.segments if s not in moved]
+        new = Tracklet(tracklet.key, moved, covered=tracklet.covered)
+        new.identity = self._new_identity()
+        for segment in moved:
+            self._owner[segment.id] = new
+        self._tracklets[tracklet.key] = new
+        self._all.append(new)
+        logger.debug("tracklet %d split at frame %d (appearance changed)", tracklet.key, new.first_frame)
+        return new
 
     # --- end of video ----------------------------------------------------------------------------------------
 
@@ -517,12 +629,12 @@ class TrackingProcessor(FrameProcessor):
         # people numbered 1, 2, 3... in order of appearance; every online id maps to its person's number
         order = sorted(groups, key=lambda r: (groups[r][0].first_ms, r))
         number = {root: n for n, root in enumerate(order, 1)}
-        final = {identity: number[self._root(identity)] for identity in self._parent}
+        final = {segment: number[self._root(owner.identity)] for segment, owner in self._owner.items()}
         for result in self._results:
             dets = result.detections.get(self.category)
-            if dets is not None and TRACK_ID in dets.data:
+            if dets is not None and SEGMENT in dets.data:
                 ids = dets.data[TRACK_ID]
-                ids[:] = [final.get(int(i), NO_TRACK) if i != NO_TRACK else NO_TRACK for i in ids]
+                ids[:] = [final[int(s)] if s != NO_TRACK else NO_TRACK for s in dets.data.pop(SEGMENT)]
         tracks: list[Track] = []
         for root in order:
             members = groups[root]
@@ -548,7 +660,7 @@ class TrackingProcessor(FrameProcessor):
         peak = int(np.argmax(occupancy)) if len(occupancy) and occupancy.max() > 0 else None
         section: dict[str, Any] = {
             "unique_people": len(people),
-            "confirmed_tracks": len(self._tracklets),
+            "confirmed_tracks": len({t.key for t in self._all}),
             "max_occupancy": int(occupancy.max()) if len(occupancy) else 0,
             "mean_occupancy": round(float(occupancy.mean()), 3) if len(occupancy) else 0.0,
             "peak_frame_index": None if peak is None else self._frames[peak][0],
@@ -558,7 +670,8 @@ class TrackingProcessor(FrameProcessor):
         if self.appearance:
             section["appearance"] = {
                 "crops_embedded": self.embedded,
-                "tracklets": len(self._tracklets),
+                "tracklets": len(self._all),
+                "splits": len(self._all) - len(self._tracklets),
                 "people_before_min_track_s": len(tracks),
             }
             if self.store_embeddings:
@@ -587,10 +700,7 @@ class TrackingProcessor(FrameProcessor):
         if self._final is not None:
             tracks = self._final
         else:
-            tracks = [
-                Track(t.key, t.first_frame, t.first_ms, t.last_frame, t.last_ms, t.frames)
-                for t in self._tracklets.values()
-            ]
+            tracks = [Track(t.key, t.first_frame, t.first_ms, t.last_frame, t.last_ms, t.frames) for t in self._all]
         return [t for t in sorted(tracks, key=lambda t: t.track_id) if t.duration_s() >= self.min_track_s - 1e-9]
 
     def live_count(self) -> int:
