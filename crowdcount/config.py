@@ -187,7 +187,7 @@ DEFAULTS: dict[str, Any] = {
         "appearance": True,
         "relink_s": 30.0,
         "link_threshold": 0.7,
-        "merge_threshold": 0.65,
+        "merge_threshold": 0.6,
         "link_window_s": 2.0,
         "max_speed": 1.5,
         "gallery_size": 6,

@@ -267,7 +267,7 @@ class TrackingProcessor(FrameProcessor):
         appearance: bool = True,
         relink_s: float = 30.0,
         link_threshold: float = 0.7,
-        merge_threshold: float = 0.65,
+        merge_threshold: float = 0.6,
         link_window_s: float = 2.0,
         max_speed: float = 1.5,
         gallery_size: int = 6,
@@ -563,7 +563,7 @@ class TrackingProcessor(FrameProcessor):
         present = {self._root(self._tracklets[int(k)].identity) for k in keys if k != NO_TRACK}
         for row in rows:
             tracklet = self._tracklets[int(keys[row])]
-            if (now - tracklet.first_ms) / 1000.0 <= self.link_window_s:
+            if (now - tracklet.first_ms) / 1000.0 < self.link_window_s:
                 self._try_link(tracklet, now, present - {self._root(tracklet.identity)})
 
     def _split(self, tracklet: Tracklet, now: float) -> Tracklet:

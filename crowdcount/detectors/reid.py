@@ -71,8 +71,8 @@ class PersonEmbedder(FaceEmbedder):
 
     name = "person-reid-0287"
     dim = 256
-    match_threshold = 0.6
-    cluster_threshold = 0.7
+    match_threshold = 0.5
+    cluster_threshold = 0.6
 
     def __init__(
         self,
