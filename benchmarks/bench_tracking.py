@@ -126,7 +126,6 @@ def main() -> None:
     from crowdcount.eval import IgnoreRegion, read_mot
     from crowdcount.eval.tracking import evaluate_tracking, track_video
 
-
     gt = read_mot(DATA / "gt_frames001-124.txt", (480, 360), scale=0.625)
     regions = [IgnoreRegion.parse("0,0,480,70")]
     table = Table(title="tracking accuracy: PETS09-S2L1, default human detector + tracker")

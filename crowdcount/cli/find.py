@@ -18,8 +18,9 @@ logger = logging.getLogger(__name__)
 
 
 def _sources(values: tuple[str, ...]) -> list[tuple[str, Path]]:
-    """``("result", path)`` and ``("video", path)`` to search: result files as given, folders expanded (a video
-    whose result file with appearance vectors sits in the same folder is not analysed again)."""
+    """``("result", path)`` and ``("video", path)`` to search: result files as given, folders expanded (their
+    result files with appearance vectors, and their videos but those such a result file in the same folder
+    covers)."""
     from crowdcount.analyzer.files import find_videos
 
     out: list[tuple[str, Path]] = []
@@ -34,10 +35,13 @@ def _sources(values: tuple[str, ...]) -> list[tuple[str, Path]]:
                     document = json.loads(result.read_text(encoding="utf-8"))
                 except (OSError, UnicodeDecodeError, json.JSONDecodeError):
                     continue
-                if isinstance(document, dict) and isinstance(document.get("tracking"), dict):
+                if not isinstance(document, dict) or not isinstance(document.get("tracking"), dict):
+                    continue  # not a result file
+                if "embeddings" in document["tracking"]:
                     out.append(("result", result))
-                    if "embeddings" in document["tracking"]:
-                        covered.add((result.parent, str((document.get("video") or {}).get("name"))))
+                    covered.add((result.parent, str((document.get("video") or {}).get("name"))))
+                else:  # its video, when it is in the folder, is analysed instead
+                    logger.warning("%s holds no appearance vectors: skipped", result)
             out.extend(("video", v) for v in find_videos([path]) if (v.parent, v.name) not in covered)
         elif path.suffix.lower() == ".json":
             out.append(("result", path))
