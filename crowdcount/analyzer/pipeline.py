@@ -37,6 +37,7 @@ TRACKER_KEYS = (
     "refresh_s",
     "max_embeds_per_frame",
     "split_threshold",
+    "associate_weight",
 )
 
 

@@ -214,6 +214,22 @@ def decode_vector(text: str) -> np.ndarray:
     return vector / norm if norm > 0 else vector
 
 
+class _AppearanceSimilarity:
+    """ByteTrack's box similarity, with appearance blended into its first (high-score) stage where ambiguous."""
+
+    def __init__(self, boxes: Any, processor: TrackingProcessor) -> None:
+        self.boxes = boxes
+        self.processor = processor
+
+    def compute(self, boxes_1: np.ndarray, boxes_2: np.ndarray) -> np.ndarray:
+        similarity = self.boxes.compute(boxes_1, boxes_2)
+        processor = self.processor
+        processor._calls += 1
+        if processor._calls == 1 and processor.appearance and processor.associate_weight > 0 and similarity.size:
+            return processor._fuse(similarity)
+        return similarity
+
+
 class TrackingProcessor(FrameProcessor):
     """Tracks the boxes of one category (default ``Human``) with ByteTrack and re-links people by appearance;
     counts unique people and occupancy.
@@ -246,6 +262,8 @@ class TrackingProcessor(FrameProcessor):
         split_threshold: a clean view of a tracklet less similar than this to its gallery's mean (checked after
             every overlap and at every refresh) means ByteTrack went on with someone else: the tracklet is split
             (``None``: never; see docs/tracking.md for what it did on the development clips).
+        associate_weight: blend appearance into ByteTrack's first-stage matching where it is ambiguous (0: off;
+            ambiguous boxes are then embedded too).
         store_embeddings: put each person's mean appearance vector (float16, base64) in the result file.
         embedder: the appearance model (default: the shipped person ReID model, loaded on first use).
     """
@@ -275,6 +293,7 @@ class TrackingProcessor(FrameProcessor):
         refresh_s: float = 4.0,
         max_embeds_per_frame: int = 8,
         split_threshold: float | None = None,
+        associate_weight: float = 0.5,
         store_embeddings: bool = False,
         embedder: BoxEmbedder | None = None,
     ) -> None:
@@ -303,6 +322,7 @@ class TrackingProcessor(FrameProcessor):
         self.embed_interval_s = float(_number(embed_interval_s, "embed_interval_s", 0, 3600))
         self.refresh_s = float(_number(refresh_s, "refresh_s", 0, 3600))
         self.max_embeds_per_frame = int(_number(max_embeds_per_frame, "max_embeds_per_frame", 1, 10000, integer=True))
+        self.associate_weight = float(_number(associate_weight, "associate_weight", 0, 10))
         self.split_threshold = (
             -2.0 if split_threshold is None else float(_number(split_threshold, "split_threshold", -1, 1))
         )
@@ -312,6 +332,11 @@ class TrackingProcessor(FrameProcessor):
         self.embedder = embedder
         self.score_floors = {category: self.low_score} if self.low_score < self.high_score else {}
         self._tracker: Any = None
+        self._calls = 0
+        self._frame_vectors: dict[int, np.ndarray] = {}
+        self._image_now: Any = None
+        self._boxes = np.zeros((0, 4), np.float32)
+        self._scores = np.zeros(0, np.float32)
         self._reset()
         self._interval_s = 0.0
 
@@ -357,6 +382,7 @@ class TrackingProcessor(FrameProcessor):
                 refresh_s=self.refresh_s,
                 max_embeds_per_frame=self.max_embeds_per_frame,
                 split_threshold=self.split_threshold if self.split_threshold > -2 else None,
+                associate_weight=self.associate_weight,
                 embedder=self._embedder().describe() if self.embedder is not None else "person-reid-0287",
             )
         return info
@@ -383,7 +409,7 @@ class TrackingProcessor(FrameProcessor):
             minimum_consecutive_frames=self.confirm_frames,
             minimum_iou_threshold=self.min_iou,
             high_conf_det_threshold=self.high_score,
-            iou=BIoU(buffer_ratio=self.buffer_per_s / analysed_fps),
+            iou=_AppearanceSimilarity(BIoU(buffer_ratio=self.buffer_per_s / analysed_fps), self),
         )
         self._reset()
         if self.appearance and (self.store_embeddings or self.embedder is None):
@@ -470,6 +496,9 @@ class TrackingProcessor(FrameProcessor):
             class_id=dets.class_id.astype(int),
             data={"index": np.arange(n)},
         )
+        self._image_now, self._boxes, self._scores = image, dets.xyxy, dets.confidence
+        self._frame_vectors = {}
+        self._calls = 0
         tracked = self._tracker.update(candidates, timestamp=frame.timestamp_ms / 1000.0)
         keys = np.full(n, NO_TRACK, np.int64)
         if len(tracked):
@@ -548,8 +577,7 @@ class TrackingProcessor(FrameProcessor):
             return
         wanted.sort()
         rows = [i for _, i in wanted[: self.max_embeds_per_frame]]
-        vectors = self._embedder().embed_boxes(image, dets.xyxy[rows])
-        self.embedded += len(rows)
+        vectors = self._vectors(rows)
         for row, vector in zip(rows, vectors, strict=True):
             tracklet = self._tracklets[int(keys[row])]
             vector = np.asarray(vector, np.float32)
@@ -565,6 +593,43 @@ class TrackingProcessor(FrameProcessor):
             tracklet = self._tracklets[int(keys[row])]
             if (now - tracklet.first_ms) / 1000.0 < self.link_window_s:
                 self._try_link(tracklet, now, present - {self._root(tracklet.identity)})
+
+    def _vectors(self, rows: list[int]) -> np.ndarray:
+        """Vectors of this frame's boxes ``rows``: embedded once a frame (batched), reused after."""
+        missing = [r for r in rows if r not in self._frame_vectors]
+        if missing:
+            vectors = self._embedder().embed_boxes(self._image_now, self._boxes[missing])
+            self.embedded += len(missing)
+            self._frame_vectors.update(zip(missing, np.asarray(vectors, np.float32), strict=True))
+        return np.array([self._frame_vectors[r] for r in rows], np.float32).reshape(len(rows), -1)
+
+    def _fuse(self, similarity: np.ndarray) -> np.ndarray:
+        """ByteTrack's first-stage box similarity with appearance blended in where it is ambiguous: a confirmed
+        track with a gallery that could take two boxes, or a box two tracks could take. Each such pair moves by
+        ``associate_weight`` x (cosine - 0.5), never below the IoU threshold (appearance re-ranks the
+        candidates the boxes allow; it never makes a pair valid or invalid)."""
+        tracks = self._tracker.tracks
+        valid = similarity >= self.min_iou
+        if not valid.any():
+            return similarity
+        crowded = (valid.sum(axis=1, keepdims=True) >= 2) | (valid.sum(axis=0, keepdims=True) >= 2)
+        means: dict[int, np.ndarray] = {}
+        for row, track in enumerate(tracks):
+            tracklet = self._tracklets.get(int(track.tracker_id) + 1) if track.tracker_id >= 0 else None
+            mean = _centroid(tracklet.gallery) if tracklet is not None else None
+            if mean is not None and (valid[row] & crowded[row]).any():
+                means[row] = mean
+        if not means:
+            return similarity
+        high = np.flatnonzero(self._scores >= self.high_score)
+        columns = sorted({int(c) for row in means for c in np.flatnonzero(valid[row] & crowded[row])})
+        vectors = dict(zip(columns, self._vectors([int(high[c]) for c in columns]), strict=True))
+        fused = similarity.copy()
+        for row, mean in means.items():
+            for column in np.flatnonzero(valid[row] & crowded[row]):
+                shifted = similarity[row, column] + self.associate_weight * (float(vectors[int(column)] @ mean) - 0.5)
+                fused[row, column] = max(self.min_iou, shifted)
+        return fused
 
     def _split(self, tracklet: Tracklet, now: float) -> Tracklet:
         """ByteTrack went on with someone else: the segments since the tracklet's last clean view (or, without
