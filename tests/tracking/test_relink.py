@@ -152,3 +152,49 @@ def test_vector_encoding_round_trips_at_float16_precision() -> None:
     text = encode_vector(vector)
     assert len(text) == 684  # 512 bytes in base64
     assert np.abs(decode_vector(text) - vector).max() < 1e-3
+
+
+class ListEmbedder:
+    """Returns fixed vectors for the frame's boxes, by row, and records what it was asked."""
+
+    name = "fixed"
+    dim = 3
+
+    def __init__(self, vectors: np.ndarray, boxes: np.ndarray) -> None:
+        self.vectors, self.boxes, self.asked = vectors, boxes, []
+
+    def embed_boxes(self, image: Any, xyxy: np.ndarray) -> np.ndarray:
+        rows = [int(np.flatnonzero(np.all(self.boxes == box, axis=1))[0]) for box in xyxy]
+        self.asked.append(rows)
+        return self.vectors[rows]
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+
+def test_appearance_reranks_only_ambiguous_pairs_and_never_validates_a_pair() -> None:
+    from types import SimpleNamespace
+
+    from crowdcount.analyzer.tracking import Segment, Tracklet
+
+    red, green, blue = np.eye(3, dtype=np.float32)
+    boxes = np.array([[0, 0, 10, 20], [12, 0, 22, 20], [50, 0, 60, 20]], np.float32)
+    embedder = ListEmbedder(np.stack([green, red, blue]), boxes)  # box 0 looks green, box 1 red
+    processor = TrackingProcessor(high_score=0.5, embedder=embedder, associate_weight=0.5)
+    segment = Segment(1, 1, 0.0, boxes[0], 1, 0.0, boxes[0])
+    processor._tracklets = {1: Tracklet(1, [segment], gallery=[red]), 2: Tracklet(2, [segment], gallery=[green])}
+    # tracks: red (ByteTrack id 0), green (id 1), an unconfirmed one (-1)
+    processor._tracker = SimpleNamespace(tracks=[SimpleNamespace(tracker_id=i) for i in (0, 1, -1)])
+    processor._boxes, processor._scores = boxes, np.array([0.9, 0.9, 0.9], np.float32)
+    processor._frame_vectors = {}
+    # by boxes alone red would take box 0 and green box 1 (a swap); box 2 is the unconfirmed track's, alone
+    similarity = np.array([[0.6, 0.5, 0.0], [0.5, 0.6, 0.0], [0.0, 0.0, 0.7]], np.float32)
+    fused = processor._fuse(similarity)
+    assert fused[0, 1] > fused[0, 0] and fused[1, 0] > fused[1, 1]  # appearance undoes the swap
+    assert fused[0, 0] == fused[1, 1] == pytest.approx(0.35)  # 0.6 + 0.5 x (0 - 0.5)
+    assert fused[0, 1] == fused[1, 0] == pytest.approx(0.75)  # 0.5 + 0.5 x (1 - 0.5)
+    assert fused[2, 2] == 0.7 and fused[0, 2] == 0.0 and fused[2, 0] == 0.0  # not ambiguous, not valid: untouched
+    assert embedder.asked == [[0, 1]]  # only the ambiguous boxes, in one batch
+    # a pair moved down stops at the IoU threshold: still valid
+    weak = processor._fuse(np.array([[0.32, 0.31, 0], [0.31, 0.32, 0], [0, 0, 0.7]], np.float32))
+    assert weak[0, 0] == pytest.approx(0.3) and weak[0, 1] > 0.3
