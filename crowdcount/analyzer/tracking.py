@@ -13,7 +13,9 @@ a new tracklet. Each tracklet keeps a small *gallery* of appearance vectors (``g
 :class:`crowdcount.detectors.reid.PersonEmbedder`): a tracklet is embedded when it is new, a few more times
 while its gallery fills (every ``embed_interval_s``), then only every ``refresh_s``; boxes overlapped by another
 box are skipped (their crop shows two people) unless the tracklet has no vector yet. The crops of one frame go
-to the model in one batch. A young tracklet (its first ``link_window_s``) is *re-linked* online to a person
+to the model in one batch. Where ByteTrack's first-stage matching is ambiguous (a track could take two boxes,
+or a box go to two tracks) the boxes involved are embedded and appearance re-ranks those pairs
+(``associate_weight``), which prevents most swaps in groups and crossings. A young tracklet (its first ``link_window_s``) is *re-linked* online to a person
 who was lost no more than ``relink_s`` ago when their galleries' mean vectors agree (cosine at least
 ``link_threshold``, clearly better than the next candidate) and the person could have walked there
 (``max_speed`` body heights a second, plus one). When the video ends a *merge pass* joins the remaining
