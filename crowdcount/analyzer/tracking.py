@@ -8,20 +8,19 @@ marks them and removes them after the last processor, so the result file and the
 detector's own threshold, while tracks, occupancy, line and zone counts also use the weak boxes a track recovered.
 A ByteTrack track (a *tracklet*) ends when it has been lost for ``lost_track_s``.
 
-**Long term: appearance.** A person hidden behind a post or another person for longer than that comes back as
-a new tracklet. Each tracklet keeps a small *gallery* of appearance vectors (``gallery_size``, from
-:class:`crowdcount.detectors.reid.PersonEmbedder`): a tracklet is embedded when it is new, a few more times
-while its gallery fills (every ``embed_interval_s``), then only every ``refresh_s``; boxes overlapped by another
-box are skipped (their crop shows two people) unless the tracklet has no vector yet. The crops of one frame go
-to the model in one batch. Where ByteTrack's first-stage matching is ambiguous (a track could take two boxes,
-or a box go to two tracks) the boxes involved are embedded and appearance re-ranks those pairs
-(``associate_weight``), which prevents most swaps in groups and crossings. A young tracklet (its first ``link_window_s``) is *re-linked* online to a person
-who was lost no more than ``relink_s`` ago when their galleries' mean vectors agree (cosine at least
-``link_threshold``, clearly better than the next candidate) and the person could have walked there
-(``max_speed`` body heights a second, plus one). When the video ends a *merge pass* joins the remaining
-tracklets of one person the same way (``merge_threshold``; never two tracklets seen at the same time) before
-the result is written, and people are numbered 1, 2, 3... in order of appearance. With ``appearance`` off
-the tracker is plain ByteTrack.
+**Long term: appearance.** A person hidden behind a post or another person for longer than that comes back as a new
+tracklet. Each tracklet keeps a small *gallery* of appearance vectors (``gallery_size``, from
+:class:`crowdcount.detectors.reid.PersonEmbedder`): a tracklet is embedded when it is new, a few more times while
+its gallery fills (every ``embed_interval_s``), then only every ``refresh_s``; boxes overlapped by another box are
+skipped (their crop shows two people) unless the tracklet has no vector yet. The crops of one frame go to the model
+in one batch. Where ByteTrack's first-stage matching is ambiguous (a track could take two boxes, or a box go to two
+tracks) the boxes involved are embedded and appearance re-ranks those pairs (``associate_weight``), which prevents
+most swaps in groups and crossings. A young tracklet (its first ``link_window_s``) is *re-linked* online to a
+person who was lost no more than ``relink_s`` ago when their galleries' mean vectors agree (cosine at least
+``link_threshold``, clearly better than the next candidate) and the person could have walked there (``max_speed``
+body heights a second, plus one). When the video ends a *merge pass* joins the remaining tracklets of one person
+the same way (``merge_threshold``; never two tracklets seen at the same time) before the result is written, and
+people are numbered 1, 2, 3... in order of appearance. With ``appearance`` off the tracker is plain ByteTrack.
 
 Each reported box gets a ``track_id`` (``track_ids`` in the result file): the person's number, or -1 for a box
 no confirmed track holds (confirmed: matched in ``confirm_frames`` consecutive analysed frames). A person
