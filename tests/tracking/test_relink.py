@@ -198,3 +198,16 @@ def test_appearance_reranks_only_ambiguous_pairs_and_never_validates_a_pair() ->
     # a pair moved down stops at the IoU threshold: still valid
     weak = processor._fuse(np.array([[0.32, 0.31, 0], [0.31, 0.32, 0], [0, 0, 0.7]], np.float32))
     assert weak[0, 0] == pytest.approx(0.3) and weak[0, 1] > 0.3
+
+
+def test_the_worker_config_turns_stored_embeddings_on(tmp_path: Path) -> None:
+    # the worker builds its processors with build_processors(config["tracking"]), like analyze: a config (here
+    # its environment override) that sets tracking.embeddings makes its result files searchable by `find`
+    from crowdcount.analyzer.pipeline import build_processors
+    from crowdcount.config import load_config
+
+    config = load_config(None, environ={"CROWDCOUNT_TRACKING__EMBEDDINGS": "true"})
+    (processor,) = build_processors(config["tracking"], [BlobDetector(0.5)])
+    assert isinstance(processor, TrackingProcessor) and processor.store_embeddings and processor.appearance
+    (plain,) = build_processors(load_config(None, environ={})["tracking"], [BlobDetector(0.5)])
+    assert not plain.store_embeddings and plain.associate_weight == 0.5 and plain.gallery_size == 4
