@@ -11,20 +11,24 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from crowdcount.cli.aws_common import endpoint_option
 from crowdcount.cli.common import config_option, get_config
 from crowdcount.errors import ConfigError, CrowdcountError
 
 logger = logging.getLogger(__name__)
 
 
-def _sources(values: tuple[str, ...]) -> list[tuple[str, Path]]:
-    """``("result", path)`` and ``("video", path)`` to search: result files as given, folders expanded (their
-    result files with appearance vectors, and their videos but those such a result file in the same folder
-    covers)."""
+def _sources(values: tuple[str, ...]) -> list[tuple[str, Path | str]]:
+    """``("result", path)``, ``("video", path)`` and ``("s3", uri)`` to search: result files as given, folders
+    expanded (their result files with appearance vectors, and their videos but those such a result file in the
+    same folder covers), S3 locations as given."""
     from crowdcount.analyzer.files import find_videos
 
-    out: list[tuple[str, Path]] = []
+    out: list[tuple[str, Path | str]] = []
     for value in values:
+        if value.startswith("s3://"):
+            out.append(("s3", value))
+            continue
         path = Path(value)
         if not path.exists():
             raise ConfigError(f"--in {value!r} does not exist", "give a video, a result JSON or a folder of them")
@@ -60,7 +64,8 @@ def _sources(values: tuple[str, ...]) -> list[tuple[str, Path]]:
     multiple=True,
     required=True,
     metavar="VIDEO|DIR|RESULT",
-    help="Footage to search: videos, result JSONs (written with --embeddings) or folders of them; repeatable.",
+    help="Footage to search: videos, result JSONs (written with --embeddings), folders of them, or s3://BUCKET/PREFIX "
+    "(result files of the worker); repeatable.",
 )
 @click.option("-o", "--output", type=click.Path(), default=None, help="Write the matches as JSON to this file.")
 @click.option(
@@ -77,6 +82,7 @@ def _sources(values: tuple[str, ...]) -> list[tuple[str, Path]]:
     help="Share of frames analysed in videos (default: the config's; 1 tracks best, costs most).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the matches as JSON instead of a table.")
+@endpoint_option
 @config_option
 def find(
     photos: tuple[str, ...],
@@ -86,6 +92,7 @@ def find(
     annotate: str | None,
     frame_ratio: float | None,
     as_json: bool,
+    endpoint_url: str | None,
     config_path: str | None,
 ) -> None:
     """Find the person shown in PHOTOS in videos and result files: their tracks, ranked by similarity.
@@ -119,6 +126,9 @@ def find(
     analyzer = None
     for kind, path in planned:
         try:
+            if kind == "s3":
+                matches.extend(_search_s3(str(path), config, endpoint_url, query, threshold))
+                continue
             if kind == "result":
                 document = load_document(path)
             else:
@@ -127,7 +137,7 @@ def find(
                     tracking.update(lines=[], zones=[], calibration=None)
                     processors = build_processors(tracking, [detector])
                     analyzer = VideoAnalyzer.from_config(block, [detector], processors)
-                document = to_document(analyzer.analyze(path))
+                document = to_document(analyzer.analyze(Path(path)))
             matches.extend(search_document(document, query, threshold, str(path)))
         except CrowdcountError as exc:
             click.echo(f"Error: {exc}", err=True)
@@ -181,3 +191,26 @@ def find(
         click.echo(f"matches written to {output}")
     for sheet in sheets:
         click.echo(f"contact sheet {sheet}")
+
+
+def _search_s3(uri: str, config: Any, endpoint_url: str | None, query: Any, threshold: float) -> list[Any]:
+    """The matches in the result files under an S3 location (those without appearance vectors are skipped)."""
+    from crowdcount.analyzer.search import SearchError, search_document
+    from crowdcount.aws.resources import context_from_config
+    from crowdcount.aws.results import result_documents
+
+    s3 = context_from_config(config, endpoint_url).client("s3")
+    matches: list[Any] = []
+    searched = 0
+    for source, document in result_documents(s3, uri):
+        if "embeddings" not in document["tracking"]:
+            logger.warning("%s holds no appearance vectors: skipped", source)
+            continue
+        searched += 1
+        matches.extend(search_document(document, query, threshold, source))
+    if not searched:
+        raise SearchError(
+            f"{uri}: no result files with appearance vectors",
+            "set tracking.embeddings to true in the worker's config (or analyze --embeddings)",
+        )
+    return matches
