@@ -1,14 +1,17 @@
-"""Tracking: its cost in analyze fps, and its accuracy on PETS09-S2L1 at frame ratios 1, 0.5 and 0.2.
+"""Tracking: its cost in analyze fps (with and without appearance), and its accuracy on PETS09-S2L1.
 
     python benchmarks/bench_tracking.py             # vtest.avi from ../shared/data (or the sample clip)
     python benchmarks/bench_tracking.py --quick     # the 150-frame sample clip, speed only
+    python benchmarks/bench_tracking.py --whole     # also: unique people over all 795 frames of vtest.avi
 
 Prints two tables:
-- ``VideoAnalyzer`` end-to-end fps of the default human detector with tracking (the default processors) and
-  without, interleaved ``--repeats`` times (best of each), and their ratio (target >= 0.95), and the share of
-  the tracked runs' time spent inside the tracker (steadier than the fps ratio on a busy shared machine);
+- end-to-end fps of the *default* ``crowdcount analyze`` (the config's detectors, frame ratio and tracking
+  block) on 2 threads: without tracking, with ByteTrack only (``appearance`` off) and with appearance (the
+  default), interleaved ``--repeats`` times (best of each), the ratios between them, and the crops embedded;
 - MOTA, IDF1, ID switches, unique-people error and tracked-occupancy MAE on PETS09-S2L1 frames 1-124 (all)
-  and 63-124 (held out: the tracker's settings were chosen on frames 1-62), per frame ratio.
+  and 63-124, per frame ratio, with the default tracking block (appearance on).
+
+Tuning over the development clips without the detector: ``benchmarks/tune_tracking.py``.
 """
 
 from __future__ import annotations
@@ -40,20 +43,21 @@ def timed(processors: list) -> list:
     return processors
 
 
-def analyse(detector, processors, video: Path) -> tuple[int, float]:
+def analyse(detectors, processors, video: Path, block) -> tuple[int, float]:  # type: ignore[no-untyped-def]
     from crowdcount.analyzer import VideoAnalyzer, to_document
 
-    analyzer = VideoAnalyzer([detector], frame_ratio=1.0, processors=processors)
+    analyzer = VideoAnalyzer.from_config(block, detectors, processors)
     start = time.perf_counter()
     result = analyzer.analyze(video)
     to_document(result)
-    return len(result.frames), time.perf_counter() - start
+    return result.frames_decoded, time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--video", type=Path, default=None)
     parser.add_argument("--quick", action="store_true", help="sample clip, speed only")
+    parser.add_argument("--whole", action="store_true", help="also unique people over the whole of vtest.avi")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -62,36 +66,60 @@ def main() -> None:
     from rich.table import Table
 
     from crowdcount.analyzer.pipeline import build_processors
-    from crowdcount.config import DEFAULTS
-    from crowdcount.detectors import build_detector
+    from crowdcount.config import DEFAULTS, build_detectors
 
     video = args.video or (SAMPLE if args.quick or not (DATA / "vtest.avi").exists() else DATA / "vtest.avi")
-    detector = build_detector("human", {"max_batch_size": 8})
-    detector.load()
-    tracking = build_processors(DEFAULTS["tracking"], [detector])
-    analyse(detector, tracking, SAMPLE)  # warm-up: imports, graph tracing
-    with_t, without_t, shares = [], [], []
-    for _ in range(args.repeats):  # interleaved, so load from elsewhere hits both sides alike
-        n, seconds = analyse(detector, [], video)
-        without_t.append(seconds)
-        SPENT[0] = 0.0
-        n, seconds = analyse(detector, timed(build_processors(DEFAULTS["tracking"], [detector])), video)
-        with_t.append(seconds)
-        shares.append(SPENT[0] / seconds)
-    without_fps, with_fps = n / min(without_t), n / min(with_t)
-    table = Table(title=f"tracking cost: {video.name}, {n} frames, default human detector, frame_ratio 1")
-    for column in ("measure", "fps", "ratio", "target", "ok"):
-        table.add_column(column, justify="left" if column == "measure" else "right")
-    table.add_row("analyze without tracking", f"{without_fps:.1f}", "", "", "")
-    ratio = with_fps / without_fps
-    table.add_row(
-        "analyze with tracking", f"{with_fps:.1f}", f"{ratio:.3f}", ">= 0.95", "yes" if ratio >= 0.95 else "NO"
+    block = DEFAULTS["human_detection"]
+    detectors = build_detectors(block["detectors"])
+    detector = next(d for d in detectors if d.category == "Human")
+    plain_block = {**DEFAULTS["tracking"], "appearance": False}
+    variants = {
+        "no tracking": lambda: [],
+        "ByteTrack only (appearance off)": lambda: build_processors(plain_block, detectors),
+        "ByteTrack + appearance (default)": lambda: build_processors(DEFAULTS["tracking"], detectors),
+    }
+    analyse(detectors, variants["ByteTrack + appearance (default)"](), SAMPLE, block)  # warm-up: imports, models
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    shares: dict[str, list[float]] = {name: [] for name in variants}
+    crops = 0
+    for _ in range(args.repeats):  # interleaved, so load from elsewhere hits every variant alike
+        for name, make in variants.items():
+            processors = timed(make())
+            SPENT[0] = 0.0
+            n, seconds = analyse(detectors, processors, video, block)
+            times[name].append(seconds)
+            shares[name].append(SPENT[0] / seconds)
+            if processors and getattr(processors[0], "appearance", False):
+                crops = processors[0].embedded
+    table = Table(
+        title=f"default analyze: {video.name}, {n} frames decoded, frame ratio {block['frame_ratio']:g}, "
+        f"detectors {', '.join(d.name for d in detectors)}"
     )
-    share = sorted(shares)[len(shares) // 2]
-    table.add_row("time inside the tracker (median share)", f"{100 * share:.1f}%", f"{1 - share:.3f}", ">= 0.95",
-                  "yes" if 1 - share >= 0.95 else "NO")  # fmt: skip
+    for column in ("variant", "fps (best)", "ratio to no tracking", "ratio to ByteTrack only", "time in tracker"):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    fps = {name: n / min(t) for name, t in times.items()}
+    for name in variants:
+        table.add_row(
+            name,
+            f"{fps[name]:.1f}",
+            f"{fps[name] / fps['no tracking']:.3f}",
+            f"{fps[name] / fps['ByteTrack only (appearance off)']:.3f}" if name != "no tracking" else "",
+            f"{100 * sorted(shares[name])[len(shares[name]) // 2]:.1f}%" if name != "no tracking" else "",
+        )
     console = Console()
     console.print(table)
+    console.print(f"crops embedded per run with appearance: {crops} ({crops / n:.2f} per decoded frame)")
+
+    if args.whole and (DATA / "vtest.avi").exists():
+        from crowdcount.analyzer import VideoAnalyzer
+
+        (processor,) = build_processors(DEFAULTS["tracking"], [detector])
+        result = VideoAnalyzer.from_config(block, [detector], [processor]).analyze(DATA / "vtest.avi")
+        section = result.sections["tracking"]
+        console.print(
+            f"vtest.avi, all {result.frames_decoded} frames, default analyze: {section['unique_people']} unique "
+            f"people (19 walk through), {section['appearance']['tracklets']} tracklets"
+        )
 
     if args.quick or not (DATA / "gt_frames001-124.txt").exists():
         return

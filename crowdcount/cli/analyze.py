@@ -123,6 +123,19 @@ def _fmt_time(ms: float | None) -> str:
     help="Write the video with boxes, track ids, lines, zones and counts drawn: an .mp4 file or a folder.",
 )
 @click.option("--plot", type=click.Path(), default=None, help="Plot the counts over time: a .png file or a folder.")
+@click.option(
+    "--embeddings/--no-embeddings",
+    default=None,
+    help="Store each person's appearance vector (float16) in the result file, for 'crowdcount find'.",
+)
+@click.option(
+    "--calibration",
+    type=click.Path(),
+    default=None,
+    help="Ground calibration (JSON: 4+ image points and their ground metres): report close contacts.",
+)
+@click.option("--contact-distance", type=float, default=None, help="Contact distance in metres (default 1.5).")
+@click.option("--contact-seconds", type=float, default=None, help="Shortest contact reported, seconds (default 2).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table.")
 @click.option(
@@ -148,6 +161,10 @@ def analyze(
     zones: tuple[str, ...],
     annotate: str | None,
     plot: str | None,
+    embeddings: bool | None,
+    calibration: str | None,
+    contact_distance: float | None,
+    contact_seconds: float | None,
     progress: bool | None,
     as_json: bool,
     identify: str | None,
@@ -164,7 +181,13 @@ def analyze(
         config_path,
         {
             "human_detection": {"frame_ratio": frame_ratio, "count_smoothing_s": smooth_s},
-            "tracking": {"enabled": track},
+            "tracking": {
+                "enabled": track,
+                "embeddings": embeddings,
+                "calibration": calibration,
+                "contact_distance": contact_distance,
+                "contact_seconds": contact_seconds,
+            },
         },
     )
     block = config["human_detection"]
@@ -298,6 +321,9 @@ def counting_summary(document: dict[str, Any]) -> dict[str, Any]:
             {k: zone[k] for k in ("name", "visitors", "max_occupancy", "mean_dwell_s", "max_dwell_s")}
             for zone in counting["zones"]
         ]
+    contacts = document.get("contacts")
+    if contacts:
+        out["contacts"] = {k: contacts[k] for k in ("count", "people_in_contact", "distance_m", "min_seconds")}
     for key in ("annotate",):
         if document.get(key):
             out["annotated_video"] = document[key]["path"]
@@ -341,6 +367,12 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
             notes.append(
                 f"{name}: zone {zone['name']}: {zone['visitors']} people, at most {zone['max_occupancy']} at once, "
                 f"dwell {zone['mean_dwell_s']:.1f} s on average ({zone['max_dwell_s']:.1f} s at most)"
+            )
+        if row.get("contacts"):
+            c = row["contacts"]
+            notes.append(
+                f"{name}: {c['count']} close contacts (closer than {c['distance_m']:g} m for {c['min_seconds']:g} s "
+                f"or more) between {c['people_in_contact']} people"
             )
         if row.get("annotated_video"):
             notes.append(f"{name}: annotated video {row['annotated_video']}")

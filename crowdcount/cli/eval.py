@@ -344,7 +344,10 @@ def run_tracking(
         gt = read_mot(gt_path, (info.width, info.height), **scale_args)
         keys = parse_frames(frames, [k for k in gt.frames if isinstance(k, int)])
         detector = build()
-        block = {**get_config(config_path)["tracking"], "enabled": True, "lines": [], "zones": [], "scenery": False}
+        block = {
+            **get_config(config_path)["tracking"],
+            **{"enabled": True, "lines": [], "zones": [], "scenery": False, "calibration": None},
+        }
         (processor,) = build_processors(block, [detector], category=category)
         run = track_video(source, detector, processor, max(keys), frame_ratio)
     report = evaluate_tracking(run, gt, keys, iou, regions)

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("crowdcount.cli.watch:watch", "Count people in live streams, webcams and real-time files."),
     "stream": ("crowdcount.cli.stream:stream", "Kafka: publish camera frames, or count them in a consumer group."),
     "edge": ("crowdcount.cli.edge:edge", "Upload camera frames to S3, read answers back, report latency."),
+    "find": ("crowdcount.cli.find:find", "Find a person from photos in videos and result files (appearance)."),
     "faces": ("crowdcount.cli.faces:faces", "Enrol people in a face gallery; list, remove, forget them."),
 }
 

@@ -1,0 +1,203 @@
+"""Find a person in footage from photos (``crowdcount find``): the photos' appearance vector against every
+tracked person's vector in result files, analysing the videos that have none.
+
+A query photo gives one vector: the largest person the detector finds in it, or the whole photo when it is a
+tight crop of one person (taller than wide, and the detector finds nobody or a person filling most of it).
+Several photos of one person are averaged. A tracked person's vector is the mean of their track's gallery
+(``tracking.people[].embedding`` in a result file written with ``--embeddings``). Similarity is the cosine of
+the two; matches are the people at or above the threshold, best first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crowdcount.analyzer.tracking import decode_vector
+from crowdcount.detectors import Detector
+from crowdcount.errors import CrowdcountError
+
+logger = logging.getLogger(__name__)
+
+#: A photo at least this much taller than wide may be a tight crop of one person.
+CROP_ASPECT = 1.5
+#: A detected person covering at least this share of a tall photo: the photo is the crop.
+CROP_FILL = 0.5
+
+
+class SearchError(CrowdcountError):
+    """A query photo or a source that cannot be searched (no person, unreadable, no tracks)."""
+
+    exit_code = 1
+
+
+@dataclass
+class QueryPhoto:
+    """One query photo: where the person is in it (pixels; the whole photo for a tight crop) and its vector."""
+
+    path: str
+    box: list[float]
+    whole_photo: bool
+    vector: np.ndarray
+
+
+def read_photo(path: str | Path) -> np.ndarray:
+    """A photo as RGB ``uint8`` (:class:`SearchError` when it is missing or not an image)."""
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise SearchError(f"photo {str(path)!r} does not exist", "give the path of a JPEG or PNG photo")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None or image.size == 0:
+        raise SearchError(f"photo {str(path)!r} cannot be read as an image", "give a JPEG, PNG or BMP photo")
+    return np.ascontiguousarray(image[..., ::-1])
+
+
+def person_box(rgb: np.ndarray, detector: Detector, source: str) -> tuple[np.ndarray, bool]:
+    """The box of the person in a photo (``xyxy`` pixels) and whether it is the whole photo."""
+    height, width = rgb.shape[:2]
+    (found,) = detector.detect([rgb])
+    whole = np.array([0, 0, width, height], np.float32)
+    tall = height >= CROP_ASPECT * width
+    if len(found):
+        areas = (found.xyxy[:, 2] - found.xyxy[:, 0]) * (found.xyxy[:, 3] - found.xyxy[:, 1])
+        best = found.xyxy[int(np.argmax(areas))]
+        if tall and float(areas.max()) >= CROP_FILL * width * height:
+            return whole, True
+        return best.astype(np.float32), False
+    if tall:
+        return whole, True
+    raise SearchError(
+        f"no person found in photo {source!r}",
+        "give a photo showing the person, or a tight crop of them (taller than wide)",
+    )
+
+
+def embed_photos(paths: Sequence[str | Path], detector: Detector, embedder: Any) -> list[QueryPhoto]:
+    """Read every photo, find its person, embed them (all photos are checked before any video is touched)."""
+    photos = [(str(p), read_photo(p)) for p in paths]
+    out = []
+    for path, rgb in photos:
+        box, whole = person_box(rgb, detector, path)
+        vector = embedder.embed_boxes(rgb, box[None])[0]
+        out.append(QueryPhoto(path, [round(float(v), 1) for v in box], whole, np.asarray(vector, np.float32)))
+    return out
+
+
+def query_vector(photos: Sequence[QueryPhoto]) -> np.ndarray:
+    """The mean of the photos' vectors, unit length."""
+    mean = np.mean([p.vector for p in photos], axis=0)
+    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+
+
+@dataclass
+class Match:
+    """A tracked person whose appearance matches the query."""
+
+    video: str
+    track_id: int
+    similarity: float
+    first_s: float
+    last_s: float
+    frames: list[dict[str, Any]] = field(default_factory=list)
+    source: str = ""
+    video_path: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "video": self.video,
+            "track_id": self.track_id,
+            "similarity": round(self.similarity, 4),
+            "first_s": self.first_s,
+            "last_s": self.last_s,
+            "frames": self.frames,
+        }
+
+
+def people_vectors(document: dict[str, Any], source: str) -> list[tuple[dict[str, Any], np.ndarray]]:
+    """Each tracked person of a result document with their appearance vector (:class:`SearchError` when the
+    document has no tracks or no stored vectors)."""
+    tracking = document.get("tracking")
+    if not isinstance(tracking, dict):
+        raise SearchError(f"{source}: no tracks (analysed with --no-track)", "analyse it again with tracking on")
+    people = tracking.get("people") or []
+    if not people:
+        raise SearchError(f"{source}: no people were tracked in this video", "nothing to search in it")
+    if "embeddings" not in tracking or not all("embedding" in p for p in people):
+        raise SearchError(
+            f"{source}: the result file holds no appearance vectors",
+            "analyse the video again with 'crowdcount analyze --embeddings', or pass the video itself",
+        )
+    return [(p, decode_vector(p["embedding"])) for p in people]
+
+
+def search_document(
+    document: dict[str, Any], query: np.ndarray, threshold: float, source: str, category: str = "Human"
+) -> list[Match]:
+    """The people of one result document at or above ``threshold``, best first, with their frames and boxes."""
+    scored = [(float(vector @ query), person) for person, vector in people_vectors(document, source)]
+    wanted = {int(p["track_id"]): s for s, p in scored if s >= threshold}
+    frames: dict[int, list[dict[str, Any]]] = {t: [] for t in wanted}
+    for frame in document.get("frames", []):
+        entry = frame.get(category) or {}
+        for box, track_id in zip(entry.get("boxes", []), entry.get("track_ids", []), strict=False):
+            if track_id in frames:
+                frames[track_id].append({"frame_index": int(frame["frame_index"]), "box": box})
+    video = document.get("video") or {}
+    name = str(video.get("name") or Path(source).name)
+    matches = [
+        Match(
+            name,
+            int(p["track_id"]),
+            s,
+            float(p["first_s"]),
+            float(p["last_s"]),
+            frames[int(p["track_id"])],
+            source,
+            str(video.get("path") or ""),
+        )
+        for s, p in scored
+        if int(p["track_id"]) in wanted
+    ]
+    return sorted(matches, key=lambda m: -m.similarity)
+
+
+def contact_sheet(match: Match, path: Path, tiles: int = 8) -> Path | None:
+    """A PNG of up to ``tiles`` views of a match, evenly spread over its frames (``None`` when its video cannot
+    be read)."""
+    import cv2
+
+    if not match.video_path or not Path(match.video_path).is_file() or not match.frames:
+        return None
+    picks = [match.frames[int(i)] for i in np.linspace(0, len(match.frames) - 1, min(tiles, len(match.frames)))]
+    wanted = {p["frame_index"]: p["box"] for p in picks}
+    capture = cv2.VideoCapture(match.video_path)
+    crops = []
+    index = 0
+    while wanted and len(crops) < len(picks):
+        ok, frame = capture.read()
+        if not ok:
+            break
+        index += 1
+        box = wanted.pop(index, None)
+        if box is None:
+            continue
+        height, width = frame.shape[:2]
+        y0, x0, y1, x1 = (round(v * s) for v, s in zip(box, (height, width, height, width), strict=True))
+        crop = frame[max(0, y0) : max(y0 + 1, y1), max(0, x0) : max(x0 + 1, x1)]
+        tile = cv2.resize(crop, (96, 192))
+        cv2.putText(tile, f"#{index}", (3, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 255, 255), 1)
+        crops.append(tile)
+    capture.release()
+    if not crops:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), np.hstack(crops)):
+        return None
+    return path

@@ -1,0 +1,150 @@
+"""``crowdcount find`` end to end on real footage (a PETS09 person cut out by the ground truth, a MOT17 stranger),
+and its bad inputs: one line, exit 1 or 2, no output written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from crowdcount.analyzer.tracking import encode_vector
+from crowdcount.eval.metrics import iou_matrix
+
+from conftest import SAMPLE_CLIP, run_cli
+
+pytestmark = pytest.mark.real_model
+
+PERSON, FRAME = 13, 83  # a PETS09-S2L1 person and the frame their query photo is cut from
+
+
+def gt_rows(data_dir: Path) -> np.ndarray:
+    return np.loadtxt(data_dir / "pets09" / "gt_frames001-124.txt", delimiter=",", ndmin=2)
+
+
+def cut(video: Path, index: int, box: np.ndarray, path: Path) -> Path:
+    capture = cv2.VideoCapture(str(video))
+    for _ in range(index):
+        ok, frame = capture.read()
+        assert ok
+    capture.release()
+    x, y, w, h = (round(float(v)) for v in box)
+    assert cv2.imwrite(str(path), frame[max(0, y) : y + h, max(0, x) : x + w])
+    return path
+
+
+def tall_photo(path: Path) -> Path:
+    """A synthetic tight crop (taller than wide): used as it is, without a detection."""
+    image = np.full((120, 50, 3), 90, np.uint8)
+    image[10:60, 10:40] = (30, 30, 160)
+    cv2.imwrite(str(path), image)
+    return path
+
+
+@pytest.mark.needs_data
+def test_find_a_person_from_one_photo_and_not_a_stranger(tmp_path: Path, data_dir: Path) -> None:
+    rows = gt_rows(data_dir)
+    row = rows[(rows[:, 1] == PERSON) & (rows[:, 0] == FRAME)][0]
+    query = cut(data_dir / "pets09" / "vtest.avi", FRAME, row[2:6] * 0.625, tmp_path / "query.png")
+    mot = np.loadtxt(data_dir / "mot17" / "MOT17-09" / "gt.txt", delimiter=",", ndmin=2)
+    pick = mot[(mot[:, 0] == 100) & (mot[:, 6] == 1) & (mot[:, 8] > 0.9)]
+    pick = pick[np.argmax(pick[:, 5])]
+    stranger = cut(data_dir / "mot17" / "MOT17-09" / "MOT17-09-DPM-raw.mp4", 100, pick[2:6] * 0.5, tmp_path / "s.png")
+
+    out, sheets = tmp_path / "matches.json", tmp_path / "sheets"
+    code, stdout, err = run_cli(
+        "find", str(query), "--in", str(SAMPLE_CLIP), "--frame-ratio", "0.5", "-o", str(out), "--annotate", str(sheets)
+    )
+    assert code == 0, err
+    document = json.loads(out.read_text())
+    assert document["query"] == [{"photo": str(query), "box": [0.0, 0.0, 17.0, 57.0], "whole_photo": True}]
+    matches = document["matches"]
+    assert matches and matches[0]["video"] == SAMPLE_CLIP.name and "matching tracks" in stdout
+    assert [m["similarity"] for m in matches] == sorted((m["similarity"] for m in matches), reverse=True)
+    assert all(m["similarity"] >= document["threshold"] for m in matches)
+    assert len(list(sheets.glob("*.png"))) == len(matches)
+    # the matches cover >= 50 % of the annotated frames the person is in, and >= 60 % of matched boxes are them
+    truth = {int(r[0]): r[2:6] * 0.625 for r in rows[rows[:, 1] == PERSON]}
+    analysed = {f["frame_index"] for m in matches for f in m["frames"]} | set(range(1, 125, 2))
+    covered, right, boxes = set(), 0, 0
+    for match in matches:
+        for frame in match["frames"]:
+            index = frame["frame_index"]
+            if index > 124:
+                continue
+            boxes += 1
+            y0, x0, y1, x1 = np.array(frame["box"]) * [360, 480, 360, 480]
+            if index in truth:
+                x, y, w, h = truth[index]
+                if iou_matrix(np.array([[x0, y0, x1, y1]]), np.array([[x, y, x + w, y + h]]))[0, 0] >= 0.5:
+                    right += 1
+                    covered.add(index)
+    in_view = [i for i in truth if i in analysed]
+    assert len(covered) >= 0.5 * len(in_view), (len(covered), len(in_view))
+    assert right >= 0.6 * boxes, (right, boxes)
+
+    # the stranger, searched in a result file written with --embeddings: no match
+    result = tmp_path / "sample.json"
+    code, _, err = run_cli("analyze", str(SAMPLE_CLIP), "-d", "human", "--frame-ratio", "0.5", "--embeddings", "-o",
+                           str(result))  # fmt: skip
+    assert code == 0, err
+    code, stdout, err = run_cli("find", str(stranger), "--in", str(result), "--json")
+    assert code == 0, err
+    assert json.loads(stdout)["matches"] == []
+    # and the person again, from the result file: the same best track as from the video
+    code, stdout, _ = run_cli("find", str(query), "--in", str(tmp_path), "--json")
+    assert code == 0 and json.loads(stdout)["matches"][0]["track_id"] == matches[0]["track_id"]
+
+
+def result_document(people: list[dict], embeddings: bool = True) -> dict:
+    tracking: dict = {"unique_people": len(people), "people": people}
+    if embeddings:
+        tracking["embeddings"] = {"model": "person-reid-0287", "dim": 256, "encoding": "base64 float16"}
+    return {"schema_version": 1, "video": {"name": "v.mp4"}, "frames": [], "tracking": tracking}
+
+
+@pytest.mark.parametrize(
+    ("case", "code", "message"),
+    [
+        ("unreadable", 1, "cannot be read as an image"),
+        ("missing", 1, "does not exist"),
+        ("no person", 1, "no person found in photo"),
+        ("no vectors", 1, "holds no appearance vectors"),
+        ("no people", 1, "no people were tracked"),
+        ("no tracks", 1, "no people were tracked"),
+        ("no source", 2, "does not exist"),
+    ],
+)
+def test_bad_inputs_fail_on_one_line_and_write_nothing(tmp_path: Path, case: str, code: int, message: str) -> None:
+    photo = tall_photo(tmp_path / "person.png")
+    vector = encode_vector(np.ones(256, np.float32) / 16)
+    person = {"track_id": 1, "first_s": 0.0, "last_s": 1.0, "embedding": vector}
+    source = tmp_path / "result.json"
+    source.write_text(json.dumps(result_document([person])))
+    if case == "unreadable":
+        photo = tmp_path / "photo.jpg"
+        photo.write_bytes(b"not a jpeg")
+    elif case == "missing":
+        photo = tmp_path / "gone.jpg"
+    elif case == "no person":
+        photo = tmp_path / "wall.png"
+        cv2.imwrite(str(photo), np.full((240, 320, 3), 128, np.uint8))
+    elif case == "no vectors":
+        source.write_text(json.dumps(result_document([{k: v for k, v in person.items() if k != "embedding"}], False)))
+    elif case == "no people":
+        source.write_text(json.dumps(result_document([])))
+    elif case == "no tracks":
+        source = tmp_path / "empty.mp4"  # an empty street: 1 s of grey frames
+        writer = cv2.VideoWriter(str(source), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (160, 120))
+        for _ in range(10):
+            writer.write(np.full((120, 160, 3), 100, np.uint8))
+        writer.release()
+    elif case == "no source":
+        source = tmp_path / "nothing-here"
+    out = tmp_path / "matches.json"
+    exit_code, _, err = run_cli("find", str(photo), "--in", str(source), "-o", str(out))
+    assert exit_code == code, err
+    assert message in err and err.count("\n") == 1 and err.startswith("Error: ")
+    assert not out.exists()
