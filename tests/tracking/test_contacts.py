@@ -99,7 +99,7 @@ def test_no_calibration_no_contacts_and_a_bad_one_fails_before_analysis(
     from crowdcount.detectors import build_detector
 
     processors = build_processors(DEFAULTS["tracking"], [build_detector("squares")])
-    assert [p.name for p in processors] == ["tracking"]
+    assert [p.name for p in processors] == ["scenery", "tracking"]
     video = video_factory("clip.mp4", frames=10)
     out = tmp_path / "out.json"
     bad = calibration_file(tmp_path, {"image": [[0, 0], [1, 0], [1, 1]], "ground": [[0, 0], [1, 0], [1, 1]]})

@@ -207,7 +207,8 @@ def test_the_worker_config_turns_stored_embeddings_on(tmp_path: Path) -> None:
     from crowdcount.config import load_config
 
     config = load_config(None, environ={"CROWDCOUNT_TRACKING__EMBEDDINGS": "true"})
-    (processor,) = build_processors(config["tracking"], [BlobDetector(0.5)])
+    (scenery, processor) = build_processors(config["tracking"], [BlobDetector(0.5)])
+    assert scenery.name == "scenery"
     assert isinstance(processor, TrackingProcessor) and processor.store_embeddings and processor.appearance
-    (plain,) = build_processors(load_config(None, environ={})["tracking"], [BlobDetector(0.5)])
+    (_, plain) = build_processors(load_config(None, environ={})["tracking"], [BlobDetector(0.5)])
     assert not plain.store_embeddings and plain.associate_weight == 0.5 and plain.gallery_size == 4
