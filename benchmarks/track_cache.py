@@ -65,6 +65,19 @@ CLIPS = {
 }
 
 
+#: The whole of PETS09-S2L1 (795 frames, 19 people), where its full MOTChallenge ground truth is available
+#: (not in ../shared/data; ``$CROWDCOUNT_PETS09_GT``, see docs/tracking.md): a held-out check of whole-video
+#: fragmentation.
+if os.environ.get("CROWDCOUNT_PETS09_GT"):
+    CLIPS["pets09-all"] = Clip(
+        "pets09-all", DATA / "pets09" / "vtest.avi", Path(os.environ["CROWDCOUNT_PETS09_GT"]), 0.625, None, "0,0,480,70"
+    )
+    # its first half, for choosing settings that only long videos exercise (merging people who come back)
+    CLIPS["pets09-400"] = Clip(
+        "pets09-400", DATA / "pets09" / "vtest.avi", Path(os.environ["CROWDCOUNT_PETS09_GT"]), 0.625, 400, "0,0,480,70"
+    )
+
+
 def dets_path(name: str) -> Path:
     return CACHE / f"{name}-dets.npz"
 
