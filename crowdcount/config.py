@@ -157,7 +157,7 @@ DEFAULTS: dict[str, Any] = {
         "count_smoothing_s": 1.0,
         "max_batch_size": None,
         "result_step": "human_detector",
-        "result_prefix": None,
+        "result_prefix": "results/",
     },
     "tracking": {
         "enabled": True,

@@ -540,10 +540,15 @@ class Worker:
 
     def _handle_body(self, ctx: _JobContext) -> None:
         body = ctx.message.get("Body", "")
+        s = self.settings
         try:
-            parsed = parse_message(body, self.settings.input_prefix)
+            parsed = parse_message(body, s.input_prefix, s.result_prefix, s.step)
         except MessageError as exc:
             self._malformed(ctx, exc)
+            return
+        except Exception as exc:  # a bug in parsing must not kill the worker (and the next one) on this body
+            logger.exception("unexpected failure parsing message %s", ctx.message_id)
+            self._malformed(ctx, MessageError(f"message body cannot be parsed ({type(exc).__name__})"))
             return
         if parsed.stop:
             self._delete(ctx)
