@@ -101,7 +101,7 @@ def expected_taskdef(image: str = IMAGE, task_role: str = TASK_ROLE, execution_r
                 "memoryReservation": 4096,
                 "resourceRequirements": [{"type": "GPU", "value": "1"}],
                 "environment": EXPECTED_ENVIRONMENT,
-                "stopTimeout": 90,
+                "stopTimeout": 120,
                 "logConfiguration": {
                     "logDriver": "awslogs",
                     "options": {
