@@ -201,11 +201,13 @@ def parse_message(
         if not jobs:
             return ParsedMessage(ignored="no ObjectCreated records of videos (result files are not jobs)")
         return ParsedMessage(jobs=jobs)
-    return ParsedMessage(jobs=[parse_job(data)])
+    return ParsedMessage(jobs=[parse_job(data, input_prefix)])
 
 
-def parse_job(data: dict[str, Any]) -> Job:
-    """Validate a ``{"VideoId": ..., "s3": {"bucket": ..., "key": ...}}`` object."""
+def parse_job(data: dict[str, Any], input_prefix: str | None = None) -> Job:
+    """Validate a ``{"VideoId": ..., "s3": {"bucket": ..., "key": ...}}`` object. With ``input_prefix``, a key
+    laid out as ``<input_prefix><id>/...`` must name the same VideoId (else the result and the status would be
+    written for one video from another's footage)."""
     if "VideoId" not in data:
         raise MessageError("message has no 'VideoId' (expected {'VideoId': <int>, 's3': {'bucket', 'key'}})")
     video_id = _video_id(data["VideoId"], "'VideoId'")
@@ -216,7 +218,15 @@ def parse_job(data: dict[str, Any]) -> Job:
         force = data.get("force", False)
         if not isinstance(force, bool):
             raise MessageError(f"'force' must be true or false, got {_show(force)}")
-        return Job(video_id, _bucket(s3.get("bucket"), "'s3.bucket'"), _key(s3.get("key"), "'s3.key'"), force)
+        job = Job(video_id, _bucket(s3.get("bucket"), "'s3.bucket'"), _key(s3.get("key"), "'s3.key'"), force)
+        if input_prefix and job.key.startswith(input_prefix):
+            first = job.key[len(input_prefix) :].lstrip("/").split("/", 1)[0]
+            if _DIGITS_RE.fullmatch(first) and int(first) != video_id:
+                raise MessageError(
+                    f"'VideoId' {video_id} does not match the VideoId {int(first)} of its key {job.key!r}",
+                    "send the VideoId of the video the key names",
+                )
+        return job
     except MessageError as exc:
         exc.video_id = video_id  # type: ignore[attr-defined]
         raise

@@ -211,3 +211,11 @@ def test_s3_events_for_result_keys_are_ignored() -> None:
     mixed = json.loads(s3_event("videos/42/human_detector/clip.json"))
     mixed["Records"].append(json.loads(s3_event("videos/43/video/clip.mp4"))["Records"][0])
     assert [j.video_id for j in parse_message(json.dumps(mixed)).jobs] == [43]
+
+
+def test_video_id_must_match_the_id_in_its_key() -> None:
+    body = job_body(42, "bkt", "videos/43/video/clip.mp4")
+    with pytest.raises(MessageError, match="'VideoId' 42 does not match the VideoId 43 of its key") as caught:
+        parse_message(body)
+    assert caught.value.video_id == 42  # type: ignore[attr-defined]
+    assert parse_message(job_body(42, "bkt", "elsewhere/43/clip.mp4")).jobs[0].video_id == 42  # not our layout

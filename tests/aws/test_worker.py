@@ -268,7 +268,8 @@ def test_a_worker_whose_job_was_taken_over_leaves_the_message_alone(aws: MockAws
 
     class TakenOver(FakeDetector):
         def _detect(self, frames: Any) -> Any:
-            if self.calls == 0:
+            if self.calls == 0:  # this run's lease expires (a long pause), then another worker takes over
+                store.renew(19, store.get_step(19)["run_id"], -1)  # type: ignore[index]
                 store.start(19, {"run_id": "other-worker-run", "attempt": 2})
             return super()._detect(frames)
 
