@@ -48,6 +48,7 @@ from crowdcount.analyzer.pipeline import build_processors
 from crowdcount.analyzer.result import dumps
 from crowdcount.analyzer.video import probe_video
 from crowdcount.aws.awserrors import error_code, is_aws_exception, is_not_found, to_aws_error
+from crowdcount.aws.checkpoint import Checkpointer, checkpoint_key
 from crowdcount.aws.messages import Job, parse_message
 from crowdcount.aws.protection import MAX_MINUTES as MAX_PROTECTION_MINUTES
 from crowdcount.aws.protection import TaskProtection
@@ -786,6 +787,8 @@ class Worker:
         ctx.job = (job.video_id, run_id)
         timings: dict[str, float] = {}
         local_path = ""
+        checkpointer: Checkpointer | None = None
+        resumed_from = 0
         try:
             if missing is not None:
                 raise missing
@@ -799,7 +802,24 @@ class Worker:
                 self._check_cancel(ctx)
                 self._check_limits(path)
                 t = time.monotonic()
-                result = self._ensure_analyzer().analyze(path, progress=lambda n, total: self._check_cancel(ctx))
+                analyzer = self._ensure_analyzer()
+                checkpointer = self._checkpointer(job, obj, analyzer)
+                saved = checkpointer.load()
+                resumed_from = saved.frames if saved is not None else 0
+                if resumed_from:
+                    self._log(logging.INFO, "job resumed", job, ctx, frames=resumed_from, checkpoint=checkpointer.uri)
+
+                def progress(n: int, total: int) -> None:
+                    self._check_cancel(ctx)
+                    if checkpointer is not None and checkpointer.due():
+                        checkpointer.save()
+
+                originals = analyzer.detectors
+                analyzer.detectors = checkpointer.wrap(originals, saved)  # type: ignore[assignment]
+                try:
+                    result = analyzer.analyze(path, progress=progress)
+                finally:
+                    analyzer.detectors = originals
                 timings["analyze_s"] = round(time.monotonic() - t, 3)
                 document = to_document(result)
                 _describe_source(document, obj, str(path))
@@ -821,12 +841,14 @@ class Worker:
                 "done",
                 {
                     "result_file": {"bucket": job.bucket, "key": key},
+                    "resumed_from_frame": resumed_from,
                     "summary": summary,
                     "timings": timings,
                     "elapsed_s": elapsed,
                     "warnings": document["warnings"],
                 },
             )
+            checkpointer.delete()
             self._log(
                 logging.INFO,
                 "job done",
@@ -843,6 +865,8 @@ class Worker:
             self._log(logging.WARNING, "job superseded", job, ctx, reason=str(exc))
             return SUPERSEDED, str(exc)
         except Cancelled:
+            if checkpointer is not None and not ctx.lease_lost:  # the next worker resumes from here
+                checkpointer.save()
             if ctx.lease_lost:  # another worker may own the video now: write nothing, leave the message
                 self._log(logging.WARNING, "job superseded", job, ctx, reason=f"lease lost: {ctx.lease_lost}")
                 return SUPERSEDED, f"lease lost: {ctx.lease_lost}"
@@ -907,6 +931,19 @@ class Worker:
     def _check_cancel(ctx: _JobContext) -> None:
         if ctx.cancel.is_set():
             raise Cancelled()
+
+    def _checkpointer(self, job: Job, obj: S3Object, analyzer: VideoAnalyzer) -> Checkpointer:
+        s = self.settings
+        described = json.dumps([d.describe() for d in analyzer.detectors], sort_keys=True, default=str)
+        identity = {
+            "etag": obj.etag,
+            "size": obj.size,
+            "config": s.config_fingerprint,
+            "frame_ratio": analyzer.frame_ratio,
+            "detectors": hashlib.sha256(described.encode()).hexdigest()[:16],
+        }
+        key = checkpoint_key(job.key, s.step, job.video_id, s.result_prefix)
+        return Checkpointer(self.clients.s3, job.bucket, key, identity, s.checkpoint_seconds)
 
     def _temp_dir(self) -> str:
         return self.settings.temp_dir or tempfile.gettempdir()

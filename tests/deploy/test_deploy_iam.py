@@ -38,6 +38,12 @@ EXPECTED_POLICY = {
             "Resource": ["arn:aws:s3:::crowdcount-videos/results/*"],
         },
         {
+            "Sid": "ResumeFromCheckpoints",
+            "Effect": "Allow",
+            "Action": ["s3:DeleteObject", "s3:GetObject"],
+            "Resource": ["arn:aws:s3:::crowdcount-videos/results/checkpoints/*"],
+        },
+        {
             "Sid": "ConsumeJobQueue",
             "Effect": "Allow",
             "Action": ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueUrl", "sqs:ReceiveMessage"],
@@ -79,6 +85,7 @@ def test_policy_follows_the_configuration() -> None:
         "ReadInputVideos": ["arn:aws:s3:::my-bucket/in/*"],
         "ListInputPrefix": ["arn:aws:s3:::my-bucket"],
         "WriteResults": ["arn:aws:s3:::my-bucket/out/*"],
+        "ResumeFromCheckpoints": ["arn:aws:s3:::my-bucket/out/checkpoints/*"],
         "ConsumeJobQueue": ["arn:aws:sqs:eu-west-1:111122223333:jobs"],
         "TrackVideos": ["arn:aws:dynamodb:eu-central-1:111122223333:table/videos"],
         "ScaleInProtection": ["arn:aws:ecs:eu-west-1:111122223333:task/gpu/*"],

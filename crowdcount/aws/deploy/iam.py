@@ -6,7 +6,8 @@ The task role may only
 * read videos under ``video_split.input_prefix`` of ``video_split.output_bucket`` (and list that prefix, so
   a missing video is a 404, not a 403),
 * write results under ``human_detection.result_prefix`` of the same bucket (PutObject only; see
-  :func:`result_prefix_for` for the prefixes refused),
+  :func:`result_prefix_for` for the prefixes refused), and read back and delete its own checkpoints there
+  (``<result_prefix>checkpoints/``),
 * receive, delete and change the visibility of messages on ``aws_queues.human_detection`` (and look its URL
   up by name), and
 * get and update items of ``dynamodb.table_id``.
@@ -119,6 +120,14 @@ def task_role_policy(config: Config, account: str) -> dict[str, Any]:
             "Effect": "Allow",
             "Action": ["s3:PutObject"],
             "Resource": [f"arn:{partition}:s3:::{bucket}/{result_prefix}*"],
+        }
+    )
+    statements.append(  # resumable jobs read back and remove their checkpoints (crowdcount/aws/checkpoint.py)
+        {
+            "Sid": "ResumeFromCheckpoints",
+            "Effect": "Allow",
+            "Action": ["s3:DeleteObject", "s3:GetObject"],
+            "Resource": [f"arn:{partition}:s3:::{bucket}/{result_prefix}checkpoints/*"],
         }
     )
     statements += [
