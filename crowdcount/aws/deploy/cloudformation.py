@@ -28,7 +28,12 @@ _DONE_ROLLED_BACK = {"ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"}
 
 def load_template(text: str, source: str = "template") -> dict[str, Any]:
     """Parse a CloudFormation YAML (or JSON) template, short-form tags (``!Ref``, ``!Sub``...) included."""
-    import yaml
+    try:
+        import yaml
+    except ImportError:
+        raise ConfigError(
+            "reading a CloudFormation template needs PyYAML", "pip install 'crowdcount[deploy]'"
+        ) from None
 
     class Loader(yaml.SafeLoader):
         pass

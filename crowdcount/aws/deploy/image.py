@@ -75,8 +75,14 @@ def parse_ecr_uri(uri: str) -> dict[str, str | None] | None:
 def docker_client(timeout: int = 600) -> Any:
     """A Docker SDK client for the engine of ``$DOCKER_HOST`` (or the default socket), checked with a ping;
     :class:`DeployError` when none is reachable."""
-    import docker
-    from docker.errors import DockerException
+    try:
+        import docker
+        from docker.errors import DockerException
+    except ImportError:
+        raise DeployError(
+            "building and pushing the image needs the Docker SDK, which is not installed",
+            "pip install 'crowdcount[deploy]', or deploy an existing image with --image",
+        ) from None
 
     try:
         client = docker.from_env(timeout=timeout)
