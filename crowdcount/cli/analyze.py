@@ -22,7 +22,7 @@ from crowdcount.analyzer.plot import plot_counts
 from crowdcount.analyzer.video import probe_video
 from crowdcount.cli.common import config_option, detector_options, get_config, parse_key_values
 from crowdcount.config import build_detectors
-from crowdcount.detectors import resolve_name
+from crowdcount.detectors import detector_parameters, resolve_name
 from crowdcount.errors import ConfigError, CrowdcountError, VideoError
 
 logger = logging.getLogger(__name__)
@@ -59,8 +59,23 @@ def detector_specs(
             args["max_batch_size"] = batch_size
         for target, extra in detector_args.items():
             if resolve_name(target) == name:
+                _check_arg_types(name, extra)
                 args.update(extra)
     return specs
+
+
+def _check_arg_types(name: str, extra: dict[str, Any]) -> None:
+    """A list or object given for an argument whose default is a number or text is a usage error (exit 2), not a
+    ``TypeError`` from deep inside the detector."""
+    defaults = detector_parameters(name)
+    for key, value in extra.items():
+        default = defaults.get(key)
+        if isinstance(value, (list, dict)) and isinstance(default, (str, int, float, bool)):
+            raise ConfigError(
+                f"--detector-arg {name}.{key} must be {type(default).__name__}, got a JSON "
+                f"{'list' if isinstance(value, list) else 'object'}: {json.dumps(value)[:80]}",
+                f"e.g. {name}.{key}={json.dumps(default)}",
+            )
 
 
 def _fmt_time(ms: float | None) -> str:
