@@ -104,3 +104,17 @@ def test_kafka_offsets_are_not_committed_after_a_failed_delivery() -> None:
     ):
         consumer._handle([message], None)
     assert commits == []
+
+
+def test_metrics_are_served_on_this_machine_only_by_default() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from crowdcount.cli.worker import worker
+    from crowdcount.metrics import serve_metrics
+
+    server = serve_metrics(CollectorRegistry(), 0)
+    try:
+        assert server._server.server_address[0] == "127.0.0.1" and server.url.startswith("http://127.0.0.1:")
+    finally:
+        server.close()
+    assert next(p for p in worker.params if p.name == "metrics_host").default == "127.0.0.1"
