@@ -19,7 +19,7 @@ from crowdcount.aws.session import AwsContext
 from crowdcount.config import Config
 from crowdcount.errors import ConfigError
 
-from .helpers import ACCOUNT, REGION, REPO, TEST_CONFIG, put_ecr_image
+from .helpers import ACCOUNT, REGION, REPO, TEST_CONFIG, by_digest, put_ecr_image
 
 TEMPLATE_PATH = REPO / "taskdefs" / taskdef.CLOUDFORMATION_TEMPLATE
 #: moto's CloudFormation skips (with a warning) the Application Auto Scaling resources it cannot model.
@@ -179,7 +179,7 @@ def test_stack_creates_the_resources(ctx: AwsContext, gpu_cluster: str, config: 
 
     registered = ctx.client("ecs").describe_task_definition(taskDefinition="crowdcount-worker")["taskDefinition"]
     container = registered["containerDefinitions"][0]
-    assert container["image"] == IMAGE
+    assert container["image"] == by_digest(ctx.client("ecr"), IMAGE)  # deployed by digest
     assert container["resourceRequirements"] == [{"type": "GPU", "value": "1"}]
     assert container["stopTimeout"] == 120
     assert container["logConfiguration"] == {

@@ -229,6 +229,27 @@ def ecr_image_exists(ecr: Any, uri: str) -> bool:
             raise
 
 
+def ecr_image_digest(ecr: Any, uri: str) -> str | None:
+    """The digest (``sha256:...``) of the ECR image ``uri`` (by tag), or None when ECR does not say."""
+    parts = parse_ecr_uri(uri)
+    if parts is None:
+        return None
+    if parts["digest"]:
+        return parts["digest"]
+    image_id = {"imageTag": parts["tag"] or "latest"}
+    with aws_errors(f"looking up the digest of {uri}"):
+        details = ecr.describe_images(
+            registryId=parts["account"], repositoryName=parts["repository"], imageIds=[image_id]
+        ).get("imageDetails", [])
+    digest = details[0].get("imageDigest") if details else None
+    return str(digest) if digest else None
+
+
+def pinned(uri: str, digest: str) -> str:
+    """``uri`` by digest (``repo@sha256:...``): what a task definition should name, as a tag can be moved."""
+    return f"{ImageRef.parse(uri).repository}@{digest}"
+
+
 def check_image_exists(ecr: Any, uri: str, docker: Any | None = None) -> bool | None:
     """Raise :class:`DeployError` when image ``uri`` certainly does not exist. ECR images are looked up in
     ECR; others in their registry through the Docker engine when one is given. None: could not check."""
