@@ -275,3 +275,78 @@ def test_the_worker_touches_its_health_file(aws: MockAws, tmp_path: Path) -> Non
     before = time.time()
     run(worker)
     assert (tmp_path / "alive").stat().st_mtime >= before - 1
+
+
+# -- the fault tests the audit asked for --------------------------------------------------------------------------
+
+
+class _Flaky:
+    """A client that fails ``operation`` ``times`` times with an AWS error, then passes through."""
+
+    def __init__(self, client: Any, operation: str, times: int = 1, when: Any = None) -> None:
+        self.client, self.operation, self.left, self.when = client, operation, times, when
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self.client, name)
+        if name != self.operation:
+            return real
+
+        def call(**kwargs: Any) -> Any:
+            if self.left > 0 and (self.when is None or self.when(kwargs)):
+                self.left -= 1
+                raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "injected"}}, name)
+            return real(**kwargs)
+
+        return call
+
+
+def test_delete_failing_after_the_upload_acknowledges_the_redelivery_without_recomputing(
+    aws: MockAws, tiny_video: Path
+) -> None:
+    aws.send(job_body(37, aws.bucket, aws.put_video(tiny_video, 37)))
+    detector = FakeDetector()
+    worker = aws.worker(detector, max_jobs=2, visibility_timeout=2, heartbeat_seconds=1)
+    worker.clients = WorkerClients(_Flaky(aws.sqs, "delete_message"), aws.s3, aws.dynamodb)
+    stats = run(worker)
+    assert (stats.done, stats.skipped) == (1, 1) and detector.calls == 2  # 6 frames in batches of 4: one run
+    assert step(aws, 37)["state"] == "done" and aws.queue_counts() == (0, 0)
+
+
+def test_finish_failing_after_the_upload_is_retried_to_one_done(aws: MockAws, tiny_video: Path) -> None:
+    aws.send(job_body(38, aws.bucket, aws.put_video(tiny_video, 38)))
+    worker = aws.worker(max_jobs=2)
+    done_write = _Flaky(aws.dynamodb, "update_item", when=lambda kw: "result_file" in json.dumps(kw, default=str))
+    worker.clients = WorkerClients(aws.sqs, aws.s3, done_write)
+    worker.status.dynamodb = done_write
+    stats = run(worker)
+    assert (stats.failed, stats.done) == (1, 1)
+    entry = step(aws, 38)
+    assert entry["state"] == "done" and entry["attempt"] == 2
+    keys = [o["Key"] for o in aws.s3.list_objects_v2(Bucket=aws.bucket, Prefix="results/38/")["Contents"]]
+    assert keys == ["results/38/human_detector/tiny.json"] and aws.queue_counts() == (0, 0)
+
+
+def test_sigterm_during_model_load_stops_before_any_receive(aws: MockAws, tiny_video: Path) -> None:
+    aws.send(job_body(39, aws.bucket, aws.put_video(tiny_video, 39)))
+    worker: Any = None
+
+    class SlowToLoad(FakeDetector):
+        def _load(self) -> None:
+            worker.request_stop("SIGTERM")  # arrives while the model loads
+            time.sleep(0.5)
+
+    worker = aws.worker(SlowToLoad())
+    stats = run(worker)
+    assert stats.stop_reason == "SIGTERM" and stats.received == 0
+    assert aws.queue_counts() == (1, 0)  # untouched, for another worker
+
+
+def test_a_second_sigterm_cancels_at_once(aws: MockAws, long_video: Path) -> None:
+    aws.send(job_body(43, aws.bucket, aws.put_video(long_video, 43)))
+    worker = aws.worker(FakeDetector(delay_s=0.3), grace_period_seconds=60)
+    threading.Timer(1.0, worker.request_stop, kwargs={"reason": "SIGTERM"}).start()
+    threading.Timer(1.5, worker.request_stop, kwargs={"reason": "SIGTERM"}).start()
+    started = time.monotonic()
+    stats = run(worker)
+    assert stats.released == 1 and time.monotonic() - started < 10  # not the 60 s grace period
+    assert step(aws, 43)["error_type"] == "Cancelled" and aws.queue_counts() == (1, 0)
