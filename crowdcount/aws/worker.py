@@ -837,8 +837,11 @@ class Worker:
                 _describe_source(document, obj, str(path))
             self._check_cancel(ctx)
             key = result_key(job.key, s.step, job.video_id, s.result_prefix)
-            # Still the owner, with a live lease? A superseded run must not overwrite the newer run's result.
-            self.status.check_owner(job.video_id, run_id)
+            # Still the owner? A superseded run must not overwrite the newer run's result. Renewing (conditional on
+            # this run_id) both checks that and gives the upload and the `done` write a fresh lease.
+            if ctx.lease_lost:
+                raise StepSuperseded(f"lease lost: {ctx.lease_lost}")
+            self.status.renew(job.video_id, run_id, s.visibility_timeout)
             t = time.monotonic()
             upload_result(self.clients.s3, job.bucket, key, dumps(document))
             timings["upload_s"] = round(time.monotonic() - t, 3)

@@ -1,7 +1,7 @@
 """The deploy files pass checkov (0 failed checks, skips only inline with a reason) and hadolint.
 
 checkov and hadolint pin versions of boto3 and others that clash with the project's: scripts/test.sh installs them
-into a venv of their own (``.venv-tools``), found here through ``$CROWDCOUNT_LINT_TOOLS``, that folder, or ``PATH``.
+into a venv of their own (``.venv-tools``), found here through ``$DEPLOY_LINT_TOOLS``, that folder, or ``PATH``.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from .helpers import REPO
 
 TEMPLATE = REPO / "crowdcount" / "aws" / "deploy" / "templates" / "cloudformation.yaml"
 DOCKERFILE = REPO / "Dockerfile"
-#: Read at import: the tests' autouse fixture clears CROWDCOUNT_* variables.
-TOOLS = os.environ.get("CROWDCOUNT_LINT_TOOLS")
+#: Not a CROWDCOUNT_* name: those are read as config overrides.
+TOOLS = os.environ.get("DEPLOY_LINT_TOOLS")
 
 
 def tool(name: str) -> str:
