@@ -75,7 +75,7 @@ def status(video_id: int, as_json: bool, endpoint_url: str | None, config_path: 
         state = escape(str(entry.get("state", "?")))
         colour = {"done": "green", "error": "red", "running": "yellow"}.get(state)
         if state == "running" and "lease_until" in entry and lease_left(entry) <= 0:
-            state, colour = "running (lease expired: the worker died or stalled)", "red"
+            state, colour = "running (lease expired)", "red"  # the worker died or stalled
         table.add_row(
             escape(str(entry.get("step", "?"))),
             f"[{colour}]{state}[/{colour}]" if colour else state,

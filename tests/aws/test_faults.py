@@ -350,3 +350,17 @@ def test_a_second_sigterm_cancels_at_once(aws: MockAws, long_video: Path) -> Non
     stats = run(worker)
     assert stats.released == 1 and time.monotonic() - started < 10  # not the 60 s grace period
     assert step(aws, 43)["error_type"] == "Cancelled" and aws.queue_counts() == (1, 0)
+
+
+def test_status_shows_a_run_whose_worker_died(aws: MockAws, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGKILL on the last receive: SQS dead-letters the message, nobody writes the step again; its expired
+    lease says the run is dead."""
+    from .test_cli import invoke
+
+    monkeypatch.setenv("COLUMNS", "200")
+    store = StatusStore(aws.dynamodb, aws.resources.table)
+    store.start(44, {"run_id": "killed", "message_id": "m", "attempt": 3, "lease_until": time.time() - 5})
+    shown = invoke("status", "44")
+    assert shown.exit_code == 0 and "running (lease expired)" in shown.output
+    store.renew(44, "killed", 300)
+    assert "lease expired" not in invoke("status", "44").output
