@@ -113,6 +113,11 @@ SCHEMA: dict[str, Any] = {
         "retry_delay_seconds": int,
         "temp_dir": Optional(str),
         "scale_in_protection_minutes": int,
+        "checkpoint_seconds": int,
+        "max_job_seconds": int,
+        "max_pixels": int,
+        "max_duration_seconds": int,
+        "min_free_disk_bytes": int,
     },
     "deploy": {
         "cluster": str,
@@ -174,7 +179,7 @@ DEFAULTS: dict[str, Any] = {
         "count_smoothing_s": 1.0,
         "max_batch_size": None,
         "result_step": "human_detector",
-        "result_prefix": None,
+        "result_prefix": "results/",
     },
     "tracking": {
         "enabled": True,
@@ -226,6 +231,11 @@ DEFAULTS: dict[str, Any] = {
         "retry_delay_seconds": 10,
         "temp_dir": None,
         "scale_in_protection_minutes": 120,
+        "checkpoint_seconds": 60,
+        "max_job_seconds": 6 * 3600,
+        "max_pixels": 4096 * 4096,
+        "max_duration_seconds": 4 * 3600,
+        "min_free_disk_bytes": 512 * 1024**2,
     },
     "deploy": {
         "cluster": "crowdcount",

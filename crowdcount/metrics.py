@@ -20,10 +20,15 @@ JOB_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 class MetricsServer:
     """The HTTP server of a registry (``/metrics``); :meth:`close` stops it."""
 
-    def __init__(self, server: Any, thread: Any, port: int) -> None:
+    def __init__(self, server: Any, thread: Any, port: int, host: str = "127.0.0.1") -> None:
         self._server = server
         self._thread = thread
         self.port = port
+        self.host = host
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/metrics"
 
     def close(self) -> None:
         self._server.shutdown()
@@ -31,7 +36,12 @@ class MetricsServer:
         self._thread.join(timeout=5)
 
 
-def serve_metrics(registry: Any, port: int, host: str = "0.0.0.0") -> MetricsServer:
+#: Where metrics are served unless asked otherwise: this machine only (``--metrics-host 0.0.0.0`` exposes them,
+#: e.g. in a container scraped from outside).
+DEFAULT_METRICS_HOST = "127.0.0.1"
+
+
+def serve_metrics(registry: Any, port: int, host: str = DEFAULT_METRICS_HOST) -> MetricsServer:
     """Serve ``registry`` on ``http://host:port/metrics`` in a daemon thread (port 0: any free port).
 
     Raises :class:`ConfigError` when the port cannot be bound."""
@@ -45,4 +55,4 @@ def serve_metrics(registry: Any, port: int, host: str = "0.0.0.0") -> MetricsSer
         ) from None
     bound = int(server.server_address[1])
     logger.info("metrics on http://%s:%d/metrics", host, bound)
-    return MetricsServer(server, thread, bound)
+    return MetricsServer(server, thread, bound, host)

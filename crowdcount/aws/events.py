@@ -8,13 +8,21 @@ environment: ``AWS_ENDPOINT_URL`` for the sandbox, ``CROWDCOUNT_CONFIG`` for the
 (``python -c 'from crowdcount.aws.events import handler'``) and locally: ``crowdcount edge`` invokes it
 directly on each upload's event (moto's server does not deliver S3 notifications by itself).
 
-An answer is one JSON message: ``{"bucket", "key", "etag", "kind": "image"|"video", "faces": [...],
+An answer is one JSON message: ``{"answer_id", "bucket", "key", "etag", "kind": "image"|"video", "faces": [...],
 "counts": {...}, "elapsed_s"}`` (each face: box, score, and with a gallery its identity and similarity), or
-``{"bucket", "key", "error"}`` when the object cannot be analysed.
+``{"answer_id", "bucket", "key", "etag", "error"}`` when the object cannot be analysed.
+
+Every record is answered on its own: one that fails (missing object, not an image, an OpenCV or model error,
+over ``max_object_bytes``, changed since the event: the ETag is pinned with ``IfMatch``) gets an error answer
+and the others go on. Objects are never read whole into memory beyond the cap; clips are streamed to a
+temporary file. Only a failed *send* makes :meth:`EventHandler.handle` raise (after the other records are
+answered), so that Lambda retries the event; the retried answers carry the same ``answer_id``
+(bucket, key, ETag), by which a consumer drops duplicates.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -27,24 +35,35 @@ from typing import Any
 
 import numpy as np
 
-from crowdcount.aws.awserrors import is_aws_exception, to_aws_error
-from crowdcount.errors import CrowdcountError
+from crowdcount.aws.awserrors import error_code, is_aws_exception, is_not_found, to_aws_error
+from crowdcount.errors import AWSError, CrowdcountError
 
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+#: Largest object analysed (larger ones get an error answer, unread).
+MAX_OBJECT_BYTES = 256 * 1024**2
+_CHUNK = 1 << 20
 
 
 def records(event: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     """``(bucket, key, etag)`` of each object-created record of an S3 event (keys are URL-decoded)."""
     out = []
-    for record in event.get("Records", []):
-        if not str(record.get("eventName", "")).startswith("ObjectCreated"):
+    entries = event.get("Records") if isinstance(event, Mapping) else None
+    for record in entries if isinstance(entries, list) else []:
+        if not isinstance(record, Mapping) or not str(record.get("eventName", "")).startswith("ObjectCreated"):
             continue
-        s3 = record.get("s3", {})
-        key = urllib.parse.unquote_plus(s3.get("object", {}).get("key", ""))
-        out.append((s3.get("bucket", {}).get("name", ""), key, s3.get("object", {}).get("eTag", "")))
+        s3 = record.get("s3") if isinstance(record.get("s3"), Mapping) else {}
+        obj = s3.get("object") if isinstance(s3.get("object"), Mapping) else {}
+        bucket = s3.get("bucket") if isinstance(s3.get("bucket"), Mapping) else {}
+        key = urllib.parse.unquote_plus(str(obj.get("key", "")))
+        out.append((str(bucket.get("name", "")), key, str(obj.get("eTag", "") or "")))
     return out
+
+
+def answer_id(bucket: str, key: str, etag: str) -> str:
+    """The same for every answer about one upload (a retried event's answers repeat it)."""
+    return hashlib.sha256(f"{bucket}\0{key}\0{etag}".encode("utf-8", "replace")).hexdigest()[:32]
 
 
 def object_created_event(bucket: str, key: str, etag: str = "") -> dict[str, Any]:
@@ -78,7 +97,9 @@ class EventHandler:
         detector: Any,
         identifier: Any = None,
         analyzer_factory: Any = None,
+        max_object_bytes: int = MAX_OBJECT_BYTES,
     ) -> None:
+        self.max_object_bytes = max_object_bytes
         self.s3 = s3
         self.sqs = sqs
         self.results_queue_url = results_queue_url
@@ -115,40 +136,109 @@ class EventHandler:
         answer["counts"] = {"Face": len(rows)}
         return answer
 
-    def analyse_video(self, data: bytes, suffix: str) -> dict[str, Any]:
-        """The result-file summary (and faces section) of one clip."""
+    def analyse_video(self, data: bytes | Path, suffix: str) -> dict[str, Any]:
+        """The result-file summary (and faces section) of one clip (its bytes, or a file holding it)."""
         from crowdcount.analyzer import to_document
 
         if self._analyzer is None:
             self._analyzer = self.analyzer_factory()
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / f"clip{suffix}"
-            path.write_bytes(data)
-            document = to_document(self._analyzer.analyze(path))
+        if isinstance(data, Path):
+            document = to_document(self._analyzer.analyze(data))
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / f"clip{suffix}"
+                path.write_bytes(data)
+                document = to_document(self._analyzer.analyze(path))
         answer = {"kind": "video", "summary": document["summary"]}
         answer["counts"] = {c: s["max_count"] for c, s in document["summary"].items()}
         if "faces" in document:
             answer["faces"] = {k: v for k, v in document["faces"].items() if k != "embedder"}
         return answer
 
+    def _open(self, bucket: str, key: str, etag: str) -> Any:
+        """The object's streaming body, pinned to the event's ETag; :class:`CrowdcountError` when it is gone,
+        changed since the event, or over ``max_object_bytes``."""
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if etag:
+            kwargs["IfMatch"] = f'"{etag.strip(chr(34))}"'
+        try:
+            response = self.s3.get_object(**kwargs)
+        except Exception as exc:
+            if is_not_found(exc):
+                raise CrowdcountError(f"s3://{bucket}/{key} does not exist (deleted since the event?)") from None
+            if error_code(exc) in ("PreconditionFailed", "412"):
+                raise CrowdcountError(f"s3://{bucket}/{key} changed since the event (ETag {etag})") from None
+            if is_aws_exception(exc):
+                raise to_aws_error(exc, f"reading s3://{bucket}/{key}") from None
+            raise
+        size = int(response.get("ContentLength") or 0)
+        if size > self.max_object_bytes:
+            response["Body"].close()
+            raise CrowdcountError(
+                f"s3://{bucket}/{key} is {size} bytes, over the limit of {self.max_object_bytes}",
+                "send smaller clips or frames",
+            )
+        return response["Body"]
+
+    def _read(self, body: Any, where: str, out: Any = None) -> bytes:
+        """Read ``body`` (into ``out`` when given), never past ``max_object_bytes``."""
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            for chunk in body.iter_chunks(_CHUNK):
+                total += len(chunk)
+                if total > self.max_object_bytes:
+                    raise CrowdcountError(f"{where} exceeds the limit of {self.max_object_bytes} bytes")
+                if out is None:
+                    chunks.append(chunk)
+                else:
+                    out.write(chunk)
+        finally:
+            body.close()
+        return b"".join(chunks)
+
+    def _analyse(self, bucket: str, key: str, etag: str) -> dict[str, Any]:
+        body = self._open(bucket, key, etag)
+        suffix = Path(key).suffix.lower()
+        where = f"s3://{bucket}/{key}"
+        if suffix in IMAGE_SUFFIXES:
+            return self.analyse_image(self._read(body, where))
+        safe = suffix if suffix[1:].isalnum() and len(suffix) <= 8 else ""
+        with tempfile.TemporaryDirectory(prefix="crowdcount-event-") as tmp:
+            path = Path(tmp) / f"clip{safe}"
+            with path.open("wb") as out:
+                self._read(body, where, out)
+            return self.analyse_video(path, safe)
+
     def handle(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """Analyse every object of ``event`` and send one answer each; returns the answers."""
+        """Analyse every object of ``event`` and send one answer each; returns the answers. One record's failure
+        is its answer's ``error``; a failed send raises :class:`AWSError` once every record was tried."""
         answers = []
+        unsent: list[str] = []
         for bucket, key, etag in records(event):
             started = time.perf_counter()
-            answer: dict[str, Any] = {"bucket": bucket, "key": key, "etag": etag}
+            answer: dict[str, Any] = {"answer_id": answer_id(bucket, key, etag), "bucket": bucket, "key": key}
+            answer["etag"] = etag
             try:
-                data = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-                suffix = Path(key).suffix.lower()
-                answer.update(
-                    self.analyse_image(data) if suffix in IMAGE_SUFFIXES else self.analyse_video(data, suffix)
-                )
+                answer.update(self._analyse(bucket, key, etag))
             except CrowdcountError as exc:
                 answer["error"] = str(exc)
                 logger.warning("s3://%s/%s cannot be analysed: %s", bucket, key, exc)
+            except Exception as exc:  # OpenCV, the model, a bug: this record's answer, not the others'
+                answer["error"] = f"{type(exc).__name__}: {exc}"[:1000]
+                logger.exception("s3://%s/%s: unexpected failure", bucket, key)
             answer["elapsed_s"] = round(time.perf_counter() - started, 4)
-            self.sqs.send_message(QueueUrl=self.results_queue_url, MessageBody=json.dumps(answer))
+            try:
+                self.sqs.send_message(QueueUrl=self.results_queue_url, MessageBody=json.dumps(answer))
+            except Exception as exc:
+                logger.error("could not send the answer for s3://%s/%s: %s", bucket, key, exc)
+                unsent.append(key)
             answers.append(answer)
+        if unsent:
+            raise AWSError(
+                f"{len(unsent)} of {len(answers)} answers could not be sent (first: {unsent[0]!r})",
+                "the event is retried; answers repeat their answer_id",
+            )
         return answers
 
 

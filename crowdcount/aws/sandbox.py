@@ -17,7 +17,7 @@ from typing import Any
 from crowdcount.aws.resources import Resources, provision
 from crowdcount.aws.session import make_context
 from crowdcount.config import Config
-from crowdcount.errors import AWSError
+from crowdcount.errors import AWSError, ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,12 @@ def _wait_until_answering(endpoint: str, timeout: float = 15.0) -> None:
 def start_sandbox(config: Config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> Sandbox:
     """Start moto's server on ``host:port`` (0: a free port) in a background thread of this process, wait until
     it answers, and create the resources named in ``config``. :class:`AWSError` when the port is taken."""
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    try:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    except ImportError:
+        raise ConfigError(
+            "the sandbox needs moto's server, which is not installed", "pip install 'crowdcount[sandbox]'"
+        ) from None
     from werkzeug.serving import make_server
 
     try:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -90,14 +91,26 @@ def deserialize_item(item: dict[str, Any]) -> dict[str, Any]:
     return {k: from_dynamo(_deserializer.deserialize(v)) for k, v in item.items()}
 
 
+def lease_left(entry: dict[str, Any] | None, now: float | None = None) -> float:
+    """Seconds left on a ``running`` entry's lease (``lease_until``, epoch seconds); 0 when expired or none."""
+    if not entry or entry.get("state") != "running":
+        return 0.0
+    until = entry.get("lease_until")
+    if not isinstance(until, (int, float)):
+        return 0.0
+    return max(0.0, float(until) - (time.time() if now is None else now))
+
+
 @dataclass(frozen=True)
 class StartResult:
     """What :meth:`StatusStore.start` did: ``started`` (with the entry written), or found the step
-    ``already_done`` or ``already_failed`` (``entry`` is then the existing one)."""
+    ``already_done``, ``already_failed`` or ``busy`` (running under another message's live lease; ``entry``
+    is then the existing one)."""
 
     started: bool
     entry: dict[str, Any]
     previous: dict[str, Any] | None = None
+    busy: bool = False
 
     @property
     def already_done(self) -> bool:
@@ -169,13 +182,23 @@ class StatusStore:
         is_same_input: Callable[[dict[str, Any]], bool] | None = None,
         is_failed_redelivery: Callable[[dict[str, Any]], bool] | None = None,
     ) -> StartResult:
-        """Record this step as running (``entry`` holds ``run_id``, ``attempt``, ``input`` ...), unless it is
-        already ``done`` and ``is_same_input(existing_entry)`` says the input is unchanged, or it is ``error``
-        and ``is_failed_redelivery(existing_entry)`` says that failure is final for this message."""
+        """Record this step as running (``entry`` holds ``run_id``, ``attempt``, ``input``, ``lease_until`` ...),
+        unless it is already ``done`` and ``is_same_input(existing_entry)`` says the input is unchanged, it is
+        ``error`` and ``is_failed_redelivery(existing_entry)`` says that failure is final for this message, or it
+        is ``running`` under a live lease of another message (``busy``: a duplicate message must not run the
+        analysis twice). A running entry of the *same* message is taken over at once: SQS redelivers a message
+        only once its previous receiver's visibility lapsed (the worker died or lost its lease)."""
         for _ in range(_RETRIES):
             document = self.get_document(video_id)
             index, existing = self.find_step(document)
             state = (existing or {}).get("state")
+            if (
+                existing is not None
+                and state == "running"
+                and lease_left(existing) > 0
+                and existing.get("message_id") != entry.get("message_id")
+            ):
+                return StartResult(started=False, entry=existing, busy=True)
             if existing is not None and state == "done" and is_same_input and is_same_input(existing):
                 return StartResult(started=False, entry=existing)
             if existing is not None and state == "error" and is_failed_redelivery and is_failed_redelivery(existing):
@@ -214,6 +237,32 @@ class StatusStore:
             if self._write_entry(video_id, document, index, existing, new, owner_run_id=run_id):
                 return new
         raise AWSError(f"could not record step {self.step!r} of VideoId {video_id}: too many concurrent writers")
+
+    def renew(self, video_id: int, run_id: str, lease_seconds: float) -> float:
+        """Extend run ``run_id``'s lease to ``lease_seconds`` from now; returns the new ``lease_until``.
+        :class:`StepSuperseded` when another run owns the step (the lease was lost)."""
+        for _ in range(_RETRIES):
+            document = self.get_document(video_id)
+            index, existing = self.find_step(document)
+            if existing is None or existing.get("run_id") != run_id or existing.get("state") != "running":
+                owner = (existing or {}).get("run_id")
+                raise StepSuperseded(f"step {self.step!r} of VideoId {video_id} is now owned by run {owner}")
+            until = round(time.time() + lease_seconds, 3)
+            new = {**existing, "lease_until": until, "updated_at": now_iso()}
+            if self._write_entry(video_id, document, index, existing, new, owner_run_id=run_id):
+                return until
+        raise AWSError(f"could not renew the lease of VideoId {video_id}: too many concurrent writers")
+
+    def check_owner(self, video_id: int, run_id: str) -> dict[str, Any]:
+        """The entry, when run ``run_id`` still owns the step with a live lease; :class:`StepSuperseded` otherwise
+        (checked before a result upload, so that a superseded worker never overwrites a newer result)."""
+        existing = self.get_step(video_id)
+        if existing is None or existing.get("run_id") != run_id or existing.get("state") != "running":
+            owner = (existing or {}).get("run_id")
+            raise StepSuperseded(f"step {self.step!r} of VideoId {video_id} is now owned by run {owner} (not {run_id})")
+        if "lease_until" in existing and lease_left(existing) <= 0:
+            raise StepSuperseded(f"the lease of run {run_id} on VideoId {video_id} expired")
+        return existing
 
     def record_error_if_idle(self, video_id: int, fields: dict[str, Any]) -> bool:
         """Record an ``error`` entry for a job that never ran (a malformed message naming ``video_id``), unless

@@ -7,6 +7,7 @@ kept, as a hint for the decoder), so keys such as ``../../etc/passwd`` are harml
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import posixpath
@@ -84,8 +85,12 @@ def downloaded(
             f"video {obj.uri} is {obj.size} bytes, over the limit of {max_bytes}",
             "raise worker.max_video_bytes or split the video",
         )
-    fd, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=_suffix(obj.key), dir=temp_dir)
+    fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=_suffix(obj.key), dir=temp_dir)
     path = Path(name)
+    # Held for the file's whole life: a file nobody holds a lock on is a dead worker's (PIDs say nothing in
+    # containers, where every worker is PID 1).
+    lock = os.open(name, os.O_RDONLY)
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     try:
         written = 0
         with os.fdopen(fd, "wb") as out:
@@ -118,32 +123,35 @@ def downloaded(
         yield path
     finally:
         path.unlink(missing_ok=True)
+        os.close(lock)
 
 
 def remove_stale_temp_files(temp_dir: str | None = None) -> int:
-    """Remove temporary videos left by worker processes that no longer run (e.g. killed with SIGKILL)."""
+    """Remove temporary videos left by workers that no longer run (e.g. killed with SIGKILL): those whose lock
+    (``flock``, held by the downloading worker for the file's life) nobody holds. Works across processes and
+    containers sharing the folder, where PIDs do not (every container's worker is PID 1)."""
     folder = Path(temp_dir or tempfile.gettempdir())
     removed = 0
     for path in folder.glob(f"{TEMP_PREFIX}*"):
-        pid_text = path.name[len(TEMP_PREFIX) :].split("-", 1)[0]
-        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
             continue
-        with contextlib.suppress(OSError):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: a live worker's
+            os.close(fd)
+            continue
+        try:
             path.unlink()
             removed += 1
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
     if removed:
         logger.info("removed %d stale temporary video(s) from %s", removed, folder)
     return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _clean_segments(path: str) -> list[str]:

@@ -27,12 +27,15 @@ On ECS the task is also protected from scale-in while a message is handled (:mod
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
 import math
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -43,13 +46,15 @@ from typing import Any
 from crowdcount.analyzer import VideoAnalyzer, to_document
 from crowdcount.analyzer.pipeline import build_processors
 from crowdcount.analyzer.result import dumps
+from crowdcount.analyzer.video import probe_video
 from crowdcount.aws.awserrors import error_code, is_aws_exception, is_not_found, to_aws_error
+from crowdcount.aws.checkpoint import Checkpointer, checkpoint_key
 from crowdcount.aws.messages import Job, parse_message
 from crowdcount.aws.protection import MAX_MINUTES as MAX_PROTECTION_MINUTES
 from crowdcount.aws.protection import TaskProtection
 from crowdcount.aws.resources import context_from_config
 from crowdcount.aws.session import AwsContext
-from crowdcount.aws.status import StatusStore, StepSuperseded
+from crowdcount.aws.status import StatusStore, StepSuperseded, lease_left
 from crowdcount.aws.storage import (
     Cancelled,
     S3Object,
@@ -61,13 +66,22 @@ from crowdcount.aws.storage import (
     upload_result,
 )
 from crowdcount.config import Config, build_detectors
-from crowdcount.errors import AWSError, ConfigError, MessageError, VideoError
+from crowdcount.errors import AWSError, ConfigError, CrowdcountError, MessageError, VideoError
 from crowdcount.signals import on_stop_signals
 
 logger = logging.getLogger(__name__)
 
 #: SQS's ceiling on a message's visibility timeout.
 MAX_VISIBILITY = 43200
+#: SQS's answers to a visibility change of a message this worker no longer holds (the lease is lost).
+_LOST_RECEIPT_CODES = frozenset(
+    {
+        "ReceiptHandleIsInvalid",
+        "InvalidParameterValue",
+        "MessageNotInflight",
+        "AWS.SimpleQueueService.MessageNotInflight",
+    }
+)
 #: Consecutive failed receives (after botocore's own retries) before the worker gives up with exit code 3.
 MAX_RECEIVE_FAILURES = 5
 
@@ -76,7 +90,13 @@ class _QueueGone(AWSError):
     """The queue disappeared while being served."""
 
 
+class WorkerFault(CrowdcountError):
+    """This worker cannot run jobs (its disk is full, its ``temp_dir`` unusable): not the job's fault. The
+    message is handed back for a healthy worker and this one stops with this error (exit code 1)."""
+
+
 DONE = "done"
+BUSY = "busy"
 SKIPPED = "skipped"
 PERMANENT = "permanent"
 TRANSIENT = "transient"
@@ -108,6 +128,16 @@ class WorkerSettings:
     scale_in_protection_minutes: int = 120
     #: Identifies the analyzer configuration: a video done under another one is recomputed.
     config_fingerprint: str = ""
+    #: A running job saves its progress to S3 this often (0: never); the next worker resumes from it.
+    checkpoint_seconds: int = 60
+    #: A job running longer is stopped and recorded as a permanent error.
+    max_job_seconds: int = 6 * 3600
+    #: Videos with more pixels per frame (width x height) are refused before analysis.
+    max_pixels: int = 4096 * 4096
+    #: Videos longer than this (seconds, from the container) are refused before analysis.
+    max_duration_seconds: int = 4 * 3600
+    #: Free disk kept in ``temp_dir`` beyond the video itself; less stops the worker (not the job's fault).
+    min_free_disk_bytes: int = 512 * 1024**2
 
     @classmethod
     def from_config(cls, config: Config) -> WorkerSettings:
@@ -136,6 +166,11 @@ class WorkerSettings:
             temp_dir=w["temp_dir"],
             scale_in_protection_minutes=w["scale_in_protection_minutes"],
             config_fingerprint=fingerprint,
+            checkpoint_seconds=w["checkpoint_seconds"],
+            max_job_seconds=w["max_job_seconds"],
+            max_pixels=w["max_pixels"],
+            max_duration_seconds=w["max_duration_seconds"],
+            min_free_disk_bytes=w["min_free_disk_bytes"],
         )
         settings.validate()
         return settings
@@ -150,10 +185,11 @@ class WorkerSettings:
             raise bad("wait_time_seconds", f"must be in [0, 20] (SQS long polling), got {self.wait_time_seconds}")
         if not 1 <= self.visibility_timeout <= MAX_VISIBILITY:
             raise bad("visibility_timeout", f"must be in [1, {MAX_VISIBILITY}], got {self.visibility_timeout}")
-        if not 1 <= self.heartbeat_seconds < self.visibility_timeout:
+        if not 1 <= self.heartbeat_seconds <= self.visibility_timeout // 2:
             raise bad(
                 "heartbeat_seconds",
-                f"must be >= 1 and below visibility_timeout ({self.visibility_timeout}), got {self.heartbeat_seconds}",
+                f"must be >= 1 and at most half of visibility_timeout ({self.visibility_timeout} // 2), so that a "
+                f"failed extension is retried before the message comes back; got {self.heartbeat_seconds}",
             )
         if self.grace_period_seconds < 0:
             raise bad("grace_period_seconds", f"must be >= 0, got {self.grace_period_seconds}")
@@ -163,6 +199,17 @@ class WorkerSettings:
             raise bad(
                 "scale_in_protection_minutes",
                 f"must be in [0, {MAX_PROTECTION_MINUTES}] (0: off), got {self.scale_in_protection_minutes}",
+            )
+        for key in ("checkpoint_seconds", "min_free_disk_bytes"):
+            if getattr(self, key) < 0:
+                raise bad(key, f"must be >= 0, got {getattr(self, key)}")
+        for key in ("max_job_seconds", "max_pixels", "max_duration_seconds"):
+            if getattr(self, key) < 1:
+                raise bad(key, f"must be >= 1, got {getattr(self, key)}")
+        if self.result_prefix == "":
+            raise ConfigError(
+                "config key 'human_detection.result_prefix' is empty",
+                "use a folder such as 'results/', or null for results beside the videos",
             )
         if self.idle_timeout_seconds is not None and self.idle_timeout_seconds < 0:
             raise bad("idle_timeout_seconds", f"must be >= 0 or null, got {self.idle_timeout_seconds}")
@@ -202,12 +249,13 @@ class WorkerStats:
     malformed: int = 0
     superseded: int = 0
     released: int = 0
+    deferred: int = 0
     stop_reason: str = ""
 
     @property
     def handled(self) -> int:
         """Messages handled (all but stop commands and messages released at a stop): what ``max_jobs`` counts."""
-        return self.done + self.skipped + self.failed + self.malformed + self.superseded
+        return self.done + self.skipped + self.failed + self.malformed + self.superseded + self.deferred
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -225,6 +273,14 @@ class _JobContext:
     finished: threading.Event = field(default_factory=threading.Event)
     started: float = field(default_factory=time.monotonic)
     heartbeat: threading.Thread | None = None
+    #: The job being run: (VideoId, run_id), for the lease renewals.
+    job: tuple[int, str] | None = None
+    #: Why the job lost its lease (message or DynamoDB), when it did: it stops and leaves the video alone.
+    lease_lost: str | None = None
+    #: Set when the job ran past ``max_job_seconds``.
+    timed_out: bool = False
+    #: monotonic time until which the message's visibility is known to hold.
+    visible_until: float = 0.0
 
     @property
     def receipt(self) -> str:
@@ -284,6 +340,10 @@ class Worker:
         self._wake = threading.Event()
         #: Prometheus job metrics (:class:`crowdcount.aws.metrics.WorkerMetrics`), when served.
         self.metrics: Any | None = None
+        #: Set when this worker cannot go on (see :class:`WorkerFault`); :meth:`run` raises it.
+        self.fault: WorkerFault | None = None
+        #: A file touched at every receive and heartbeat, for a container HEALTHCHECK (``CROWDCOUNT_HEALTH_FILE``).
+        self.health_file: str | None = os.environ.get("CROWDCOUNT_HEALTH_FILE") or None
 
     @classmethod
     def from_config(cls, config: Config, ctx: AwsContext | None = None, endpoint_url: str | None = None) -> Worker:
@@ -418,6 +478,9 @@ class Worker:
         With ``handle_signals`` (main thread only), SIGTERM and SIGINT request a stop (see :meth:`request_stop`).
         Raises :class:`AWSError` when AWS cannot be reached (at start, or persistently while running)."""
         self.check()
+        folder = self._temp_dir()
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+            raise ConfigError(f"worker.temp_dir {folder!r} is not a writable folder", "create it, or fix the key")
         remove_stale_temp_files(self.settings.temp_dir)
         analyzer = self._ensure_analyzer()
         # Flags only in the handler: no logging or I/O (the main thread may be in the middle of a write).
@@ -434,7 +497,18 @@ class Worker:
             )
             self._loop()
         self._log(logging.INFO, "worker stopped", reason=self.stats.stop_reason, **self._stats_fields())
+        if self.fault is not None:
+            raise self.fault
         return self.stats
+
+    def _touch_health(self) -> None:
+        if self.health_file:
+            try:
+                with open(self.health_file, "a"):
+                    pass
+                os.utime(self.health_file)
+            except OSError as exc:
+                logger.debug("cannot touch the health file %s: %s", self.health_file, exc)
 
     def _stats_fields(self) -> dict[str, Any]:
         return {k: v for k, v in self.stats.to_dict().items() if k != "stop_reason"}
@@ -444,6 +518,7 @@ class Worker:
         last_activity = time.monotonic()
         failures = 0
         while not self._stopping:
+            self._touch_health()
             if s.max_jobs is not None and self.stats.handled >= s.max_jobs:
                 self.request_stop("max-jobs")
                 break
@@ -474,6 +549,8 @@ class Worker:
                     self.stats.released += 1
                     continue
                 self._handle(message)
+                if self.fault is not None:
+                    self.request_stop(f"worker fault: {self.fault.message}", immediate=True)
             if messages:
                 last_activity = time.monotonic()
 
@@ -504,6 +581,7 @@ class Worker:
     def _handle(self, message: dict[str, Any]) -> None:
         attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
         ctx = _JobContext(message, attempt)
+        ctx.visible_until = time.monotonic() + self.settings.visibility_timeout
         with contextlib.suppress(OSError):  # a worker killed beside this one may have left a video behind
             remove_stale_temp_files(self.settings.temp_dir)
         with self._lock:
@@ -540,10 +618,15 @@ class Worker:
 
     def _handle_body(self, ctx: _JobContext) -> None:
         body = ctx.message.get("Body", "")
+        s = self.settings
         try:
-            parsed = parse_message(body, self.settings.input_prefix)
+            parsed = parse_message(body, s.input_prefix, s.result_prefix, s.step)
         except MessageError as exc:
             self._malformed(ctx, exc)
+            return
+        except Exception as exc:  # a bug in parsing must not kill the worker (and the next one) on this body
+            logger.exception("unexpected failure parsing message %s", ctx.message_id)
+            self._malformed(ctx, MessageError(f"message body cannot be parsed ({type(exc).__name__})"))
             return
         if parsed.stop:
             self._delete(ctx)
@@ -558,11 +641,17 @@ class Worker:
         for job in parsed.jobs:
             outcome, reason = self._run_job(job, ctx)
             outcomes.append((outcome, reason))
-            if outcome in (TRANSIENT, CANCELLED, SUPERSEDED):
+            if outcome in (TRANSIENT, CANCELLED, SUPERSEDED, BUSY):
                 break
         kinds = {o for o, _ in outcomes}
         self._end_heartbeat(ctx)
-        if CANCELLED in kinds:
+        if BUSY in kinds:  # another message's live run: come back when its lease ends (then done, or stale)
+            left = int(next(r for o, r in outcomes if o == BUSY))
+            delay = min(MAX_VISIBILITY, left + self.settings.heartbeat_seconds)
+            self._change_visibility(ctx.receipt, delay)
+            self.stats.deferred += 1
+            self._log(logging.WARNING, "message deferred", ctx=ctx, retry_in_s=delay, reason="video running elsewhere")
+        elif CANCELLED in kinds:
             self._change_visibility(ctx.receipt, 0)
             self.stats.released += 1
             self._log(logging.WARNING, "message released", ctx=ctx, reason="worker stopping")
@@ -669,6 +758,7 @@ class Worker:
                 "message_id": ctx.message_id,
                 "input": obj.to_dict() if obj else {"bucket": job.bucket, "key": job.key},
                 "config": s.config_fingerprint,
+                "lease_until": round(time.time() + s.visibility_timeout, 3),
             }
             start = self.status.start(
                 job.video_id, entry, self._same_input(obj, job), self._failed_redelivery(obj, ctx)
@@ -679,6 +769,18 @@ class Worker:
             reason = str(exc) if isinstance(exc, AWSError) else f"{type(exc).__name__}: {exc}"
             self._log(logging.WARNING, "job failed", job, ctx, state="error", reason=reason, retryable=True)
             return TRANSIENT, reason
+        if start.busy:
+            left = lease_left(start.entry)
+            self._log(
+                logging.WARNING,
+                "job running elsewhere",
+                job,
+                ctx,
+                state="running",
+                owner=start.entry.get("worker"),
+                lease_left_s=round(left, 1),
+            )
+            return BUSY, str(math.ceil(left))
         if start.already_failed:
             reason = str(start.entry.get("reason") or "failed")
             self._log(logging.WARNING, "job already failed", job, ctx, state="error", reason=reason)
@@ -694,25 +796,52 @@ class Worker:
             )
             return SKIPPED, ""
         self._log(logging.INFO, "job running", job, ctx, state="running", run_id=run_id)
+        ctx.job = (job.video_id, run_id)
         timings: dict[str, float] = {}
         local_path = ""
+        checkpointer: Checkpointer | None = None
+        resumed_from = 0
         try:
             if missing is not None:
                 raise missing
             assert obj is not None
             self._check_cancel(ctx)
+            self._check_disk(obj)
             t = time.monotonic()
             with downloaded(self.clients.s3, obj, s.max_video_bytes, s.temp_dir, ctx.cancel) as path:
                 local_path = str(path)
                 timings["download_s"] = round(time.monotonic() - t, 3)
                 self._check_cancel(ctx)
+                self._check_limits(path)
                 t = time.monotonic()
-                result = self._ensure_analyzer().analyze(path, progress=lambda n, total: self._check_cancel(ctx))
+                analyzer = self._ensure_analyzer()
+                checkpointer = self._checkpointer(job, obj, analyzer)
+                saved = checkpointer.load()
+                resumed_from = saved.frames if saved is not None else 0
+                if resumed_from:
+                    self._log(logging.INFO, "job resumed", job, ctx, frames=resumed_from, checkpoint=checkpointer.uri)
+
+                def progress(n: int, total: int) -> None:
+                    self._check_cancel(ctx)
+                    if checkpointer is not None and checkpointer.due():
+                        checkpointer.save()
+
+                originals = analyzer.detectors
+                analyzer.detectors = checkpointer.wrap(originals, saved)  # type: ignore[assignment]
+                try:
+                    result = analyzer.analyze(path, progress=progress)
+                finally:
+                    analyzer.detectors = originals
                 timings["analyze_s"] = round(time.monotonic() - t, 3)
                 document = to_document(result)
                 _describe_source(document, obj, str(path))
             self._check_cancel(ctx)
             key = result_key(job.key, s.step, job.video_id, s.result_prefix)
+            # Still the owner? A superseded run must not overwrite the newer run's result. Renewing (conditional on
+            # this run_id) both checks that and gives the upload and the `done` write a fresh lease.
+            if ctx.lease_lost:
+                raise StepSuperseded(f"lease lost: {ctx.lease_lost}")
+            self.status.renew(job.video_id, run_id, s.visibility_timeout)
             t = time.monotonic()
             upload_result(self.clients.s3, job.bucket, key, dumps(document))
             timings["upload_s"] = round(time.monotonic() - t, 3)
@@ -727,12 +856,14 @@ class Worker:
                 "done",
                 {
                     "result_file": {"bucket": job.bucket, "key": key},
+                    "resumed_from_frame": resumed_from,
                     "summary": summary,
                     "timings": timings,
                     "elapsed_s": elapsed,
                     "warnings": document["warnings"],
                 },
             )
+            checkpointer.delete()
             self._log(
                 logging.INFO,
                 "job done",
@@ -749,9 +880,32 @@ class Worker:
             self._log(logging.WARNING, "job superseded", job, ctx, reason=str(exc))
             return SUPERSEDED, str(exc)
         except Cancelled:
+            if checkpointer is not None and not ctx.lease_lost:  # the next worker resumes from here
+                checkpointer.save()
+            if ctx.lease_lost:  # another worker may own the video now: write nothing, leave the message
+                self._log(logging.WARNING, "job superseded", job, ctx, reason=f"lease lost: {ctx.lease_lost}")
+                return SUPERSEDED, f"lease lost: {ctx.lease_lost}"
+            if ctx.timed_out:
+                reason = (
+                    f"the job ran longer than worker.max_job_seconds ({s.max_job_seconds} s); raise it, or split "
+                    "the video"
+                )
+                self._finish_error(job, ctx, run_id, reason, "JobTimeout", False, started)
+                return PERMANENT, reason
             reason = "interrupted: the worker was stopped before the job finished; released for retry"
             self._finish_error(job, ctx, run_id, reason, "Cancelled", True, started)
             return CANCELLED, reason
+        except WorkerFault as exc:  # this worker's disk, not the job: hand the message back, stop the worker
+            self._finish_error(job, ctx, run_id, str(exc), "WorkerFault", True, started)
+            self.fault = exc
+            return CANCELLED, str(exc)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+                raise
+            fault = WorkerFault(f"the worker cannot write its temporary files in {self._temp_dir()}: {exc}")
+            self._finish_error(job, ctx, run_id, str(fault), "WorkerFault", True, started)
+            self.fault = fault
+            return CANCELLED, str(fault)
         except (VideoError, MessageError) as exc:
             reason = str(exc).replace(local_path, job.s3_uri) if local_path else str(exc)  # name S3, not /tmp
             self._finish_error(job, ctx, run_id, reason, type(exc).__name__, False, started)
@@ -793,6 +947,56 @@ class Worker:
         if ctx.cancel.is_set():
             raise Cancelled()
 
+    def _checkpointer(self, job: Job, obj: S3Object, analyzer: VideoAnalyzer) -> Checkpointer:
+        s = self.settings
+        described = json.dumps([d.describe() for d in analyzer.detectors], sort_keys=True, default=str)
+        identity = {
+            "etag": obj.etag,
+            "size": obj.size,
+            "config": s.config_fingerprint,
+            "frame_ratio": analyzer.frame_ratio,
+            "detectors": hashlib.sha256(described.encode()).hexdigest()[:16],
+        }
+        key = checkpoint_key(job.key, s.step, job.video_id, s.result_prefix)
+        return Checkpointer(self.clients.s3, job.bucket, key, identity, s.checkpoint_seconds)
+
+    def _temp_dir(self) -> str:
+        return self.settings.temp_dir or tempfile.gettempdir()
+
+    def _check_disk(self, obj: S3Object) -> None:
+        """:class:`WorkerFault` when ``temp_dir`` lacks room for the video plus ``min_free_disk_bytes``."""
+        folder = self._temp_dir()
+        try:
+            free = shutil.disk_usage(folder).free
+        except OSError as exc:
+            raise WorkerFault(f"worker.temp_dir {folder!r} cannot be used: {exc}", "fix worker.temp_dir") from None
+        needed = obj.size + self.settings.min_free_disk_bytes
+        if free < needed:
+            raise WorkerFault(
+                f"{folder} has {free} bytes free; {obj.uri} needs {obj.size} plus "
+                f"worker.min_free_disk_bytes ({self.settings.min_free_disk_bytes})",
+                "free disk space, or point worker.temp_dir at a larger volume",
+            )
+
+    def _check_limits(self, path: Any) -> None:
+        """:class:`VideoError` (permanent) for a video over ``max_pixels`` or ``max_duration_seconds``: such a
+        video would be OOM-killed or run for ever on every receive."""
+        s = self.settings
+        info = probe_video(path)
+        pixels = info.width * info.height
+        if pixels > s.max_pixels:
+            raise VideoError(
+                f"video {info.path} is {info.width}x{info.height} ({pixels} pixels a frame), over "
+                f"worker.max_pixels ({s.max_pixels})",
+                "downscale it, or raise worker.max_pixels on workers with more memory",
+            )
+        if info.duration_s > s.max_duration_seconds:
+            raise VideoError(
+                f"video {info.path} lasts {info.duration_s:.0f} s, over worker.max_duration_seconds "
+                f"({s.max_duration_seconds})",
+                "split it, or raise worker.max_duration_seconds",
+            )
+
     # -- heartbeat -----------------------------------------------------------------------------------
     def _heartbeat(self, ctx: _JobContext) -> None:
         """Extend the message's visibility every ``heartbeat_seconds``; cancel the job when the stop deadline
@@ -817,21 +1021,55 @@ class Worker:
                     extra={"event": "cancel", "message_id": ctx.message_id},
                 )
                 ctx.cancel.set()
+            if ctx.job is not None and now - ctx.started > self.settings.max_job_seconds and not ctx.cancel.is_set():
+                ctx.timed_out = True
+                ctx.cancel.set()
             if now >= next_beat:
+                self._touch_health()
                 self._extend(ctx)
+                self._renew_lease(ctx)
+                if ctx.lease_lost is None and ctx.visible_until and now >= ctx.visible_until - 1:
+                    self._lose_lease(ctx, "the message's visibility could not be extended before it lapsed")
                 next_beat = now + interval
                 if self.protection is not None and self.protection.renew_due():
                     self.protection.enable()
             ctx.finished.wait(min(max(next_beat - now, 0.01), 0.25))
+
+    def _lose_lease(self, ctx: _JobContext, reason: str) -> None:
+        """The job no longer holds its message or its video: stop it (another worker may run it now)."""
+        if ctx.lease_lost is None:
+            ctx.lease_lost = reason
+            logger.warning(
+                "lease lost on message %s (%s): stopping the job",
+                ctx.message_id,
+                reason,
+                extra={"event": "lease lost", "message_id": ctx.message_id},
+            )
+        ctx.cancel.set()
+
+    def _renew_lease(self, ctx: _JobContext) -> None:
+        if ctx.job is None or ctx.lease_lost:
+            return
+        video_id, run_id = ctx.job
+        try:
+            self.status.renew(video_id, run_id, self.settings.visibility_timeout)
+        except StepSuperseded as exc:
+            self._lose_lease(ctx, str(exc))
+        except Exception as exc:  # DynamoDB unreachable: the next beat tries again; check_owner decides at the end
+            logger.warning("could not renew the lease of VideoId %s: %s", video_id, exc)
 
     def _extend(self, ctx: _JobContext) -> None:
         try:
             self.clients.sqs.change_message_visibility(
                 QueueUrl=self.queue_url, ReceiptHandle=ctx.receipt, VisibilityTimeout=self.settings.visibility_timeout
             )
+            ctx.visible_until = time.monotonic() + self.settings.visibility_timeout
             logger.debug("visibility of message %s extended", ctx.message_id)
         except Exception as exc:
             code = error_code(exc)
+            if code in _LOST_RECEIPT_CODES:
+                self._lose_lease(ctx, f"the message is no longer this worker's ({code})")
+                return
             logger.warning(
                 "could not extend the visibility of message %s (%s): %s",
                 ctx.message_id,

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from tqdm import tqdm
 
@@ -21,7 +22,7 @@ from crowdcount.analyzer.plot import plot_counts
 from crowdcount.analyzer.video import probe_video
 from crowdcount.cli.common import config_option, detector_options, get_config, parse_key_values
 from crowdcount.config import build_detectors
-from crowdcount.detectors import resolve_name
+from crowdcount.detectors import detector_parameters, resolve_name
 from crowdcount.errors import ConfigError, CrowdcountError, VideoError
 
 logger = logging.getLogger(__name__)
@@ -58,8 +59,23 @@ def detector_specs(
             args["max_batch_size"] = batch_size
         for target, extra in detector_args.items():
             if resolve_name(target) == name:
+                _check_arg_types(name, extra)
                 args.update(extra)
     return specs
+
+
+def _check_arg_types(name: str, extra: dict[str, Any]) -> None:
+    """A list or object given for an argument whose default is a number or text is a usage error (exit 2), not a
+    ``TypeError`` from deep inside the detector."""
+    defaults = detector_parameters(name)
+    for key, value in extra.items():
+        default = defaults.get(key)
+        if isinstance(value, (list, dict)) and isinstance(default, (str, int, float, bool)):
+            raise ConfigError(
+                f"--detector-arg {name}.{key} must be {type(default).__name__}, got a JSON "
+                f"{'list' if isinstance(value, list) else 'object'}: {json.dumps(value)[:80]}",
+                f"e.g. {name}.{key}={json.dumps(default)}",
+            )
 
 
 def _fmt_time(ms: float | None) -> str:
@@ -346,20 +362,21 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     notes: list[str] = []
     for row in rows:
         name = Path(row["video"]).name
+        shown = escape(name)  # a file name may hold Rich markup: clip[/x].mp4
         if not row["ok"]:
-            table.add_row(name, "[red]failed[/red]", "-", "-", "-", "-", "-", row["error"])
+            table.add_row(shown, "[red]failed[/red]", "-", "-", "-", "-", "-", escape(row["error"]))
             continue
         for i, (category, s) in enumerate(row["summary"].items()):
             tracked = row.get("tracking") if category == "Human" else None
             table.add_row(
-                name if i == 0 else "",
+                shown if i == 0 else "",
                 category,
                 str(s["frames_analyzed"]),
                 str(s["max_count"]),
                 f"{s['mean_count']:.2f}",
                 _fmt_time(s["peak_timestamp"]),
                 str(tracked["unique_people"]) if tracked else "-",
-                (row["result_file"] or "-") if i == 0 else "",
+                escape(row["result_file"] or "-") if i == 0 else "",
             )
         for line in row.get("lines", []):
             notes.append(f"{name}: line {line['name']}: {line['in']} in, {line['out']} out")
@@ -385,7 +402,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     console = Console(soft_wrap=True)
     console.print(table)
     for note in notes:
-        console.print(note, highlight=False)
+        console.print(note, highlight=False, markup=False)
     for row in rows:
         if row["ok"] and "faces" in row:
             f = row["faces"]

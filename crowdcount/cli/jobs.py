@@ -10,10 +10,12 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from crowdcount.aws.jobs import fetch_result, get_document, submit_video
 from crowdcount.aws.resources import context_from_config
+from crowdcount.aws.status import lease_left
 from crowdcount.cli.aws_common import endpoint_option
 from crowdcount.cli.common import config_option, get_config
 
@@ -70,14 +72,16 @@ def status(video_id: int, as_json: bool, endpoint_url: str | None, config_path: 
     for entry in document.get("process_steps") or []:
         if not isinstance(entry, dict):
             continue
-        state = str(entry.get("state", "?"))
+        state = escape(str(entry.get("state", "?")))
         colour = {"done": "green", "error": "red", "running": "yellow"}.get(state)
+        if state == "running" and "lease_until" in entry and lease_left(entry) <= 0:
+            state, colour = "running (lease expired)", "red"  # the worker died or stalled
         table.add_row(
-            str(entry.get("step", "?")),
+            escape(str(entry.get("step", "?"))),
             f"[{colour}]{state}[/{colour}]" if colour else state,
-            str(entry.get("attempt", "-")),
-            str(entry.get("updated_at", "-"))[:19].replace("T", " "),
-            _detail(entry),
+            escape(str(entry.get("attempt", "-"))),
+            escape(str(entry.get("updated_at", "-"))[:19].replace("T", " ")),
+            escape(_detail(entry)),  # keys and reasons may hold Rich markup: clip[/x].mp4
         )
     if not table.rows:
         click.echo(f"VideoId {video_id}: no steps recorded yet")

@@ -283,7 +283,7 @@ def watch(
     watcher = Watcher(built, watched, sinks, every=every, metrics=metrics, boxes=not no_boxes)
     click.echo(mode_line(watched), err=True)
     if server is not None:
-        click.echo(f"metrics on http://0.0.0.0:{server.port}/metrics", err=True)
+        click.echo(f"metrics on {server.url} (this machine only)", err=True)
     stop = threading.Event()
     try:
         with stop_on_signals(stop):

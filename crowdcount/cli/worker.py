@@ -27,6 +27,12 @@ from crowdcount.cli.common import config_option, get_config
 @click.option(
     "--metrics-port", type=click.IntRange(0, 65535), default=None, help="Serve Prometheus job metrics on this port."
 )
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the metrics server binds (0.0.0.0: every interface, e.g. in a container scraped from outside).",
+)
 @config_option
 def worker(
     endpoint_url: str | None,
@@ -38,6 +44,7 @@ def worker(
     heartbeat: int | None,
     grace_period: int | None,
     metrics_port: int | None,
+    metrics_host: str,
     config_path: str | None,
 ) -> None:
     """Serve the human-detection queue: fetch each video from S3, analyse it, upload the result file and
@@ -71,7 +78,7 @@ def worker(
         from crowdcount.metrics import serve_metrics
 
         served.metrics = WorkerMetrics()
-        server = serve_metrics(served.metrics.registry, metrics_port)
+        server = serve_metrics(served.metrics.registry, metrics_port, metrics_host)
     try:
         stats = served.run(handle_signals=True)
     finally:

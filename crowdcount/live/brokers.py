@@ -20,6 +20,7 @@ import json
 import logging
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,21 @@ def _require(module: str, extra: str) -> Any:
         ) from None
 
 
+def redact_url(url: str) -> str:
+    """``url`` without its password (``redis://user:secret@host`` -> ``redis://user:***@host``), for messages."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
 # -- Redis Streams ------------------------------------------------------------------------------------
 class RedisStreamSink:
     """Appends each record to the Redis stream ``stream`` as fields ``source`` and ``record`` (JSON).
@@ -67,7 +83,8 @@ class RedisStreamSink:
             self.client.ping()
         except (redis.exceptions.RedisError, ValueError) as exc:
             raise BrokerError(
-                f"Redis at {url} cannot be reached: {exc}", "start redis-server or pass --redis URL"
+                f"Redis at {redact_url(url)} cannot be reached: {str(exc).replace(url, redact_url(url))}",
+                "start redis-server or pass --redis URL",
             ) from None
 
     def write(self, record: dict[str, Any]) -> None:
@@ -378,6 +395,7 @@ class FrameConsumer:
         for frame in frames:
             by_size.setdefault(frame.rgb.shape, []).append(frame)
         results: dict[tuple[int, int], dict[str, Any]] = {}
+        failed_before = self.delivery.failed
         for group in by_size.values():
             per_detector = [d.detect([f.rgb for f in group]) for d in self.detectors]
             done = time.time()
@@ -416,6 +434,12 @@ class FrameConsumer:
         left = self.producer.flush(30)
         if left:
             raise BrokerError(f"{left} result(s) could not be delivered to Kafka topic {self.results_topic!r}")
+        failed = self.delivery.failed - failed_before
+        if failed:  # flushed, but refused by the broker: committing would lose these frames' results
+            raise BrokerError(
+                f"{failed} result(s) were refused by Kafka topic {self.results_topic!r}; offsets not committed",
+                "the frames are consumed again after a restart",
+            )
         try:
             self.consumer.commit(asynchronous=False)
         except self._kafka.KafkaException as exc:

@@ -264,7 +264,7 @@ def test_cli_flow_sandbox_submit_worker_status_results(stack: Stack) -> None:
     assert status.returncode == 0, status.stderr
     entry = json.loads(status.stdout)["process_steps"][0]
     assert entry["step"] == "human_detector" and entry["state"] == "done"
-    assert entry["result_file"]["key"] == "videos/1/human_detector/vtest-15s.json"
+    assert entry["result_file"]["key"] == "results/1/human_detector/vtest-15s.json"
     table = stack.cli("status", "1", "--config", str(stack.config_path))
     assert table.returncode == 0 and "done" in table.stdout
 
@@ -312,7 +312,7 @@ def test_bad_inputs_are_dead_lettered_and_the_worker_keeps_serving(stack: Stack,
     assert stack.store.get_step(34)["state"] == "done"  # type: ignore[index]
     passwd = stack.store.get_step(35)
     assert passwd is not None and passwd["state"] == "done"
-    assert passwd["result_file"]["key"] == "videos/35/video/human_detector/passwd.json"
+    assert passwd["result_file"]["key"] == "results/35/human_detector/passwd.json"
     for video_id, needle in [(30, "cannot be opened"), (31, "does not exist"), (33, "'s3'")]:
         entry = stack.store.get_step(video_id)
         assert entry is not None and entry["state"] == "error" and entry["retryable"] is False, entry
@@ -365,7 +365,7 @@ def assert_done_once_by(stack: Stack, survivor_log: Path, victim_log: Path, name
     assert document is not None and [e["step"] for e in document["process_steps"]] == ["human_detector"]
     assert len(job_events(survivor_log, "job done", 2)) == 1 and not job_events(victim_log, "job done", 2)
     assert len(job_events(victim_log, "job running", 2)) == 1
-    assert stack.results("videos/2/human_detector/") == [f"videos/2/human_detector/{name}.json"]
+    assert stack.results("results/2/human_detector/") == [f"results/2/human_detector/{name}.json"]
     assert stack.queue_total(stack.resources.queue) == 0 and stack.dead_letters() == []
 
 
@@ -422,7 +422,7 @@ def test_two_workers_share_twenty_jobs_and_do_each_exactly_once(stack: Stack, tm
     for i in range(20):
         entry = stack.store.get_step(100 + i)
         assert entry is not None and entry["state"] == "done" and entry["attempt"] == 1
-    assert len(stack.results("videos/")) == 40  # 20 videos + 20 result files
+    assert len(stack.results("videos/")) == 20 and len(stack.results("results/")) == 20  # videos, result files
     assert stack.queue_total(stack.resources.queue) == 0 and stack.dead_letters() == []
     print(f"jobs per worker: a={len(job_events(log_a, 'job done'))}, b={len(job_events(log_b, 'job done'))}")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from crowdcount.aws.messages import Job, job_body, parse_message, video_id_from_key
 from crowdcount.errors import MessageError
@@ -95,3 +97,125 @@ def test_s3_test_events_and_removals_are_ignored() -> None:
 def test_video_id_from_key() -> None:
     assert video_id_from_key("videos/9/video/x.mp4", "videos/") == 9
     assert video_id_from_key("9/x.mp4", "") == 9
+
+
+# -- malformed bodies never escape as anything but MessageError (issue 16, item 1) -------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"VideoId": "²", "s3": {"bucket": "bkt", "key": "videos/1/video/a.mp4"}}',
+        '{"VideoId": "٣", "s3": {"bucket": "bkt", "key": "videos/1/video/a.mp4"}}',
+        '{"VideoId": 1, "s3": {"bucket": "bkt", "key": "videos/1/video/\\udc80.mp4"}}',
+        s3_event("videos/²/video/x.mp4"),
+        s3_event("videos/\udc80/video/x.mp4".encode("utf-8", "surrogatepass").decode("latin-1")),
+        json.dumps({"Records": [{"s3": {"bucket": {"name": "bkt"}, "object": {"key": "videos/1/\ud800.mp4"}}}]}),
+        "[" * 100_000 + "]" * 100_000,
+        '{"a":' * 50_000 + "1" + "}" * 50_000,
+        '{"VideoId": ' + "[" * 900 + "]" * 900 + "}",
+        '{"VideoId": ' + "9" * 5000 + "}",
+        " " * (2 * 1024 * 1024),
+        json.dumps({"Type": "Notification", "Message": json.dumps({"Type": "Notification", "Message": "{}"})}),
+    ],
+    ids=[
+        "superscript-id",
+        "arabic-digit-id",
+        "lone-surrogate-key",
+        "superscript-key",
+        "mojibake-key",
+        "surrogate-record-key",
+        "deep-list",
+        "deep-object",
+        "deep-id",
+        "huge-int",
+        "huge-body",
+        "envelopes",
+    ],
+)
+def test_hostile_bodies_are_message_errors(body: str) -> None:
+    with pytest.raises(MessageError):
+        parse_message(body)
+
+
+def test_superscript_digit_key_is_not_a_video_id() -> None:
+    with pytest.raises(MessageError, match="VideoId is unknown"):
+        video_id_from_key("videos/²/video/x.mp4", "videos/")
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+_id_like = st.one_of(_json, st.text(alphabet="0123456789²³¹٣०" + "\udc80 ", max_size=6), st.integers())
+_key_like = st.one_of(st.text(), st.text(alphabet=st.characters(codec=None), max_size=40), _json)
+
+
+def _check(body: str) -> None:
+    try:
+        parsed = parse_message(body, "videos/", "results/")
+    except MessageError as exc:
+        assert str(exc)
+        assert exc.message.encode("utf-8")  # printable and storable (no lone surrogate in the reason)
+        return
+    for job in parsed.jobs:
+        assert isinstance(job.video_id, int) and 0 <= job.video_id <= 10**18
+        job.key.encode("utf-8")
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.text(), st.text(alphabet=st.characters(codec=None))))
+def test_fuzz_random_text_bodies(body: str) -> None:
+    _check(body)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_json)
+def test_fuzz_random_json_bodies(data: object) -> None:
+    _check(json.dumps(data))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_id_like, _key_like, _json, st.sampled_from(["job", "event", "sns"]))
+def test_fuzz_job_shaped_bodies(video_id: object, key: object, extra: object, shape: str) -> None:
+    if shape == "job":
+        data: object = {"VideoId": video_id, "s3": {"bucket": "bkt", "key": key}, "force": extra}
+    else:
+        record = {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "bkt"}, "object": {"key": key}}}
+        data = {"Records": [record, extra]}
+        if shape == "sns":
+            data = {"Type": "Notification", "Message": json.dumps(data)}
+    _check(json.dumps(data))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 200_000), st.sampled_from(["[", '{"k":', '{"VideoId":[']))
+def test_fuzz_deep_nesting(depth: int, opener: str) -> None:
+    closer = {"[": "]", '{"k":': "}", '{"VideoId":[': "]}"}[opener]
+    _check(opener * depth + "1" + closer * depth)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example])
+@given(st.integers(900_000, 3_000_000), st.characters(codec=None))
+def test_fuzz_huge_bodies(size: int, char: str) -> None:
+    _check(json.dumps({"VideoId": 1, "s3": {"bucket": "bkt", "key": char * size}}))
+    _check(char * size)
+
+
+def test_s3_events_for_result_keys_are_ignored() -> None:
+    # the worker's own uploads: under result_prefix, or in the layout without one (<prefix><id>/<step>/...)
+    assert parse_message(s3_event("results/42/human_detector/clip.json"), "videos/", "results/").ignored
+    assert parse_message(s3_event("videos/42/human_detector/clip.json"), "videos/", None).ignored
+    assert parse_message(s3_event("videos/results/42/human_detector/c.json"), "videos/", "videos/results/").ignored
+    mixed = json.loads(s3_event("videos/42/human_detector/clip.json"))
+    mixed["Records"].append(json.loads(s3_event("videos/43/video/clip.mp4"))["Records"][0])
+    assert [j.video_id for j in parse_message(json.dumps(mixed)).jobs] == [43]
+
+
+def test_video_id_must_match_the_id_in_its_key() -> None:
+    body = job_body(42, "bkt", "videos/43/video/clip.mp4")
+    with pytest.raises(MessageError, match="'VideoId' 42 does not match the VideoId 43 of its key") as caught:
+        parse_message(body)
+    assert caught.value.video_id == 42  # type: ignore[attr-defined]
+    assert parse_message(job_body(42, "bkt", "elsewhere/43/clip.mp4")).jobs[0].video_id == 42  # not our layout

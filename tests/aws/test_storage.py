@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -59,7 +58,8 @@ def test_head_and_streamed_download(aws: MockAws, tiny_video: Path) -> None:
     assert obj.size == tiny_video.stat().st_size and obj.etag
     with downloaded(aws.s3, obj, max_bytes=10**9, temp_dir=str(aws.tmp_path)) as path:
         assert path.read_bytes() == tiny_video.read_bytes()
-        assert path.parent == aws.tmp_path and path.name.startswith(f"{TEMP_PREFIX}{os.getpid()}-")
+        assert path.parent == aws.tmp_path and path.name.startswith(TEMP_PREFIX)
+        assert remove_stale_temp_files(str(aws.tmp_path)) == 0 and path.exists()  # ours, locked while in use
         assert path.suffix == ".mp4"
     assert not path.exists()
 
@@ -110,12 +110,28 @@ def test_upload_result_and_exists(aws: MockAws) -> None:
 
 
 def test_stale_temp_files_of_dead_workers_are_removed(tmp_path: Path) -> None:
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead_pid = int(dead.stdout)
-    stale = tmp_path / f"{TEMP_PREFIX}{dead_pid}-abc.mp4"
-    mine = tmp_path / f"{TEMP_PREFIX}{os.getpid()}-def.mp4"
+    """A file is stale when nobody holds its lock, whatever PID its name says (every container's worker is PID 1:
+    a PID check kept such files for ever)."""
+    held = tmp_path / f"{TEMP_PREFIX}held.mp4"
+    stale = tmp_path / f"{TEMP_PREFIX}1-abc.mp4"  # a killed container's worker: PID 1, alive here too
     other = tmp_path / "unrelated.mp4"
-    for p in (stale, mine, other):
+    for p in (held, stale, other):
         p.write_bytes(b"x")
-    assert remove_stale_temp_files(str(tmp_path)) == 1
-    assert not stale.exists() and mine.exists() and other.exists()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import fcntl, sys; f = open({str(held)!r}); fcntl.flock(f, fcntl.LOCK_EX); "
+            "print('ready', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        assert remove_stale_temp_files(str(tmp_path)) == 1
+        assert not stale.exists() and held.exists() and other.exists()
+    finally:
+        holder.communicate("")
+    assert remove_stale_temp_files(str(tmp_path)) == 1 and not held.exists()  # its worker is gone

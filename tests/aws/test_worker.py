@@ -70,7 +70,7 @@ def test_job_is_done_result_uploaded_and_message_deleted(aws: MockAws, tiny_vide
     assert (stats.done, stats.failed, stats.stop_reason) == (1, 0, "max-jobs")
     entry = step(aws, 1)
     assert entry["state"] == "done" and entry["attempt"] == 1 and entry["worker"] == "test-worker"
-    assert entry["result_file"] == {"bucket": aws.bucket, "key": "videos/1/human_detector/tiny.json"}
+    assert entry["result_file"] == {"bucket": aws.bucket, "key": "results/1/human_detector/tiny.json"}
     assert entry["input"]["key"] == submitted.key and entry["input"]["etag"]
     assert entry["summary"]["Human"]["max_count"] == 1
     assert set(entry["timings"]) == {"download_s", "analyze_s", "upload_s"}
@@ -163,7 +163,7 @@ def test_s3_event_notification_is_a_job(aws: MockAws, tiny_video: Path) -> None:
     aws.send(json.dumps({"Records": [record]}))
     assert run(aws.worker(max_jobs=1)).done == 1
     entry = step(aws, 12)
-    assert entry["input"]["key"] == key and entry["result_file"]["key"] == "videos/12/human_detector/clip 1.json"
+    assert entry["input"]["key"] == key and entry["result_file"]["key"] == "results/12/human_detector/clip 1.json"
 
 
 def test_stop_command_stops_the_worker_and_leaves_other_jobs(aws: MockAws, tiny_video: Path) -> None:
@@ -268,7 +268,8 @@ def test_a_worker_whose_job_was_taken_over_leaves_the_message_alone(aws: MockAws
 
     class TakenOver(FakeDetector):
         def _detect(self, frames: Any) -> Any:
-            if self.calls == 0:
+            if self.calls == 0:  # this run's lease expires (a long pause), then another worker takes over
+                store.renew(19, store.get_step(19)["run_id"], -1)  # type: ignore[index]
                 store.start(19, {"run_id": "other-worker-run", "attempt": 2})
             return super()._detect(frames)
 

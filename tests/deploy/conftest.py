@@ -26,6 +26,52 @@ from .helpers import ACCOUNT, REGION, TEST_CONFIG, free_port, wait_for_http
 EXECUTION_POLICY = "AmazonECSTaskExecutionRolePolicy"
 
 
+def _model_bucket_policies_in_moto() -> None:
+    """moto's CloudFormation has no model for AWS::S3::BucketPolicy (the template's TLS-only policy): it leaves a
+    None in the stack's resources, on which describe_stack_resource fails. Give it one that puts the policy on
+    the bucket, as CloudFormation does (the template itself is checked by cfn-lint and checkov)."""
+    from moto.cloudformation import parsing
+    from moto.core.common_models import CloudFormationModel
+    from moto.s3.models import s3_backends
+    from moto.utilities.utils import get_partition
+
+    if "AWS::S3::BucketPolicy" in parsing.get_model_map():
+        return
+
+    class BucketPolicy(CloudFormationModel):
+        def __init__(self, bucket: str) -> None:
+            self.bucket = bucket
+
+        @property
+        def physical_resource_id(self) -> str:
+            return self.bucket
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return ""
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::S3::BucketPolicy"
+
+        @classmethod
+        def create_from_cloudformation_json(  # type: ignore[misc]
+            cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+        ) -> BucketPolicy:
+            props = cloudformation_json["Properties"]
+            backend = s3_backends[account_id][get_partition(region_name)]
+            backend.put_bucket_policy(props["Bucket"], json.dumps(props["PolicyDocument"]).encode())
+            return cls(props["Bucket"])
+
+    parsing.get_model_list.cache_clear()
+    parsing.get_model_map.cache_clear()
+    parsing.get_name_type_map.cache_clear()
+    assert "AWS::S3::BucketPolicy" in parsing.get_model_map()
+
+
+_model_bucket_policies_in_moto()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "docker: needs a Docker engine and a local registry (skipped where none can run)"

@@ -43,6 +43,15 @@ def wait_for_http(url: str, timeout: float) -> bool:
     return False
 
 
+def by_digest(ecr: Any, uri: str) -> str:
+    """``uri`` as deploys name it: by its digest in ECR (``repo@sha256:...``), not by its tag."""
+    from crowdcount.aws.deploy.image import ecr_image_digest, pinned
+
+    digest = ecr_image_digest(ecr, uri)
+    assert digest is not None and digest.startswith("sha256:")
+    return pinned(uri, digest)
+
+
 def put_ecr_image(ecr: Any, repository: str, tag: str) -> str:
     """Put a (manifest-only) image into moto's ECR, creating the repository if needed; its URI."""
     with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
@@ -101,7 +110,7 @@ def expected_taskdef(image: str = IMAGE, task_role: str = TASK_ROLE, execution_r
                 "memoryReservation": 4096,
                 "resourceRequirements": [{"type": "GPU", "value": "1"}],
                 "environment": EXPECTED_ENVIRONMENT,
-                "stopTimeout": 90,
+                "stopTimeout": 120,
                 "logConfiguration": {
                     "logDriver": "awslogs",
                     "options": {

@@ -20,6 +20,7 @@ from .helpers import (
     REGION,
     TEST_CONFIG,
     FakeDocker,
+    by_digest,
     expected_taskdef,
     put_ecr_image,
     registry_digest,
@@ -67,6 +68,7 @@ def test_dry_run_prints_the_task_definition_and_changes_nothing(
     image = put_ecr_image(use_ctx.client("ecr"), "crowdcount-worker", "v1")
     result = deploy("--dry-run", "--image", image)
     assert result.exit_code == 0, result.output
+    image = by_digest(use_ctx.client("ecr"), image)  # deployed by digest, not by the tag
     header, _, rest = result.stdout.partition("\n")
     assert header == f"# task definition crowdcount-worker (rendered, image {image})"
     body, _, trailer = rest.rpartition("}\n")
@@ -79,6 +81,7 @@ def test_run_task_and_wait(workdir: Path, use_ctx: AwsContext, gpu_cluster: str,
     image = put_ecr_image(use_ctx.client("ecr"), "crowdcount-worker", "v1")
     result = deploy("--image", image, "--wait", "--poll-interval", "0")
     assert result.exit_code == 0, result.output
+    image = by_digest(use_ctx.client("ecr"), image)
     assert recorder.params("ecs", "RegisterTaskDefinition") == [expected_taskdef(image, TASK_ROLE, EXECUTION_ROLE)]
     run = recorder.params("ecs", "RunTask")
     assert run == [
@@ -197,7 +200,7 @@ def test_build_and_push_to_ecr(
     assert "done: created ECR repository crowdcount-worker" in result.stdout
     assert f"done: pushed {REPOSITORY_URI}:latest-cpu ({digest})" in result.stdout
     registered = use_ctx.client("ecs").describe_task_definition(taskDefinition="crowdcount-worker")["taskDefinition"]
-    assert registered["containerDefinitions"][0]["image"] == f"{REPOSITORY_URI}:latest-cpu"
+    assert registered["containerDefinitions"][0]["image"] == f"{REPOSITORY_URI}@{digest}"  # by digest, not the tag
 
 
 # -- bad input: one line, non-zero exit, nothing half-registered without saying so ---------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from crowdcount.aws.session import AwsContext
 from crowdcount.config import Config
 from crowdcount.errors import ConfigError
 
-from .helpers import ACCOUNT, REGION, REPO, TEST_CONFIG, put_ecr_image
+from .helpers import ACCOUNT, REGION, REPO, TEST_CONFIG, by_digest, put_ecr_image
 
 TEMPLATE_PATH = REPO / "taskdefs" / taskdef.CLOUDFORMATION_TEMPLATE
 #: moto's CloudFormation skips (with a warning) the Application Auto Scaling resources it cannot model.
@@ -45,6 +46,7 @@ def test_template_declares_every_resource_the_issue_asks_for(template: dict[str,
         "JobQueue": "AWS::SQS::Queue",
         "VideoTable": "AWS::DynamoDB::Table",
         "VideoBucket": "AWS::S3::Bucket",
+        "VideoBucketPolicy": "AWS::S3::BucketPolicy",
         "LogGroup": "AWS::Logs::LogGroup",
         "TaskRole": "AWS::IAM::Role",
         "ExecutionRole": "AWS::IAM::Role",
@@ -114,7 +116,8 @@ def test_parameters_from_config(config: Config, template: dict[str, Any]) -> Non
         "MinTasks": "0",
         "MaxTasks": "4",
         "BacklogPerTask": "2",
-        "StopTimeout": "90",
+        "GracePeriod": "90",
+        "StopTimeout": "120",
     }
     cfn.check_parameters(template, params)
 
@@ -176,9 +179,9 @@ def test_stack_creates_the_resources(ctx: AwsContext, gpu_cluster: str, config: 
 
     registered = ctx.client("ecs").describe_task_definition(taskDefinition="crowdcount-worker")["taskDefinition"]
     container = registered["containerDefinitions"][0]
-    assert container["image"] == IMAGE
+    assert container["image"] == by_digest(ctx.client("ecr"), IMAGE)  # deployed by digest
     assert container["resourceRequirements"] == [{"type": "GPU", "value": "1"}]
-    assert container["stopTimeout"] == 90
+    assert container["stopTimeout"] == 120
     assert container["logConfiguration"] == {
         "logDriver": "awslogs",
         "options": {
@@ -200,14 +203,27 @@ def test_stack_creates_the_resources(ctx: AwsContext, gpu_cluster: str, config: 
     assert moto_policy(document) == iam.task_role_policy(config, ACCOUNT)
 
 
-def test_stack_without_result_prefix_grants_no_write(ctx: AwsContext, gpu_cluster: str) -> None:
-    config = Config({**TEST_CONFIG, "human_detection": {"result_prefix": None}})
-    result = _deploy(ctx, config)
-    role = result.stack.outputs["TaskRoleArn"].rsplit("/", 1)[-1]
-    document = ctx.client("iam").get_role_policy(RoleName=role, PolicyName=iam.TASK_POLICY_NAME)["PolicyDocument"]
-    document = moto_policy(document)
-    assert "WriteResults" not in [s["Sid"] for s in document["Statement"]]
-    assert document == iam.task_role_policy(config, ACCOUNT)
+@pytest.mark.parametrize("prefix", [None, "", "videos/"])
+def test_both_deploy_paths_refuse_a_result_prefix_that_grants_too_much_or_nothing(prefix: str | None) -> None:
+    config = Config({**TEST_CONFIG, "human_detection": {"result_prefix": prefix}})
+    with pytest.raises(ConfigError, match="result_prefix"):
+        cfn.stack_parameters(config, IMAGE)
+    with pytest.raises(ConfigError, match="result_prefix"):
+        iam.task_role_policy(config, ACCOUNT)
+    with pytest.raises(ConfigError, match="result_prefix"):
+        taskdef.render_task_definition(config, IMAGE, "arn:aws:iam::1:role/t", "arn:aws:iam::1:role/e")
+
+
+def test_template_defaults_match_the_shipped_config(template: dict[str, Any]) -> None:
+    from crowdcount.config import load_config
+
+    shipped = load_config(str(REPO / "variables.json"), environ={})
+    params = template["Parameters"]
+    assert params["ResultPrefix"]["Default"] == shipped.get("human_detection.result_prefix") == "results/"
+    assert re.fullmatch(params["ResultPrefix"]["AllowedPattern"], "results/")
+    assert not re.fullmatch(params["ResultPrefix"]["AllowedPattern"], "")
+    assert params["GracePeriod"]["Default"] == shipped.get("worker.grace_period_seconds")
+    assert params["StopTimeout"]["Default"] >= params["GracePeriod"]["Default"] + taskdef.STOP_MARGIN
 
 
 def test_existing_bucket_is_not_created_again(ctx: AwsContext, gpu_cluster: str, config: Config) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from typing import Any
 
@@ -12,7 +13,7 @@ from crowdcount.aws.session import AwsContext
 from crowdcount.config import Config
 from crowdcount.errors import ConfigError
 
-from .helpers import ACCOUNT, REGION, TEST_CONFIG
+from .helpers import ACCOUNT, REGION, REPO, TEST_CONFIG
 
 EXPECTED_POLICY = {
     "Version": "2012-10-17",
@@ -35,6 +36,12 @@ EXPECTED_POLICY = {
             "Effect": "Allow",
             "Action": ["s3:PutObject"],
             "Resource": ["arn:aws:s3:::crowdcount-videos/results/*"],
+        },
+        {
+            "Sid": "ResumeFromCheckpoints",
+            "Effect": "Allow",
+            "Action": ["s3:DeleteObject", "s3:GetObject"],
+            "Resource": ["arn:aws:s3:::crowdcount-videos/results/checkpoints/*"],
         },
         {
             "Sid": "ConsumeJobQueue",
@@ -78,6 +85,7 @@ def test_policy_follows_the_configuration() -> None:
         "ReadInputVideos": ["arn:aws:s3:::my-bucket/in/*"],
         "ListInputPrefix": ["arn:aws:s3:::my-bucket"],
         "WriteResults": ["arn:aws:s3:::my-bucket/out/*"],
+        "ResumeFromCheckpoints": ["arn:aws:s3:::my-bucket/out/checkpoints/*"],
         "ConsumeJobQueue": ["arn:aws:sqs:eu-west-1:111122223333:jobs"],
         "TrackVideos": ["arn:aws:dynamodb:eu-central-1:111122223333:table/videos"],
         "ScaleInProtection": ["arn:aws:ecs:eu-west-1:111122223333:task/gpu/*"],
@@ -92,16 +100,41 @@ def test_no_wildcard_actions_and_no_dead_letter_queue(config: Config) -> None:
     assert all(s["Effect"] == "Allow" for s in policy["Statement"])
 
 
-def test_null_result_prefix_grants_no_write(caplog: pytest.LogCaptureFixture) -> None:
-    policy = iam.task_role_policy(Config({}), ACCOUNT)
-    assert [s["Sid"] for s in policy["Statement"]] == [
-        "ReadInputVideos",
-        "ListInputPrefix",
-        "ConsumeJobQueue",
-        "TrackVideos",
-        "ScaleInProtection",
+@pytest.mark.parametrize(
+    ("prefix", "message"),
+    [
+        (None, "result_prefix is null: a deployed worker would write results under the input prefix"),
+        ("", "result_prefix is empty: it would grant s3:PutObject on the whole bucket, inputs included"),
+        ("results", "does not end with '/'"),
+        ("vid", "does not end with '/'"),
+        ("videos/", "covers the input prefix 'videos/'"),
+    ],
+)
+def test_result_prefixes_that_grant_too_much_or_nothing_are_refused(prefix: str | None, message: str) -> None:
+    config = Config({"human_detection": {"result_prefix": prefix}})
+    with pytest.raises(ConfigError, match=message):
+        iam.task_role_policy(config, ACCOUNT)
+
+
+def test_shipped_config_grants_exactly_the_put_object_the_worker_needs() -> None:
+    from crowdcount.aws.storage import result_key
+    from crowdcount.config import load_config
+
+    config = load_config(str(REPO / "variables.json"), environ={})
+    policy = iam.task_role_policy(config, ACCOUNT)
+    writes = [s for s in policy["Statement"] if any(a in ("s3:PutObject", "s3:*") for a in s["Action"])]
+    assert writes == [
+        {
+            "Sid": "WriteResults",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject"],
+            "Resource": ["arn:aws:s3:::crowdcount-videos/results/*"],
+        }
     ]
-    assert "result_prefix is null" in caplog.text
+    # the worker's result key lies under the grant; the videos do not
+    key = result_key("videos/42/video/clip.mp4", "human_detector", 42, config.get("human_detection.result_prefix"))
+    assert fnmatch.fnmatchcase(f"arn:aws:s3:::crowdcount-videos/{key}", writes[0]["Resource"][0])
+    assert not fnmatch.fnmatchcase("arn:aws:s3:::crowdcount-videos/videos/42/video/x.mp4", writes[0]["Resource"][0])
 
 
 @pytest.mark.parametrize(
@@ -162,7 +195,7 @@ def test_roles_are_created_then_updated(ctx: AwsContext, config: Config) -> None
     stored = client.get_role_policy(RoleName="crowdcount-worker-task", PolicyName=iam.TASK_POLICY_NAME)
     assert stored["PolicyDocument"] == policy
 
-    narrower = Config({**TEST_CONFIG, "human_detection": {"result_prefix": None}})
+    narrower = Config({**TEST_CONFIG, "human_detection": {"result_prefix": "narrow/results/"}})
     new_policy = iam.task_role_policy(narrower, ACCOUNT)
     assert iam.ensure_task_role(client, "crowdcount-worker-task", new_policy, ACCOUNT, REGION) == (arn, False)
     stored = client.get_role_policy(RoleName="crowdcount-worker-task", PolicyName=iam.TASK_POLICY_NAME)

@@ -25,11 +25,14 @@ def test_stop_timeout_follows_the_worker_grace_period() -> None:
     config = Config({**TEST_CONFIG, "worker": {"grace_period_seconds": 45}})
     rendered = td.render_task_definition(config, IMAGE, TASK_ROLE, EXECUTION_ROLE)
     container = rendered["containerDefinitions"][0]
-    assert container["stopTimeout"] == 45
+    # SIGKILL comes STOP_MARGIN after the grace period: time to checkpoint, record the error, release the message
+    assert container["stopTimeout"] == 45 + td.STOP_MARGIN == 75
     assert {"name": "CROWDCOUNT_WORKER__GRACE_PERIOD_SECONDS", "value": "45"} in container["environment"]
+    default = td.render_task_definition(Config(TEST_CONFIG), IMAGE, TASK_ROLE, EXECUTION_ROLE)
+    assert default["containerDefinitions"][0]["stopTimeout"] == 120  # the default 90 s grace + 30
 
 
-@pytest.mark.parametrize("grace", [121, 600, 1])
+@pytest.mark.parametrize("grace", [91, 120, 600])
 def test_grace_period_ecs_cannot_honour_is_a_config_error(grace: int) -> None:
     config = Config({**TEST_CONFIG, "worker": {"grace_period_seconds": grace}})
     with pytest.raises(ConfigError, match=r"worker.grace_period_seconds is \d+, but ECS waits at most 120 s"):

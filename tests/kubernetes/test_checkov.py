@@ -18,14 +18,14 @@ from .helpers import REPO, ROLE, load, write_config
 
 
 def _checkov() -> str:
-    """checkov lives in a virtualenv of its own (``scripts/test.sh`` makes ``.venv/checkov``): its pinned
-    dependencies conflict with crowdcount's."""
-    for candidate in (os.environ.get("CHECKOV"), str(REPO / ".venv" / "checkov" / "bin" / "checkov")):
+    """checkov lives in a virtualenv of its own (``scripts/test.sh`` makes ``.venv-tools`` and sets ``$CHECKOV``):
+    its pinned dependencies conflict with crowdcount's."""
+    for candidate in (os.environ.get("CHECKOV"), str(REPO / ".venv-tools" / "bin" / "checkov")):
         if candidate and Path(candidate).is_file():
             return candidate
     found = shutil.which("checkov")
     if found is None:
-        pytest.skip("checkov is not installed (scripts/test.sh installs it into .venv/checkov; or set $CHECKOV)")
+        pytest.skip("checkov is not installed (scripts/test.sh installs it into .venv-tools; or set $CHECKOV)")
     return found
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from crowdcount.aws.deploy.errors import DeployError, aws_errors, error_code
+from crowdcount.aws.deploy.iam import result_prefix_for
 from crowdcount.aws.deploy.taskdef import stop_timeout_for
 from crowdcount.config import Config
 from crowdcount.errors import ConfigError
@@ -27,7 +28,12 @@ _DONE_ROLLED_BACK = {"ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"}
 
 def load_template(text: str, source: str = "template") -> dict[str, Any]:
     """Parse a CloudFormation YAML (or JSON) template, short-form tags (``!Ref``, ``!Sub``...) included."""
-    import yaml
+    try:
+        import yaml
+    except ImportError:
+        raise ConfigError(
+            "reading a CloudFormation template needs PyYAML", "pip install 'crowdcount[deploy]'"
+        ) from None
 
     class Loader(yaml.SafeLoader):
         pass
@@ -86,12 +92,13 @@ def stack_parameters(config: Config, image: str, create_bucket: bool = True) -> 
         "BucketName": config.get("video_split.output_bucket"),
         "CreateBucket": "true" if create_bucket else "false",
         "InputPrefix": config.get("video_split.input_prefix"),
-        "ResultPrefix": config.get("human_detection.result_prefix") or "",
+        "ResultPrefix": result_prefix_for(config),
         "LogGroupName": deploy["log_group"],
         "ServiceName": deploy["service_name"],
         "MinTasks": str(deploy["min_tasks"]),
         "MaxTasks": str(deploy["max_tasks"]),
         "BacklogPerTask": str(deploy["backlog_per_task"]),
+        "GracePeriod": str(config.get("worker.grace_period_seconds")),
         "StopTimeout": str(stop_timeout_for(config)),
     }
 

@@ -237,6 +237,11 @@ class Deployer:
             if capacity is not None and deploy["gpu_count"] > 0 and not capacity.matching_gpu_instances:
                 result.warnings.append(f"cluster {self.cluster} has no matching GPU instance yet")
         result.image = self._resolve_image(result, account)
+        if not (options.build and not options.image) and image_mod.parse_ecr_uri(result.image) is not None:
+            # an existing image: deployed by its digest, not by a tag that can be moved (e.g. latest)
+            digest = self._soft(result, lambda: image_mod.ecr_image_digest(self.client("ecr"), result.image))
+            if digest:
+                result.image = image_mod.pinned(result.image, digest)
         if options.build and not options.image and not options.dry_run:
             dockerfile = Path(options.context) / deploy["dockerfile"]
             if not dockerfile.is_file():
@@ -372,7 +377,31 @@ class Deployer:
         self.say(f"pushing {result.image}")
         digest = image_mod.push_image(self._docker, local, repository, self.tag, auth, log=self.say)
         result.done.append(f"pushed {result.image}" + (f" ({digest})" if digest else ""))
+        state["digest"] = digest
         return True
+
+    def _pin_image(self, result: DeployResult, state: dict[str, Any]) -> None:
+        """Deploy the image by digest (``repo@sha256:...``), not by a tag that can be moved (``latest``): the
+        pushed digest, or ECR's for an existing image. Images of other registries keep their reference."""
+        if "@sha256:" in result.image:
+            return
+        digest = state.get("digest")
+        if digest is None and image_mod.parse_ecr_uri(result.image) is not None:
+            digest = image_mod.ecr_image_digest(self.client("ecr"), result.image)
+        if not digest:
+            logger.warning("deploying %s by tag: its digest is unknown", result.image)
+            return
+        stack = state.get("stack")
+        by_tag, result.image = result.image, image_mod.pinned(result.image, digest)
+        if result.taskdef is not None:
+            for container in result.taskdef.get("containerDefinitions", []):
+                if container.get("image") == by_tag:
+                    container["image"] = result.image
+            result.unchanged = taskdef_mod.is_unchanged(state.get("latest"), result.taskdef)
+        if result.stack_parameters is not None and result.stack_parameters.get("Image") == by_tag:
+            result.stack_parameters["Image"] = result.image
+            result.parameter_changes = cfn_mod.parameter_diff(stack, result.stack_parameters)
+            result.unchanged = stack is not None and not result.parameter_changes
 
     def _ensure_roles(self, result: DeployResult, state: dict[str, Any]) -> None:
         roles: iam_mod.RolePlan = state["roles"]
@@ -473,6 +502,7 @@ class Deployer:
             return result
         try:
             pushed = self._build_and_push(result, state)
+            self._pin_image(result, state)
             if self.options.method == "ecs":
                 self._apply_ecs(result, state, pushed)
             else:

@@ -5,7 +5,9 @@ The task role may only
 
 * read videos under ``video_split.input_prefix`` of ``video_split.output_bucket`` (and list that prefix, so
   a missing video is a 404, not a 403),
-* write results under ``human_detection.result_prefix`` of the same bucket,
+* write results under ``human_detection.result_prefix`` of the same bucket (PutObject only; see
+  :func:`result_prefix_for` for the prefixes refused), and read back and delete its own checkpoints there
+  (``<result_prefix>checkpoints/``),
 * receive, delete and change the visibility of messages on ``aws_queues.human_detection`` (and look its URL
   up by name), and
 * get and update items of ``dynamodb.table_id``.
@@ -54,13 +56,44 @@ def _check_prefix(key: str, prefix: str) -> str:
     return prefix
 
 
+def result_prefix_for(config: Config) -> str:
+    """The prefix a deployed worker writes results under, the same for both deploy paths (the task role made
+    here and the CloudFormation stack). :class:`ConfigError` for one that would grant too much or nothing:
+    ``null`` (results beside the videos, under the input prefix, which the role may only read), ``""`` (the
+    whole bucket, inputs included), a prefix without a final ``/`` (``results`` also covers ``results-x/``),
+    or one that covers the input prefix."""
+    value = config.get("human_detection.result_prefix")
+    fix = "set human_detection.result_prefix to a folder of its own, e.g. 'results/'"
+    if value is None:
+        raise ConfigError(
+            "human_detection.result_prefix is null: a deployed worker would write results under the input prefix, "
+            "where it may only read",
+            fix,
+        )
+    if value == "":
+        raise ConfigError(
+            "human_detection.result_prefix is empty: it would grant s3:PutObject on the whole bucket, inputs included",
+            fix,
+        )
+    prefix = _check_prefix("human_detection.result_prefix", value)
+    if not prefix.endswith("/"):
+        raise ConfigError(f"human_detection.result_prefix {prefix!r} does not end with '/'", f"use '{prefix}/'")
+    input_prefix = config.get("video_split.input_prefix") or ""
+    if input_prefix.startswith(prefix):
+        raise ConfigError(
+            f"human_detection.result_prefix {prefix!r} covers the input prefix {input_prefix!r}: the worker could "
+            "overwrite videos",
+            fix,
+        )
+    return prefix
+
+
 def task_role_policy(config: Config, account: str) -> dict[str, Any]:
     """The task role's policy document for ``config`` in ``account``."""
     region = config["aws_region"]
     partition = partition_for(region)
     bucket = config.get("video_split.output_bucket")
     input_prefix = _check_prefix("video_split.input_prefix", config.get("video_split.input_prefix"))
-    result_prefix = config.get("human_detection.result_prefix")
     queue = config.get("aws_queues.human_detection")
     table_region = config.get("dynamodb.region")
     table = config.get("dynamodb.table_id")
@@ -80,21 +113,23 @@ def task_role_policy(config: Config, account: str) -> dict[str, Any]:
             "Condition": {"StringLike": {"s3:prefix": [f"{input_prefix}*"]}},
         },
     ]
-    if result_prefix is not None:
-        result_prefix = _check_prefix("human_detection.result_prefix", result_prefix)
-        statements.append(
-            {
-                "Sid": "WriteResults",
-                "Effect": "Allow",
-                "Action": ["s3:PutObject"],
-                "Resource": [f"arn:{partition}:s3:::{bucket}/{result_prefix}*"],
-            }
-        )
-    else:
-        logger.warning(
-            "human_detection.result_prefix is null: the task role gets no S3 write access; set it to the "
-            "prefix the worker writes results under"
-        )
+    result_prefix = result_prefix_for(config)
+    statements.append(
+        {
+            "Sid": "WriteResults",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject"],
+            "Resource": [f"arn:{partition}:s3:::{bucket}/{result_prefix}*"],
+        }
+    )
+    statements.append(  # resumable jobs read back and remove their checkpoints (crowdcount/aws/checkpoint.py)
+        {
+            "Sid": "ResumeFromCheckpoints",
+            "Effect": "Allow",
+            "Action": ["s3:DeleteObject", "s3:GetObject"],
+            "Resource": [f"arn:{partition}:s3:::{bucket}/{result_prefix}checkpoints/*"],
+        }
+    )
     statements += [
         {
             "Sid": "ConsumeJobQueue",

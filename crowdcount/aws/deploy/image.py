@@ -75,8 +75,14 @@ def parse_ecr_uri(uri: str) -> dict[str, str | None] | None:
 def docker_client(timeout: int = 600) -> Any:
     """A Docker SDK client for the engine of ``$DOCKER_HOST`` (or the default socket), checked with a ping;
     :class:`DeployError` when none is reachable."""
-    import docker
-    from docker.errors import DockerException
+    try:
+        import docker
+        from docker.errors import DockerException
+    except ImportError:
+        raise DeployError(
+            "building and pushing the image needs the Docker SDK, which is not installed",
+            "pip install 'crowdcount[deploy]', or deploy an existing image with --image",
+        ) from None
 
     try:
         client = docker.from_env(timeout=timeout)
@@ -221,6 +227,27 @@ def ecr_image_exists(ecr: Any, uri: str) -> bool:
             if error_code(exc) in {"ImageNotFoundException", "RepositoryNotFoundException"}:
                 return False
             raise
+
+
+def ecr_image_digest(ecr: Any, uri: str) -> str | None:
+    """The digest (``sha256:...``) of the ECR image ``uri`` (by tag), or None when ECR does not say."""
+    parts = parse_ecr_uri(uri)
+    if parts is None:
+        return None
+    if parts["digest"]:
+        return parts["digest"]
+    image_id = {"imageTag": parts["tag"] or "latest"}
+    with aws_errors(f"looking up the digest of {uri}"):
+        details = ecr.describe_images(
+            registryId=parts["account"], repositoryName=parts["repository"], imageIds=[image_id]
+        ).get("imageDetails", [])
+    digest = details[0].get("imageDigest") if details else None
+    return str(digest) if digest else None
+
+
+def pinned(uri: str, digest: str) -> str:
+    """``uri`` by digest (``repo@sha256:...``): what a task definition should name, as a tag can be moved."""
+    return f"{ImageRef.parse(uri).repository}@{digest}"
 
 
 def check_image_exists(ecr: Any, uri: str, docker: Any | None = None) -> bool | None:

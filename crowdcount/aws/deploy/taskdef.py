@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from crowdcount.aws.deploy.iam import result_prefix_for
 from crowdcount.config import Config
 from crowdcount.errors import ConfigError
 
@@ -38,6 +39,9 @@ PACKAGE_TEMPLATES = Path(__file__).resolve().parent / "templates"
 CONTAINER_NAME = "worker"
 #: ECS stops a container at most this many seconds after SIGTERM (the ``stopTimeout`` cap).
 MAX_STOP_TIMEOUT = 120
+#: Seconds between the end of the worker's grace period and SIGKILL: the long poll in progress (up to 20 s),
+#: then the checkpoint, the error write and the message's release.
+STOP_MARGIN = 30
 
 _PLACEHOLDER = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _WHOLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -132,22 +136,23 @@ def environment_for(config: Config) -> list[dict[str, str]]:
         "CROWDCOUNT_WORKER__GRACE_PERIOD_SECONDS": str(config.get("worker.grace_period_seconds")),
         "CROWDCOUNT_WORKER__VISIBILITY_TIMEOUT": str(config.get("worker.visibility_timeout")),
     }
-    if config.get("human_detection.result_prefix") is not None:
-        env["CROWDCOUNT_HUMAN_DETECTION__RESULT_PREFIX"] = config.get("human_detection.result_prefix")
+    env["CROWDCOUNT_HUMAN_DETECTION__RESULT_PREFIX"] = result_prefix_for(config)
     env.update(config.get("deploy.environment"))
     return [{"name": name, "value": env[name]} for name in sorted(env)]
 
 
 def stop_timeout_for(config: Config) -> int:
-    """``stopTimeout``: the worker's SIGTERM grace period, which ECS caps at 120 s."""
+    """``stopTimeout``: the worker's SIGTERM grace period plus :data:`STOP_MARGIN` (for the receive in
+    progress, the checkpoint, the error write and the release after the grace period), which ECS caps at 120 s.
+    Equal to the grace period, SIGKILL would land before the worker hands its message back."""
     grace = config.get("worker.grace_period_seconds")
-    if not 2 <= grace <= MAX_STOP_TIMEOUT:
+    if not 0 <= grace <= MAX_STOP_TIMEOUT - STOP_MARGIN:
         raise ConfigError(
-            f"worker.grace_period_seconds is {grace}, but ECS waits at most {MAX_STOP_TIMEOUT} s (at least 2 s) "
-            "between SIGTERM and SIGKILL",
-            f"set it between 2 and {MAX_STOP_TIMEOUT} so that stopTimeout can match it",
+            f"worker.grace_period_seconds is {grace}, but ECS waits at most {MAX_STOP_TIMEOUT} s between SIGTERM "
+            f"and SIGKILL, and the worker needs {STOP_MARGIN} s after its grace period to hand its job back",
+            f"set it between 0 and {MAX_STOP_TIMEOUT - STOP_MARGIN}",
         )
-    return int(grace)
+    return int(grace) + STOP_MARGIN
 
 
 def template_values(
