@@ -9,6 +9,7 @@ import re
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -16,10 +17,14 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from crowdcount.analyzer.annotate import check_annotate_path
+from crowdcount.analyzer.counting import parse_lines, parse_zones
 from crowdcount.cli.analyze import detector_specs
-from crowdcount.cli.common import config_option, detector_options, get_config, parse_key_values
+from crowdcount.cli.common import config_option, counting_options, detector_options, get_config, parse_key_values
 from crowdcount.config import Config, build_detectors
+from crowdcount.errors import ConfigError
 from crowdcount.live import FILE, JsonLinesSink, LiveMetrics, Source, SourceStatus, Watcher, parse_source, unique_ids
+from crowdcount.live.pipeline import processor_factory
 from crowdcount.signals import on_stop_signals
 
 logger = logging.getLogger(__name__)
@@ -113,6 +118,22 @@ def build_sources(
     ]
 
 
+def plan_annotate(sources: list[str], annotate: str | None) -> dict[str, Path]:
+    """The annotated video of each source: ``annotate`` itself when it is a video file name (one source), else
+    ``annotate/SOURCE.mp4``. :class:`ConfigError` before any work when it cannot be written."""
+    if annotate is None:
+        return {}
+    target = Path(annotate)
+    if target.suffix and not target.is_dir():
+        if len(sources) > 1:
+            raise ConfigError(
+                f"--annotate {annotate!r} is one file but {len(sources)} sources are watched",
+                "give a folder to --annotate to get one video per source",
+            )
+        return {sources[0]: check_annotate_path(target)}
+    return {s: check_annotate_path(target / f"{s.replace(':', '_').replace('/', '_')}.mp4") for s in sources}
+
+
 def mode_line(sources: list[Source]) -> str:
     """Which mode is in force, for each source."""
     live = [s.id for s in sources if s.mode != FILE]
@@ -178,6 +199,14 @@ def status_table(rows: list[SourceStatus], title: str) -> Table:
 @click.command()
 @click.argument("sources", nargs=-1, required=True)
 @detector_options
+@counting_options
+@click.option(
+    "--annotate",
+    type=click.Path(),
+    default=None,
+    help="Write each source's video with boxes, track ids, lines, zones and counts drawn: an .mp4 file (one "
+    "source) or a folder (SOURCE.mp4 each).",
+)
 @source_options
 @click.option(
     "--every", type=DURATION, default=None, help="One record per source per interval (e.g. 1s) instead of per frame."
@@ -212,6 +241,10 @@ def watch(
     detectors: tuple[str, ...],
     min_score: float | None,
     detector_arg: tuple[str, ...],
+    track: bool | None,
+    lines: tuple[str, ...],
+    zones: tuple[str, ...],
+    annotate: str | None,
     realtime: bool,
     speed: float,
     loop: bool,
@@ -240,7 +273,9 @@ def watch(
     backoff; the others go on. Runs until Ctrl-C/SIGTERM, --duration, or every source has ended.
     Exit 1 when a source gave up (--retries).
     """
-    config = get_config(config_path)
+    counting_lines = parse_lines(lines, "--line") if lines else None
+    counting_zones = parse_zones(zones, "--zone") if zones else None
+    config = get_config(config_path, {"tracking": {"enabled": track}})
     live = config["live"]
     specs = detector_specs(
         config["human_detection"]["detectors"],
@@ -251,6 +286,10 @@ def watch(
     )
     built = build_detectors(specs)
     watched = build_sources(sources, config, realtime, speed, loop, read_timeout, open_timeout, retries)
+    annotate_for = plan_annotate([s.id for s in watched], annotate)
+    factory = processor_factory(
+        config["tracking"], built, counting_lines, counting_zones, annotate_for.get if annotate else None
+    )
     show_table = sys.stderr.isatty() if table is None else table
     sinks: list[Any] = []
     if output is not None:
@@ -280,7 +319,7 @@ def watch(
 
         server = serve_metrics(metrics.registry, metrics_port)  # type: ignore[arg-type]
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
-    watcher = Watcher(built, watched, sinks, every=every, metrics=metrics, boxes=not no_boxes)
+    watcher = Watcher(built, watched, sinks, every=every, metrics=metrics, boxes=not no_boxes, processors=factory)
     click.echo(mode_line(watched), err=True)
     if server is not None:
         click.echo(f"metrics on http://0.0.0.0:{server.port}/metrics", err=True)
