@@ -11,7 +11,7 @@ asked for (``score_floors``) reach the processors marked, and never the results.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -114,11 +114,13 @@ class FrameBatchRunner:
         self,
         frames: Sequence[RunnableFrame],
         processors: Sequence[Sequence[FrameProcessor]] | None = None,
+        after: Callable[[int, FrameResult], None] | None = None,
     ) -> list[FrameResult]:
         """Detect, then run the processors on each frame in the order given; the results, weak boxes removed.
 
         ``processors`` gives each frame its own processors (e.g. one pipeline per camera); default: the
-        runner's for every frame.
+        runner's for every frame. ``after(i, result)`` is called once frame ``i``'s processors ran, before the
+        next frame's (to read running totals per frame).
         """
         if processors is not None and len(processors) != len(frames):
             raise ValueError(f"{len(processors)} processor lists for {len(frames)} frames")
@@ -129,6 +131,8 @@ class FrameBatchRunner:
             for category in self.categories:
                 # boxes under the threshold, and boxes a processor marked (e.g. scenery), never reach the result
                 result.detections[category] = drop_weak(result.detections[category])
+            if after is not None:
+                after(i, result)
         return results
 
 

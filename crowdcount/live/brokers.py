@@ -27,10 +27,12 @@ from typing import Any
 import cv2
 import numpy as np
 
+from crowdcount.analyzer.runner import FrameBatchRunner
 from crowdcount.detectors import Detector
 from crowdcount.errors import BrokerError, ConfigError
 from crowdcount.live.metrics import LiveMetrics
 from crowdcount.live.outputs import frame_record
+from crowdcount.live.pipeline import LivePipelines, ProcessorFactory
 from crowdcount.live.sources import CapturedFrame
 
 logger = logging.getLogger(__name__)
@@ -174,7 +176,8 @@ class KafkaResultSink:
 
 
 def encode_frame(frame: CapturedFrame, quality: int = 85) -> tuple[bytes, list[tuple[str, bytes]]]:
-    """A frame as JPEG bytes and Kafka headers (source, capture time in ms, frame index, size)."""
+    """A frame as JPEG bytes and Kafka headers (source, capture time in ms, frame index, size; a file's
+    ``position_ms``)."""
     ok, data = cv2.imencode(".jpg", cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ValueError(f"frame {frame.index} of {frame.source} cannot be encoded as JPEG")
@@ -187,6 +190,8 @@ def encode_frame(frame: CapturedFrame, quality: int = 85) -> tuple[bytes, list[t
         ("height", str(height).encode()),
         ("content-type", CONTENT_TYPE.encode()),
     ]
+    if frame.position_ms is not None:  # a file's frame: its time in the file (what the tracker goes by)
+        headers.append(("position_ms", f"{frame.position_ms:.3f}".encode()))
     return data.tobytes(), headers
 
 
@@ -200,6 +205,8 @@ class RawFrame:
     rgb: np.ndarray
     partition: int
     offset: int
+    #: a file's frame: its time in the file
+    position_ms: float | None = None
 
 
 def decode_frame(message: Any) -> RawFrame:
@@ -220,6 +227,7 @@ def decode_frame(message: Any) -> RawFrame:
         rgb=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
         partition=message.partition(),
         offset=message.offset(),
+        position_ms=float(headers["position_ms"]) if headers.get("position_ms") else None,
     )
 
 
@@ -269,6 +277,10 @@ class FrameConsumer:
             fell behind catches up to the present instead of analysing the past. ``None``: analyse all.
         batch_size: messages fetched (and analysed together, per frame size) at once.
         metrics: per-source :class:`LiveMetrics` (the same names as ``watch``), if any.
+        processors: builds one source's frame processors (tracking, lines, zones), as for
+            :class:`crowdcount.live.Watcher`; results then carry ``lines``, ``zones`` and ``unique_people``.
+            A source's frames are timed by their capture time. Its totals count from when this consumer first
+            saw the source (after a rebalance, the new owner starts again from zero).
     """
 
     def __init__(
@@ -283,12 +295,15 @@ class FrameConsumer:
         batch_size: int = 8,
         metrics: LiveMetrics | None = None,
         boxes: bool = True,
+        processors: ProcessorFactory | None = None,
     ) -> None:
         kafka = _kafka()
         if not detectors:
             raise ConfigError("no detectors to run", "choose at least one, e.g. --detector human")
+        self.pipelines = LivePipelines(processors)
+        self.runner = FrameBatchRunner(detectors, self.pipelines.template, batch_size)
         ensure_topics(bootstrap, [raw_topic, results_topic], partitions)
-        self.detectors = list(detectors)
+        self.detectors = self.runner.detectors
         self.raw_topic = raw_topic
         self.results_topic = results_topic
         self.max_age_s = max_age_s
@@ -349,10 +364,11 @@ class FrameConsumer:
             if left:
                 logger.warning("%d result(s) not delivered to %s", left, self.results_topic)
             self.consumer.close()
+            self.pipelines.close()
 
     def load(self) -> None:
-        for detector in self.detectors:
-            detector.load()
+        """Load every detector's model."""
+        self.runner.load()
 
     def _handle(self, messages: list[Any], on_result: Callable[[dict[str, Any]], None] | None) -> None:
         frames: list[RawFrame] = []
@@ -374,15 +390,18 @@ class FrameConsumer:
                     self.metrics.dropped.labels(frame.source).inc()
                 continue
             frames.append(frame)
-        by_size: dict[tuple[int, ...], list[RawFrame]] = {}
-        for frame in frames:
-            by_size.setdefault(frame.rgb.shape, []).append(frame)
+        frames.sort(key=lambda f: (f.partition, f.offset))  # each source's frames in order
+        batch = [self.pipelines.frame(f.source, f.index, f.captured_at, f.rgb, f.position_ms) for f in frames]
+        processors = [self.pipelines.processors(f.source, (f.rgb.shape[1], f.rgb.shape[0])) for f in frames]
+        totals_after: list[dict[str, Any]] = []
+        analysed = self.runner.run(
+            batch, processors, after=lambda i, _: totals_after.append(self.pipelines.totals(frames[i].source))
+        )
+        done = time.time()
         results: dict[tuple[int, int], dict[str, Any]] = {}
-        for group in by_size.values():
-            per_detector = [d.detect([f.rgb for f in group]) for d in self.detectors]
-            done = time.time()
-            for i, frame in enumerate(group):
-                detections = {d.category: dets[i] for d, dets in zip(self.detectors, per_detector, strict=True)}
+        if frames:
+            for frame, result, totals in zip(frames, analysed, totals_after, strict=True):
+                detections = result.detections
                 latency = max(0.0, done - frame.captured_at)
                 record = frame_record(
                     frame.source,
@@ -393,6 +412,7 @@ class FrameConsumer:
                     detections,
                     boxes=self.boxes,
                 )
+                record.update(totals)
                 record["partition"] = frame.partition
                 record["offset"] = frame.offset
                 results[(frame.partition, frame.offset)] = record
@@ -402,6 +422,7 @@ class FrameConsumer:
                     m.latency.labels(frame.source).observe(latency)
                     for category, n in record["counts"].items():
                         m.people.labels(frame.source, category).set(n)
+                    m.sync_totals(frame.source, totals)
         for key in sorted(results, key=lambda k: (k[0], k[1])):  # per partition, in offset order
             record = results[key]
             self.producer.produce(

@@ -96,18 +96,34 @@ class LivePipelines:
         self.template: list[FrameProcessor] = list(factory("")) if factory is not None else []
         self._pipelines: dict[str, _Pipeline] = {}
         self._clock: dict[str, tuple[float, float]] = {}  # source -> (first capture time, last timestamp_ms)
+        self._positions: dict[str, tuple[float, float | None]] = {}  # source -> (offset, last position_ms)
+        self._last_step: dict[str, float] = {}  # source -> the timestamp_ms before the last one
 
     @property
     def enabled(self) -> bool:
         return self.factory is not None
 
-    def frame(self, source: str, index: int, captured_s: float, rgb: np.ndarray) -> LiveFrame:
+    def frame(
+        self, source: str, index: int, captured_s: float, rgb: np.ndarray, position_ms: float | None = None
+    ) -> LiveFrame:
         """The runner's frame for ``source``'s frame ``index`` captured at ``captured_s`` (any clock in seconds,
-        the same for all of this source's frames); timestamps never go back."""
+        the same for all of this source's frames), or at ``position_ms`` in a file (a file played again from its
+        start carries on after its end); timestamps never go back."""
         fps = self.fps.get(source, 0.0)
         first, last = self._clock.get(source, (captured_s, -np.inf))
-        timestamp = (index - 1) * 1000.0 / fps if fps > 0 else (captured_s - first) * 1000.0
+        if fps > 0:
+            timestamp = (index - 1) * 1000.0 / fps
+        elif position_ms is not None:
+            offset, previous = self._positions.get(source, (0.0, None))
+            if previous is not None and position_ms < previous:  # the file started again
+                offset = last + (last - self._last_step.get(source, last)) - position_ms
+            self._positions[source] = (offset, position_ms)
+            timestamp = offset + position_ms
+        else:
+            timestamp = (captured_s - first) * 1000.0
         timestamp = max(timestamp, last)
+        if np.isfinite(last):
+            self._last_step[source] = last
         self._clock[source] = (first, timestamp)
         return LiveFrame(index, timestamp, rgb)
 

@@ -194,3 +194,28 @@ def test_one_runner_keeps_each_pipeline_in_order_across_sizes() -> None:
     assert pipelines.frame("a", 3, 10.0, small).timestamp_ms == 0.0
     assert pipelines.frame("a", 9, 10.5, small).timestamp_ms == 500.0  # a variable interval: the capture clock
     assert pipelines.frame("a", 10, 10.2, small).timestamp_ms == 500.0  # never back in time
+    # a file's frames through Kafka: its position; played again from its start, time carries on
+    times = [pipelines.frame("f", i, 99.0, small, position_ms=p).timestamp_ms for i, p in enumerate([0, 100, 0, 100])]
+    assert times == [0.0, 100.0, 200.0, 300.0]
+
+
+def test_kafka_consumers_count_lines_and_zones(kafka_bootstrap: str, lobby: Path, fake_detectors: None) -> None:
+    """produce -> raw topic -> consume --line --zone -> results: the same totals as ``analyze`` of the clip."""
+    import uuid
+
+    from .test_brokers import read_results
+
+    tag = uuid.uuid4().hex[:6]
+    topics = ["--bootstrap", kafka_bootstrap, "--topic", f"raw-{tag}", "--partitions", "2"]
+    code, _, err = run_cli("stream", "produce", f"lobby={lobby}", *topics)
+    assert code == 0, err
+    code, _, err = run_cli(
+        "stream", "consume", *topics, "--group", f"g-{tag}", "--results-topic", f"res-{tag}", "-d", "squares",
+        "--line", LINE, "--zone", ZONE, "--max-frames", "40", "--duration", "60s", "--no-boxes",
+    )  # fmt: skip
+    assert code == 0, err
+    got = [record for _, record in read_results(kafka_bootstrap, f"res-{tag}", expected=40)]
+    assert [r["frame_index"] for r in got] == list(range(1, 41))
+    assert got[0]["lines"] == {"door": {"in": 0, "out": 0}}
+    assert got[-1]["lines"] == {"door": {"in": 2, "out": 2}}
+    assert got[-1]["zones"]["shop"]["visitors"] == 3 and got[-1]["unique_people"] == 3
