@@ -159,10 +159,23 @@ def _counts(counts: dict[str, int]) -> str:
     return " ".join(f"{c} {n}" for c, n in counts.items())
 
 
+def _lines(counting: dict[str, Any]) -> str:
+    return " ".join(f"{name} {c['in']}/{c['out']}" for name, c in counting.get("lines", {}).items()) or "-"
+
+
+def _zones(counting: dict[str, Any]) -> str:
+    zones = counting.get("zones", {})
+    return " ".join(f"{name} {z['occupancy']} ({z['visitors']})" for name, z in zones.items()) or "-"
+
+
 def status_table(rows: list[SourceStatus], title: str) -> Table:
-    """The live table: one row per source."""
+    """The live table: one row per source (with tracked people, line crossings in/out and zone occupancy
+    (visitors) when counting)."""
     table = Table(title=title, title_justify="left")
-    for column, justify in [
+    tracked = any("unique_people" in r.counting for r in rows)
+    lines = any(r.counting.get("lines") for r in rows)
+    zones = any(r.counting.get("zones") for r in rows)
+    columns = [
         ("Source", "left"),
         ("Mode", "left"),
         ("Status", "left"),
@@ -170,10 +183,14 @@ def status_table(rows: list[SourceStatus], title: str) -> Table:
         ("fps analysed", "right"),
         ("People now", "right"),
         ("People max", "right"),
+        *([("Unique", "right")] if tracked else []),
+        *([("Lines in/out", "left")] if lines else []),
+        *([("Zones now (visitors)", "left")] if zones else []),
         ("Dropped", "right"),
         ("Reconnects", "right"),
         ("Latency", "right"),
-    ]:
+    ]
+    for column, justify in columns:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     colours = {"streaming": "green", "ended": "blue", "failed": "red", "stalled": "red", "reconnecting": "yellow"}
     for r in rows:
@@ -189,6 +206,9 @@ def status_table(rows: list[SourceStatus], title: str) -> Table:
             f"{r.inference_fps:.1f}",
             _counts(r.people_now),
             _counts(r.people_max),
+            *([str(r.counting.get("unique_people", "-"))] if tracked else []),
+            *([_lines(r.counting)] if lines else []),
+            *([_zones(r.counting)] if zones else []),
             str(r.frames_dropped),
             str(r.reconnects),
             f"{r.latency_ms:.0f} ms" if r.latency_ms is not None else "-",

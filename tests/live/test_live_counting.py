@@ -74,6 +74,7 @@ def test_watch_final_line_and_zone_totals_equal_analyze(lobby: Path, tmp_path: P
     assert code == 0, err
     records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert [r["frame_index"] for r in records] == list(range(1, 41))
+    assert "Lines in/out" in err and "door 2/2 top 0/0" in err and "shop 1 (3)" in err  # the final table
     last = records[-1]
     lines = {x["name"]: {"in": x["in"], "out": x["out"]} for x in document["counting"]["lines"]}
     zones = {x["name"]: x["visitors"] for x in document["counting"]["zones"]}
