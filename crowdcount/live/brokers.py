@@ -6,9 +6,10 @@
   so its results stay in order).
 - :class:`FrameProducer`: camera frames as JPEG to the raw topic (key: the source; headers: source,
   capture time, frame index, size), for ``crowdcount stream produce``.
-- :class:`FrameConsumer`: reads the raw topic in a consumer group, runs the detectors and publishes one
-  result per frame to the results topic, keyed by source; offsets are committed once the batch's results
-  are delivered (at least once). Adding consumers to the group scales out up to the partition count.
+- :class:`FrameConsumer`: reads the raw topic in a consumer group, runs the detectors (and each source's
+  tracking, line and zone counting) and publishes one result per frame to the results topic, keyed by
+  source; offsets are committed once the batch's results are delivered (at least once). Adding consumers
+  to the group scales out up to the partition count.
 
 Kafka's client is confluent-kafka (librdkafka, binary wheels on PyPI, maintained by Confluent). A missing
 client library is a :class:`ConfigError` naming the extra; an unreachable broker a :class:`BrokerError`.
@@ -399,30 +400,29 @@ class FrameConsumer:
         )
         done = time.time()
         results: dict[tuple[int, int], dict[str, Any]] = {}
-        if frames:
-            for frame, result, totals in zip(frames, analysed, totals_after, strict=True):
-                detections = result.detections
-                latency = max(0.0, done - frame.captured_at)
-                record = frame_record(
-                    frame.source,
-                    frame.index,
-                    frame.captured_at,
-                    latency,
-                    (frame.rgb.shape[1], frame.rgb.shape[0]),
-                    detections,
-                    boxes=self.boxes,
-                )
-                record.update(totals)
-                record["partition"] = frame.partition
-                record["offset"] = frame.offset
-                results[(frame.partition, frame.offset)] = record
-                if self.metrics is not None:
-                    m = self.metrics
-                    m.analyzed.labels(frame.source).inc()
-                    m.latency.labels(frame.source).observe(latency)
-                    for category, n in record["counts"].items():
-                        m.people.labels(frame.source, category).set(n)
-                    m.sync_totals(frame.source, totals)
+        for frame, result, totals in zip(frames, analysed, totals_after, strict=True):
+            detections = result.detections
+            latency = max(0.0, done - frame.captured_at)
+            record = frame_record(
+                frame.source,
+                frame.index,
+                frame.captured_at,
+                latency,
+                (frame.rgb.shape[1], frame.rgb.shape[0]),
+                detections,
+                boxes=self.boxes,
+            )
+            record.update(totals)
+            record["partition"] = frame.partition
+            record["offset"] = frame.offset
+            results[(frame.partition, frame.offset)] = record
+            if self.metrics is not None:
+                m = self.metrics
+                m.analyzed.labels(frame.source).inc()
+                m.latency.labels(frame.source).observe(latency)
+                for category, n in record["counts"].items():
+                    m.people.labels(frame.source, category).set(n)
+                m.sync_totals(frame.source, totals)
         for key in sorted(results, key=lambda k: (k[0], k[1])):  # per partition, in offset order
             record = results[key]
             self.producer.produce(
