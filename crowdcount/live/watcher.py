@@ -18,7 +18,7 @@ from typing import Any
 
 from crowdcount.analyzer.runner import FrameBatchRunner
 from crowdcount.detectors import Detector
-from crowdcount.errors import ConfigError
+from crowdcount.errors import ConfigError, CrowdcountError
 from crowdcount.live.metrics import LiveMetrics
 from crowdcount.live.outputs import IntervalAggregator, Sink, frame_record
 from crowdcount.live.pipeline import LivePipelines, ProcessorFactory
@@ -181,8 +181,9 @@ class Watcher:
                 self._sync_metrics()
                 if self._aggregator is not None and self._aggregator.due():
                     self._emit_intervals()
-        except BaseException as exc:  # a detector failed: handed to the caller
-            logger.error("watcher stopped: %s: %s", type(exc).__name__, exc)
+        except BaseException as exc:  # a detector (or a line outside a source's frame) failed: handed to the caller
+            log = logger.debug if isinstance(exc, CrowdcountError) else logger.error  # the caller reports those
+            log("watcher stopped: %s: %s", type(exc).__name__, exc)
             self.error = exc
         finally:
             self._done.set()

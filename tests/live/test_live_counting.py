@@ -100,6 +100,12 @@ def test_watch_every_and_no_track(lobby: Path, tmp_path: Path, fake_detectors: N
     code, out, err = run_cli("watch", str(lobby), "-d", "squares", "--no-track", "--line", LINE)
     assert code == 2
     assert err.strip().splitlines()[-1].startswith("Error: counting lines and zones needs tracked people")
+    code, out, err = run_cli("watch", str(lobby), "-d", "squares", "--no-table", "--line", "0,0,900,10")
+    assert code == 2
+    assert err.strip().splitlines()[1:] == [
+        "Error: --line '0,0,900,10': point (900, 10) lies outside the 160x120 frame "
+        "(give pixels inside the frame, or fractions (all values <= 1))"
+    ]  # one line after the mode line
     code, out, err = run_cli("watch", str(lobby), "-d", "squares", "--line", "1,2,3")
     assert code == 2
     assert err.strip() == (
