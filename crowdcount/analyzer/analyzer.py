@@ -10,12 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from crowdcount import __version__
-from crowdcount.analyzer.processors import BELOW_THRESHOLD, FrameProcessor
+from crowdcount.analyzer.processors import FrameProcessor
+from crowdcount.analyzer.runner import FrameBatchRunner, FrameResult
 from crowdcount.analyzer.video import Frame, FrameReader, FrameSampler, VideoInfo, probe_video
-from crowdcount.detectors import Detections, Detector
+from crowdcount.detectors import Detector
 from crowdcount.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -24,13 +23,7 @@ logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[int, int], None]
 
 
-@dataclass
-class FrameResult:
-    """The detections of every detector in one analysed frame."""
-
-    index: int
-    timestamp_ms: float
-    detections: dict[str, Detections]
+__all__ = ["AnalysisResult", "FrameResult", "ProgressCallback", "VideoAnalyzer"]
 
 
 @dataclass
@@ -92,18 +85,10 @@ class VideoAnalyzer:
         processors: Sequence[FrameProcessor] = (),
         count_smoothing_s: float = 0.0,
     ) -> None:
-        if not detectors:
-            raise ConfigError("no detectors to run", "choose at least one, e.g. --detector human")
-        categories = [d.category for d in detectors]
-        duplicates = sorted({c for c in categories if categories.count(c) > 1})
-        if duplicates:
-            raise ConfigError(f"more than one detector reports category {', '.join(duplicates)}")
         try:
             self.sampler = FrameSampler(frame_ratio)
         except ValueError as exc:
             raise ConfigError(str(exc), "e.g. 1 analyses every frame, 0.2 every fifth") from None
-        if max_batch_size is not None and (isinstance(max_batch_size, bool) or int(max_batch_size) < 1):
-            raise ConfigError(f"max_batch_size must be >= 1, got {max_batch_size!r}")
         if (
             isinstance(count_smoothing_s, bool)
             or not isinstance(count_smoothing_s, (int, float))
@@ -112,15 +97,13 @@ class VideoAnalyzer:
             raise ConfigError(
                 f"count_smoothing_s must be a number of seconds >= 0, got {count_smoothing_s!r}", "0 reports raw counts"
             )
-        names = [p.name for p in processors]
-        clashes = sorted({n for n in names if names.count(n) > 1})
-        if clashes:
-            raise ConfigError(f"more than one frame processor is named {', '.join(clashes)}")
-        self.detectors = list(detectors)
-        self.processors = list(processors)
+        #: batches, detects and splits the frames; runs the processors (the same runner as the live paths)
+        self.runner = FrameBatchRunner(detectors, processors, max_batch_size)
+        self.detectors = self.runner.detectors
+        self.processors = self.runner.processors
         self.count_smoothing_s = float(count_smoothing_s)
         self.frame_ratio = self.sampler.frame_ratio
-        self.max_batch_size = int(max_batch_size or max(d.max_batch_size for d in self.detectors))
+        self.max_batch_size = self.runner.max_batch_size
         self.queue_size = queue_size or 2 * self.max_batch_size
 
     @classmethod
@@ -138,8 +121,7 @@ class VideoAnalyzer:
 
     def load(self) -> None:
         """Load every detector's model (otherwise done on the first batch)."""
-        for detector in self.detectors:
-            detector.load()
+        self.runner.load()
 
     def analyze(
         self, path: str | Path, progress: ProgressCallback | None = None, last_frame: int | None = None
@@ -218,39 +200,7 @@ class VideoAnalyzer:
 
     def score_floor(self, detector: Detector) -> float | None:
         """The lowest score any processor asks ``detector``'s category for, when under its threshold."""
-        floors = [p.score_floors[detector.category] for p in self.processors if detector.category in p.score_floors]
-        floor = min(floors, default=None)
-        return floor if floor is not None and floor < detector.min_detection_score else None
+        return self.runner.score_floor(detector)
 
     def _run_batch(self, batch: list[Frame], result: AnalysisResult) -> None:
-        images = [f.rgb for f in batch]
-        floors = [self.score_floor(detector) for detector in self.detectors]
-        per_detector = [detector.detect(images, floor) for detector, floor in zip(self.detectors, floors, strict=True)]
-        for i, frame in enumerate(batch):
-            detections = {}
-            for detector, floor, dets in zip(self.detectors, floors, per_detector, strict=True):
-                detections[detector.category] = dets[i] if floor is None else _mark_weak(dets[i], detector)
-            frame_result = FrameResult(index=frame.index, timestamp_ms=frame.timestamp_ms, detections=detections)
-            for processor in self.processors:
-                processor.process(frame_result, frame.rgb)
-            for detector in self.detectors:
-                # boxes under the threshold, and boxes a processor marked (e.g. scenery), never reach the result
-                frame_result.detections[detector.category] = _drop_weak(frame_result.detections[detector.category])
-            result.frames.append(frame_result)
-
-
-def _mark_weak(dets: Detections, detector: Detector) -> Detections:
-    """``dets`` with ``data[BELOW_THRESHOLD]`` set where a box scores under the detector's threshold."""
-    weak = dets.confidence < detector.min_detection_score
-    return Detections(dets.xyxy, dets.confidence, dets.class_id, {**dets.data, BELOW_THRESHOLD: weak})
-
-
-def _drop_weak(dets: Detections) -> Detections:
-    """``dets`` without the boxes marked under their threshold, and without the mark."""
-    weak = dets.data.get(BELOW_THRESHOLD)
-    if weak is None:
-        return dets
-    kept = dets[~np.asarray(weak, bool)]
-    return Detections(
-        kept.xyxy, kept.confidence, kept.class_id, {k: v for k, v in kept.data.items() if k != BELOW_THRESHOLD}
-    )
+        result.frames.extend(self.runner.run(batch))

@@ -336,6 +336,20 @@ class CountingProcessor(FrameProcessor):
             "zones": {z.zone.name: (z.occupancy[-1] if z.occupancy else 0) for z in self._zones},
         }
 
+    def totals(self) -> dict[str, Any]:
+        """Totals so far, for live records: ``{"lines": {name: {"in": N, "out": M}}, "zones": {name:
+        {"occupancy": people now, "visitors": people seen inside so far}}}`` (equal to :meth:`finish`'s at the end)."""
+        return {
+            "lines": {s.line.name: dict(s.counts) for s in self._lines},
+            "zones": {
+                z.zone.name: {
+                    "occupancy": z.occupancy[-1] if z.occupancy else 0,
+                    "visitors": len(set(z.visits) | set(z.open_visits)),
+                }
+                for z in self._zones
+            },
+        }
+
     def pixel_geometry(self) -> tuple[list[tuple[str, np.ndarray]], list[tuple[str, np.ndarray]]]:
         """The lines and zones of the current video, in pixels."""
         return [(s.line.name, np.stack([s.a, s.b])) for s in self._lines], [

@@ -358,7 +358,9 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         ("Unique", "right"),
         ("Result file", "left"),
     ]:
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        # names and paths wrap (fold) in a narrow terminal instead of being cut to "vtest-15…"
+        overflow = "fold" if column in ("Video", "Result file") else "ellipsis"
+        table.add_column(column, justify=justify, overflow=overflow)  # type: ignore[arg-type]
     notes: list[str] = []
     for row in rows:
         name = Path(row["video"]).name

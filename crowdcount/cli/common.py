@@ -64,3 +64,33 @@ def parse_key_values(pairs: tuple[str, ...], option: str) -> dict[str, dict[str,
             value = raw
         out.setdefault(detector, {})[key] = value
     return out
+
+
+def counting_options(func: F) -> F:
+    """``--track/--no-track``, ``--line`` and ``--zone`` (repeatable), as ``crowdcount analyze`` takes them."""
+    options = [
+        click.option(
+            "--track/--no-track",
+            "track",
+            default=None,
+            help="Track people: unique people, line and zone counts (default: on, config tracking.enabled).",
+        ),
+        click.option(
+            "--line",
+            "lines",
+            multiple=True,
+            metavar="[NAME=]X1,Y1,X2,Y2",
+            help="Count people crossing this line, in and out (repeatable; pixels, or fractions of the frame if all "
+            "<= 1).",
+        ),
+        click.option(
+            "--zone",
+            "zones",
+            multiple=True,
+            metavar="[NAME=]X1,Y1,X2,Y2,X3,Y3,...",
+            help="Count people in this polygon: occupancy and visitors (repeatable; pixels or fractions).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func

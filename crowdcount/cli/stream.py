@@ -9,8 +9,9 @@ import time
 
 import click
 
+from crowdcount.analyzer.counting import parse_lines, parse_zones
 from crowdcount.cli.analyze import detector_specs
-from crowdcount.cli.common import config_option, detector_options, get_config, parse_key_values
+from crowdcount.cli.common import config_option, counting_options, detector_options, get_config, parse_key_values
 from crowdcount.cli.watch import DURATION, build_sources, mode_line, source_options, stop_on_signals
 from crowdcount.config import build_detectors
 
@@ -158,6 +159,7 @@ def produce(
 @click.option("--group", default=None, help="Consumer group (default: live.kafka_group).")
 @click.option("--results-topic", default=None, help="Results topic (default: live.kafka_results_topic).")
 @detector_options
+@counting_options
 @click.option(
     "--max-age",
     type=DURATION,
@@ -184,6 +186,9 @@ def consume(
     detectors: tuple[str, ...],
     min_score: float | None,
     detector_arg: tuple[str, ...],
+    track: bool | None,
+    lines: tuple[str, ...],
+    zones: tuple[str, ...],
     max_age: float | None,
     batch_size: int,
     no_boxes: bool,
@@ -193,11 +198,17 @@ def consume(
     config_path: str | None,
 ) -> None:
     """Count people in the raw topic's frames as a member of a consumer group; publish one JSON result per
-    frame to the results topic, keyed by source. Offsets are committed once results are delivered."""
+    frame to the results topic, keyed by source. Offsets are committed once results are delivered.
+
+    With tracking (the default), --line and --zone, each source is tracked and counted by the consumer that
+    owns its partition, and results carry lines, zones and unique_people since that consumer started."""
     from crowdcount.live import LiveMetrics
     from crowdcount.live.brokers import FrameConsumer
+    from crowdcount.live.pipeline import processor_factory
 
-    config = get_config(config_path)
+    counting_lines = parse_lines(lines, "--line") if lines else None
+    counting_zones = parse_zones(zones, "--zone") if zones else None
+    config = get_config(config_path, {"tracking": {"enabled": track}})
     live = config["live"]
     specs = detector_specs(
         config["human_detection"]["detectors"],
@@ -206,18 +217,21 @@ def consume(
         None,
         parse_key_values(detector_arg, "--detector-arg"),
     )
+    built = build_detectors(specs)
+    factory = processor_factory(config["tracking"], built, counting_lines, counting_zones)
     metrics = LiveMetrics() if metrics_port is not None else None
     consumer = FrameConsumer(
         bootstrap or live["kafka_bootstrap"],
         group or live["kafka_group"],
         topic or live["kafka_raw_topic"],
         results_topic or live["kafka_results_topic"],
-        build_detectors(specs),
+        built,
         partitions=partitions or live["kafka_partitions"],
         max_age_s=max_age,
         batch_size=batch_size,
         metrics=metrics,
         boxes=not no_boxes,
+        processors=factory,
     )
     server = None
     if metrics is not None:

@@ -9,6 +9,7 @@ import re
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -16,10 +17,14 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from crowdcount.analyzer.annotate import check_annotate_path
+from crowdcount.analyzer.counting import parse_lines, parse_zones
 from crowdcount.cli.analyze import detector_specs
-from crowdcount.cli.common import config_option, detector_options, get_config, parse_key_values
+from crowdcount.cli.common import config_option, counting_options, detector_options, get_config, parse_key_values
 from crowdcount.config import Config, build_detectors
+from crowdcount.errors import ConfigError
 from crowdcount.live import FILE, JsonLinesSink, LiveMetrics, Source, SourceStatus, Watcher, parse_source, unique_ids
+from crowdcount.live.pipeline import processor_factory
 from crowdcount.signals import on_stop_signals
 
 logger = logging.getLogger(__name__)
@@ -113,6 +118,22 @@ def build_sources(
     ]
 
 
+def plan_annotate(sources: list[str], annotate: str | None) -> dict[str, Path]:
+    """The annotated video of each source: ``annotate`` itself when it is a video file name (one source), else
+    ``annotate/SOURCE.mp4``. :class:`ConfigError` before any work when it cannot be written."""
+    if annotate is None:
+        return {}
+    target = Path(annotate)
+    if target.suffix and not target.is_dir():
+        if len(sources) > 1:
+            raise ConfigError(
+                f"--annotate {annotate!r} is one file but {len(sources)} sources are watched",
+                "give a folder to --annotate to get one video per source",
+            )
+        return {sources[0]: check_annotate_path(target)}
+    return {s: check_annotate_path(target / f"{s.replace(':', '_').replace('/', '_')}.mp4") for s in sources}
+
+
 def mode_line(sources: list[Source]) -> str:
     """Which mode is in force, for each source."""
     live = [s.id for s in sources if s.mode != FILE]
@@ -138,10 +159,23 @@ def _counts(counts: dict[str, int]) -> str:
     return " ".join(f"{c} {n}" for c, n in counts.items())
 
 
+def _lines(counting: dict[str, Any]) -> str:
+    return " ".join(f"{name} {c['in']}/{c['out']}" for name, c in counting.get("lines", {}).items()) or "-"
+
+
+def _zones(counting: dict[str, Any]) -> str:
+    zones = counting.get("zones", {})
+    return " ".join(f"{name} {z['occupancy']} ({z['visitors']})" for name, z in zones.items()) or "-"
+
+
 def status_table(rows: list[SourceStatus], title: str) -> Table:
-    """The live table: one row per source."""
+    """The live table: one row per source (with tracked people, line crossings in/out and zone occupancy
+    (visitors) when counting)."""
     table = Table(title=title, title_justify="left")
-    for column, justify in [
+    tracked = any("unique_people" in r.counting for r in rows)
+    lines = any(r.counting.get("lines") for r in rows)
+    zones = any(r.counting.get("zones") for r in rows)
+    columns = [
         ("Source", "left"),
         ("Mode", "left"),
         ("Status", "left"),
@@ -149,10 +183,14 @@ def status_table(rows: list[SourceStatus], title: str) -> Table:
         ("fps analysed", "right"),
         ("People now", "right"),
         ("People max", "right"),
+        *([("Unique", "right")] if tracked else []),
+        *([("Lines in/out", "left")] if lines else []),
+        *([("Zones now (visitors)", "left")] if zones else []),
         ("Dropped", "right"),
         ("Reconnects", "right"),
         ("Latency", "right"),
-    ]:
+    ]
+    for column, justify in columns:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     colours = {"streaming": "green", "ended": "blue", "failed": "red", "stalled": "red", "reconnecting": "yellow"}
     for r in rows:
@@ -168,6 +206,9 @@ def status_table(rows: list[SourceStatus], title: str) -> Table:
             f"{r.inference_fps:.1f}",
             _counts(r.people_now),
             _counts(r.people_max),
+            *([str(r.counting.get("unique_people", "-"))] if tracked else []),
+            *([_lines(r.counting)] if lines else []),
+            *([_zones(r.counting)] if zones else []),
             str(r.frames_dropped),
             str(r.reconnects),
             f"{r.latency_ms:.0f} ms" if r.latency_ms is not None else "-",
@@ -178,6 +219,14 @@ def status_table(rows: list[SourceStatus], title: str) -> Table:
 @click.command()
 @click.argument("sources", nargs=-1, required=True)
 @detector_options
+@counting_options
+@click.option(
+    "--annotate",
+    type=click.Path(),
+    default=None,
+    help="Write each source's video with boxes, track ids, lines, zones and counts drawn: an .mp4 file (one "
+    "source) or a folder (SOURCE.mp4 each).",
+)
 @source_options
 @click.option(
     "--every", type=DURATION, default=None, help="One record per source per interval (e.g. 1s) instead of per frame."
@@ -212,6 +261,10 @@ def watch(
     detectors: tuple[str, ...],
     min_score: float | None,
     detector_arg: tuple[str, ...],
+    track: bool | None,
+    lines: tuple[str, ...],
+    zones: tuple[str, ...],
+    annotate: str | None,
     realtime: bool,
     speed: float,
     loop: bool,
@@ -240,7 +293,9 @@ def watch(
     backoff; the others go on. Runs until Ctrl-C/SIGTERM, --duration, or every source has ended.
     Exit 1 when a source gave up (--retries).
     """
-    config = get_config(config_path)
+    counting_lines = parse_lines(lines, "--line") if lines else None
+    counting_zones = parse_zones(zones, "--zone") if zones else None
+    config = get_config(config_path, {"tracking": {"enabled": track}})
     live = config["live"]
     specs = detector_specs(
         config["human_detection"]["detectors"],
@@ -251,6 +306,10 @@ def watch(
     )
     built = build_detectors(specs)
     watched = build_sources(sources, config, realtime, speed, loop, read_timeout, open_timeout, retries)
+    annotate_for = plan_annotate([s.id for s in watched], annotate)
+    factory = processor_factory(
+        config["tracking"], built, counting_lines, counting_zones, annotate_for.get if annotate else None
+    )
     show_table = sys.stderr.isatty() if table is None else table
     sinks: list[Any] = []
     if output is not None:
@@ -280,7 +339,7 @@ def watch(
 
         server = serve_metrics(metrics.registry, metrics_port)  # type: ignore[arg-type]
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
-    watcher = Watcher(built, watched, sinks, every=every, metrics=metrics, boxes=not no_boxes)
+    watcher = Watcher(built, watched, sinks, every=every, metrics=metrics, boxes=not no_boxes, processors=factory)
     click.echo(mode_line(watched), err=True)
     if server is not None:
         click.echo(f"metrics on {server.url} (this machine only)", err=True)

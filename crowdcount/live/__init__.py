@@ -2,7 +2,9 @@
 
 A service layer beside :mod:`crowdcount.aws`: it uses the detectors (and never the CLI). :class:`Source`
 reads one stream in background threads, keeping only its latest frame and reconnecting on failure;
-:class:`Watcher` runs the detectors over several sources and writes records to sinks (JSON lines here,
+:class:`Watcher` runs the detectors (through :class:`crowdcount.analyzer.runner.FrameBatchRunner`, with
+one tracking / line / zone pipeline per source, :mod:`crowdcount.live.pipeline`) over several sources and writes
+records to sinks (JSON lines here,
 Redis Streams and Kafka in :mod:`crowdcount.live.brokers`); :class:`LiveMetrics` exposes Prometheus metrics.
 """
 

@@ -6,9 +6,10 @@
   so its results stay in order).
 - :class:`FrameProducer`: camera frames as JPEG to the raw topic (key: the source; headers: source,
   capture time, frame index, size), for ``crowdcount stream produce``.
-- :class:`FrameConsumer`: reads the raw topic in a consumer group, runs the detectors and publishes one
-  result per frame to the results topic, keyed by source; offsets are committed once the batch's results
-  are delivered (at least once). Adding consumers to the group scales out up to the partition count.
+- :class:`FrameConsumer`: reads the raw topic in a consumer group, runs the detectors (and each source's
+  tracking, line and zone counting) and publishes one result per frame to the results topic, keyed by
+  source; offsets are committed once the batch's results are delivered (at least once). Adding consumers
+  to the group scales out up to the partition count.
 
 Kafka's client is confluent-kafka (librdkafka, binary wheels on PyPI, maintained by Confluent). A missing
 client library is a :class:`ConfigError` naming the extra; an unreachable broker a :class:`BrokerError`.
@@ -28,10 +29,12 @@ from typing import Any
 import cv2
 import numpy as np
 
+from crowdcount.analyzer.runner import FrameBatchRunner
 from crowdcount.detectors import Detector
 from crowdcount.errors import BrokerError, ConfigError
 from crowdcount.live.metrics import LiveMetrics
 from crowdcount.live.outputs import frame_record
+from crowdcount.live.pipeline import LivePipelines, ProcessorFactory
 from crowdcount.live.sources import CapturedFrame
 
 logger = logging.getLogger(__name__)
@@ -191,7 +194,8 @@ class KafkaResultSink:
 
 
 def encode_frame(frame: CapturedFrame, quality: int = 85) -> tuple[bytes, list[tuple[str, bytes]]]:
-    """A frame as JPEG bytes and Kafka headers (source, capture time in ms, frame index, size)."""
+    """A frame as JPEG bytes and Kafka headers (source, capture time in ms, frame index, size; a file's
+    ``position_ms``)."""
     ok, data = cv2.imencode(".jpg", cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ValueError(f"frame {frame.index} of {frame.source} cannot be encoded as JPEG")
@@ -204,6 +208,8 @@ def encode_frame(frame: CapturedFrame, quality: int = 85) -> tuple[bytes, list[t
         ("height", str(height).encode()),
         ("content-type", CONTENT_TYPE.encode()),
     ]
+    if frame.position_ms is not None:  # a file's frame: its time in the file (what the tracker goes by)
+        headers.append(("position_ms", f"{frame.position_ms:.3f}".encode()))
     return data.tobytes(), headers
 
 
@@ -217,6 +223,8 @@ class RawFrame:
     rgb: np.ndarray
     partition: int
     offset: int
+    #: a file's frame: its time in the file
+    position_ms: float | None = None
 
 
 def decode_frame(message: Any) -> RawFrame:
@@ -237,6 +245,7 @@ def decode_frame(message: Any) -> RawFrame:
         rgb=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
         partition=message.partition(),
         offset=message.offset(),
+        position_ms=float(headers["position_ms"]) if headers.get("position_ms") else None,
     )
 
 
@@ -286,6 +295,10 @@ class FrameConsumer:
             fell behind catches up to the present instead of analysing the past. ``None``: analyse all.
         batch_size: messages fetched (and analysed together, per frame size) at once.
         metrics: per-source :class:`LiveMetrics` (the same names as ``watch``), if any.
+        processors: builds one source's frame processors (tracking, lines, zones), as for
+            :class:`crowdcount.live.Watcher`; results then carry ``lines``, ``zones`` and ``unique_people``.
+            A source's frames are timed by their capture time. Its totals count from when this consumer first
+            saw the source (after a rebalance, the new owner starts again from zero).
     """
 
     def __init__(
@@ -300,12 +313,15 @@ class FrameConsumer:
         batch_size: int = 8,
         metrics: LiveMetrics | None = None,
         boxes: bool = True,
+        processors: ProcessorFactory | None = None,
     ) -> None:
         kafka = _kafka()
         if not detectors:
             raise ConfigError("no detectors to run", "choose at least one, e.g. --detector human")
+        self.pipelines = LivePipelines(processors)
+        self.runner = FrameBatchRunner(detectors, self.pipelines.template, batch_size)
         ensure_topics(bootstrap, [raw_topic, results_topic], partitions)
-        self.detectors = list(detectors)
+        self.detectors = self.runner.detectors
         self.raw_topic = raw_topic
         self.results_topic = results_topic
         self.max_age_s = max_age_s
@@ -366,10 +382,11 @@ class FrameConsumer:
             if left:
                 logger.warning("%d result(s) not delivered to %s", left, self.results_topic)
             self.consumer.close()
+            self.pipelines.close()
 
     def load(self) -> None:
-        for detector in self.detectors:
-            detector.load()
+        """Load every detector's model."""
+        self.runner.load()
 
     def _handle(self, messages: list[Any], on_result: Callable[[dict[str, Any]], None] | None) -> None:
         frames: list[RawFrame] = []
@@ -391,35 +408,39 @@ class FrameConsumer:
                     self.metrics.dropped.labels(frame.source).inc()
                 continue
             frames.append(frame)
-        by_size: dict[tuple[int, ...], list[RawFrame]] = {}
-        for frame in frames:
-            by_size.setdefault(frame.rgb.shape, []).append(frame)
+        frames.sort(key=lambda f: (f.partition, f.offset))  # each source's frames in order
+        batch = [self.pipelines.frame(f.source, f.index, f.captured_at, f.rgb, f.position_ms) for f in frames]
+        processors = [self.pipelines.processors(f.source, (f.rgb.shape[1], f.rgb.shape[0])) for f in frames]
+        totals_after: list[dict[str, Any]] = []
+        analysed = self.runner.run(
+            batch, processors, after=lambda i, _: totals_after.append(self.pipelines.totals(frames[i].source))
+        )
+        done = time.time()
         results: dict[tuple[int, int], dict[str, Any]] = {}
         failed_before = self.delivery.failed
-        for group in by_size.values():
-            per_detector = [d.detect([f.rgb for f in group]) for d in self.detectors]
-            done = time.time()
-            for i, frame in enumerate(group):
-                detections = {d.category: dets[i] for d, dets in zip(self.detectors, per_detector, strict=True)}
-                latency = max(0.0, done - frame.captured_at)
-                record = frame_record(
-                    frame.source,
-                    frame.index,
-                    frame.captured_at,
-                    latency,
-                    (frame.rgb.shape[1], frame.rgb.shape[0]),
-                    detections,
-                    boxes=self.boxes,
-                )
-                record["partition"] = frame.partition
-                record["offset"] = frame.offset
-                results[(frame.partition, frame.offset)] = record
-                if self.metrics is not None:
-                    m = self.metrics
-                    m.analyzed.labels(frame.source).inc()
-                    m.latency.labels(frame.source).observe(latency)
-                    for category, n in record["counts"].items():
-                        m.people.labels(frame.source, category).set(n)
+        for frame, result, totals in zip(frames, analysed, totals_after, strict=True):
+            detections = result.detections
+            latency = max(0.0, done - frame.captured_at)
+            record = frame_record(
+                frame.source,
+                frame.index,
+                frame.captured_at,
+                latency,
+                (frame.rgb.shape[1], frame.rgb.shape[0]),
+                detections,
+                boxes=self.boxes,
+            )
+            record.update(totals)
+            record["partition"] = frame.partition
+            record["offset"] = frame.offset
+            results[(frame.partition, frame.offset)] = record
+            if self.metrics is not None:
+                m = self.metrics
+                m.analyzed.labels(frame.source).inc()
+                m.latency.labels(frame.source).observe(latency)
+                for category, n in record["counts"].items():
+                    m.people.labels(frame.source, category).set(n)
+                m.sync_totals(frame.source, totals)
         for key in sorted(results, key=lambda k: (k[0], k[1])):  # per partition, in offset order
             record = results[key]
             self.producer.produce(

@@ -51,7 +51,21 @@ class LiveMetrics:
             registry=r,
         )
         self.up = Gauge(f"{PREFIX}_source_up", "1 while the source delivers frames, else 0.", ["source"], registry=r)
+        self.line_crossings = Counter(
+            f"{PREFIX}_line_crossings",
+            "People crossing a counting line, per source, line and direction (in, out).",
+            ["source", "line", "direction"],
+            registry=r,
+        )
+        self.zone_occupancy = Gauge(
+            f"{PREFIX}_zone_occupancy", "People in a counting zone in the latest frame.", ["source", "zone"], registry=r
+        )
+        self.zone_visitors = Counter(
+            f"{PREFIX}_zone_visitors", "People seen inside a counting zone.", ["source", "zone"], registry=r
+        )
+        self.unique_people = Gauge(f"{PREFIX}_unique_people", "Tracked people since start.", ["source"], registry=r)
         self._seen: dict[str, dict[str, float]] = {}
+        self._totals: dict[tuple[str, ...], float] = {}
 
     def sync_counter(self, counter: Any, source: str, total: float) -> None:
         """Raise ``counter{source}`` to ``total`` (counters kept by a reader thread are copied in)."""
@@ -61,3 +75,25 @@ class LiveMetrics:
         if delta > 0:
             counter.labels(source).inc(delta)
             seen[key] = total
+
+    def sync_totals(self, source: str, totals: dict[str, Any]) -> None:
+        """Copy a source's ``lines``, ``zones`` and ``unique_people`` totals (see
+        :class:`crowdcount.live.pipeline.LivePipelines`) into the counters and gauges."""
+        for line, counts in totals.get("lines", {}).items():
+            for direction, n in counts.items():
+                self._raise(self.line_crossings, (source, line, direction), n)
+        for zone, figures in totals.get("zones", {}).items():
+            self.zone_occupancy.labels(source, zone).set(figures["occupancy"])
+            self._raise(self.zone_visitors, (source, zone), figures["visitors"])
+        if "unique_people" in totals:
+            self.unique_people.labels(source).set(totals["unique_people"])
+
+    def _raise(self, counter: Any, labels: tuple[str, ...], total: float) -> None:
+        key = (counter._name, *labels)
+        delta = total - self._totals.get(key, 0.0)
+        if delta > 0:
+            counter.labels(*labels).inc(delta)
+            self._totals[key] = total
+        elif key not in self._totals:
+            counter.labels(*labels)  # the series exists (at 0) from the start
+            self._totals[key] = 0.0

@@ -16,10 +16,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from crowdcount.analyzer.runner import FrameBatchRunner
 from crowdcount.detectors import Detector
-from crowdcount.errors import ConfigError
+from crowdcount.errors import ConfigError, CrowdcountError
 from crowdcount.live.metrics import LiveMetrics
 from crowdcount.live.outputs import IntervalAggregator, Sink, frame_record
+from crowdcount.live.pipeline import LivePipelines, ProcessorFactory
 from crowdcount.live.sources import ENDED, FAILED, STREAMING, CapturedFrame, RateMeter, Source
 
 logger = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ class _SourceStats:
     people_max: dict[str, int] = field(default_factory=dict)
     latency_s: float | None = None
     meter: RateMeter = field(default_factory=RateMeter)
+    counting: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class SourceStatus:
     size: tuple[int, int] | None
     latency_ms: float | None
     last_error: str
+    #: ``lines``, ``zones`` and ``unique_people`` since start (empty without processors)
+    counting: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -70,6 +75,9 @@ class Watcher:
         every: seconds per aggregated record; ``None``: one record per analysed frame.
         metrics: Prometheus metrics to update (:class:`LiveMetrics`), if any.
         boxes: per-frame records carry the boxes and scores (else only the counts).
+        processors: builds one source's frame processors (tracking, lines, zones, annotation; e.g.
+            :func:`crowdcount.analyzer.pipeline.build_processors`), called once per source; records then carry
+            ``lines``, ``zones`` and ``unique_people`` (see :mod:`crowdcount.live.pipeline`).
     """
 
     def __init__(
@@ -80,6 +88,7 @@ class Watcher:
         every: float | None = None,
         metrics: LiveMetrics | None = None,
         boxes: bool = True,
+        processors: ProcessorFactory | None = None,
     ) -> None:
         if not detectors:
             raise ConfigError("no detectors to run", "choose at least one, e.g. --detector human")
@@ -88,7 +97,9 @@ class Watcher:
         categories = [d.category for d in detectors]
         if len(set(categories)) != len(categories):
             raise ConfigError("more than one detector reports the same category")
-        self.detectors = list(detectors)
+        self.pipelines = LivePipelines(processors, {s.id: _file_fps(s) for s in sources})
+        self.runner = FrameBatchRunner(detectors, self.pipelines.template)
+        self.detectors = self.runner.detectors
         self.categories = categories
         self.sources = list(sources)
         self.sinks = list(sinks)
@@ -110,8 +121,7 @@ class Watcher:
     # -- life cycle -----------------------------------------------------------------------------------
     def load(self) -> None:
         """Load every detector's model (before any source is opened)."""
-        for detector in self.detectors:
-            detector.load()
+        self.runner.load()
 
     def start(self) -> Watcher:
         """Load the models, start the sources and the inference thread."""
@@ -142,6 +152,7 @@ class Watcher:
         self._sync_metrics(force=True)
         if self._aggregator is not None:
             self._emit_intervals(force=True)
+        self.pipelines.close()
 
     def run(self, duration: float | None = None) -> list[SourceStatus]:
         """Start, watch until every source finished or ``duration`` seconds passed, stop; the final status.
@@ -170,23 +181,20 @@ class Watcher:
                 self._sync_metrics()
                 if self._aggregator is not None and self._aggregator.due():
                     self._emit_intervals()
-        except BaseException as exc:  # a detector failed: handed to the caller
-            logger.error("watcher stopped: %s: %s", type(exc).__name__, exc)
+        except BaseException as exc:  # a detector (or a line outside a source's frame) failed: handed to the caller
+            log = logger.debug if isinstance(exc, CrowdcountError) else logger.error  # the caller reports those
+            log("watcher stopped: %s: %s", type(exc).__name__, exc)
             self.error = exc
         finally:
             self._done.set()
 
     def _analyse(self, frames: list[CapturedFrame]) -> None:
-        by_size: dict[tuple[int, ...], list[CapturedFrame]] = {}
-        for frame in frames:
-            by_size.setdefault(frame.rgb.shape, []).append(frame)
-        for group in by_size.values():
-            images = [f.rgb for f in group]
-            per_detector = [d.detect(images) for d in self.detectors]
-            done = time.monotonic()
-            for i, frame in enumerate(group):
-                detections = {d.category: dets[i] for d, dets in zip(self.detectors, per_detector, strict=True)}
-                self._record(frame, detections, done - frame.captured_mono)
+        batch = [self.pipelines.frame(f.source, f.index, f.captured_mono, f.rgb) for f in frames]
+        processors = [self.pipelines.processors(f.source, f.size) for f in frames]
+        results = self.runner.run(batch, processors)
+        done = time.monotonic()
+        for frame, result in zip(frames, results, strict=True):
+            self._record(frame, result.detections, done - frame.captured_mono)
 
     def _record(self, frame: CapturedFrame, detections: dict[str, Any], latency_s: float) -> None:
         stats = self._stats[frame.source]
@@ -197,17 +205,21 @@ class Watcher:
         stats.people_now = counts
         for category, n in counts.items():
             stats.people_max[category] = max(stats.people_max.get(category, 0), n)
+        totals = self.pipelines.totals(frame.source)
+        stats.counting = totals
         if self.metrics is not None:
             self.metrics.analyzed.labels(frame.source).inc()
             self.metrics.latency.labels(frame.source).observe(latency_s)
             for category, n in counts.items():
                 self.metrics.people.labels(frame.source, category).set(n)
+            self.metrics.sync_totals(frame.source, totals)
         if self._aggregator is not None:
             self._aggregator.add(frame.source, latency_s, counts)
             return
         record = frame_record(
             frame.source, frame.index, frame.captured_at, latency_s, frame.size, detections, boxes=self.boxes
         )
+        record.update(totals)
         self._write(record)
 
     def _emit_intervals(self, force: bool = False) -> None:
@@ -215,6 +227,7 @@ class Watcher:
         dropped = {s.id: s.frames_dropped for s in self.sources}
         status = {s.id: s.status for s in self.sources}
         for record in self._aggregator.flush(dropped, status, force=force):
+            record.update(self.pipelines.totals(record["source"]))
             self._write(record)
 
     def _write(self, record: dict[str, Any]) -> None:
@@ -265,6 +278,7 @@ class Watcher:
                     size=s.size,
                     latency_ms=round(st.latency_s * 1000.0, 1) if st.latency_s is not None else None,
                     last_error=s.last_error,
+                    counting=dict(st.counting) or self.pipelines.totals(s.id),
                 )
             )
         return rows
@@ -276,3 +290,18 @@ class Watcher:
     @property
     def ended(self) -> bool:
         return all(s.status in (ENDED, FAILED) for s in self.sources)
+
+
+def _file_fps(source: Source) -> float:
+    """The frame rate of a file source (its frames are timed by index, as ``analyze`` times them); 0 for the
+    others (timed by their capture clock)."""
+    if source.spec.kind != "file":
+        return 0.0
+    import cv2
+
+    capture = cv2.VideoCapture(source.spec.target)
+    try:
+        fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0) if capture.isOpened() else 0.0
+    finally:
+        capture.release()
+    return fps if 0 < fps < 1000 else 0.0

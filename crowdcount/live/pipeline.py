@@ -1,0 +1,200 @@
+"""Per-source frame processors for the live paths: tracking, line and zone counting, annotation.
+
+A live run reads several sources at once, and each needs its own tracker and counters: :class:`LivePipelines`
+builds one set of processors per source (from the same factory, :func:`crowdcount.analyzer.pipeline.build_processors`
+in the CLI), starts it on the source's first frame (its size fixes the lines and zones in pixels), and reports
+the totals since start that every record carries::
+
+    {"lines": {"door": {"in": 4, "out": 2}}, "zones": {"queue": {"occupancy": 3, "visitors": 11}},
+     "unique_people": 17}
+
+Time for the tracker comes from the frames: a file's frame index over its frame rate (so a file watched without
+``--realtime`` is tracked exactly as ``crowdcount analyze`` tracks it), the capture clock for streams and
+webcams, whose analysed frames arrive at a variable interval (dropped frames are simply a longer gap).
+A source whose frame size changes (a reconnect to another resolution) gets a fresh pipeline; its totals carry on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crowdcount.analyzer.counting import CountingProcessor
+from crowdcount.analyzer.processors import FrameProcessor
+from crowdcount.analyzer.tracking import TrackingProcessor
+from crowdcount.analyzer.video import VideoInfo
+
+logger = logging.getLogger(__name__)
+
+#: Builds the processors of one source (called with the source's id).
+ProcessorFactory = Callable[[str], Sequence[FrameProcessor]]
+
+
+@dataclass(frozen=True)
+class LiveFrame:
+    """A frame as the :class:`~crowdcount.analyzer.runner.FrameBatchRunner` takes it."""
+
+    index: int
+    timestamp_ms: float
+    rgb: np.ndarray
+
+
+@dataclass
+class _Pipeline:
+    processors: list[FrameProcessor]
+    size: tuple[int, int]
+    #: totals of the pipelines this one replaced (after a frame size change)
+    base: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tracking(self) -> TrackingProcessor | None:
+        return next((p for p in self.processors if isinstance(p, TrackingProcessor)), None)
+
+    @property
+    def counting(self) -> CountingProcessor | None:
+        return next((p for p in self.processors if isinstance(p, CountingProcessor)), None)
+
+    def totals(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"lines": {}, "zones": {}}
+        counting = self.counting
+        if counting is not None:
+            now = counting.totals()
+            out["lines"] = {
+                name: {d: n + self.base.get("lines", {}).get(name, {}).get(d, 0) for d, n in counts.items()}
+                for name, counts in now["lines"].items()
+            }
+            out["zones"] = {
+                name: {
+                    "occupancy": zone["occupancy"],
+                    "visitors": zone["visitors"] + self.base.get("zones", {}).get(name, {}).get("visitors", 0),
+                }
+                for name, zone in now["zones"].items()
+            }
+        tracking = self.tracking
+        if tracking is not None:
+            out["unique_people"] = len(tracking.people()) + self.base.get("unique_people", 0)
+        return out
+
+
+class LivePipelines:
+    """One set of processors per source (see the module docstring).
+
+    Args:
+        factory: builds a source's processors; ``None``: no processors (records carry only the detections).
+        fps: the frame rate of a file source by its id (0 or absent: a stream, timed by its capture clock).
+    """
+
+    def __init__(self, factory: ProcessorFactory | None, fps: dict[str, float] | None = None) -> None:
+        self.factory = factory
+        self.fps = dict(fps or {})
+        #: processors of no source, for the runner's score floors (which weak boxes the detectors return)
+        self.template: list[FrameProcessor] = list(factory("")) if factory is not None else []
+        self._pipelines: dict[str, _Pipeline] = {}
+        self._clock: dict[str, tuple[float, float]] = {}  # source -> (first capture time, last timestamp_ms)
+        self._positions: dict[str, tuple[float, float | None]] = {}  # source -> (offset, last position_ms)
+        self._last_step: dict[str, float] = {}  # source -> the timestamp_ms before the last one
+
+    @property
+    def enabled(self) -> bool:
+        return self.factory is not None
+
+    def frame(
+        self, source: str, index: int, captured_s: float, rgb: np.ndarray, position_ms: float | None = None
+    ) -> LiveFrame:
+        """The runner's frame for ``source``'s frame ``index`` captured at ``captured_s`` (any clock in seconds,
+        the same for all of this source's frames), or at ``position_ms`` in a file (a file played again from its
+        start carries on after its end); timestamps never go back."""
+        fps = self.fps.get(source, 0.0)
+        first, last = self._clock.get(source, (captured_s, -np.inf))
+        if fps > 0:
+            timestamp = (index - 1) * 1000.0 / fps
+        elif position_ms is not None:
+            offset, previous = self._positions.get(source, (0.0, None))
+            if previous is not None and position_ms < previous:  # the file started again
+                offset = last + (last - self._last_step.get(source, last)) - position_ms
+            self._positions[source] = (offset, position_ms)
+            timestamp = offset + position_ms
+        else:
+            timestamp = (captured_s - first) * 1000.0
+        timestamp = max(timestamp, last)
+        if np.isfinite(last):
+            self._last_step[source] = last
+        self._clock[source] = (first, timestamp)
+        return LiveFrame(index, timestamp, rgb)
+
+    def processors(self, source: str, size: tuple[int, int]) -> list[FrameProcessor]:
+        """``source``'s processors, started for a frame of ``size`` (width, height) when they were not yet."""
+        if self.factory is None:
+            return []
+        pipeline = self._pipelines.get(source)
+        if pipeline is not None and pipeline.size == size:
+            return pipeline.processors
+        base: dict[str, Any] = {}
+        if pipeline is not None:
+            logger.warning("source %s: frame size changed to %dx%d, tracking starts again", source, *size)
+            base = pipeline.totals()
+            self._close(pipeline)
+        pipeline = _Pipeline(list(self.factory(source)), size, base)
+        width, height = size
+        info = VideoInfo(source, width, height, self.fps.get(source, 0.0), 0, "", 0)
+        for processor in pipeline.processors:
+            processor.start(info, 1.0)
+        self._pipelines[source] = pipeline
+        return pipeline.processors
+
+    def totals(self, source: str) -> dict[str, Any]:
+        """``lines``, ``zones`` (and ``unique_people`` when tracking) of ``source`` since start; ``{}`` without
+        processors."""
+        if self.factory is None:
+            return {}
+        pipeline = self._pipelines.get(source)
+        if pipeline is None:  # no frame yet: the shape of the totals, all zero
+            pipeline = _Pipeline(self.template, (0, 0))
+            counting = pipeline.counting
+            out: dict[str, Any] = {"lines": {}, "zones": {}}
+            if counting is not None:
+                out["lines"] = {line.name: {"in": 0, "out": 0} for line in counting.lines}
+                out["zones"] = {zone.name: {"occupancy": 0, "visitors": 0} for zone in counting.zones}
+            if pipeline.tracking is not None:
+                out["unique_people"] = 0
+            return out
+        return pipeline.totals()
+
+    def close(self) -> None:
+        """Close every source's processors (an annotated video is finished)."""
+        for pipeline in self._pipelines.values():
+            self._close(pipeline)
+
+    @staticmethod
+    def _close(pipeline: _Pipeline) -> None:
+        for processor in pipeline.processors:
+            try:
+                processor.close()
+            except Exception:  # one failing close must not stop the others
+                logger.exception("frame processor %s failed to close", processor.name)
+
+
+def processor_factory(
+    block: dict[str, Any],
+    detectors: Sequence[Any],
+    lines: Sequence[Any] | None = None,
+    zones: Sequence[Any] | None = None,
+    annotate: Callable[[str], str | Path | None] | None = None,
+) -> ProcessorFactory | None:
+    """The factory of one source's processors for a configuration's ``tracking`` block, the command line's lines
+    and zones, and ``annotate`` (a source id -> the annotated video to write, or ``None``); built by
+    :func:`crowdcount.analyzer.pipeline.build_processors`, as ``analyze`` builds them. ``None`` when it builds
+    none. Raises :class:`crowdcount.errors.ConfigError` at once for settings that cannot work."""
+    from crowdcount.analyzer.pipeline import build_processors
+
+    def build(source: str) -> Sequence[FrameProcessor]:
+        return build_processors(
+            block, detectors, lines, zones, (lambda info: annotate(info.path)) if annotate is not None else None
+        )
+
+    return build if build_processors(block, detectors, lines, zones) else None
