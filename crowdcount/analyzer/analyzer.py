@@ -99,12 +99,20 @@ class VideoAnalyzer:
             )
         #: batches, detects and splits the frames; runs the processors (the same runner as the live paths)
         self.runner = FrameBatchRunner(detectors, processors, max_batch_size)
-        self.detectors = self.runner.detectors
         self.processors = self.runner.processors
         self.count_smoothing_s = float(count_smoothing_s)
         self.frame_ratio = self.sampler.frame_ratio
         self.max_batch_size = self.runner.max_batch_size
         self.queue_size = queue_size or 2 * self.max_batch_size
+
+    @property
+    def detectors(self) -> list[Detector]:
+        """The detectors the runner calls (replaceable, e.g. by the worker's checkpoint-replaying wrappers)."""
+        return self.runner.detectors
+
+    @detectors.setter
+    def detectors(self, detectors: Sequence[Detector]) -> None:
+        self.runner.detectors = list(detectors)
 
     @classmethod
     def from_config(

@@ -56,8 +56,10 @@ def test_kafka_offsets_are_not_committed_after_a_failed_delivery() -> None:
     import cv2
     import numpy as np
 
+    from crowdcount.analyzer.runner import FrameBatchRunner
     from crowdcount.errors import BrokerError
     from crowdcount.live.brokers import FrameConsumer, _Delivery
+    from crowdcount.live.pipeline import LivePipelines
 
     jpeg = cv2.imencode(".jpg", np.full((24, 32, 3), 90, np.uint8))[1].tobytes()
     message = types.SimpleNamespace(
@@ -84,7 +86,10 @@ def test_kafka_offsets_are_not_committed_after_a_failed_delivery() -> None:
             return 0
 
     consumer = FrameConsumer.__new__(FrameConsumer)
+    pipelines = LivePipelines(None)
     consumer.__dict__.update(
+        pipelines=pipelines,
+        runner=FrameBatchRunner([FakeDetector()], pipelines.template, 8),
         detectors=[FakeDetector()],
         results_topic="results",
         raw_topic="raw",

@@ -80,7 +80,7 @@ def test_a_stopped_job_resumes_from_its_checkpoint_with_the_same_result(aws: Moc
     aws.send(job_body(40, aws.bucket, key_40))
 
     # the interrupted run: stopped (SIGTERM, no grace left) once a periodic checkpoint covers 40+ frames
-    slow = SquareDetector(delay_s=0.1)
+    slow = SquareDetector(delay_s=0.25)  # ~16 frames a 1 s checkpoint: the stop lands well before the end
     worker = tracking_worker(aws, slow, checkpoint_seconds=1, grace_period_seconds=0)
     key = checkpoint_key(f"videos/{other_id}/video/walk.mp4", "human_detector", other_id, "results/")
 
