@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -30,7 +33,40 @@ def result(video: str, vectors: list[np.ndarray] | None) -> str:
     return json.dumps({"video": {"name": video, "path": f"s3://b/{video}"}, "frames": frames, "tracking": tracking})
 
 
+#: Set in the child process that runs the search for real (see below).
+IN_CHILD = "FIND_S3_TEST_CHILD"
+
+
+def test_find_searches_the_result_files_of_a_bucket_in_its_own_process() -> None:
+    """The search loads the TensorFlow Lite embedder; it runs in a pytest of its own, so that native state of
+    the model runtimes never shares a process with the worker tests that send themselves SIGTERM (together
+    they crashed the test process)."""
+    if os.environ.get(IN_CHILD):
+        pytest.skip("already in the child")
+    test = f"{__file__}::test_find_searches_the_result_files_of_a_bucket"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(Path(__file__).parents[2]),
+            test,
+        ],
+        env={**os.environ, IN_CHILD: "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]
+
+
 def test_find_searches_the_result_files_of_a_bucket(aws: MockAws, tmp_path: Path) -> None:
+    if not os.environ.get(IN_CHILD):
+        pytest.skip("runs in a child process: test_find_searches_the_result_files_of_a_bucket_in_its_own_process")
     from crowdcount.detectors.reid import build_person_embedder
 
     photo = tmp_path / "person.png"
