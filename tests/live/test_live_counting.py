@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -21,29 +20,10 @@ from crowdcount.live import JsonLinesSink, LiveMetrics, Source, Watcher, parse_s
 from crowdcount.live.pipeline import LivePipelines, processor_factory
 
 from .mjpeg import MjpegServer
-from conftest import SQUARE, SquareDetector, run_cli
+from conftest import SquareDetector, run_cli, write_moving
 
-Where = Callable[[int], "tuple[int, int] | None"]
 LINE = "door=0.5,0,0.5,1"
 ZONE = "shop=90,30,150,30,150,100,90,100"
-
-
-def write_moving(path: Path, frames: int, paths: Sequence[Where], size: tuple[int, int] = (160, 120)) -> Path:
-    """Black frames (10 fps) with one white square per path, at the path's top-left corner in frame ``i``."""
-    width, height = size
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (width, height))
-    assert writer.isOpened()
-    for i in range(frames):
-        frame = np.zeros((height, width, 3), np.uint8)
-        for where in paths:
-            corner = where(i)
-            if corner is not None:
-                x, y = corner
-                frame[y : y + SQUARE, x : x + SQUARE] = (255, 255, 255)
-        frame[0:4, 0:4] = (0, 0, 255)  # the red corner SquareDetector checks
-        writer.write(frame)
-    writer.release()
-    return path
 
 
 def right(i: int) -> tuple[int, int]:

@@ -14,9 +14,8 @@ from crowdcount.analyzer.pipeline import build_processors
 from crowdcount.analyzer.tracking import TrackingProcessor
 from crowdcount.config import DEFAULTS
 from crowdcount.errors import ConfigError
-from tracking.test_tracking import write_moving
 
-from conftest import SQUARE, SquareDetector, run_cli
+from conftest import SQUARE, SquareDetector, run_cli, write_moving
 
 #: 1 pixel = 0.1 m on the ground (a camera looking straight down on a 16 m x 12 m floor): 160x120 frames.
 TOP_DOWN = {"image": [[0, 0], [160, 0], [160, 120], [0, 120]], "ground": [[0, 0], [16, 0], [16, 12], [0, 12]]}

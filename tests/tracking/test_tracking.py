@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pytest
 
@@ -16,27 +14,7 @@ from crowdcount.analyzer.processors import BELOW_THRESHOLD, FrameProcessor
 from crowdcount.analyzer.tracking import TRACK_ID, TrackingProcessor
 from crowdcount.detectors import Detections
 
-from conftest import SQUARE, SquareDetector
-
-Where = Callable[[int], "tuple[int, int] | None"]
-
-
-def write_moving(path: Path, frames: int, paths: Sequence[Where], size: tuple[int, int] = (160, 120)) -> Path:
-    """Black frames (10 fps) with one white square per path, at the path's top-left corner in frame ``i``."""
-    width, height = size
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (width, height))
-    assert writer.isOpened()
-    for i in range(frames):
-        frame = np.zeros((height, width, 3), np.uint8)
-        for where in paths:
-            corner = where(i)
-            if corner is not None:
-                x, y = corner
-                frame[y : y + SQUARE, x : x + SQUARE] = (255, 255, 255)
-        frame[0:4, 0:4] = (0, 0, 255)  # the red corner SquareDetector checks
-        writer.write(frame)
-    writer.release()
-    return path
+from conftest import SquareDetector, write_moving
 
 
 def analyse(video: Path, *processors: FrameProcessor, frame_ratio: float = 1.0) -> dict[str, Any]:
