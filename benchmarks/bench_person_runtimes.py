@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
-"""Speed of person-detection-0203 under each runtime, in one run, as ratios to the OpenVINO IR (the default
-runtime), at 480x352 and 960x544 (real frames: PETS09 and MOT17-09 from ``../shared/data``, resized).
+"""Speed of person-detection-0203 under each runtime, in one run, as ratios to OpenVINO reading the shipped
+TFLite file (the default runtime on CPUs), at 480x352 and 960x544 (real frames: PETS09 and MOT17-09 from
+``../shared/data``, resized).
 
-    PYTHONPATH=. python benchmarks/bench_person_runtimes.py [--runs 20] [--threads 2]
+    PYTHONPATH=. python benchmarks/bench_person_runtimes.py [--runs 20] [--threads 2] [--ir person-detection-0203.xml]
 
 Rows (each the whole detector: network + post-processing, ``bgr -> [K, 5]``):
 
-- ``openvino_ir``: the IR with its own post-processing, as ``omz_person.PersonDetection0203`` runs it (the CPU
-  plugin's default precision: bf16 on CPUs with AVX512-BF16 / AMX, else f32);
-- ``openvino_ir_f32``: the same with ``INFERENCE_PRECISION_HINT=f32``;
-- ``openvino_tflite`` / ``openvino_saved_model``: OpenVINO reading the converted TensorFlow files directly
-  (``ov.Core().read_model``), default precision, + the numpy post-processing;
+- ``openvino_tflite``: ``person_tf.PersonDetection0203TF("openvino")``, the default (the CPU plugin's default
+  precision: bf16 on CPUs with AVX512-BF16 / AMX, else f32);
+- ``openvino_saved_model``: OpenVINO reading the SavedModel, + the numpy post-processing;
+- with ``--ir`` (the original IR, not shipped; MODELS.md): ``openvino_ir`` and ``openvino_ir_f32``, the full IR
+  with its own post-processing at the default precision and at ``INFERENCE_PRECISION_HINT=f32``;
 - ``tflite`` / ``saved_model``: ``person_tf.PersonDetection0203TF`` (TensorFlow Lite with XNNPACK, ``--threads``
   threads; TensorFlow, with its own thread pools: every core).
 
@@ -77,8 +78,8 @@ def openvino_converted(path: Path, post: dict[str, Any], threads: int) -> Any:
     return run
 
 
-def openvino_ir_f32(xml: Path, threads: int) -> Any:
-    """The full IR as ``PersonDetection0203`` compiles it, but with f32 inference: ``bgr -> [K, 5]``."""
+def openvino_ir(xml: Path, threads: int, f32: bool) -> Any:
+    """The full IR with its own post-processing (default precision, or f32 inference): ``bgr -> [K, 5]``."""
     import openvino as ov
 
     core = ov.Core()
@@ -90,11 +91,9 @@ def openvino_ir_f32(xml: Path, threads: int) -> Any:
         if key not in compiled:
             m = model.clone()
             m.reshape({m.inputs[0].get_any_name(): [1, 3, *key]})
-            config = {
-                "INFERENCE_NUM_THREADS": threads,
-                "PERFORMANCE_HINT": "LATENCY",
-                "INFERENCE_PRECISION_HINT": "f32",
-            }
+            config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+            if f32:
+                config["INFERENCE_PRECISION_HINT"] = "f32"
             compiled[key] = core.compile_model(m, "CPU", config)
         out = compiled[key](bgr.transpose(2, 0, 1)[None].astype(np.float32))
         return np.asarray(out[compiled[key].output("boxes")], np.float32).reshape(-1, 5)
@@ -107,27 +106,27 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--data", type=Path, default=SHARED)
+    parser.add_argument("--ir", type=Path, default=None, help="the original IR's .xml, for its rows")
     args = parser.parse_args()
 
-    from crowdcount.detectors import omz_person
     from crowdcount.detectors.person_tf import PersonDetection0203TF
 
-    ir = omz_person.PersonDetection0203(num_threads=args.threads)
     tflite = PersonDetection0203TF("tflite", num_threads=args.threads)
     saved = PersonDetection0203TF("saved_model", num_threads=args.threads)
     tflite.load()
     post = tflite.info["tensorflow"]["postprocess"]
     folder = tflite.folder
     runtimes = {
-        "openvino_ir": ir,
-        "openvino_ir_f32": openvino_ir_f32(ir.xml, args.threads),
-        "openvino_tflite": openvino_converted(folder / tflite.info["tensorflow"]["tflite"], post, args.threads),
+        "openvino_tflite": PersonDetection0203TF("openvino", num_threads=args.threads),
         "openvino_saved_model": openvino_converted(
             folder / tflite.info["tensorflow"]["saved_model"], post, args.threads
         ),
         "tflite": tflite,
         "saved_model": saved,
     }
+    if args.ir is not None:
+        runtimes["openvino_ir"] = openvino_ir(args.ir, args.threads, f32=False)
+        runtimes["openvino_ir_f32"] = openvino_ir(args.ir, args.threads, f32=True)
     results: dict[str, dict[str, float]] = {}
     sizes = []
     for clip, size in CLIPS:
@@ -148,12 +147,12 @@ def main() -> None:
             print(f"  {name} {label}: {results[name][label]:.1f} ms", file=sys.stderr)
     print(
         f"person-detection-0203, {args.threads} threads, median ms a frame over {args.runs} frames"
-        " (ratio to openvino_ir)"
+        " (ratio to openvino_tflite, the default)"
     )
     print("| runtime | " + " | ".join(sizes) + " |")
     print("|---|" + "---|" * len(sizes))
     for name, row in results.items():
-        cells = [f"{row[s]:.1f} ms ({row[s] / results['openvino_ir'][s]:.2f}x)" for s in sizes]
+        cells = [f"{row[s]:.1f} ms ({row[s] / results['openvino_tflite'][s]:.2f}x)" for s in sizes]
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 

@@ -26,8 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from track_cache import CLIPS, emb_path, load_detections
 
-from crowdcount.analyzer.analyzer import FrameResult, _drop_weak
+from crowdcount.analyzer.analyzer import FrameResult
 from crowdcount.analyzer.processors import BELOW_THRESHOLD
+from crowdcount.analyzer.runner import drop_weak as _drop_weak
 from crowdcount.analyzer.tracking import TRACK_ID, TrackingProcessor
 from crowdcount.analyzer.video import VideoInfo
 from crowdcount.detectors import Detections

@@ -12,8 +12,8 @@ The files live in ``crowdcount/models/person_detection_0203/`` beside the IR (ma
 - ``model.json``: the post-processing constants read from the IR (anchors per level, delta stds, clamp, top-k,
   NMS IoU, score threshold, max boxes) and the checks against OpenVINO.
 
-:class:`PersonDetection0203TF` has the call interface of
-:class:`crowdcount.detectors.omz_person.PersonDetection0203`: BGR uint8 ``H x W x 3`` in, ``[K, 5]`` float32
+:class:`PersonDetection0203TF` has the call interface of the original IR under OpenVINO (which is not
+shipped): BGR uint8 ``H x W x 3`` in, ``[K, 5]`` float32
 (x1, y1, x2, y2 in input pixels, score) out, by descending score.
 """
 
