@@ -259,37 +259,20 @@ def run_manifest(
         )
         for warning in report.extra.get("warnings", []):
             click.echo(f"Warning: {clip.name}: {warning}", err=True)
-        values = report.to_dict(per_frame=False)
-        return {k: (math.nan if values.get(k) is None else values[k]) for k in MANIFEST_COLUMNS}
+        values = report.to_dict(per_frame=False)  # undefined metrics are None
+        return {k: values.get(k) for k in MANIFEST_COLUMNS}
 
     rows = evaluate_manifest(clips, evaluate_clip)
-    means = {split: mean_row(found, MANIFEST_COLUMNS[1:]) for split, found in rows.items()}
+    means = {split: _finite(mean_row(found, MANIFEST_COLUMNS[1:])) for split, found in rows.items()}
     if as_json:
-        clean = {
-            split: {
-                "clips": found,
-                "mean": {k: None if math.isnan(v) else round(v, 4) for k, v in means[split].items()},
-            }
-            for split, found in rows.items()
-        }
+        clean = {split: {"clips": found, "mean": means[split]} for split, found in rows.items()}
         click.echo(json.dumps({"detector": built.describe(), **clean}, indent=2, default=str))
         return
     table = Table(
         title=f"crowdcount eval: {Path(manifest_path).name} ({built.describe()['arguments'].get('preset', '')})"
     )
-    for column in (
-        "clip",
-        "split",
-        "frames",
-        "people/frame",
-        "count MAE",
-        "bias",
-        "precision",
-        "recall",
-        "AP50",
-        "fps",
-    ):
-        table.add_column(column, justify="left" if column in ("clip", "split") else "right")
+    for column in ("clip", "split", "frames", "people", "MAE", "bias", "prec.", "recall", "AP50", "fps"):
+        table.add_column(column, justify="left" if column in ("clip", "split") else "right", overflow="fold")
     for split, found in rows.items():
         for row in [*found, {"clip": "mean", "split": split, **means[split]}]:
             table.add_row(
@@ -298,7 +281,7 @@ def run_manifest(
                 "" if row["clip"] == "mean" else str(row["frames"]),
                 _fmt(row["mean_gt_count"], 1),
                 _fmt(row["count_mae"], 2),
-                "-" if math.isnan(row["count_bias"]) else f"{row['count_bias']:+.2f}",
+                "-" if row["count_bias"] is None else f"{row['count_bias']:+.2f}",
                 _fmt(row["precision"]),
                 _fmt(row["recall"]),
                 _fmt(row["ap"]),
@@ -311,7 +294,7 @@ def run_manifest(
 
 
 def _finite(row: dict[str, Any]) -> dict[str, Any]:
-    """``row`` with ``nan`` as ``None`` and floats rounded, for JSON."""
+    """``row`` with ``nan`` as ``None`` and floats rounded (as :meth:`EvalReport.to_dict` gives a clip's)."""
     return {k: (None if math.isnan(v) else round(v, 4)) if isinstance(v, float) else v for k, v in row.items()}
 
 
