@@ -27,6 +27,7 @@ import numpy as np
 
 from crowdcount.analyzer.processors import BELOW_THRESHOLD, FrameProcessor
 from crowdcount.detectors import Detections
+from crowdcount.detectors.base import iou_matrix
 
 if TYPE_CHECKING:
     from crowdcount.analyzer.analyzer import FrameResult
@@ -42,17 +43,6 @@ PIXEL_DIFF = 25.0
 CHANGED_VIEW = 0.5
 #: ...or when the whole image shifted by more than this (pixels at ``WORK_WIDTH``) since the last frame.
 CAMERA_SHIFT = 1.0
-
-
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    x1 = np.maximum(box[0], boxes[:, 0])
-    y1 = np.maximum(box[1], boxes[:, 1])
-    x2 = np.minimum(box[2], boxes[:, 2])
-    y2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return np.asarray(inter / np.maximum(area + areas - inter, 1e-9))
 
 
 @dataclass
@@ -141,6 +131,13 @@ class SceneryModel:
             self.background += alpha * (grey - self.background)
         return suppress
 
+    def judge(self, rgb: np.ndarray, dets: Detections, judged: np.ndarray, t_s: float) -> np.ndarray:
+        """:meth:`update` with the ``judged`` boxes of ``dets`` (those that would be reported): a mask over all of
+        ``dets``, true where a judged box is scenery."""
+        mask = np.zeros(len(dets), bool)
+        mask[judged] = self.update(rgb, dets.xyxy[judged], dets.confidence[judged], t_s)
+        return mask
+
     def _camera_shift(self, grey: np.ndarray) -> float:
         """How far the whole image moved since the previous frame (phase correlation), in work pixels."""
         import cv2
@@ -153,7 +150,7 @@ class SceneryModel:
     def _place_of(self, box: np.ndarray) -> StaticPlace | None:
         if not self.places:
             return None
-        ious = _iou(box, np.stack([p.box for p in self.places]))
+        ious = iou_matrix(box, np.stack([p.box for p in self.places]))[0]
         best = int(np.argmax(ious))
         return self.places[best] if ious[best] >= self.static_iou else None
 
@@ -221,14 +218,7 @@ class SceneryFilter(FrameProcessor):
         weak = dets.data.get(BELOW_THRESHOLD)
         weak = np.zeros(len(dets), bool) if weak is None else np.asarray(weak, bool)
         # only boxes that would be reported are judged (weak ones are dropped anyway)
-        judged = ~weak
-        mask = np.zeros(len(dets), bool)
-        if judged.any():
-            mask[judged] = self.model.update(
-                image, dets.xyxy[judged], dets.confidence[judged], frame.timestamp_ms / 1000
-            )
-        else:
-            self.model.update(image, dets.xyxy[:0], dets.confidence[:0], frame.timestamp_ms / 1000)
+        mask = self.model.judge(image, dets, ~weak, frame.timestamp_ms / 1000)
         if mask.any():
             self.suppressed += int(mask.sum())
             frame.detections[self.category] = Detections(

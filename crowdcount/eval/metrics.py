@@ -19,24 +19,9 @@ from typing import Any
 
 import numpy as np
 
+# box geometry lives with Detections (the scenery filter uses it too); crowdcount.eval re-exports it
+from crowdcount.detectors.base import iou_matrix
 from crowdcount.eval.groundtruth import GroundTruthFrame, IgnoreRegion, in_ignore_regions
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of every box of ``a`` ``(N, 4)`` with every box of ``b`` ``(M, 4)`` (xyxy)."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    if not len(a) or not len(b):
-        return np.zeros((len(a), len(b)))
-    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 @dataclass(frozen=True)

@@ -104,10 +104,7 @@ def detect_video(
             results = detector.detect([rgb for _, _, rgb in batch])
             for (index, timestamp_ms, rgb), dets in zip(batch, results, strict=True):
                 if scenery is not None:
-                    strong = dets.confidence >= threshold
-                    drop = np.zeros(len(dets), bool)
-                    drop[strong] = scenery.update(rgb, dets.xyxy[strong], dets.confidence[strong], timestamp_ms / 1000)
-                    dets = dets[~drop]
+                    dets = dets[~scenery.judge(rgb, dets, dets.confidence >= threshold, timestamp_ms / 1000)]
                 found[index] = _as_pair(dets)
             batch.clear()
 
