@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Face embedders and face detectors side by side: verification, identification, detection AP, speed.
 
-    python benchmarks/bench_faces.py --people /work/cache/faces/deepface            # every embedder, detector
+    python benchmarks/bench_faces.py --people PHOTOS/deepface         # every embedder, detector
     python benchmarks/bench_faces.py --people DIR --embedder dlib --embedder mobileface --detector mtcnn
 
 Embedders, on ``--people DIR`` (``DIR/NAME/*.jpg``, one person per folder, real photos of different days, or
@@ -38,7 +38,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 DATA = Path(os.environ.get("CROWDCOUNT_DATA_DIR", REPO.parent / "shared" / "data")) / "faces"
-CACHE = Path(os.environ.get("CROWDCOUNT_CACHE_DIR", "/work/cache/faces"))
+# not CROWDCOUNT_*: crowdcount reads every such variable as a configuration override
+CACHE = Path(os.environ.get("BENCH_FACES_CACHE", Path.home() / ".cache" / "crowdcount-bench" / "faces"))
 PHOTO_WIDTH = 1024
 
 

@@ -1,5 +1,5 @@
-"""Detections (and appearance vectors) per clip, cached under ``/work/cache/reid/`` (or ``$CROWDCOUNT_TRACK_CACHE``)
-so that tracking can be tuned and measured without re-running the detector.
+"""Detections (and appearance vectors) per clip, cached under ``~/.cache/crowdcount-bench/tracks`` (or
+``$BENCH_TRACK_CACHE``) so that tracking can be tuned and measured without re-running the detector.
 
     python benchmarks/track_cache.py [CLIP ...]      # fills the cache: detections, then embeddings
 
@@ -20,7 +20,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
-CACHE = Path(os.environ.get("CROWDCOUNT_TRACK_CACHE", "/work/cache/reid"))
+# not CROWDCOUNT_*: crowdcount reads every such variable as a configuration override
+CACHE = Path(os.environ.get("BENCH_TRACK_CACHE", Path.home() / ".cache" / "crowdcount-bench" / "tracks"))
 FLOOR = 0.1
 #: Boxes scoring under this get no vector (zeros) in the cache.
 EMBED_SCORE = 0.25
@@ -66,16 +67,14 @@ CLIPS = {
 
 
 #: The whole of PETS09-S2L1 (795 frames, 19 people), where its full MOTChallenge ground truth is available
-#: (not in ../shared/data; ``$CROWDCOUNT_PETS09_GT``, see docs/tracking.md): a held-out check of whole-video
-#: fragmentation.
-if os.environ.get("CROWDCOUNT_PETS09_GT"):
-    CLIPS["pets09-all"] = Clip(
-        "pets09-all", DATA / "pets09" / "vtest.avi", Path(os.environ["CROWDCOUNT_PETS09_GT"]), 0.625, None, "0,0,480,70"
-    )
-    # its first half, for choosing settings that only long videos exercise (merging people who come back)
-    CLIPS["pets09-400"] = Clip(
-        "pets09-400", DATA / "pets09" / "vtest.avi", Path(os.environ["CROWDCOUNT_PETS09_GT"]), 0.625, 400, "0,0,480,70"
-    )
+#: (not in ../shared/data; ``$BENCH_PETS09_GT``, see docs/tracking.md): a held-out check of whole-video
+#: fragmentation (``pets09-all``), and its first 400 frames, for choosing settings that only long videos exercise
+#: (merging people who come back: ``pets09-400``).
+if os.environ.get("BENCH_PETS09_GT"):
+    for _name, _last in (("pets09-all", None), ("pets09-400", 400)):
+        CLIPS[_name] = Clip(
+            _name, DATA / "pets09" / "vtest.avi", Path(os.environ["BENCH_PETS09_GT"]), 0.625, _last, "0,0,480,70"
+        )
 
 
 def dets_path(name: str) -> Path:
