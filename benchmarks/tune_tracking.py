@@ -30,7 +30,7 @@ from crowdcount.analyzer.analyzer import FrameResult
 from crowdcount.analyzer.processors import BELOW_THRESHOLD
 from crowdcount.analyzer.runner import drop_weak as _drop_weak
 from crowdcount.analyzer.tracking import TRACK_ID, TrackingProcessor
-from crowdcount.analyzer.video import VideoInfo
+from crowdcount.analyzer.video import FrameSampler, VideoInfo
 from crowdcount.detectors import Detections
 from crowdcount.eval.groundtruth import IgnoreRegion, read_mot
 from crowdcount.eval.tracking import TrackRun, evaluate_tracking
@@ -65,11 +65,11 @@ def simulate(name: str, settings: dict[str, Any], frame_ratio: float = 1.0) -> t
     processor = TrackingProcessor(high_score=threshold, embedder=embedder, **settings)
     width, height = (int(v) for v in dets["size"])
     processor.start(VideoInfo(name, width, height, float(dets["fps"]), len(dets["index"]), "", 0), frame_ratio)
-    step = round(1 / frame_ratio)
+    sampler = FrameSampler(frame_ratio)
     results = []
     started = time.perf_counter()
     for k, (index, stamp) in enumerate(zip(dets["index"], dets["timestamp_ms"], strict=True)):
-        if k % step:
+        if not sampler(k):
             continue
         lo, hi = int(dets["offsets"][k]), int(dets["offsets"][k + 1])
         embedder.lo, embedder.hi = lo, hi
@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], help="KEY=VALUE fixed for every run")
     parser.add_argument("--baseline", action="store_true", help="also run without appearance")
     parser.add_argument("--frame-ratio", type=float, default=1.0)
+    parser.add_argument("--sample-fps", type=float, default=None, help="analysed frames a second (beats --frame-ratio)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     fixed = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
@@ -137,7 +138,10 @@ def main() -> None:
     for combo in combos:
         settings = {**fixed, **combo}
         for name in args.clips.split(","):
-            run, _ = simulate(name, settings, args.frame_ratio)
+            ratio = args.frame_ratio
+            if args.sample_fps:
+                ratio = min(1.0, args.sample_fps / float(load_detections(name)["fps"]))
+            run, _ = simulate(name, settings, ratio)
             row = {"clip": name, "settings": settings, **evaluate(name, run)}
             rows.append(row)
             label = ",".join(f"{k}={v}" for k, v in combo.items()) or "default"

@@ -57,7 +57,8 @@ SCHEMA: dict[str, Any] = {
     "video_split": {"output_bucket": str, "input_prefix": str},
     "human_detection": {
         "detectors": Detectors(),
-        "frame_ratio": float,
+        "frame_ratio": Optional(float),
+        "sample_fps": float,
         "count_smoothing_s": float,
         "max_batch_size": Optional(int),
         "result_step": str,
@@ -175,7 +176,8 @@ DEFAULTS: dict[str, Any] = {
             ["HumanDetector", {"max_batch_size": 5}],
             ["FaceDetector", {"min_detection_score": 0.4, "max_batch_size": 5}],
         ],
-        "frame_ratio": 0.2,
+        "frame_ratio": None,
+        "sample_fps": 8.0,
         "count_smoothing_s": 1.0,
         "max_batch_size": None,
         "result_step": "human_detector",
@@ -402,10 +404,16 @@ class Config:
         self.data = _check_section("", SCHEMA, _merge(DEFAULTS, data))
         self.source = source
         ratio = self.data["human_detection"]["frame_ratio"]
-        if not 0 < ratio <= 1:
+        if ratio is not None and not 0 < ratio <= 1:
             raise ConfigError(
                 f"config key 'human_detection.frame_ratio' must be in (0, 1], got {ratio!r}",
-                "1 analyses every frame, 0.2 every fifth",
+                "1 analyses every frame, 0.2 every fifth, null picks it from sample_fps",
+            )
+        sample_fps = self.data["human_detection"]["sample_fps"]
+        if not 0 < sample_fps <= 1000:
+            raise ConfigError(
+                f"config key 'human_detection.sample_fps' must be in (0, 1000] frames a second, got {sample_fps!r}",
+                "8 analyses up to 8 frames of each second of video",
             )
         smoothing = self.data["human_detection"]["count_smoothing_s"]
         if not 0 <= smoothing <= 60:

@@ -118,6 +118,25 @@ def test_frame_ratio_out_of_range(ratio: float) -> None:
         VideoAnalyzer([SquareDetector()], frame_ratio=ratio)
 
 
+@pytest.mark.parametrize(
+    ("fps", "sample_fps", "ratio", "analysed"),
+    [(10, 5, 0.5, [1, 3, 5, 7]), (10, 20, 1.0, list(range(1, 9))), (25, 8, 0.32, [1, 5, 8])],
+)
+def test_without_a_frame_ratio_the_share_of_frames_follows_the_video_frame_rate(
+    video_factory, fps: float, sample_fps: float, ratio: float, analysed: list[int]
+) -> None:
+    analyzer = VideoAnalyzer([SquareDetector()], frame_ratio=None, sample_fps=sample_fps)
+    document = to_document(analyzer.analyze(video_factory(frames=8, fps=fps)))
+    assert document["frame_ratio"] == ratio
+    assert [f["frame_index"] for f in document["frames"]] == analysed
+
+
+@pytest.mark.parametrize("sample_fps", [None, 0, -2, True, "8"])
+def test_a_bad_sample_rate_is_refused(sample_fps: Any) -> None:
+    with pytest.raises(ConfigError, match="sample_fps must be a number of frames a second"):
+        VideoAnalyzer([SquareDetector()], frame_ratio=None, sample_fps=sample_fps)
+
+
 def test_two_detectors_of_one_category_are_refused() -> None:
     with pytest.raises(ConfigError, match="more than one detector reports category Human"):
         VideoAnalyzer([SquareDetector(), SquareDetector()])

@@ -136,7 +136,7 @@ def test_bad_config_key(tmp_path: Path, video_factory) -> None:
     assert code == 2
     assert err.strip() == (
         "Error: unknown config key 'human_detection.frame_rato' (did you mean 'frame_ratio'? valid keys in "
-        "'human_detection': detectors, frame_ratio, count_smoothing_s, max_batch_size, result_step, "
+        "'human_detection': detectors, frame_ratio, sample_fps, count_smoothing_s, max_batch_size, result_step, "
         "result_prefix)"
     )
 

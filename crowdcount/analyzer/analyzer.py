@@ -65,7 +65,10 @@ class VideoAnalyzer:
 
     Args:
         detectors: built detectors (see :func:`crowdcount.detectors.build_detector`), one per category.
-        frame_ratio: share of frames analysed, in ``(0, 1]``: 0.2 analyses every fifth frame.
+        frame_ratio: share of frames analysed, in ``(0, 1]``: 0.2 analyses every fifth frame. ``None``: picked
+            per video from ``sample_fps``.
+        sample_fps: with ``frame_ratio`` None, analyse this many frames of each second of video (all frames of a
+            video slower than that): the tracker then sees the same time step whatever the camera's frame rate.
         max_batch_size: frames gathered before the detectors run (default: the largest of the
             detectors' own ``max_batch_size``; each detector splits further to its own limit).
         queue_size: decoded frames buffered ahead of inference.
@@ -79,16 +82,27 @@ class VideoAnalyzer:
     def __init__(
         self,
         detectors: Sequence[Detector],
-        frame_ratio: float = 1.0,
+        frame_ratio: float | None = 1.0,
         max_batch_size: int | None = None,
         queue_size: int | None = None,
         processors: Sequence[FrameProcessor] = (),
         count_smoothing_s: float = 0.0,
+        sample_fps: float | None = None,
     ) -> None:
-        try:
-            self.sampler = FrameSampler(frame_ratio)
-        except ValueError as exc:
-            raise ConfigError(str(exc), "e.g. 1 analyses every frame, 0.2 every fifth") from None
+        if frame_ratio is None:
+            if isinstance(sample_fps, bool) or not isinstance(sample_fps, (int, float)) or not 0 < sample_fps <= 1000:
+                raise ConfigError(
+                    f"sample_fps must be a number of frames a second in (0, 1000], got {sample_fps!r}",
+                    "8 analyses up to 8 frames of each second of video; or set frame_ratio",
+                )
+        else:
+            try:
+                FrameSampler(frame_ratio)
+            except ValueError as exc:
+                raise ConfigError(str(exc), "e.g. 1 analyses every frame, 0.2 every fifth") from None
+        #: the configured share of frames (None: per video, from ``sample_fps``; see :meth:`frame_ratio_for`)
+        self.frame_ratio = None if frame_ratio is None else float(frame_ratio)
+        self.sample_fps = None if sample_fps is None else float(sample_fps)
         if (
             isinstance(count_smoothing_s, bool)
             or not isinstance(count_smoothing_s, (int, float))
@@ -101,7 +115,6 @@ class VideoAnalyzer:
         self.runner = FrameBatchRunner(detectors, processors, max_batch_size)
         self.processors = self.runner.processors
         self.count_smoothing_s = float(count_smoothing_s)
-        self.frame_ratio = self.sampler.frame_ratio
         self.max_batch_size = self.runner.max_batch_size
         self.queue_size = queue_size or 2 * self.max_batch_size
 
@@ -125,7 +138,20 @@ class VideoAnalyzer:
             max_batch_size=block.get("max_batch_size"),
             processors=processors,
             count_smoothing_s=block.get("count_smoothing_s", 0.0),
+            sample_fps=block.get("sample_fps"),
         )
+
+    def frame_ratio_for(self, video: VideoInfo) -> float:
+        """The share of ``video``'s frames analysed: ``frame_ratio``, else ``sample_fps`` over the video's rate.
+
+        A video whose frame rate is unknown (0) is analysed whole, as is one slower than ``sample_fps``.
+        """
+        if self.frame_ratio is not None:
+            return self.frame_ratio
+        assert self.sample_fps is not None  # checked in __init__
+        if video.fps <= 0:
+            return 1.0
+        return min(1.0, self.sample_fps / video.fps)
 
     def load(self) -> None:
         """Load every detector's model (otherwise done on the first batch)."""
@@ -140,9 +166,10 @@ class VideoAnalyzer:
         """
         info = probe_video(path)
         self.load()
+        frame_ratio = self.frame_ratio_for(info)
         result = AnalysisResult(
             video=info,
-            frame_ratio=self.frame_ratio,
+            frame_ratio=frame_ratio,
             detectors=[d.describe() for d in self.detectors],
             count_smoothing_s=self.count_smoothing_s,
             processors=[p.describe() for p in self.processors],
@@ -150,9 +177,9 @@ class VideoAnalyzer:
         )
         for processor in self.processors:
             result.frame_fields.update(processor.frame_fields)
-            processor.start(info, self.frame_ratio)
+            processor.start(info, frame_ratio)
         started = time.perf_counter()
-        reader = FrameReader(info, self.frame_ratio, self.queue_size)
+        reader = FrameReader(info, frame_ratio, self.queue_size)
         batch: list[Frame] = []
         reported = 0
         with reader, self._closing_processors():

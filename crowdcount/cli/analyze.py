@@ -92,7 +92,15 @@ def _fmt_time(ms: float | None) -> str:
     "--frame-ratio",
     type=click.FloatRange(0, 1, min_open=True),
     default=None,
-    help="Share of frames to analyse, in (0, 1].",
+    help="Share of frames to analyse, in (0, 1] (default: from --sample-fps).",
+)
+@click.option(
+    "--sample-fps",
+    type=click.FloatRange(0, 1000, min_open=True),
+    default=None,
+    metavar="FPS",
+    help="Analyse this many frames of each second of video, whatever its frame rate (default 8; "
+    "config human_detection.sample_fps). Used when no frame ratio is set.",
 )
 @click.option(
     "--smooth",
@@ -166,6 +174,7 @@ def analyze(
     videos: tuple[str, ...],
     detectors: tuple[str, ...],
     frame_ratio: float | None,
+    sample_fps: float | None,
     smooth_s: float | None,
     min_score: float | None,
     batch_size: int | None,
@@ -196,7 +205,7 @@ def analyze(
     config = get_config(
         config_path,
         {
-            "human_detection": {"frame_ratio": frame_ratio, "count_smoothing_s": smooth_s},
+            "human_detection": {"frame_ratio": frame_ratio, "sample_fps": sample_fps, "count_smoothing_s": smooth_s},
             "tracking": {
                 "enabled": track,
                 "embeddings": embeddings,
