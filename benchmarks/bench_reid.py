@@ -2,7 +2,7 @@
 development clips.
 
     python benchmarks/bench_reid.py --speed                  # ms a crop at batch 1, 4, 16 (TFLite, 2 threads)
-    python benchmarks/bench_reid.py --find [--clips pets09,s3mf1,mot17-09,mot17-02] [--frame-ratio 0.2]
+    python benchmarks/bench_reid.py --find [--clips pets09,s3mf1,mot17-09,mot17-02] [--sample-fps 8 | --frame-ratio R]
 
 ``--find`` uses the cached detections and vectors (``benchmarks/track_cache.py``) and the real tracker
 (``tune_tracking.simulate``): for every annotated person seen in at least 10 annotated frames, the query is one
@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from track_cache import CLIPS
+from track_cache import CLIPS, load_detections
 from tune_tracking import simulate
 
 from crowdcount.analyzer.tracking import decode_vector
@@ -138,7 +138,8 @@ def main() -> None:
     parser.add_argument("--find", action="store_true")
     parser.add_argument("--clips", default="pets09,s3mf1,mot17-09,mot17-02")
     parser.add_argument("--thresholds", default="0.5,0.55,0.6,0.65,0.7")
-    parser.add_argument("--frame-ratio", type=float, default=0.2)
+    parser.add_argument("--frame-ratio", type=float, default=None, help="default: from --sample-fps")
+    parser.add_argument("--sample-fps", type=float, default=8.0, help="analysed frames a second (the default)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if args.speed:
@@ -152,7 +153,8 @@ def main() -> None:
             gt = read_mot(other.gt, scale=other.gt_scale)
             person = Counter(i for f in gt.frames.values() if f.ids is not None for i in f.ids.tolist()).most_common(1)
             stranger = gt_query(other, gt, person[0][0], build_person_embedder(num_threads=2))
-            find_accuracy(name, thresholds, args.frame_ratio, stranger)
+            ratio = args.frame_ratio or min(1.0, args.sample_fps / float(load_detections(name)["fps"]))
+            find_accuracy(name, thresholds, ratio, stranger)
 
 
 if __name__ == "__main__":
