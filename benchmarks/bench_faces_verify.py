@@ -3,6 +3,7 @@
 photos of animals, each set split in two parts (A: where the rule was chosen, B: where it was confirmed).
 
     python benchmarks/bench_faces_verify.py --voc FACEMASK/archive --negatives IMAGENET_SAMPLES [--mtcnn]
+    python benchmarks/bench_faces_verify.py --speed 3       # seconds a 1024 px photo, the detectors in turns
 
 - ``--voc``: Pascal VOC face boxes (``annotations/*.xml``, ``images/``), the CC0 face-mask photos: AP50 on the
   unmasked faces (masked ones neither to be found nor wrong to find) and on all faces, >= 40 and >= 20 px tall;
@@ -139,12 +140,72 @@ def recall_precision(results: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.
     return tp / max(positives, 1), tp / max(tp + fp, 1)
 
 
+def speed(rounds: int, width: int = 1024) -> list[dict[str, object]]:
+    """Seconds a photo (dlib's 9 example photos scaled to ``width``), the detectors taking turns photo by photo so
+    that a loaded machine slows each alike: median wall time and median CPU time of this process (all threads),
+    and O-Net's own part of the default's."""
+    import cv2
+
+    from crowdcount.detectors import build_detector
+
+    photos = sorted(DATA.glob("20*.jpg"))
+    images = []
+    for path in photos:
+        image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+        images.append(cv2.resize(image, (width, round(image.shape[0] * width / image.shape[1]))))
+    detectors = {
+        "yunet x onet": build_detector("face"),
+        "yunet": build_detector("face", {"verify": "none"}),
+        "mtcnn": build_detector("face", {"model": "mtcnn"}),
+    }
+    for detector in detectors.values():
+        detector.detect(images[:1])  # load, warm up
+    verifier = detectors["yunet x onet"]._verifier
+    inner = verifier.face_probability
+    onet_seconds: list[float] = []
+
+    def timed(frame: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
+        started = time.perf_counter()
+        out = inner(frame, xyxy)
+        onet_seconds.append(time.perf_counter() - started)
+        return out
+
+    verifier.face_probability = timed  # type: ignore[method-assign]
+    wall: dict[str, list[float]] = {k: [] for k in detectors}
+    cpu: dict[str, list[float]] = {k: [] for k in detectors}
+    for _ in range(rounds):
+        for image in images:
+            for name, detector in detectors.items():
+                started, started_cpu = time.perf_counter(), time.process_time()
+                detector.detect([image])
+                wall[name].append(time.perf_counter() - started)
+                cpu[name].append(time.process_time() - started_cpu)
+    return [
+        {
+            "detector": name,
+            "photos": f"dlib examples ({len(images)}) x {rounds}, {width} px wide",
+            "s/photo (wall, median)": float(np.median(wall[name])),
+            "CPU s/photo (median)": float(np.median(cpu[name])),
+            "of which O-Net (wall, median)": float(np.median(onet_seconds)) if name == "yunet x onet" else "",
+        }
+        for name in detectors
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--voc", type=Path, required=True, help="Pascal VOC face boxes: annotations/, images/")
-    parser.add_argument("--negatives", type=Path, required=True, help="photos with no human face (see above)")
+    parser.add_argument("--voc", type=Path, help="Pascal VOC face boxes: annotations/, images/")
+    parser.add_argument("--negatives", type=Path, help="photos with no human face (see above)")
     parser.add_argument("--mtcnn", action="store_true", help="MTCNN too (slow: ~0.2-0.4 s a photo)")
+    parser.add_argument("--speed", type=int, default=0, help="N rounds of the speed test on 1024 px photos")
     args = parser.parse_args()
+    if args.speed:
+        print("## Speed, the detectors taking turns\n")
+        print(table(speed(args.speed)) + "\n")
+    if not args.voc or not args.negatives:
+        if not args.speed:
+            parser.error("give --voc and --negatives, or --speed N")
+        return
     unmasked, every = read_voc(args.voc, MASKED), read_voc(args.voc)
     number = lambda path: int(re.findall(r"(\d+)\D*$", path.stem)[0])  # noqa: E731
     negatives = negative_photos(args.negatives)
