@@ -97,8 +97,10 @@ def largest_faces(photos: list[Path], model: str = "mtcnn") -> dict[Path, tuple[
                 data["xyxy"], data["score"], np.ones(len(data["score"]), np.int32), {"keypoints": data["kp"]}
             )
         else:
-            if detector is None:
-                detector = FaceDetector(min_detection_score=0.9, model=model)
+            if detector is None:  # yunet: YuNet alone; yunet+onet: the default, checked by O-Net (its own score)
+                model_name, _, verify = model.partition("+")
+                score = 0.5 if verify else 0.9
+                detector = FaceDetector(min_detection_score=score, model=model_name, verify=verify or "none")
             found = detector.detect([image])[0]
             if not len(found):
                 print(f"  {path}: no face", file=sys.stderr)
@@ -341,7 +343,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=Path, help="NAME/*.jpg folders of real photos (embedders)")
     parser.add_argument("--embedder", action="append", help="embedder name or path[@match threshold] (repeatable)")
-    parser.add_argument("--face-model", default="mtcnn", help="the face detector model of the embedder tests")
+    parser.add_argument(
+        "--face-model", default="mtcnn", help="the face detector of the embedder tests: mtcnn, yunet, yunet+onet"
+    )
     parser.add_argument(
         "--detector",
         action="append",

@@ -75,7 +75,7 @@ class FaceDetector(Detector):
         min_face_size: MTCNN only: the smallest face searched for, in pixels.
         nms_threshold: YuNet only: the IoU above which overlapping faces are merged.
         verify: YuNet only: ``onet`` (default) scores each face YuNet's score times the probability that MTCNN's
-            O-Net gives its square crop of being a human face (YuNet alone scores animals' faces up to 0.94);
+            O-Net gives its square crop of being a human face (YuNet alone scores animals' faces up to 0.88);
             ``none``: YuNet's own score.
     """
 

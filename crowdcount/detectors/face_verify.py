@@ -1,6 +1,6 @@
 """A second look at each face a one-stage detector found: MTCNN's O-Net, a 48x48 face / not-a-face classifier.
 
-YuNet, the default face detector, ranks faces well but scores animals' faces (dogs, cats, monkeys) up to 0.94.
+YuNet, the default face detector, ranks faces well but scores animals' faces (dogs, cats, monkeys) up to 0.88.
 MTCNN's last stage, O-Net, was trained to tell faces from the hard non-faces that its own earlier stages let
 through; run on YuNet's box it gives the probability that the crop is a human face. The face detector's score
 is YuNet's score times that probability (docs/faces.md measures it: the same AP50 on the face-mask photos,
