@@ -97,8 +97,10 @@ def largest_faces(photos: list[Path], model: str = "mtcnn") -> dict[Path, tuple[
                 data["xyxy"], data["score"], np.ones(len(data["score"]), np.int32), {"keypoints": data["kp"]}
             )
         else:
-            if detector is None:
-                detector = FaceDetector(min_detection_score=0.9, model=model)
+            if detector is None:  # yunet: YuNet alone; yunet+onet: the default, checked by O-Net (its own score)
+                model_name, _, verify = model.partition("+")
+                score = 0.5 if verify else 0.9
+                detector = FaceDetector(min_detection_score=score, model=model_name, verify=verify or "none")
             found = detector.detect([image])[0]
             if not len(found):
                 print(f"  {path}: no face", file=sys.stderr)
@@ -298,8 +300,10 @@ def bench_detector(
 
     name, _, preset = spec.partition(":")
     args: dict[str, object] = {"min_detection_score": 0.3}
-    if preset:
+    if preset:  # face:mtcnn, face:yunet (YuNet alone, no O-Net check); face: the default (YuNet x O-Net)
         args["model"] = preset
+        if preset == "yunet":
+            args["verify"] = "none"
     detector = build_detector(name, args)
     detector.load()
     results, times = [], []
@@ -339,8 +343,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=Path, help="NAME/*.jpg folders of real photos (embedders)")
     parser.add_argument("--embedder", action="append", help="embedder name or path[@match threshold] (repeatable)")
-    parser.add_argument("--face-model", default="mtcnn", help="the face detector model of the embedder tests")
-    parser.add_argument("--detector", action="append", help="face detector, e.g. face, face:yunet (repeatable)")
+    parser.add_argument(
+        "--face-model", default="mtcnn", help="the face detector of the embedder tests: mtcnn, yunet, yunet+onet"
+    )
+    parser.add_argument(
+        "--detector",
+        action="append",
+        help="face detector: face (the default, YuNet x O-Net), face:yunet (YuNet alone), face:mtcnn (repeatable)",
+    )
     parser.add_argument("--xml", type=Path, action="append", help="imglab XML ground truth (repeatable)")
     parser.add_argument("--wider", type=Path, help="WIDER FACE val: wider_face_val_bbx_gt.txt and images/")
     parser.add_argument("--wider-limit", type=int, default=0, help="the first N WIDER photos only")
@@ -375,7 +385,7 @@ def main() -> None:
         bench_detector(spec, photos, label, width)
         for label, photos in sets
         for width in args.width or [PHOTO_WIDTH, 512]
-        for spec in args.detector or ["face", "face:yunet"]
+        for spec in args.detector or ["face", "face:yunet", "face:mtcnn"]
     ]
     print("## Face detectors\n")
     print(table(rows))

@@ -72,7 +72,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--embedder", default="dlib")
     parser.add_argument("--frame-ratio", type=float, default=0.5)
-    parser.add_argument("--face-model", default="mtcnn", help="the face detector's model: mtcnn or yunet")
+    parser.add_argument(
+        "--face-model", default="mtcnn", help="the face detector: mtcnn, yunet (alone), yunet+onet (the default)"
+    )
     parser.add_argument("--min-score", type=float, default=0.4, help="the face detector's min_detection_score")
     parser.add_argument("--cluster-threshold", type=float, default=None, help="default: the embedder's")
     args = parser.parse_args()
@@ -90,7 +92,10 @@ def main() -> None:
         for key, frame in gt.frames.items():
             photos.append((Path(str(key)).name, cv2.imread(str(key)), frame.xyxy))
     people = sum(len(b) for _, _, b in photos)
-    detector = build_detector("face", {"min_detection_score": args.min_score, "model": args.face_model})
+    model, _, verify = args.face_model.partition("+")  # yunet: YuNet alone; yunet+onet: the default
+    detector = build_detector(
+        "face", {"min_detection_score": args.min_score, "model": model, "verify": verify or "none"}
+    )
     embedder = build_embedder(args.embedder)
     with tempfile.TemporaryDirectory() as tmp:
         gallery = LocalGallery(Path(tmp) / "g.json")

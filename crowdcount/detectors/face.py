@@ -1,6 +1,7 @@
-"""The face detector: MTCNN by default, YuNet (``model="yunet"``), or a TF Object Detection API face model from a
-path. Every model gives boxes and scores; MTCNN and YuNet also the 5 keypoints (eyes, nose, mouth corners, in
-that order, the eye and mouth corner seen on the left first) that the face embedders align with."""
+"""The face detector: YuNet with MTCNN's O-Net as a second look by default, MTCNN (``model="mtcnn"``), or a TF
+Object Detection API face model from a path. Every model gives boxes and scores; MTCNN and YuNet also the 5
+keypoints (eyes, nose, mouth corners, in that order, the eye and mouth corner seen on the left first) that the
+face embedders align with."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from crowdcount.detectors.base import Detections, Detector
+from crowdcount.detectors.face_verify import VERIFIERS, ONetVerifier
 from crowdcount.detectors.tf_models import ObjectDetectionModel, import_tensorflow, to_detections
 from crowdcount.errors import DetectorError
 
@@ -21,8 +23,10 @@ logger = logging.getLogger(__name__)
 #: The face models built in, by name.
 MODELS = ("mtcnn", "yunet")
 YUNET_FILE = "face_detection_yunet_2026may.onnx"
-#: The default ``min_detection_score`` of each model.
-DEFAULT_SCORES = {"mtcnn": 0.5, "yunet": 0.7}
+#: The default model.
+DEFAULT_MODEL = "yunet"
+#: The default ``min_detection_score`` of each model (``yunet+onet``: YuNet's score times O-Net's face probability).
+DEFAULT_SCORES = {"mtcnn": 0.5, "yunet": 0.7, "yunet+onet": 0.5}
 #: YuNet finds faces of ~10-300 px: frames larger than 1.5x this are searched again at this long side.
 YUNET_COARSE = 320
 
@@ -39,19 +43,40 @@ def yunet_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "models" / "yunet"
 
 
+def yunet_info(verify: str = "none") -> dict[str, Any]:
+    """Where YuNet (and its verifier, if any) come from."""
+    info = json.loads((yunet_dir() / "model.json").read_text(encoding="utf-8"))
+    info = {k: info[k] for k in ("name", "format", "source", "licence")}
+    if verify == "onet":
+        onet = ONetVerifier.model_info()
+        info = {
+            "name": f"{info['name']}+{onet['name']}",
+            "format": f"{info['format']}+{onet['format']}",
+            "source": f"{info['source']}; verifier: {onet['source']}",
+            "licence": info["licence"]
+            if info["licence"] == onet["licence"]
+            else f"{info['licence']}, {onet['licence']}",
+        }
+    return info
+
+
 class FaceDetector(Detector):
     """Finds faces.
 
     Args:
-        min_detection_score: keep faces scoring at least this (default: 0.5 for MTCNN, whose scores are nearly
-            all above 0.8; 0.7 for YuNet, where its precision and recall on the face-mask photos equal MTCNN's).
+        min_detection_score: keep faces scoring at least this (default: 0.5 for YuNet checked by O-Net, and for
+            MTCNN, whose scores are nearly all above 0.8; 0.7 for YuNet alone, where its precision and recall on
+            the face-mask photos equal MTCNN's; docs/faces.md).
         max_batch_size: frames per model call.
-        model: ``mtcnn`` (default; PyPI ``mtcnn``, TensorFlow) or ``yunet`` (OpenCV's YuNet, shipped as ONNX
-            in ``crowdcount/models/yunet/`` and run by OpenCV's DNN module, CPU; docs/faces.md compares them).
+        model: ``yunet`` (default; OpenCV's YuNet, shipped as ONNX in ``crowdcount/models/yunet/`` and run by
+            OpenCV's DNN module, CPU) or ``mtcnn`` (PyPI ``mtcnn``, TensorFlow; docs/faces.md compares them).
         model_path: a TF Object Detection API face model (frozen ``.pb`` or SavedModel), instead of ``model``.
         face_class_id: the class id of a face in that model's label map.
         min_face_size: MTCNN only: the smallest face searched for, in pixels.
         nms_threshold: YuNet only: the IoU above which overlapping faces are merged.
+        verify: YuNet only: ``onet`` (default) scores each face YuNet's score times the probability that MTCNN's
+            O-Net gives its square crop of being a human face (YuNet alone scores animals' faces up to 0.88);
+            ``none``: YuNet's own score.
     """
 
     category = "Face"
@@ -64,11 +89,18 @@ class FaceDetector(Detector):
         model_path: str | None = None,
         face_class_id: int = 1,
         min_face_size: int = 20,
-        model: str = "mtcnn",
+        model: str = DEFAULT_MODEL,
         nms_threshold: float = 0.3,
+        verify: str | None = None,
     ) -> None:
+        if verify is None:
+            verify = "onet" if model == "yunet" and not model_path else "none"
+        if verify not in VERIFIERS:
+            raise ValueError(f"verify must be one of {', '.join(VERIFIERS)}, got {verify!r}")
+        if verify != "none" and (model != "yunet" or model_path):
+            raise ValueError(f"verify={verify} applies to model=yunet only (MTCNN has O-Net as its last stage)")
         if min_detection_score is None:  # the model's own operating point (docs/faces.md)
-            min_detection_score = DEFAULT_SCORES.get(model, 0.5)
+            min_detection_score = DEFAULT_SCORES.get(model if verify == "none" else f"{model}+{verify}", 0.5)
         super().__init__(min_detection_score, max_batch_size)
         if isinstance(min_face_size, bool) or not isinstance(min_face_size, int) or min_face_size < 4:
             raise ValueError(f"min_face_size must be an integer >= 4, got {min_face_size!r}")
@@ -77,6 +109,8 @@ class FaceDetector(Detector):
         if isinstance(nms_threshold, bool) or not isinstance(nms_threshold, (int, float)) or not 0 < nms_threshold < 1:
             raise ValueError(f"nms_threshold must be a number in (0, 1), got {nms_threshold!r}")
         self.model = model
+        self.verify = verify
+        self._verifier = ONetVerifier() if verify == "onet" else None
         self.nms_threshold = float(nms_threshold)
         self._yunet: Any = None
         self._yunet_score = self.min_detection_score
@@ -100,6 +134,8 @@ class FaceDetector(Detector):
                 str(path), "", (320, 320), self.min_detection_score, self.nms_threshold, 5000
             )
             self._yunet_score = self.min_detection_score
+            if self._verifier is not None:
+                self._verifier.load()
             return
         tf = import_tensorflow()
         from mtcnn import MTCNN
@@ -177,10 +213,13 @@ class FaceDetector(Detector):
         boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, height)
         keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         rows, boxes = rows[keep], boxes[keep]
+        scores = np.clip(rows[:, 14], 0.0, 1.0)
+        if self._verifier is not None:  # a second look: YuNet's score times O-Net's face probability
+            scores = scores * self._verifier.face_probability(frame, boxes)
         # YuNet: the eye seen on the left, the other eye, nose tip, the mouth corner seen on the left, the other
         return Detections(
             boxes,
-            np.clip(rows[:, 14], 0.0, 1.0),
+            scores.astype(np.float32),
             np.ones(len(rows), np.int32),
             {"keypoints": rows[:, 4:14].reshape(-1, 5, 2)},
         )
@@ -190,6 +229,7 @@ class FaceDetector(Detector):
             **super().arguments(),
             "model": self.model,
             "nms_threshold": self.nms_threshold,
+            "verify": self.verify,
             "model_path": self.model_path,
             "face_class_id": self.face_class_id,
             "min_face_size": self.min_face_size,
@@ -197,15 +237,14 @@ class FaceDetector(Detector):
 
     @classmethod
     def default_model_info(cls) -> dict[str, Any]:
-        """The model loaded when no ``model_path`` is given."""
-        return dict(MTCNN_INFO)
+        """The models loaded when no ``model_path`` is given: YuNet, checked by O-Net."""
+        return yunet_info("onet")
 
     def model_info(self) -> dict[str, Any]:
         if self._od_model is None and self.model == "yunet":
-            info = json.loads((yunet_dir() / "model.json").read_text(encoding="utf-8"))
-            return {k: info[k] for k in ("name", "format", "source", "licence")}
+            return yunet_info(self.verify)
         if self._od_model is None:
-            return self.default_model_info()
+            return dict(MTCNN_INFO)
         return {
             "name": Path(str(self.model_path)).name,
             "format": self._od_model.format,

@@ -1,0 +1,116 @@
+"""The default face detector: YuNet, each face checked by MTCNN's O-Net (score = YuNet's x O-Net's face
+probability): arguments, the verifier on real crops, and the shared face photos (every face, no dog)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from crowdcount.detectors import build_detector
+from crowdcount.detectors.face_verify import ONetVerifier, square_crops
+from crowdcount.errors import DetectorError
+
+
+def rgb(path: Path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
+    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
+
+
+def test_the_default_is_yunet_checked_by_onet_and_mtcnn_stays_selectable() -> None:
+    detector = build_detector("face")
+    assert detector._loaded is False and detector._verifier._model is None  # nothing loads when built
+    assert (detector.model, detector.verify, detector.min_detection_score) == ("yunet", "onet", 0.5)
+    assert detector.describe()["arguments"]["verify"] == "onet"
+    info = detector.model_info()
+    assert (info["name"], info["format"], info["licence"]) == ("yunet+onet", "onnx+keras", "MIT")
+    assert "mtcnn==1.0.0" in info["source"] and "opencv_zoo" in info["source"]
+    assert type(detector).default_model_info() == info
+    mtcnn = build_detector("face", {"model": "mtcnn"})
+    assert (mtcnn.verify, mtcnn.min_detection_score, mtcnn.model_info()["name"]) == ("none", 0.5, "mtcnn")
+    alone = build_detector("face", {"verify": "none"})
+    assert (alone.model, alone.min_detection_score, alone.model_info()["name"]) == ("yunet", 0.7, "yunet")
+    assert build_detector("face", {"min_detection_score": 0.4}).min_detection_score == 0.4  # given: kept
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"verify": "dlib"}, "verify must be one of onet, none, got 'dlib'"),
+        ({"model": "mtcnn", "verify": "onet"}, "verify=onet applies to model=yunet only"),
+        ({"model_path": "x.pb", "verify": "onet"}, "verify=onet applies to model=yunet only"),
+    ],
+)
+def test_bad_verify_arguments(args: dict, message: str) -> None:
+    with pytest.raises(DetectorError, match=message):
+        build_detector("face", args)
+
+
+def test_square_crops_centre_the_longer_side_and_pad_with_grey() -> None:
+    frame = np.zeros((100, 200, 3), np.uint8)
+    frame[40:60, 90:110] = 255  # a white square in the middle
+    (crop,) = square_crops(frame, np.array([[80.0, 30.0, 120.0, 70.0]]))  # 40 x 40 around it
+    assert crop.shape == (48, 48, 3) and crop.dtype == np.float32
+    assert crop[24, 24, 0] == pytest.approx(127.5 / 128)  # white, scaled to [-1, 1]
+    assert crop[2, 2, 0] == pytest.approx(-127.5 / 128)  # black
+    (edge,) = square_crops(frame, np.array([[-20.0, 0.0, 20.0, 20.0]]))  # half outside the frame: grey
+    assert edge[10, 2, 0] == pytest.approx(0.0)
+    assert square_crops(frame, np.zeros((0, 4))).shape == (0, 48, 48, 3)
+
+
+@pytest.mark.real_model
+@pytest.mark.needs_data
+def test_onet_tells_a_face_from_a_dog(data_dir: Path) -> None:
+    verifier = ONetVerifier()
+    assert len(verifier.face_probability(np.zeros((10, 10, 3), np.uint8), np.zeros((0, 4)))) == 0
+    alone = build_detector("face", {"verify": "none", "min_detection_score": 0.5})
+    tom = rgb(data_dir / "faces" / "Tom_Cruise_avp_2014_4.jpg")
+    dogs = rgb(data_dir / "faces" / "dogs.jpg")
+    (face,) = alone.detect([tom])
+    (dog_faces,) = alone.detect([dogs])
+    assert len(face) == 1 and len(dog_faces) == 2  # YuNet alone: two dogs' faces, 0.88 and 0.65
+    assert dog_faces.confidence.max() > 0.85
+    assert verifier.face_probability(tom, face.xyxy)[0] > 0.99
+    assert verifier.face_probability(dogs, dog_faces.xyxy).max() < 0.05
+
+
+@pytest.mark.real_model
+@pytest.mark.needs_data
+def test_the_default_finds_every_face_of_the_shared_photos_and_no_dog(data_dir: Path) -> None:
+    detector = build_detector("face")
+    counts = {}
+    for xml in ("testing.xml", "training.xml"):
+        found = total = false = detected = 0
+        for image in ET.parse(data_dir / "faces" / xml).getroot().iter("image"):
+            boxes = np.array(
+                [
+                    [float(b.get(k)) for k in ("left", "top")]
+                    + [float(b.get("left")) + float(b.get("width")), float(b.get("top")) + float(b.get("height"))]
+                    for b in image.iter("box")
+                ]
+            )
+            (faces,) = detector.detect([rgb(data_dir / "faces" / image.get("file"))])
+            overlap = iou(boxes, faces.xyxy)
+            total += len(boxes)
+            detected += len(faces)
+            found += int((overlap.max(axis=1) >= 0.3).sum())
+            false += int((overlap.max(axis=0) < 0.3).sum())
+            assert faces.data["keypoints"].shape == (len(faces), 5, 2)
+        counts[xml] = (total, found, detected, false)
+    # every annotated face found (one of training.xml's 18 overlaps its box by IoU 0.3-0.5), nothing else
+    assert counts == {"testing.xml": (25, 25, 25, 0), "training.xml": (18, 18, 18, 0)}
+    assert not len(detector.detect([rgb(data_dir / "faces" / "dogs.jpg")])[0])  # YuNet alone: 2 at >= 0.5
+    (crowd,) = detector.detect([rgb(data_dir / "faces" / "bald_guys.jpg")])
+    assert len(crowd) == 24 and crowd.confidence.min() >= 0.5
+    (weak,) = detector.detect([rgb(data_dir / "faces" / "dogs.jpg")], score_floor=0.1)
+    assert len(weak) == 1 and weak.confidence.max() < 0.2  # a tracker's floor sees the dog's face, scored low
