@@ -174,7 +174,7 @@ DEFAULTS: dict[str, Any] = {
     "human_detection": {
         "detectors": [
             ["HumanDetector", {"max_batch_size": 5}],
-            ["FaceDetector", {"min_detection_score": 0.4, "max_batch_size": 5}],
+            ["FaceDetector", {"min_detection_score": 0.5, "max_batch_size": 5}],
         ],
         "frame_ratio": None,
         "sample_fps": 8.0,
