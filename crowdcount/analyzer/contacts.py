@@ -212,12 +212,12 @@ class ContactsProcessor(FrameProcessor):
                 if pair not in near and (both or now - state[2] > gap_ms):
                     close(pair, open_.pop(pair))
             for pair, distance in near.items():
-                state = open_.get(pair)
-                if state is None:
+                current = open_.get(pair)
+                if current is None:
                     open_[pair] = [now, now, now, distance, frame.index, frame.index]
                 else:
-                    state[1] = state[2] = now
-                    state[3] = min(state[3], distance)
+                    current[1] = current[2] = now
+                    current[3] = min(current[3], distance)
                     state[5] = frame.index
         for pair, state in open_.items():
             close(pair, state)

@@ -47,6 +47,8 @@ from crowdcount.detectors import Detections
 from crowdcount.errors import ConfigError
 
 if TYPE_CHECKING:
+    from trackers.utils.iou import BaseIoU
+
     from crowdcount.analyzer.analyzer import FrameResult
     from crowdcount.analyzer.video import VideoInfo
 
@@ -63,8 +65,15 @@ SEGMENT = "_track_segment"
 class BoxEmbedder(Protocol):
     """What the tracker needs of an appearance model (:class:`crowdcount.detectors.reid.PersonEmbedder`)."""
 
-    name: str
-    dim: int
+    @property
+    def name(self) -> str:
+        """The embedder's name (vectors of different embedders cannot be compared)."""
+        ...
+
+    @property
+    def dim(self) -> int:
+        """The vectors' length."""
+        ...
 
     def embed_boxes(self, image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
         """``(N, dim)`` unit vectors of the boxes (pixels) in the RGB image."""
@@ -215,20 +224,23 @@ def decode_vector(text: str) -> np.ndarray:
     return vector / norm if norm > 0 else vector
 
 
-class _AppearanceSimilarity:
-    """ByteTrack's box similarity, with appearance blended into its first (high-score) stage where ambiguous."""
+def _appearance_similarity(boxes: BaseIoU, processor: TrackingProcessor) -> BaseIoU:
+    """ByteTrack's box similarity ``boxes``, with appearance blended into its first (high-score) stage where
+    ambiguous. (Defined here: ``trackers`` is imported when tracking starts, not with this module.)"""
+    from trackers.utils.iou import BaseIoU
 
-    def __init__(self, boxes: Any, processor: TrackingProcessor) -> None:
-        self.boxes = boxes
-        self.processor = processor
+    class AppearanceSimilarity(BaseIoU):
+        def compute(self, boxes_1: np.ndarray, boxes_2: np.ndarray) -> np.ndarray:
+            similarity = boxes.compute(boxes_1, boxes_2)
+            processor._calls += 1
+            if processor._calls == 1 and processor.appearance and processor.associate_weight > 0 and similarity.size:
+                return processor._fuse(similarity)
+            return similarity
 
-    def compute(self, boxes_1: np.ndarray, boxes_2: np.ndarray) -> np.ndarray:
-        similarity = self.boxes.compute(boxes_1, boxes_2)
-        processor = self.processor
-        processor._calls += 1
-        if processor._calls == 1 and processor.appearance and processor.associate_weight > 0 and similarity.size:
-            return processor._fuse(similarity)
-        return similarity
+        def _compute(self, boxes_1: np.ndarray, boxes_2: np.ndarray) -> np.ndarray:
+            return self.compute(boxes_1, boxes_2)  # pragma: no cover - compute is overridden
+
+    return AppearanceSimilarity()
 
 
 class TrackingProcessor(FrameProcessor):
@@ -392,7 +404,9 @@ class TrackingProcessor(FrameProcessor):
         if self.embedder is None:
             from crowdcount.detectors.reid import build_person_embedder
 
-            self.embedder = build_person_embedder()
+            embedder: BoxEmbedder = build_person_embedder()
+            self.embedder = embedder
+            return embedder
         return self.embedder
 
     def start(self, video: VideoInfo, frame_ratio: float) -> None:
@@ -410,7 +424,7 @@ class TrackingProcessor(FrameProcessor):
             minimum_consecutive_frames=self.confirm_frames,
             minimum_iou_threshold=self.min_iou,
             high_conf_det_threshold=self.high_score,
-            iou=_AppearanceSimilarity(BIoU(buffer_ratio=self.buffer_per_s / analysed_fps), self),
+            iou=_appearance_similarity(BIoU(buffer_ratio=self.buffer_per_s / analysed_fps), self),
         )
         self._reset()
         if self.appearance and (self.store_embeddings or self.embedder is None):
@@ -534,7 +548,9 @@ class TrackingProcessor(FrameProcessor):
             self._embed_needed(dets, keys, covered, image, now)
             segments = np.array([self._tracklets[int(k)].segments[-1].id if k != NO_TRACK else NO_TRACK
                                  for k in keys], np.int64)  # fmt: skip
-        ids = np.array([self._root(self._owner[s].identity) if s != NO_TRACK else NO_TRACK for s in segments], np.int64)
+        ids = np.array(
+            [self._root(self._owner[int(s)].identity) if s != NO_TRACK else NO_TRACK for s in segments], np.int64
+        )
         frame.detections[self.category] = Detections(
             dets.xyxy, dets.confidence, dets.class_id, {**dets.data, TRACK_ID: ids, SEGMENT: segments}
         )
@@ -665,7 +681,13 @@ class TrackingProcessor(FrameProcessor):
         if len(roots) < 2:
             return
         members = {r: groups[r] for r in roots}
-        means = {r: _centroid([v for t in members[r] for v in t.gallery]) for r in roots}
+
+        def mean(group: list[Tracklet]) -> np.ndarray:
+            vectors = [v for t in group for v in t.gallery]
+            centroid = _centroid(vectors)  # None only for vectors that cancel out: like nobody
+            return centroid if centroid is not None else np.zeros_like(vectors[0], np.float32)
+
+        means = {r: mean(members[r]) for r in roots}
         while True:
             order = list(members)
             matrix = np.stack([means[r] for r in order])
@@ -681,7 +703,7 @@ class TrackingProcessor(FrameProcessor):
                     keep, gone = (a, b) if members[a][0].first_ms <= members[b][0].first_ms else (b, a)
                     self._parent[gone] = keep
                     members[keep] = sorted(members[keep] + members.pop(gone), key=lambda t: t.first_ms)
-                    means[keep] = _centroid([v for t in members[keep] for v in t.gallery])
+                    means[keep] = mean(members[keep])
                     del means[gone]
                     logger.debug("merged person %d into %d (cosine %.3f)", gone, keep, sim)
                     break

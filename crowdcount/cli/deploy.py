@@ -193,10 +193,10 @@ def deploy(
     """
     _check_target_options(click.get_current_context(), target)
     if target == "kubernetes":
-        options = {"namespace": namespace, "role_arn": role_arn, "image": image, "tag": tag}
+        kubernetes: dict[str, Any] = {"namespace": namespace, "role_arn": role_arn, "image": image, "tag": tag}
         if cameras:
-            options["cameras"] = cameras
-        _deploy_kubernetes(config_path, options, output, dry_run, as_json)
+            kubernetes["cameras"] = cameras
+        _deploy_kubernetes(config_path, kubernetes, output, dry_run, as_json)
         return
     from crowdcount.aws.deploy.deployer import Deployer, DeployOptions
     from crowdcount.aws.deploy.ecs import check_outcome

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 
 from crowdcount.aws.gallery import SCHEME, open_gallery
 from crowdcount.aws.resources import context_from_config
@@ -122,10 +123,12 @@ def enroll(
     found = {name: enroller.faces_of(photos) for name, photos in plan.items()}
     report = []
     for name, photo_faces in found.items():
-        kept = [gallery.keep_photo(name, f.path) for f in photo_faces] if keep_photos else []  # type: ignore[attr-defined]
+        kept: list[str] = []
+        if keep_photos and isinstance(gallery, LocalGallery):  # checked above: --keep-photos needs a local file
+            kept = [gallery.keep_photo(name, f.path) for f in photo_faces]
         person = gallery.enroll(
             name,
-            [f.embedding for f in photo_faces],
+            np.array([f.embedding for f in photo_faces], np.float32),
             info,
             details=details,
             sources=[f.path.name for f in photo_faces],

@@ -508,7 +508,8 @@ def base_objects(config: Config, options: KubernetesOptions) -> dict[str, list[d
             "eks.amazonaws.com/role-arn": options.role_arn,
             "eks.amazonaws.com/sts-regional-endpoints": "true",
         }
-    service_accounts = [
+    worker_sa_extra: dict[str, Any] = {"annotations": worker_sa_annotations} if worker_sa_annotations else {}
+    service_accounts: list[dict[str, Any]] = [
         {
             "apiVersion": "v1",
             "kind": "ServiceAccount",
@@ -518,12 +519,10 @@ def base_objects(config: Config, options: KubernetesOptions) -> dict[str, list[d
         {
             "apiVersion": "v1",
             "kind": "ServiceAccount",
-            "metadata": object_meta("crowdcount-worker", options, annotations=worker_sa_annotations),
+            "metadata": object_meta("crowdcount-worker", options, **worker_sa_extra),
             "automountServiceAccountToken": False,
         },
     ]
-    if not worker_sa_annotations:
-        del service_accounts[1]["metadata"]["annotations"]
 
     namespace = {
         "apiVersion": "v1",
