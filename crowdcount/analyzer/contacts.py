@@ -26,6 +26,7 @@ import numpy as np
 
 from crowdcount.analyzer.processors import FrameProcessor
 from crowdcount.analyzer.tracking import NO_TRACK, TRACK_ID
+from crowdcount.config import TrackingConfig, check_setting
 from crowdcount.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -140,9 +141,8 @@ class ContactsProcessor(FrameProcessor):
     def __init__(
         self, calibration: Calibration, distance_m: float = 1.5, min_seconds: float = 2.0, category: str = "Human"
     ) -> None:
-        for key, value in (("contact_distance", distance_m), ("contact_seconds", min_seconds)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e6:
-                raise ConfigError(f"tracking.{key} must be a positive number, got {value!r}")
+        distance_m = check_setting(TrackingConfig, "contact_distance", distance_m)
+        min_seconds = check_setting(TrackingConfig, "contact_seconds", min_seconds)
         self.calibration = calibration
         self.distance_m = float(distance_m)
         self.min_seconds = float(min_seconds)

@@ -29,6 +29,7 @@ import numpy as np
 
 from crowdcount.analyzer.processors import FrameProcessor
 from crowdcount.analyzer.tracking import NO_TRACK, TRACK_ID
+from crowdcount.config import TrackingConfig, check_setting
 from crowdcount.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -242,8 +243,7 @@ class CountingProcessor(FrameProcessor):
     def __init__(
         self, lines: Sequence[Line] = (), zones: Sequence[Zone] = (), category: str = "Human", hysteresis: float = 0.1
     ) -> None:
-        if isinstance(hysteresis, bool) or not isinstance(hysteresis, (int, float)) or not 0 <= hysteresis <= 10:
-            raise ConfigError(f"tracking.line_hysteresis must be a number in [0, 10], got {hysteresis!r}")
+        hysteresis = check_setting(TrackingConfig, "line_hysteresis", hysteresis)
         self.lines = list(lines)
         self.zones = list(zones)
         _unique([x.name for x in [*self.lines, *self.zones]], "--line/--zone")

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from crowdcount.analyzer.processors import BELOW_THRESHOLD, FrameProcessor
+from crowdcount.config import TrackingConfig, check_setting
 from crowdcount.detectors import Detections
 from crowdcount.errors import ConfigError
 
@@ -176,12 +177,13 @@ class Tracklet:
         self.last_embed_ms = now_ms
 
 
-def _number(value: Any, name: str, low: float, high: float, integer: bool = False) -> float:
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
-        span = f"an integer in [{low:g}, {high:g}]" if integer else f"a number in [{low:g}, {high:g}]"
-        raise ConfigError(f"tracking.{name} must be {span}, got {value!r}")
-    return value
+def _number(value: Any, name: str) -> float:
+    """``value`` checked as the configuration's ``tracking.<name>`` is: its type and limits live in
+    :class:`~crowdcount.config.TrackingConfig`, for a file and for the processor's arguments alike."""
+    checked = check_setting(TrackingConfig, name, value)
+    if checked is None:
+        raise ConfigError(f"config key 'tracking.{name}' must be a number here, got None")
+    return float(checked)
 
 
 def _feet(box: np.ndarray) -> tuple[float, float, float]:
@@ -311,34 +313,32 @@ class TrackingProcessor(FrameProcessor):
         embedder: BoxEmbedder | None = None,
     ) -> None:
         self.category = category
-        self.high_score = float(_number(high_score, "high_score", 0, 1))
-        self.low_score = float(_number(low_score, "low_score", 0, 1))
+        self.high_score = float(_number(high_score, "high_score"))
+        self.low_score = float(_number(low_score, "low_score"))
         self.activation_score = (
             min(1.0, self.high_score + 0.2)
             if activation_score is None
-            else float(_number(activation_score, "activation_score", 0, 1))
+            else float(_number(activation_score, "activation_score"))
         )
-        self.lost_track_s = float(_number(lost_track_s, "lost_track_s", 0, 3600))
-        self.min_iou = float(_number(min_iou, "min_iou", 0, 1))
-        self.buffer_per_s = float(_number(buffer_per_s, "buffer_per_s", 0, 100))
-        self.confirm_frames = int(_number(confirm_frames, "confirm_frames", 1, 1000, integer=True))
-        self.min_track_s = float(_number(min_track_s, "min_track_s", 0, 3600))
+        self.lost_track_s = float(_number(lost_track_s, "lost_track_s"))
+        self.min_iou = float(_number(min_iou, "min_iou"))
+        self.buffer_per_s = float(_number(buffer_per_s, "buffer_per_s"))
+        self.confirm_frames = int(_number(confirm_frames, "confirm_frames"))
+        self.min_track_s = float(_number(min_track_s, "min_track_s"))
         if not isinstance(appearance, bool):
             raise ConfigError(f"tracking.appearance must be true or false, got {appearance!r}")
         self.appearance = appearance
-        self.relink_s = float(_number(relink_s, "relink_s", 0, 86400))
-        self.link_threshold = float(_number(link_threshold, "link_threshold", -1, 1))
-        self.merge_threshold = float(_number(merge_threshold, "merge_threshold", -1, 1))
-        self.link_window_s = float(_number(link_window_s, "link_window_s", 0, 3600))
-        self.max_speed = float(_number(max_speed, "max_speed", 0, 1000))
-        self.gallery_size = int(_number(gallery_size, "gallery_size", 1, 1000, integer=True))
-        self.embed_interval_s = float(_number(embed_interval_s, "embed_interval_s", 0, 3600))
-        self.refresh_s = float(_number(refresh_s, "refresh_s", 0, 3600))
-        self.max_embeds_per_frame = int(_number(max_embeds_per_frame, "max_embeds_per_frame", 1, 10000, integer=True))
-        self.associate_weight = float(_number(associate_weight, "associate_weight", 0, 10))
-        self.split_threshold = (
-            -2.0 if split_threshold is None else float(_number(split_threshold, "split_threshold", -1, 1))
-        )
+        self.relink_s = float(_number(relink_s, "relink_s"))
+        self.link_threshold = float(_number(link_threshold, "link_threshold"))
+        self.merge_threshold = float(_number(merge_threshold, "merge_threshold"))
+        self.link_window_s = float(_number(link_window_s, "link_window_s"))
+        self.max_speed = float(_number(max_speed, "max_speed"))
+        self.gallery_size = int(_number(gallery_size, "gallery_size"))
+        self.embed_interval_s = float(_number(embed_interval_s, "embed_interval_s"))
+        self.refresh_s = float(_number(refresh_s, "refresh_s"))
+        self.max_embeds_per_frame = int(_number(max_embeds_per_frame, "max_embeds_per_frame"))
+        self.associate_weight = float(_number(associate_weight, "associate_weight"))
+        self.split_threshold = -2.0 if split_threshold is None else float(_number(split_threshold, "split_threshold"))
         if not isinstance(store_embeddings, bool):
             raise ConfigError(f"tracking.embeddings must be true or false, got {store_embeddings!r}")
         self.store_embeddings = store_embeddings

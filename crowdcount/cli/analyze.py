@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 
 def detector_specs(
-    configured: list[list[Any]],
+    configured: Iterable[Sequence[Any]],
     names: tuple[str, ...],
     min_score: float | None,
     batch_size: int | None,
@@ -207,9 +208,9 @@ def analyze(
             },
         },
     )
-    block = config["human_detection"]
+    block = config.human_detection
     specs = detector_specs(
-        block["detectors"], detectors, min_score, batch_size, parse_key_values(detector_arg, "--detector-arg")
+        block.detectors, detectors, min_score, batch_size, parse_key_values(detector_arg, "--detector-arg")
     )
     paths = find_videos(videos)
     if not paths:
@@ -217,12 +218,12 @@ def analyze(
     json_paths = plan_outputs(paths, output, ".json", "--output")
     csv_paths = plan_outputs(paths, csv_path, ".csv", "--csv")
     face_procs: list[Any] = []
-    if identify or config["faces"]["gallery"]:  # boto3 and the galleries load only when identifying
+    if identify or config.faces.gallery:  # boto3 and the galleries load only when identifying
         from crowdcount.aws.gallery import face_processors
 
         face_procs = face_processors(config, gallery=identify)
     if face_procs and "face" not in {name for name, _ in specs}:  # identification needs the face detector
-        specs.append(["face", dict(next((a for n, a in block["detectors"] if resolve_name(n) == "face"), {}))])
+        specs.append(["face", dict(next((a for n, a in block.detectors if resolve_name(n) == "face"), {}))])
     annotate_paths = plan_media(paths, annotate, VIDEO_SUFFIXES, "--annotate")
     plot_paths = plan_media(paths, plot, PLOT_SUFFIXES, "--plot")
     built = build_detectors(specs)

@@ -203,8 +203,8 @@ def deploy(
     from crowdcount.aws.session import make_context
 
     config = get_config(config_path, {"deploy": {"cluster": cluster}})
-    endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or config["aws_endpoint_url"]
-    ctx = make_context(config["aws_region"], endpoint)
+    endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or config.aws_endpoint_url
+    ctx = make_context(config.aws_region, endpoint)
     options = DeployOptions(
         method=method,
         mode=mode,

@@ -199,11 +199,11 @@ def eval_command(
             from crowdcount.analyzer import probe_video
 
             info = probe_video(source)
-            seconds = config["human_detection"]["count_smoothing_s"] if smooth_s is None else smooth_s
+            seconds = config.human_detection.count_smoothing_s if smooth_s is None else smooth_s
             window = smoothing_window(seconds, info.fps, 1.0)
             gt = read_mot(gt_path, (info.width, info.height), gt_scale, annotation_size)
             keys = parse_frames(frames, [k for k in gt.frames if isinstance(k, int)])
-            scenery = SceneryModel() if config["tracking"].get("scenery", True) else None
+            scenery = SceneryModel() if config.tracking.scenery else None
             run = detect_video(source, build(), keys, SCORE_FLOOR, scenery)
     report = evaluate_run(run, gt, keys, min_score, iou, regions, window)
     for warning in report.extra.get("warnings", []):
@@ -217,7 +217,7 @@ def eval_command(
 def build_one(config: Any, name: str, batch_size: int | None, detector_arg: tuple[str, ...]) -> Any:
     """The detector ``name`` as the configuration and the command line describe it."""
     specs = detector_specs(
-        config["human_detection"]["detectors"],
+        config.human_detection.detectors,
         (name,),
         None,
         batch_size,
@@ -247,13 +247,13 @@ def run_manifest(
     clips = load_manifest(manifest_path)
     config = get_config(config_path)
     built = build_one(config, resolve_name(detector or "human"), batch_size, detector_arg)
-    seconds = config["human_detection"]["count_smoothing_s"] if smooth_s is None else smooth_s
+    seconds = config.human_detection.count_smoothing_s if smooth_s is None else smooth_s
 
     def evaluate_clip(clip: Any) -> dict[str, Any]:
         info = probe_video(clip.video)
         gt = read_clip_gt(clip, (info.width, info.height))
         keys = clip_keys(clip, gt)
-        scenery = SceneryModel() if config["tracking"].get("scenery", True) else None
+        scenery = SceneryModel() if config.tracking.scenery else None
         run = detect_video(clip.video, built, keys, SCORE_FLOOR, scenery)
         report = evaluate_run(
             run, gt, keys, min_score, iou, list(clip.ignore), smoothing_window(seconds, info.fps, 1.0)

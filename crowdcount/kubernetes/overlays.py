@@ -23,7 +23,7 @@ def gpu_patch(config: Config, options: KubernetesOptions, kind: str = "Deploymen
         {
             "op": "add",
             "path": f"{pod}/containers/0/resources/limits/nvidia.com~1gpu",
-            "value": str(max(1, config.get("deploy.gpu_count"))),
+            "value": str(max(1, config.deploy.gpu_count)),
         },
         {
             "op": "add",
