@@ -4,29 +4,48 @@ Where the file comes from, first match wins: ``--config PATH``, ``$CROWDCOUNT_CO
 else the built-in :data:`DEFAULTS` (identical to the repository's ``variables.json``). A file only needs
 the keys it changes; unknown or mistyped keys are errors that name the closest valid key.
 
+Each section is a frozen dataclass below (:class:`WorkerConfig`, :class:`TrackingConfig`, ...): its fields are
+the section's keys with their types, defaults and limits (:func:`setting`), and :data:`SCHEMA`, :data:`DEFAULTS`,
+the validation of files and the environment overrides all derive from them. Read values typed,
+``config.worker.grace_period_seconds``, or by key, ``config["worker"]["grace_period_seconds"]`` or
+``config.get("worker.grace_period_seconds")``.
+
 Environment overrides use ``CROWDCOUNT_<SECTION>__<KEY>`` (double underscore between levels), e.g.
 ``CROWDCOUNT_DYNAMODB__TABLE_ID=videos`` or ``CROWDCOUNT_HUMAN_DETECTION__FRAME_RATIO=0.5``; top-level keys
-are ``CROWDCOUNT_AWS_REGION`` and so on. Values are parsed as JSON when they parse, else kept as text.
+are ``CROWDCOUNT_AWS_REGION`` and so on. Values are parsed as JSON when they parse, else kept as text. Other
+``CROWDCOUNT_*`` variables are not configuration and are left alone, unless they look like a misspelt key
+(a known section, or close to a key's name): those are errors that name the key meant.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import json
 import logging
 import os
-from collections.abc import Mapping
+import types
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Union, get_args, get_origin, get_type_hints
 
 from crowdcount.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
 ENV_PREFIX = "CROWDCOUNT_"
-#: Environment variables with the prefix that are not config keys.
-RESERVED_ENV = {"CROWDCOUNT_CONFIG", "CROWDCOUNT_LOG_LEVEL", "CROWDCOUNT_LOG_FORMAT"}
+#: Environment variables with the prefix that are not config keys (the CLI's and the worker's own).
+RESERVED_ENV = {"CROWDCOUNT_CONFIG", "CROWDCOUNT_LOG_LEVEL", "CROWDCOUNT_LOG_FORMAT", "CROWDCOUNT_HEALTH_FILE"}
+
+#: SQS's longest visibility timeout and retry delay (12 hours), in seconds.
+MAX_VISIBILITY_S = 43200
+#: ECS task scale-in protection's longest period (48 hours), in minutes.
+MAX_PROTECTION_MINUTES = 2880
+
+#: A detector to build (``human_detection.detectors``): its registered name and its arguments.
+DetectorSpec = tuple[str, Mapping[str, Any]]
 
 
 class Optional:
@@ -48,235 +67,391 @@ class StrList:
     """Schema marker: a list of strings."""
 
 
-#: The shape of a configuration: nested dicts of sections; leaves are types or markers.
-SCHEMA: dict[str, Any] = {
-    "aws_region": str,
-    "aws_endpoint_url": Optional(str),
-    "aws_queues": {"human_detection": str, "human_detection_dlq": str, "max_receive_count": int, "results": str},
-    "dynamodb": {"region": str, "table_id": str},
-    "video_split": {"output_bucket": str, "input_prefix": str},
-    "human_detection": {
-        "detectors": Detectors(),
-        "frame_ratio": Optional(float),
-        "sample_fps": float,
-        "count_smoothing_s": float,
-        "max_batch_size": Optional(int),
-        "result_step": str,
-        "result_prefix": Optional(str),
-    },
-    "tracking": {
-        "enabled": bool,
-        "high_score": Optional(float),
-        "low_score": float,
-        "activation_score": Optional(float),
-        "lost_track_s": float,
-        "min_iou": float,
-        "buffer_per_s": float,
-        "confirm_frames": int,
-        "min_track_s": float,
-        "appearance": bool,
-        "relink_s": float,
-        "link_threshold": float,
-        "merge_threshold": float,
-        "link_window_s": float,
-        "max_speed": float,
-        "gallery_size": int,
-        "embed_interval_s": float,
-        "refresh_s": float,
-        "max_embeds_per_frame": int,
-        "split_threshold": Optional(float),
-        "associate_weight": float,
-        "embeddings": bool,
-        "calibration": Optional(str),
-        "contact_distance": float,
-        "contact_seconds": float,
-        "lines": StrList(),
-        "zones": StrList(),
-        "line_hysteresis": float,
-        "scenery": bool,
-    },
-    "faces": {
-        "gallery": Optional(str),
-        "embedder": str,
-        "match_threshold": Optional(float),
-        "cluster_threshold": Optional(float),
-        "min_sightings": int,
-        "min_face_size": int,
-    },
-    "worker": {
-        "wait_time_seconds": int,
-        "visibility_timeout": int,
-        "heartbeat_seconds": int,
-        "grace_period_seconds": int,
-        "max_video_bytes": int,
-        "idle_timeout_seconds": Optional(float),
-        "max_jobs": Optional(int),
-        "retry_delay_seconds": int,
-        "temp_dir": Optional(str),
-        "scale_in_protection_minutes": int,
-        "checkpoint_seconds": int,
-        "max_job_seconds": int,
-        "max_pixels": int,
-        "max_duration_seconds": int,
-        "min_free_disk_bytes": int,
-    },
-    "deploy": {
-        "cluster": str,
-        "family": str,
-        "repository": str,
-        "image_tag": str,
-        "dockerfile": str,
-        "cpu": str,
-        "memory": str,
-        "gpu_count": int,
-        "instance_type": str,
-        "task_role_arn": Optional(str),
-        "execution_role_arn": Optional(str),
-        "log_group": str,
-        "service_name": str,
-        "min_tasks": int,
-        "max_tasks": int,
-        "backlog_per_task": int,
-        "environment": StrMap(),
-        "stack_name": str,
-        "templates_dir": Optional(str),
-    },
-    "live": {
-        "open_timeout_seconds": float,
-        "read_timeout_seconds": float,
-        "reconnect_delay_seconds": float,
-        "max_reconnect_delay_seconds": float,
-        "max_retries": Optional(int),
-        "jpeg_quality": int,
-        "kafka_bootstrap": str,
-        "kafka_raw_topic": str,
-        "kafka_results_topic": str,
-        "kafka_group": str,
-        "kafka_partitions": int,
-        "redis_url": str,
-        "redis_stream": str,
-        "redis_maxlen": Optional(int),
-    },
-}
+@dataclass(frozen=True)
+class Limits:
+    """The range a number must lie in: ``ge``/``gt`` at least / above, ``le``/``lt`` at most / below (None: open);
+    ``unit`` and ``hint`` complete the error message."""
 
-#: The built-in configuration; ``variables.json`` at the repository root holds the same values.
-DEFAULTS: dict[str, Any] = {
-    "aws_region": "us-east-1",
-    "aws_endpoint_url": None,
-    "aws_queues": {
-        "human_detection": "crowdcount-human-detection",
-        "human_detection_dlq": "crowdcount-human-detection-dlq",
-        "max_receive_count": 3,
-        "results": "crowdcount-results",
-    },
-    "dynamodb": {"region": "us-east-1", "table_id": "crowdcount-videos"},
-    "video_split": {"output_bucket": "crowdcount-videos", "input_prefix": "videos/"},
-    "human_detection": {
-        "detectors": [
-            ["HumanDetector", {"max_batch_size": 5}],
-            ["FaceDetector", {"min_detection_score": 0.5, "max_batch_size": 5}],
-        ],
-        "frame_ratio": None,
-        "sample_fps": 8.0,
-        "count_smoothing_s": 1.0,
-        "max_batch_size": None,
-        "result_step": "human_detector",
-        "result_prefix": "results/",
-    },
-    "tracking": {
-        "enabled": True,
-        "high_score": None,
-        "low_score": 0.1,
-        "activation_score": None,
-        "lost_track_s": 1.5,
-        "min_iou": 0.3,
-        "buffer_per_s": 2.0,
-        "confirm_frames": 2,
-        "min_track_s": 1.0,
-        "appearance": True,
-        "relink_s": 5.0,
-        "link_threshold": 0.8,
-        "merge_threshold": 0.75,
-        "link_window_s": 2.0,
-        "max_speed": 1.5,
-        "gallery_size": 4,
-        "embed_interval_s": 0.5,
-        "refresh_s": 4.0,
-        "max_embeds_per_frame": 8,
-        "split_threshold": None,
-        "associate_weight": 0.5,
-        "embeddings": False,
-        "calibration": None,
-        "contact_distance": 1.5,
-        "contact_seconds": 2.0,
-        "lines": [],
-        "zones": [],
-        "line_hysteresis": 0.1,
-        "scenery": True,
-    },
-    "faces": {
-        "gallery": None,
-        "embedder": "dlib",
-        "match_threshold": None,
-        "cluster_threshold": None,
-        "min_sightings": 2,
-        "min_face_size": 24,
-    },
-    "worker": {
-        "wait_time_seconds": 20,
-        "visibility_timeout": 300,
-        "heartbeat_seconds": 60,
-        "grace_period_seconds": 90,
-        "max_video_bytes": 5 * 1024**3,
-        "idle_timeout_seconds": None,
-        "max_jobs": None,
-        "retry_delay_seconds": 10,
-        "temp_dir": None,
-        "scale_in_protection_minutes": 120,
-        "checkpoint_seconds": 60,
-        "max_job_seconds": 6 * 3600,
-        "max_pixels": 4096 * 4096,
-        "max_duration_seconds": 4 * 3600,
-        "min_free_disk_bytes": 512 * 1024**2,
-    },
-    "deploy": {
-        "cluster": "crowdcount",
-        "family": "crowdcount-worker",
-        "repository": "crowdcount-worker",
-        "image_tag": "latest",
-        "dockerfile": "Dockerfile",
-        "cpu": "4096",
-        "memory": "15360",
-        "gpu_count": 1,
-        "instance_type": "g4dn.*",
-        "task_role_arn": None,
-        "execution_role_arn": None,
-        "log_group": "/ecs/crowdcount-worker",
-        "service_name": "crowdcount-worker",
-        "min_tasks": 0,
-        "max_tasks": 4,
-        "backlog_per_task": 2,
-        "environment": {},
-        "stack_name": "crowdcount",
-        "templates_dir": None,
-    },
-    "live": {
-        "open_timeout_seconds": 10.0,
-        "read_timeout_seconds": 5.0,
-        "reconnect_delay_seconds": 0.5,
-        "max_reconnect_delay_seconds": 30.0,
-        "max_retries": None,
-        "jpeg_quality": 85,
-        "kafka_bootstrap": "localhost:9092",
-        "kafka_raw_topic": "crowdcount.frames",
-        "kafka_results_topic": "crowdcount.results",
-        "kafka_group": "crowdcount",
-        "kafka_partitions": 6,
-        "redis_url": "redis://localhost:6379/0",
-        "redis_stream": "crowdcount:results",
-        "redis_maxlen": 100000,
-    },
-}
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    unit: str = ""
+    hint: str = ""
+
+    def admits(self, value: float) -> bool:
+        """Whether ``value`` lies in the range."""
+        return not (
+            (self.ge is not None and value < self.ge)
+            or (self.gt is not None and value <= self.gt)
+            or (self.le is not None and value > self.le)
+            or (self.lt is not None and value >= self.lt)
+        )
+
+    def describe(self) -> str:
+        """``in [0, 60] seconds``, ``>= 1``, ...: what :meth:`admits`."""
+        low = f"{self.ge:g}" if self.ge is not None else (f"{self.gt:g}" if self.gt is not None else None)
+        high = f"{self.le:g}" if self.le is not None else (f"{self.lt:g}" if self.lt is not None else None)
+        if low is not None and high is not None:
+            text = f"in {'[' if self.ge is not None else '('}{low}, {high}{']' if self.le is not None else ')'}"
+        elif low is not None:
+            text = f"{'>=' if self.ge is not None else '>'} {low}"
+        elif high is not None:
+            text = f"{'<=' if self.le is not None else '<'} {high}"
+        else:
+            text = "a number"
+        return f"{text} {self.unit}" if self.unit else text
+
+
+def setting(
+    default: Any,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    unit: str = "",
+    hint: str = "",
+) -> Any:
+    """A key of a section dataclass: its ``default`` and, for a number, its :class:`Limits` (``hint``: how to
+    choose a value, shown with the error when one is out of range)."""
+    limits = Limits(ge, gt, le, lt, unit, hint)
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata={"limits": limits})
+    return field(default=default, metadata={"limits": limits})
+
+
+def _kind(hint: Any) -> Any:
+    """The schema entry (a type, a marker or a nested schema) of a field's type."""
+    if hint in (str, int, float, bool):
+        return hint
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return _schema(hint)
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (Union, types.UnionType) and len(args) == 2 and type(None) in args:
+        return Optional(_kind(next(a for a in args if a is not type(None))))
+    if origin is tuple and args == (str, ...):
+        return StrList()
+    if origin is tuple and len(args) == 2 and args[1] is ... and get_origin(args[0]) is tuple:
+        return Detectors()
+    if origin is Mapping and args == (str, str):
+        return StrMap()
+    raise TypeError(f"no schema for the configuration type {hint!r}")  # pragma: no cover - a programming error
+
+
+_SCHEMAS: dict[type, dict[str, Any]] = {}
+
+
+def _schema(section: type) -> dict[str, Any]:
+    """The schema of a section dataclass (cached: do not change it)."""
+    schema = _SCHEMAS.get(section)
+    if schema is None:
+        hints = get_type_hints(section)
+        schema = _SCHEMAS[section] = {f.name: _kind(hints[f.name]) for f in dataclasses.fields(section)}
+    return schema
+
+
+def _plain(value: Any) -> Any:
+    """A section (or value) as JSON-like data: dicts, lists and scalars."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _frozen(kind: Any, value: Any) -> Any:
+    """A validated plain value as its section field holds it (lists as tuples, objects read-only)."""
+    if isinstance(kind, Optional):
+        return None if value is None else _frozen(kind.kind, value)
+    if isinstance(kind, StrList):
+        return tuple(value)
+    if isinstance(kind, StrMap):
+        return types.MappingProxyType(dict(value))
+    if isinstance(kind, Detectors):
+        return tuple((name, types.MappingProxyType(copy.deepcopy(dict(args)))) for name, args in value)
+    return value
+
+
+@dataclass(frozen=True)
+class Section:
+    """Base of the section dataclasses: checks every number against its field's :class:`Limits` when built, then
+    :meth:`check` (rules that tie keys together). ``KEY`` is the section's key (``""``: the top level)."""
+
+    KEY: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            limits = f.metadata.get("limits")
+            value = getattr(self, f.name)
+            if limits is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if not limits.admits(value):
+                raise _out_of_limits(type(self), f.name, value)
+        self.check()
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` when keys of the section do not fit together (none by default)."""
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> Any:
+        """The section from validated plain data (nested sections built too; lists become tuples)."""
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in data:
+                continue
+            hint = hints[f.name]
+            if isinstance(hint, type) and issubclass(hint, Section):
+                values[f.name] = hint.from_data(data[f.name])
+            else:
+                values[f.name] = _frozen(_kind(hint), data[f.name])
+        return cls(**values)
+
+
+def limits_of(section: type[Section], key: str) -> Limits:
+    """The :class:`Limits` of ``key`` in ``section`` (e.g. ``limits_of(TrackingConfig, "min_iou")``)."""
+    limits: Limits = next(f for f in dataclasses.fields(section) if f.name == key).metadata.get("limits", Limits())
+    return limits
+
+
+def _out_of_limits(section: type[Section], key: str, value: float) -> ConfigError:
+    where = f"{section.KEY}.{key}" if section.KEY else key
+    limits = limits_of(section, key)
+    nullable = " or null" if isinstance(_schema(section)[key], Optional) else ""
+    message = f"config key {where!r} must be {limits.describe()}{nullable}, got {value!r}"
+    return ConfigError(message, limits.hint or None)
+
+
+def check_setting(section: type[Section], key: str, value: Any) -> Any:
+    """``value`` checked as ``section``'s ``key`` is (type, then limits), for code that takes the value as an
+    argument, e.g. ``TrackingProcessor(min_iou=...)``: the same limits as the configuration file, one home.
+    Returns it (an integer given for a number as a float); :class:`ConfigError` names the key."""
+    where = f"{section.KEY}.{key}" if section.KEY else key
+    kind = _schema(section)[key]
+    value = _check_value(where, kind, value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not limits_of(section, key).admits(value):
+        raise _out_of_limits(section, key, value)
+    return value
+
+
+@dataclass(frozen=True)
+class QueuesConfig(Section):
+    """``aws_queues``: the SQS queues of the worker."""
+
+    KEY: ClassVar[str] = "aws_queues"
+
+    human_detection: str = "crowdcount-human-detection"
+    human_detection_dlq: str = "crowdcount-human-detection-dlq"
+    #: receives before a message goes to the dead-letter queue (SQS allows 1 to 1000)
+    max_receive_count: int = setting(3, ge=1, le=1000)
+    results: str = "crowdcount-results"
+
+
+@dataclass(frozen=True)
+class DynamoDBConfig(Section):
+    """``dynamodb``: the table of videos and their processing steps."""
+
+    KEY: ClassVar[str] = "dynamodb"
+
+    region: str = "us-east-1"
+    table_id: str = "crowdcount-videos"
+
+
+@dataclass(frozen=True)
+class VideoSplitConfig(Section):
+    """``video_split``: where the videos are."""
+
+    KEY: ClassVar[str] = "video_split"
+
+    output_bucket: str = "crowdcount-videos"
+    input_prefix: str = "videos/"
+
+
+@dataclass(frozen=True)
+class HumanDetectionConfig(Section):
+    """``human_detection``: the detectors, how many frames they see, how counts are smoothed, where results go."""
+
+    KEY: ClassVar[str] = "human_detection"
+
+    detectors: tuple[DetectorSpec, ...] = (
+        ("HumanDetector", types.MappingProxyType({"max_batch_size": 5})),
+        ("FaceDetector", types.MappingProxyType({"min_detection_score": 0.5, "max_batch_size": 5})),
+    )
+    #: share of frames analysed (None: per video, ``sample_fps`` over the video's frame rate)
+    frame_ratio: float | None = setting(
+        None, gt=0, le=1, hint="1 analyses every frame, 0.2 every fifth, null picks it from sample_fps"
+    )
+    #: frames analysed per second of video when ``frame_ratio`` is None
+    sample_fps: float = setting(
+        8.0, gt=0, le=1000, unit="frames a second", hint="8 analyses up to 8 frames of each second of video"
+    )
+    count_smoothing_s: float = setting(
+        1.0, ge=0, le=60, unit="seconds", hint="0 reports raw per-frame counts, 0.5 a running median over half a second"
+    )
+    max_batch_size: int | None = setting(None, ge=1)
+    result_step: str = "human_detector"
+    result_prefix: str | None = "results/"
+
+
+@dataclass(frozen=True)
+class TrackingConfig(Section):
+    """``tracking``: ByteTrack with appearance re-linking, lines, zones, contacts (docs/tracking.md)."""
+
+    KEY: ClassVar[str] = "tracking"
+
+    enabled: bool = True
+    #: first-stage score (None: the detector's min_detection_score)
+    high_score: float | None = setting(None, ge=0, le=1)
+    low_score: float = setting(0.1, ge=0, le=1)
+    activation_score: float | None = setting(None, ge=0, le=1)
+    lost_track_s: float = setting(1.5, ge=0, le=3600)
+    min_iou: float = setting(0.3, ge=0, le=1)
+    buffer_per_s: float = setting(2.0, ge=0, le=100)
+    confirm_frames: int = setting(2, ge=1, le=1000)
+    min_track_s: float = setting(1.0, ge=0, le=3600)
+    appearance: bool = True
+    relink_s: float = setting(5.0, ge=0, le=86400)
+    link_threshold: float = setting(0.8, ge=-1, le=1)
+    merge_threshold: float = setting(0.75, ge=-1, le=1)
+    link_window_s: float = setting(2.0, ge=0, le=3600)
+    max_speed: float = setting(1.5, ge=0, le=1000)
+    gallery_size: int = setting(4, ge=1, le=1000)
+    embed_interval_s: float = setting(0.5, ge=0, le=3600)
+    refresh_s: float = setting(4.0, ge=0, le=3600)
+    max_embeds_per_frame: int = setting(8, ge=1, le=10000)
+    split_threshold: float | None = setting(None, ge=-1, le=1)
+    associate_weight: float = setting(0.5, ge=0, le=10)
+    embeddings: bool = False
+    calibration: str | None = None
+    contact_distance: float = setting(1.5, gt=0, lt=1e6)
+    contact_seconds: float = setting(2.0, gt=0, lt=1e6)
+    lines: tuple[str, ...] = ()
+    zones: tuple[str, ...] = ()
+    line_hysteresis: float = setting(0.1, ge=0, le=10)
+    scenery: bool = True
+
+
+@dataclass(frozen=True)
+class FacesConfig(Section):
+    """``faces``: the gallery and the embedder of face identification."""
+
+    KEY: ClassVar[str] = "faces"
+
+    gallery: str | None = None
+    embedder: str = "dlib"
+    match_threshold: float | None = setting(None, ge=-1, le=1)
+    cluster_threshold: float | None = setting(None, ge=-1, le=1)
+    min_sightings: int = setting(2, ge=1)
+    min_face_size: int = setting(24, ge=0)
+
+
+@dataclass(frozen=True)
+class WorkerConfig(Section):
+    """``worker``: the queue worker's timings and limits (docs/worker.md)."""
+
+    KEY: ClassVar[str] = "worker"
+
+    wait_time_seconds: int = setting(20, ge=0, le=20, hint="SQS long polling waits at most 20 s")
+    visibility_timeout: int = setting(300, ge=1, le=MAX_VISIBILITY_S)
+    heartbeat_seconds: int = setting(60, ge=1)
+    grace_period_seconds: int = setting(90, ge=0)
+    max_video_bytes: int = setting(5 * 1024**3, ge=1)
+    idle_timeout_seconds: float | None = setting(None, ge=0)
+    max_jobs: int | None = setting(None, ge=1)
+    retry_delay_seconds: int = setting(10, ge=0, le=MAX_VISIBILITY_S)
+    temp_dir: str | None = None
+    scale_in_protection_minutes: int = setting(120, ge=0, le=MAX_PROTECTION_MINUTES, hint="0 turns it off")
+    checkpoint_seconds: int = setting(60, ge=0)
+    max_job_seconds: int = setting(6 * 3600, ge=1)
+    max_pixels: int = setting(4096 * 4096, ge=1)
+    max_duration_seconds: int = setting(4 * 3600, ge=1)
+    min_free_disk_bytes: int = setting(512 * 1024**2, ge=0)
+
+    def check(self) -> None:
+        if self.heartbeat_seconds > self.visibility_timeout // 2:
+            raise ConfigError(
+                f"config key 'worker.heartbeat_seconds' must be >= 1 and at most half of visibility_timeout "
+                f"({self.visibility_timeout} // 2), so that a failed extension is retried before the message comes "
+                f"back; got {self.heartbeat_seconds}"
+            )
+
+
+@dataclass(frozen=True)
+class DeployConfig(Section):
+    """``deploy``: the ECS (or Kubernetes) deployment (docs/deploy.md)."""
+
+    KEY: ClassVar[str] = "deploy"
+
+    cluster: str = "crowdcount"
+    family: str = "crowdcount-worker"
+    repository: str = "crowdcount-worker"
+    image_tag: str = "latest"
+    dockerfile: str = "Dockerfile"
+    #: CPU units and MiB, as text (ECS's task definition form)
+    cpu: str = "4096"
+    memory: str = "15360"
+    gpu_count: int = setting(1, ge=0, hint="0 deploys the CPU variant")
+    instance_type: str = "g4dn.*"
+    task_role_arn: str | None = None
+    execution_role_arn: str | None = None
+    log_group: str = "/ecs/crowdcount-worker"
+    service_name: str = "crowdcount-worker"
+    min_tasks: int = setting(0, ge=0)
+    max_tasks: int = 4
+    backlog_per_task: int = setting(2, ge=1)
+    environment: Mapping[str, str] = setting({})
+    stack_name: str = "crowdcount"
+    templates_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class LiveConfig(Section):
+    """``live``: cameras and streams (``watch``, ``stream``), Kafka and Redis (docs/live.md)."""
+
+    KEY: ClassVar[str] = "live"
+
+    open_timeout_seconds: float = setting(10.0, gt=0)
+    read_timeout_seconds: float = setting(5.0, gt=0)
+    reconnect_delay_seconds: float = setting(0.5, ge=0)
+    max_reconnect_delay_seconds: float = setting(30.0, ge=0)
+    max_retries: int | None = setting(None, ge=0)
+    jpeg_quality: int = setting(85, ge=1, le=100)
+    kafka_bootstrap: str = "localhost:9092"
+    kafka_raw_topic: str = "crowdcount.frames"
+    kafka_results_topic: str = "crowdcount.results"
+    kafka_group: str = "crowdcount"
+    kafka_partitions: int = setting(6, ge=1)
+    redis_url: str = "redis://localhost:6379/0"
+    redis_stream: str = "crowdcount:results"
+    redis_maxlen: int | None = setting(100000, ge=1)
+
+
+@dataclass(frozen=True)
+class Settings(Section):
+    """The whole configuration, typed: the top-level keys and one dataclass per section."""
+
+    aws_region: str = "us-east-1"
+    aws_endpoint_url: str | None = None
+    aws_queues: QueuesConfig = field(default_factory=QueuesConfig)
+    dynamodb: DynamoDBConfig = field(default_factory=DynamoDBConfig)
+    video_split: VideoSplitConfig = field(default_factory=VideoSplitConfig)
+    human_detection: HumanDetectionConfig = field(default_factory=HumanDetectionConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    faces: FacesConfig = field(default_factory=FacesConfig)
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
+    deploy: DeployConfig = field(default_factory=DeployConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
+
+
+#: The shape of a configuration: nested dicts of sections; leaves are types or markers (from :class:`Settings`).
+SCHEMA: dict[str, Any] = _schema(Settings)
+
+#: The built-in configuration (from :class:`Settings`' defaults); ``variables.json`` at the repository root holds
+#: the same values.
+DEFAULTS: dict[str, Any] = _plain(Settings())
 
 
 def _suggest(word: str, choices: list[str]) -> str:
@@ -367,23 +542,70 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _env_names() -> dict[str, tuple[str, ...]]:
+    """The environment variable of every config key, e.g. ``CROWDCOUNT_DYNAMODB__TABLE_ID`` -> its path."""
+    names: dict[str, tuple[str, ...]] = {}
+
+    def walk(schema: Mapping[str, Any], path: tuple[str, ...]) -> None:
+        for key, kind in schema.items():
+            if isinstance(kind, dict):
+                walk(kind, (*path, key))
+            else:
+                names[ENV_PREFIX + "__".join((*path, key)).upper()] = (*path, key)
+
+    walk(SCHEMA, ())
+    return names
+
+
+#: The environment variable of every config key (``CROWDCOUNT_<SECTION>__<KEY>``) -> the key's path.
+ENV_NAMES: dict[str, tuple[str, ...]] = _env_names()
+
+
+def _env_mistake(name: str) -> ConfigError | None:
+    """The error for a ``CROWDCOUNT_*`` variable that names no key but looks meant to (a known section, or a
+    near miss of a key's variable); None for a variable that is simply not configuration."""
+    upper = name.upper()
+    rest = upper[len(ENV_PREFIX) :]
+    head, _, tail = rest.partition("__")
+    sections = [k for k, kind in SCHEMA.items() if isinstance(kind, dict)]
+    if head.lower() in sections:
+        keys = list(SCHEMA[head.lower()])
+        if not tail:
+            return ConfigError(
+                f"environment variable {name} names a section, not a key",
+                f"set one key, e.g. {ENV_PREFIX}{head}__{keys[0].upper()}",
+            )
+        return ConfigError(
+            f"environment variable {name} names no config key",
+            f"{_suggest(tail.lower(), keys)}valid keys in {head.lower()!r}: {', '.join(keys)}",
+        )
+    close = difflib.get_close_matches(rest, [n[len(ENV_PREFIX) :] for n in ENV_NAMES], n=1, cutoff=0.8)
+    if close:
+        return ConfigError(
+            f"environment variable {name} names no config key",
+            f"did you mean {ENV_PREFIX}{close[0]}? Keys are CROWDCOUNT_<SECTION>__<KEY>, e.g. "
+            "CROWDCOUNT_DYNAMODB__TABLE_ID",
+        )
+    return None
+
+
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The config keys ``environ`` sets (``CROWDCOUNT_<SECTION>__<KEY>``). Other ``CROWDCOUNT_*`` variables
+    are ignored (logged at debug level), unless they look like a misspelt key: :class:`ConfigError`."""
     overrides: dict[str, Any] = {}
     for name, raw in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or name in RESERVED_ENV:
             continue
-        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        path = ENV_NAMES.get(name.upper())
+        if path is None:
+            mistake = _env_mistake(name)
+            if mistake is not None:
+                raise mistake
+            logger.debug("environment variable %s is not a config key: ignored", name)
+            continue
         schema: Any = SCHEMA
-        for depth, part in enumerate(parts):
-            if not isinstance(schema, dict) or part not in schema:
-                valid = list(schema) if isinstance(schema, dict) else []
-                raise ConfigError(
-                    f"environment variable {name} names no config key",
-                    f"{_suggest(part, valid)}use CROWDCOUNT_<SECTION>__<KEY>, e.g. CROWDCOUNT_DYNAMODB__TABLE_ID",
-                )
+        for part in path:
             schema = schema[part]
-            if depth == len(parts) - 1 and isinstance(schema, dict):
-                raise ConfigError(f"environment variable {name} names a section, not a key")
         try:
             value: Any = json.loads(raw)
         except ValueError:
@@ -391,36 +613,35 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         if schema is str or (isinstance(schema, Optional) and schema.kind is str and value is not None):
             value = raw
         node = overrides
-        for part in parts[:-1]:
+        for part in path[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = value
+        node[path[-1]] = value
     return overrides
 
 
 class Config:
-    """A validated configuration. Read values with :meth:`get` (dotted keys) or item access."""
+    """A validated configuration, typed by section: ``config.worker.grace_period_seconds``,
+    ``config.human_detection.detectors`` (the :class:`Settings` sections, frozen). By key too, as plain data:
+    ``config["worker"]["grace_period_seconds"]`` or ``config.get("worker.grace_period_seconds")``."""
 
     def __init__(self, data: Mapping[str, Any], source: str = "defaults") -> None:
+        #: the configuration as plain data (dicts and lists, as ``variables.json`` holds it)
         self.data = _check_section("", SCHEMA, _merge(DEFAULTS, data))
         self.source = source
-        ratio = self.data["human_detection"]["frame_ratio"]
-        if ratio is not None and not 0 < ratio <= 1:
-            raise ConfigError(
-                f"config key 'human_detection.frame_ratio' must be in (0, 1], got {ratio!r}",
-                "1 analyses every frame, 0.2 every fifth, null picks it from sample_fps",
-            )
-        sample_fps = self.data["human_detection"]["sample_fps"]
-        if not 0 < sample_fps <= 1000:
-            raise ConfigError(
-                f"config key 'human_detection.sample_fps' must be in (0, 1000] frames a second, got {sample_fps!r}",
-                "8 analyses up to 8 frames of each second of video",
-            )
-        smoothing = self.data["human_detection"]["count_smoothing_s"]
-        if not 0 <= smoothing <= 60:
-            raise ConfigError(
-                f"config key 'human_detection.count_smoothing_s' must be in [0, 60] seconds, got {smoothing!r}",
-                "0 reports raw per-frame counts, 0.5 a running median over half a second",
-            )
+        #: the configuration typed (limits checked)
+        self.settings: Settings = Settings.from_data(self.data)
+        settings = self.settings
+        self.aws_region = settings.aws_region
+        self.aws_endpoint_url = settings.aws_endpoint_url
+        self.aws_queues = settings.aws_queues
+        self.dynamodb = settings.dynamodb
+        self.video_split = settings.video_split
+        self.human_detection = settings.human_detection
+        self.tracking = settings.tracking
+        self.faces = settings.faces
+        self.worker = settings.worker
+        self.deploy = settings.deploy
+        self.live = settings.live
 
     def __getitem__(self, key: str) -> Any:
         return self.data[key]
@@ -438,6 +659,7 @@ class Config:
         return Config(_merge(self.data, cleaned), self.source) if cleaned else self
 
     def to_dict(self) -> dict[str, Any]:
+        """The configuration as plain data (a copy)."""
         return copy.deepcopy(self.data)
 
 
@@ -498,8 +720,9 @@ def load_config(
     return config
 
 
-def build_detectors(specs: list[list[Any]]) -> list[Any]:
-    """Build detectors from ``[[name, {arguments}], ...]`` (the ``detectors`` key of an analyzer block)."""
+def build_detectors(specs: Iterable[Sequence[Any]]) -> list[Any]:
+    """Build detectors from ``[[name, {arguments}], ...]`` (``config.human_detection.detectors``, or a list of
+    them as :func:`crowdcount.cli.analyze.detector_specs` makes)."""
     from crowdcount.detectors import build_detector
 
     return [build_detector(name, arguments) for name, arguments in specs]

@@ -45,9 +45,12 @@ class AWSError(CrowdcountError):
 
 
 class MessageError(CrowdcountError):
-    """A queue message that is not a valid job (bad JSON, missing keys, wrong types)."""
+    """A queue message that is not a valid job (bad JSON, missing keys, wrong types).
+
+    ``video_id``: the message's VideoId when it could be read (for the logs), else None."""
 
     exit_code = 1
+    video_id: int | None = None
 
 
 class BrokerError(CrowdcountError):

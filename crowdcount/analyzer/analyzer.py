@@ -14,6 +14,7 @@ from crowdcount import __version__
 from crowdcount.analyzer.processors import FrameProcessor
 from crowdcount.analyzer.runner import FrameBatchRunner, FrameResult
 from crowdcount.analyzer.video import Frame, FrameReader, FrameSampler, VideoInfo, probe_video
+from crowdcount.config import HumanDetectionConfig, check_setting
 from crowdcount.detectors import Detector
 from crowdcount.errors import ConfigError
 
@@ -103,14 +104,8 @@ class VideoAnalyzer:
         #: the configured share of frames (None: per video, from ``sample_fps``; see :meth:`frame_ratio_for`)
         self.frame_ratio = None if frame_ratio is None else float(frame_ratio)
         self.sample_fps = None if sample_fps is None else float(sample_fps)
-        if (
-            isinstance(count_smoothing_s, bool)
-            or not isinstance(count_smoothing_s, (int, float))
-            or not 0 <= count_smoothing_s < 3600
-        ):
-            raise ConfigError(
-                f"count_smoothing_s must be a number of seconds >= 0, got {count_smoothing_s!r}", "0 reports raw counts"
-            )
+        # the configuration's limits (one home: HumanDetectionConfig), whether the value came from a file or not
+        count_smoothing_s = check_setting(HumanDetectionConfig, "count_smoothing_s", count_smoothing_s)
         #: batches, detects and splits the frames; runs the processors (the same runner as the live paths)
         self.runner = FrameBatchRunner(detectors, processors, max_batch_size)
         self.processors = self.runner.processors
@@ -129,9 +124,22 @@ class VideoAnalyzer:
 
     @classmethod
     def from_config(
-        cls, block: Mapping[str, Any], detectors: Sequence[Detector], processors: Sequence[FrameProcessor] = ()
+        cls,
+        block: HumanDetectionConfig | Mapping[str, Any],
+        detectors: Sequence[Detector],
+        processors: Sequence[FrameProcessor] = (),
     ) -> VideoAnalyzer:
-        """An analyzer with the settings of a configuration's ``human_detection`` block."""
+        """An analyzer with the settings of a configuration's ``human_detection`` section (``config.human_detection``,
+        or as plain data, ``config["human_detection"]``)."""
+        if isinstance(block, HumanDetectionConfig):
+            return cls(
+                detectors,
+                frame_ratio=block.frame_ratio,
+                max_batch_size=block.max_batch_size,
+                processors=processors,
+                count_smoothing_s=block.count_smoothing_s,
+                sample_fps=block.sample_fps,
+            )
         return cls(
             detectors,
             frame_ratio=block["frame_ratio"],

@@ -104,7 +104,7 @@ class AnnotateProcessor(FrameProcessor):
             return
         self._path = Path(target)
         fps = (video.fps if video.fps > 0 else 25.0) * frame_ratio
-        writer = cv2.VideoWriter(str(self._path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (video.width, video.height))
+        writer = cv2.VideoWriter(str(self._path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (video.width, video.height))
         if not writer.isOpened():
             raise VideoError(f"--annotate: cannot write a video to {str(self._path)!r}", "check the path and suffix")
         self._writer = writer
@@ -143,14 +143,16 @@ class AnnotateProcessor(FrameProcessor):
             elif ids is None and category != "Human":
                 _text(canvas, category, (int(box[0]), max(10, int(box[1]) - 4)), colour, self._scale * 0.8)
 
-    def _draw_lines(self, canvas: np.ndarray, lines: Sequence[tuple[str, np.ndarray]], counts: dict) -> None:
+    def _draw_lines(
+        self, canvas: np.ndarray, lines: Sequence[tuple[str, np.ndarray]], counts: dict[str, tuple[int, int]]
+    ) -> None:
         for name, points in lines:
             a, b = (tuple(int(v) for v in p) for p in np.round(points))
             cv2.arrowedLine(canvas, a, b, LINE_COLOUR, 2, cv2.LINE_AA, tipLength=0.03)
             n_in, n_out = counts.get(name, (0, 0))
             _text(canvas, f"{name}: in {n_in} / out {n_out}", (a[0] + 4, a[1] + 16), LINE_COLOUR, self._scale)
 
-    def _draw_zones(self, canvas: np.ndarray, zones: Sequence[tuple[str, np.ndarray]], counts: dict) -> None:
+    def _draw_zones(self, canvas: np.ndarray, zones: Sequence[tuple[str, np.ndarray]], counts: dict[str, int]) -> None:
         for name, polygon in zones:
             pts = np.round(polygon).astype(np.int32).reshape(-1, 1, 2)
             x0, y0, w, h = cv2.boundingRect(pts)

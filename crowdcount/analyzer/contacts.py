@@ -26,6 +26,7 @@ import numpy as np
 
 from crowdcount.analyzer.processors import FrameProcessor
 from crowdcount.analyzer.tracking import NO_TRACK, TRACK_ID
+from crowdcount.config import TrackingConfig, check_setting
 from crowdcount.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -140,9 +141,8 @@ class ContactsProcessor(FrameProcessor):
     def __init__(
         self, calibration: Calibration, distance_m: float = 1.5, min_seconds: float = 2.0, category: str = "Human"
     ) -> None:
-        for key, value in (("contact_distance", distance_m), ("contact_seconds", min_seconds)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e6:
-                raise ConfigError(f"tracking.{key} must be a positive number, got {value!r}")
+        distance_m = check_setting(TrackingConfig, "contact_distance", distance_m)
+        min_seconds = check_setting(TrackingConfig, "contact_seconds", min_seconds)
         self.calibration = calibration
         self.distance_m = float(distance_m)
         self.min_seconds = float(min_seconds)
@@ -212,12 +212,12 @@ class ContactsProcessor(FrameProcessor):
                 if pair not in near and (both or now - state[2] > gap_ms):
                     close(pair, open_.pop(pair))
             for pair, distance in near.items():
-                state = open_.get(pair)
-                if state is None:
+                current = open_.get(pair)
+                if current is None:
                     open_[pair] = [now, now, now, distance, frame.index, frame.index]
                 else:
-                    state[1] = state[2] = now
-                    state[3] = min(state[3], distance)
+                    current[1] = current[2] = now
+                    current[3] = min(current[3], distance)
                     state[5] = frame.index
         for pair, state in open_.items():
             close(pair, state)

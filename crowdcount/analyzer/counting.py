@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ import numpy as np
 
 from crowdcount.analyzer.processors import FrameProcessor
 from crowdcount.analyzer.tracking import NO_TRACK, TRACK_ID
+from crowdcount.config import TrackingConfig, check_setting
 from crowdcount.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -71,13 +73,16 @@ def _area(points: list[tuple[float, float]]) -> float:
     return 0.5 * float(np.dot(xs, np.roll(ys, -1)) - np.dot(ys, np.roll(xs, -1)))
 
 
-def _segments_cross(p1: tuple, p2: tuple, q1: tuple, q2: tuple) -> bool:
+Point = tuple[float, float]
+
+
+def _segments_cross(p1: Point, p2: Point, q1: Point, q2: Point) -> bool:
     """Whether segments p1-p2 and q1-q2 intersect (touching counts)."""
 
-    def orient(a: tuple, b: tuple, c: tuple) -> float:
+    def orient(a: Point, b: Point, c: Point) -> float:
         return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
 
-    def on(a: tuple, b: tuple, c: tuple) -> bool:
+    def on(a: Point, b: Point, c: Point) -> bool:
         return min(a[0], b[0]) <= c[0] <= max(a[0], b[0]) and min(a[1], b[1]) <= c[1] <= max(a[1], b[1])
 
     d1, d2 = orient(q1, q2, p1), orient(q1, q2, p2)
@@ -236,10 +241,9 @@ class CountingProcessor(FrameProcessor):
     name = "counting"
 
     def __init__(
-        self, lines: list[Line] = (), zones: list[Zone] = (), category: str = "Human", hysteresis: float = 0.1
+        self, lines: Sequence[Line] = (), zones: Sequence[Zone] = (), category: str = "Human", hysteresis: float = 0.1
     ) -> None:
-        if isinstance(hysteresis, bool) or not isinstance(hysteresis, (int, float)) or not 0 <= hysteresis <= 10:
-            raise ConfigError(f"tracking.line_hysteresis must be a number in [0, 10], got {hysteresis!r}")
+        hysteresis = check_setting(TrackingConfig, "line_hysteresis", hysteresis)
         self.lines = list(lines)
         self.zones = list(zones)
         _unique([x.name for x in [*self.lines, *self.zones]], "--line/--zone")

@@ -7,9 +7,8 @@ cuts the default detector's count error by a quarter to a half (docs/accuracy.md
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
+import numpy.typing as npt
 
 
 def smoothing_window(span_s: float, fps: float, frame_ratio: float) -> int:
@@ -27,7 +26,7 @@ def smoothing_window(span_s: float, fps: float, frame_ratio: float) -> int:
     return max(1, window)
 
 
-def smooth_counts(counts: Sequence[float], window: int) -> np.ndarray:
+def smooth_counts(counts: npt.ArrayLike, window: int) -> np.ndarray:
     """Centred running median of per-frame counts over ``window`` frames (odd; edges repeat the end values).
 
     ``window`` 1 returns the counts unchanged.

@@ -178,7 +178,7 @@ def contact_sheet(match: Match, path: Path, tiles: int = 8) -> Path | None:
     picks = [match.frames[int(i)] for i in np.linspace(0, len(match.frames) - 1, min(tiles, len(match.frames)))]
     wanted = {p["frame_index"]: p["box"] for p in picks}
     capture = cv2.VideoCapture(match.video_path)
-    crops = []
+    crops: list[np.ndarray] = []
     index = 0
     while wanted and len(crops) < len(picks):
         ok, frame = capture.read()

@@ -43,10 +43,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from crowdcount.analyzer.processors import BELOW_THRESHOLD, FrameProcessor
+from crowdcount.config import TrackingConfig, check_setting
 from crowdcount.detectors import Detections
 from crowdcount.errors import ConfigError
 
 if TYPE_CHECKING:
+    from trackers.utils.iou import BaseIoU
+
     from crowdcount.analyzer.analyzer import FrameResult
     from crowdcount.analyzer.video import VideoInfo
 
@@ -63,8 +66,15 @@ SEGMENT = "_track_segment"
 class BoxEmbedder(Protocol):
     """What the tracker needs of an appearance model (:class:`crowdcount.detectors.reid.PersonEmbedder`)."""
 
-    name: str
-    dim: int
+    @property
+    def name(self) -> str:
+        """The embedder's name (vectors of different embedders cannot be compared)."""
+        ...
+
+    @property
+    def dim(self) -> int:
+        """The vectors' length."""
+        ...
 
     def embed_boxes(self, image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
         """``(N, dim)`` unit vectors of the boxes (pixels) in the RGB image."""
@@ -167,12 +177,13 @@ class Tracklet:
         self.last_embed_ms = now_ms
 
 
-def _number(value: Any, name: str, low: float, high: float, integer: bool = False) -> float:
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
-        span = f"an integer in [{low:g}, {high:g}]" if integer else f"a number in [{low:g}, {high:g}]"
-        raise ConfigError(f"tracking.{name} must be {span}, got {value!r}")
-    return value
+def _number(value: Any, name: str) -> float:
+    """``value`` checked as the configuration's ``tracking.<name>`` is: its type and limits live in
+    :class:`~crowdcount.config.TrackingConfig`, for a file and for the processor's arguments alike."""
+    checked = check_setting(TrackingConfig, name, value)
+    if checked is None:
+        raise ConfigError(f"config key 'tracking.{name}' must be a number here, got None")
+    return float(checked)
 
 
 def _feet(box: np.ndarray) -> tuple[float, float, float]:
@@ -215,20 +226,23 @@ def decode_vector(text: str) -> np.ndarray:
     return vector / norm if norm > 0 else vector
 
 
-class _AppearanceSimilarity:
-    """ByteTrack's box similarity, with appearance blended into its first (high-score) stage where ambiguous."""
+def _appearance_similarity(boxes: BaseIoU, processor: TrackingProcessor) -> BaseIoU:
+    """ByteTrack's box similarity ``boxes``, with appearance blended into its first (high-score) stage where
+    ambiguous. (Defined here: ``trackers`` is imported when tracking starts, not with this module.)"""
+    from trackers.utils.iou import BaseIoU
 
-    def __init__(self, boxes: Any, processor: TrackingProcessor) -> None:
-        self.boxes = boxes
-        self.processor = processor
+    class AppearanceSimilarity(BaseIoU):
+        def compute(self, boxes_1: np.ndarray, boxes_2: np.ndarray) -> np.ndarray:
+            similarity = boxes.compute(boxes_1, boxes_2)
+            processor._calls += 1
+            if processor._calls == 1 and processor.appearance and processor.associate_weight > 0 and similarity.size:
+                return processor._fuse(similarity)
+            return similarity
 
-    def compute(self, boxes_1: np.ndarray, boxes_2: np.ndarray) -> np.ndarray:
-        similarity = self.boxes.compute(boxes_1, boxes_2)
-        processor = self.processor
-        processor._calls += 1
-        if processor._calls == 1 and processor.appearance and processor.associate_weight > 0 and similarity.size:
-            return processor._fuse(similarity)
-        return similarity
+        def _compute(self, boxes_1: np.ndarray, boxes_2: np.ndarray) -> np.ndarray:
+            return self.compute(boxes_1, boxes_2)  # pragma: no cover - compute is overridden
+
+    return AppearanceSimilarity()
 
 
 class TrackingProcessor(FrameProcessor):
@@ -299,34 +313,32 @@ class TrackingProcessor(FrameProcessor):
         embedder: BoxEmbedder | None = None,
     ) -> None:
         self.category = category
-        self.high_score = float(_number(high_score, "high_score", 0, 1))
-        self.low_score = float(_number(low_score, "low_score", 0, 1))
+        self.high_score = float(_number(high_score, "high_score"))
+        self.low_score = float(_number(low_score, "low_score"))
         self.activation_score = (
             min(1.0, self.high_score + 0.2)
             if activation_score is None
-            else float(_number(activation_score, "activation_score", 0, 1))
+            else float(_number(activation_score, "activation_score"))
         )
-        self.lost_track_s = float(_number(lost_track_s, "lost_track_s", 0, 3600))
-        self.min_iou = float(_number(min_iou, "min_iou", 0, 1))
-        self.buffer_per_s = float(_number(buffer_per_s, "buffer_per_s", 0, 100))
-        self.confirm_frames = int(_number(confirm_frames, "confirm_frames", 1, 1000, integer=True))
-        self.min_track_s = float(_number(min_track_s, "min_track_s", 0, 3600))
+        self.lost_track_s = float(_number(lost_track_s, "lost_track_s"))
+        self.min_iou = float(_number(min_iou, "min_iou"))
+        self.buffer_per_s = float(_number(buffer_per_s, "buffer_per_s"))
+        self.confirm_frames = int(_number(confirm_frames, "confirm_frames"))
+        self.min_track_s = float(_number(min_track_s, "min_track_s"))
         if not isinstance(appearance, bool):
             raise ConfigError(f"tracking.appearance must be true or false, got {appearance!r}")
         self.appearance = appearance
-        self.relink_s = float(_number(relink_s, "relink_s", 0, 86400))
-        self.link_threshold = float(_number(link_threshold, "link_threshold", -1, 1))
-        self.merge_threshold = float(_number(merge_threshold, "merge_threshold", -1, 1))
-        self.link_window_s = float(_number(link_window_s, "link_window_s", 0, 3600))
-        self.max_speed = float(_number(max_speed, "max_speed", 0, 1000))
-        self.gallery_size = int(_number(gallery_size, "gallery_size", 1, 1000, integer=True))
-        self.embed_interval_s = float(_number(embed_interval_s, "embed_interval_s", 0, 3600))
-        self.refresh_s = float(_number(refresh_s, "refresh_s", 0, 3600))
-        self.max_embeds_per_frame = int(_number(max_embeds_per_frame, "max_embeds_per_frame", 1, 10000, integer=True))
-        self.associate_weight = float(_number(associate_weight, "associate_weight", 0, 10))
-        self.split_threshold = (
-            -2.0 if split_threshold is None else float(_number(split_threshold, "split_threshold", -1, 1))
-        )
+        self.relink_s = float(_number(relink_s, "relink_s"))
+        self.link_threshold = float(_number(link_threshold, "link_threshold"))
+        self.merge_threshold = float(_number(merge_threshold, "merge_threshold"))
+        self.link_window_s = float(_number(link_window_s, "link_window_s"))
+        self.max_speed = float(_number(max_speed, "max_speed"))
+        self.gallery_size = int(_number(gallery_size, "gallery_size"))
+        self.embed_interval_s = float(_number(embed_interval_s, "embed_interval_s"))
+        self.refresh_s = float(_number(refresh_s, "refresh_s"))
+        self.max_embeds_per_frame = int(_number(max_embeds_per_frame, "max_embeds_per_frame"))
+        self.associate_weight = float(_number(associate_weight, "associate_weight"))
+        self.split_threshold = -2.0 if split_threshold is None else float(_number(split_threshold, "split_threshold"))
         if not isinstance(store_embeddings, bool):
             raise ConfigError(f"tracking.embeddings must be true or false, got {store_embeddings!r}")
         self.store_embeddings = store_embeddings
@@ -392,7 +404,9 @@ class TrackingProcessor(FrameProcessor):
         if self.embedder is None:
             from crowdcount.detectors.reid import build_person_embedder
 
-            self.embedder = build_person_embedder()
+            embedder: BoxEmbedder = build_person_embedder()
+            self.embedder = embedder
+            return embedder
         return self.embedder
 
     def start(self, video: VideoInfo, frame_ratio: float) -> None:
@@ -410,7 +424,7 @@ class TrackingProcessor(FrameProcessor):
             minimum_consecutive_frames=self.confirm_frames,
             minimum_iou_threshold=self.min_iou,
             high_conf_det_threshold=self.high_score,
-            iou=_AppearanceSimilarity(BIoU(buffer_ratio=self.buffer_per_s / analysed_fps), self),
+            iou=_appearance_similarity(BIoU(buffer_ratio=self.buffer_per_s / analysed_fps), self),
         )
         self._reset()
         if self.appearance and (self.store_embeddings or self.embedder is None):
@@ -534,7 +548,9 @@ class TrackingProcessor(FrameProcessor):
             self._embed_needed(dets, keys, covered, image, now)
             segments = np.array([self._tracklets[int(k)].segments[-1].id if k != NO_TRACK else NO_TRACK
                                  for k in keys], np.int64)  # fmt: skip
-        ids = np.array([self._root(self._owner[s].identity) if s != NO_TRACK else NO_TRACK for s in segments], np.int64)
+        ids = np.array(
+            [self._root(self._owner[int(s)].identity) if s != NO_TRACK else NO_TRACK for s in segments], np.int64
+        )
         frame.detections[self.category] = Detections(
             dets.xyxy, dets.confidence, dets.class_id, {**dets.data, TRACK_ID: ids, SEGMENT: segments}
         )
@@ -665,7 +681,13 @@ class TrackingProcessor(FrameProcessor):
         if len(roots) < 2:
             return
         members = {r: groups[r] for r in roots}
-        means = {r: _centroid([v for t in members[r] for v in t.gallery]) for r in roots}
+
+        def mean(group: list[Tracklet]) -> np.ndarray:
+            vectors = [v for t in group for v in t.gallery]
+            centroid = _centroid(vectors)  # None only for vectors that cancel out: like nobody
+            return centroid if centroid is not None else np.zeros_like(vectors[0], np.float32)
+
+        means = {r: mean(members[r]) for r in roots}
         while True:
             order = list(members)
             matrix = np.stack([means[r] for r in order])
@@ -681,7 +703,7 @@ class TrackingProcessor(FrameProcessor):
                     keep, gone = (a, b) if members[a][0].first_ms <= members[b][0].first_ms else (b, a)
                     self._parent[gone] = keep
                     members[keep] = sorted(members[keep] + members.pop(gone), key=lambda t: t.first_ms)
-                    means[keep] = _centroid([v for t in members[keep] for v in t.gallery])
+                    means[keep] = mean(members[keep])
                     del means[gone]
                     logger.debug("merged person %d into %d (cosine %.3f)", gone, keep, sim)
                     break

@@ -105,7 +105,7 @@ def encode(header: dict[str, Any], detections: Sequence[Sequence[Detections]]) -
             names.append(k)
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
     out = io.BytesIO()
-    np.savez_compressed(out, **arrays)
+    np.savez_compressed(out, allow_pickle=False, **arrays)
     return out.getvalue()
 
 
@@ -122,10 +122,10 @@ def decode(data: bytes) -> Checkpoint:
             starts = ends - counts
             xyxy, conf, cls = npz[f"d{i}_xyxy"], npz[f"d{i}_conf"], npz[f"d{i}_cls"]
             data_keys = header.get("data_keys", {}).get(str(i), [])
-            data = {k: npz[f"d{i}_data_{j}"] for j, k in enumerate(data_keys)}
+            extra = {k: npz[f"d{i}_data_{j}"] for j, k in enumerate(data_keys)}
             detections.append(
                 [
-                    Detections(xyxy[a:b], conf[a:b], cls[a:b], {k: v[a:b] for k, v in data.items()})
+                    Detections(xyxy[a:b], conf[a:b], cls[a:b], {k: v[a:b] for k, v in extra.items()})
                     for a, b in zip(starts, ends, strict=True)
                 ]
             )

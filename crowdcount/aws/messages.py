@@ -228,7 +228,7 @@ def parse_job(data: dict[str, Any], input_prefix: str | None = None) -> Job:
                 )
         return job
     except MessageError as exc:
-        exc.video_id = video_id  # type: ignore[attr-defined]
+        exc.video_id = video_id
         raise
 
 

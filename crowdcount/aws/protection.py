@@ -22,10 +22,12 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from crowdcount.config import MAX_PROTECTION_MINUTES
+
 logger = logging.getLogger(__name__)
 
-#: ECS's ceiling on ``ExpiresInMinutes`` (48 hours).
-MAX_MINUTES = 2880
+#: ECS's ceiling on ``ExpiresInMinutes`` (48 hours; the limit of ``worker.scale_in_protection_minutes`` too).
+MAX_MINUTES = MAX_PROTECTION_MINUTES
 PATH = "/task-protection/v1/state"
 
 

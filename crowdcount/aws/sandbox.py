@@ -85,7 +85,8 @@ def start_sandbox(config: Config, host: str = DEFAULT_HOST, port: int = DEFAULT_
         )
     except (OSError, SystemExit) as exc:
         raise AWSError(f"cannot listen on {host}:{port}: {exc}", "choose another --port, or 0 for a free one") from None
-    bound_host, bound_port = server.server_address[:2]
+    address, bound_port = server.server_address[:2]
+    bound_host = address.decode() if isinstance(address, bytes) else address
     endpoint = f"http://{bound_host}:{bound_port}"
     thread = threading.Thread(target=server.serve_forever, name="crowdcount-sandbox", daemon=True)
     thread.start()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
+from rich.console import Console, JustifyMethod, OverflowMethod
 from rich.markup import escape
 from rich.table import Table
 from tqdm import tqdm
@@ -32,7 +33,7 @@ PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 
 def detector_specs(
-    configured: list[list[Any]],
+    configured: Iterable[Sequence[Any]],
     names: tuple[str, ...],
     min_score: float | None,
     batch_size: int | None,
@@ -41,6 +42,7 @@ def detector_specs(
     """The ``[name, arguments]`` list to build: the chosen names (with any arguments the config gives
     them) or the configured list, then the CLI's overrides."""
     by_name = {resolve_name(name): dict(args) for name, args in configured}
+    specs: list[list[Any]]
     if names:
         specs = [[resolve_name(n), dict(by_name.get(resolve_name(n), {}))] for n in names]
     else:
@@ -215,9 +217,9 @@ def analyze(
             },
         },
     )
-    block = config["human_detection"]
+    block = config.human_detection
     specs = detector_specs(
-        block["detectors"], detectors, min_score, batch_size, parse_key_values(detector_arg, "--detector-arg")
+        block.detectors, detectors, min_score, batch_size, parse_key_values(detector_arg, "--detector-arg")
     )
     paths = find_videos(videos)
     if not paths:
@@ -225,19 +227,19 @@ def analyze(
     json_paths = plan_outputs(paths, output, ".json", "--output")
     csv_paths = plan_outputs(paths, csv_path, ".csv", "--csv")
     face_procs: list[Any] = []
-    if identify or config["faces"]["gallery"]:  # boto3 and the galleries load only when identifying
+    if identify or config.faces.gallery:  # boto3 and the galleries load only when identifying
         from crowdcount.aws.gallery import face_processors
 
         face_procs = face_processors(config, gallery=identify)
     if face_procs and "face" not in {name for name, _ in specs}:  # identification needs the face detector
-        specs.append(["face", dict(next((a for n, a in block["detectors"] if resolve_name(n) == "face"), {}))])
+        specs.append(["face", dict(next((a for n, a in block.detectors if resolve_name(n) == "face"), {}))])
     annotate_paths = plan_media(paths, annotate, VIDEO_SUFFIXES, "--annotate")
     plot_paths = plan_media(paths, plot, PLOT_SUFFIXES, "--plot")
-    detectors = build_detectors(specs)
+    built = build_detectors(specs)
     annotate_for = dict(zip((str(p) for p in paths), annotate_paths, strict=True))
     processors = build_processors(
         config["tracking"],
-        detectors,
+        built,
         counting_lines,
         counting_zones,
         (lambda info: annotate_for.get(info.path)) if annotate else None,
@@ -245,7 +247,7 @@ def analyze(
     check_geometry(processors, paths)
     at = len(processors) - (1 if annotate else 0)  # identify before the annotated video is drawn
     processors[at:at] = face_procs
-    analyzer = VideoAnalyzer.from_config(block, detectors, processors)
+    analyzer = VideoAnalyzer.from_config(block, built, processors)
     analyzer.load()  # a model that cannot load is one error, before any video
 
     rows: list[dict[str, Any]] = []
@@ -357,7 +359,7 @@ def counting_summary(document: dict[str, Any]) -> dict[str, Any]:
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
     table = Table(title="crowdcount summary")
-    for column, justify in [
+    columns: list[tuple[str, JustifyMethod]] = [
         ("Video", "left"),
         ("Category", "left"),
         ("Frames analysed", "right"),
@@ -366,10 +368,11 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         ("Peak at", "right"),
         ("Unique", "right"),
         ("Result file", "left"),
-    ]:
+    ]
+    for column, justify in columns:
         # names and paths wrap (fold) in a narrow terminal instead of being cut to "vtest-15…"
-        overflow = "fold" if column in ("Video", "Result file") else "ellipsis"
-        table.add_column(column, justify=justify, overflow=overflow)  # type: ignore[arg-type]
+        overflow: OverflowMethod = "fold" if column in ("Video", "Result file") else "ellipsis"
+        table.add_column(column, justify=justify, overflow=overflow)
     notes: list[str] = []
     for row in rows:
         name = Path(row["video"]).name

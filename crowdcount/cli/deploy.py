@@ -193,18 +193,18 @@ def deploy(
     """
     _check_target_options(click.get_current_context(), target)
     if target == "kubernetes":
-        options = {"namespace": namespace, "role_arn": role_arn, "image": image, "tag": tag}
+        kubernetes: dict[str, Any] = {"namespace": namespace, "role_arn": role_arn, "image": image, "tag": tag}
         if cameras:
-            options["cameras"] = cameras
-        _deploy_kubernetes(config_path, options, output, dry_run, as_json)
+            kubernetes["cameras"] = cameras
+        _deploy_kubernetes(config_path, kubernetes, output, dry_run, as_json)
         return
     from crowdcount.aws.deploy.deployer import Deployer, DeployOptions
     from crowdcount.aws.deploy.ecs import check_outcome
     from crowdcount.aws.session import make_context
 
     config = get_config(config_path, {"deploy": {"cluster": cluster}})
-    endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or config["aws_endpoint_url"]
-    ctx = make_context(config["aws_region"], endpoint)
+    endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or config.aws_endpoint_url
+    ctx = make_context(config.aws_region, endpoint)
     options = DeployOptions(
         method=method,
         mode=mode,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 from rich.console import Console
@@ -15,7 +16,7 @@ from crowdcount.detectors import ALIASES, DETECTORS, detector_parameters
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def detectors(as_json: bool) -> None:
     """List the registered detectors, their arguments (with defaults) and the model each loads."""
-    entries = []
+    entries: list[dict[str, Any]] = []
     for name, cls in DETECTORS.items():
         entries.append(
             {

@@ -58,8 +58,8 @@ def edge(
     interval = _seconds(every)
     config = get_config(config_path)
     ctx = context_from_config(config, endpoint_url)
-    queue = results_queue or config.get("aws_queues.results")
-    sqs = ctx.client("sqs", config["aws_region"])
+    queue = results_queue or config.aws_queues.results
+    sqs = ctx.client("sqs", config.aws_region)
     url = sqs.create_queue(QueueName=queue)["QueueUrl"]
     handle = None
     if invoke:
@@ -71,9 +71,7 @@ def edge(
         if config_path:
             env["CROWDCOUNT_CONFIG"] = config_path
         handle = handler_from_environment(env).handle
-    client = EdgeClient(
-        ctx.client("s3", config["aws_region"]), sqs, config.get("video_split.output_bucket"), url, prefix, handle
-    )
+    client = EdgeClient(ctx.client("s3", config.aws_region), sqs, config.video_split.output_bucket, url, prefix, handle)
     client.start()
     next_at = time.monotonic()
     for frame in capture(source, interval, max_frames):

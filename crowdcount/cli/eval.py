@@ -15,6 +15,7 @@ from rich.table import Table
 from crowdcount.analyzer.counts import smoothing_window
 from crowdcount.analyzer.pipeline import build_processors
 from crowdcount.analyzer.scenery import SceneryModel
+from crowdcount.analyzer.tracking import TrackingProcessor
 from crowdcount.cli.analyze import detector_specs
 from crowdcount.cli.common import config_option, get_config, parse_key_values
 from crowdcount.config import build_detectors
@@ -185,24 +186,24 @@ def eval_command(
     else:
         if source is None:
             raise ConfigError("MOTChallenge ground truth needs a SOURCE: the video, or its result JSON")
-        scale_args = {"scale": gt_scale, "annotation_size": parse_size(gt_size) if gt_size else None}
+        annotation_size = parse_size(gt_size) if gt_size else None
         if is_document:
             document = load_document(source)
             run = detections_from_document(document, category, source)
             recorded = (document.get("count_smoothing") or {}).get("seconds", 0.0)
             seconds = recorded if smooth_s is None else smooth_s
             window = smoothing_window(seconds, float(document.get("fps") or 0), float(document.get("frame_ratio", 1)))
-            gt = read_mot(gt_path, (run.width, run.height), **scale_args)
+            gt = read_mot(gt_path, (run.width, run.height), gt_scale, annotation_size)
             keys = parse_frames(frames, [k for k in gt.frames if isinstance(k, int)])
         else:
             from crowdcount.analyzer import probe_video
 
             info = probe_video(source)
-            seconds = config["human_detection"]["count_smoothing_s"] if smooth_s is None else smooth_s
+            seconds = config.human_detection.count_smoothing_s if smooth_s is None else smooth_s
             window = smoothing_window(seconds, info.fps, 1.0)
-            gt = read_mot(gt_path, (info.width, info.height), **scale_args)
+            gt = read_mot(gt_path, (info.width, info.height), gt_scale, annotation_size)
             keys = parse_frames(frames, [k for k in gt.frames if isinstance(k, int)])
-            scenery = SceneryModel() if config["tracking"].get("scenery", True) else None
+            scenery = SceneryModel() if config.tracking.scenery else None
             run = detect_video(source, build(), keys, SCORE_FLOOR, scenery)
     report = evaluate_run(run, gt, keys, min_score, iou, regions, window)
     for warning in report.extra.get("warnings", []):
@@ -216,7 +217,7 @@ def eval_command(
 def build_one(config: Any, name: str, batch_size: int | None, detector_arg: tuple[str, ...]) -> Any:
     """The detector ``name`` as the configuration and the command line describe it."""
     specs = detector_specs(
-        config["human_detection"]["detectors"],
+        config.human_detection.detectors,
         (name,),
         None,
         batch_size,
@@ -246,13 +247,13 @@ def run_manifest(
     clips = load_manifest(manifest_path)
     config = get_config(config_path)
     built = build_one(config, resolve_name(detector or "human"), batch_size, detector_arg)
-    seconds = config["human_detection"]["count_smoothing_s"] if smooth_s is None else smooth_s
+    seconds = config.human_detection.count_smoothing_s if smooth_s is None else smooth_s
 
     def evaluate_clip(clip: Any) -> dict[str, Any]:
         info = probe_video(clip.video)
         gt = read_clip_gt(clip, (info.width, info.height))
         keys = clip_keys(clip, gt)
-        scenery = SceneryModel() if config["tracking"].get("scenery", True) else None
+        scenery = SceneryModel() if config.tracking.scenery else None
         run = detect_video(clip.video, built, keys, SCORE_FLOOR, scenery)
         report = evaluate_run(
             run, gt, keys, min_score, iou, list(clip.ignore), smoothing_window(seconds, info.fps, 1.0)
@@ -314,17 +315,17 @@ def run_tracking(
     as_json: bool,
 ) -> None:
     """``eval --track``: run the tracker (or read the tracks of a result file) and print the MOT metrics."""
-    scale_args = {"scale": gt_scale, "annotation_size": parse_size(gt_size) if gt_size else None}
+    annotation_size = parse_size(gt_size) if gt_size else None
     if is_document:
         run = track_run_from_document(load_document(source), category, source)
         document_size = load_document(source)["video"]
-        gt = read_mot(gt_path, (document_size["width"], document_size["height"]), **scale_args)
+        gt = read_mot(gt_path, (document_size["width"], document_size["height"]), gt_scale, annotation_size)
         keys = parse_frames(frames, [k for k in gt.frames if isinstance(k, int)])
     else:
         from crowdcount.analyzer import probe_video
 
         info = probe_video(source)
-        gt = read_mot(gt_path, (info.width, info.height), **scale_args)
+        gt = read_mot(gt_path, (info.width, info.height), gt_scale, annotation_size)
         keys = parse_frames(frames, [k for k in gt.frames if isinstance(k, int)])
         detector = build()
         block = {
@@ -332,6 +333,7 @@ def run_tracking(
             **{"enabled": True, "lines": [], "zones": [], "scenery": False, "calibration": None},
         }
         (processor,) = build_processors(block, [detector], category=category)
+        assert isinstance(processor, TrackingProcessor)  # tracking without lines or zones: the tracker alone
         run = track_video(source, detector, processor, max(keys), frame_ratio)
     report = evaluate_tracking(run, gt, keys, iou, regions)
     for warning in gt.warnings:

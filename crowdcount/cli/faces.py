@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 
 from crowdcount.aws.gallery import SCHEME, open_gallery
 from crowdcount.aws.resources import context_from_config
@@ -23,9 +24,9 @@ DEFAULT_GALLERY = "faces-gallery.json"
 
 
 def _gallery(config: Config, location: str | None, endpoint_url: str | None) -> Gallery:
-    location = location or config["faces"]["gallery"] or DEFAULT_GALLERY
+    location = location or config.faces.gallery or DEFAULT_GALLERY
     ctx = context_from_config(config, endpoint_url) if location.startswith(SCHEME) else None
-    return open_gallery(location, ctx, config.get("dynamodb.region"))
+    return open_gallery(location, ctx, config.dynamodb.region)
 
 
 def gallery_option(func: Any) -> Any:
@@ -102,10 +103,9 @@ def enroll(
     gallery = _gallery(config, location, endpoint_url)
     if keep_photos and not isinstance(gallery, LocalGallery):
         raise ConfigError("--keep-photos works with local gallery files only", "photos are never stored in DynamoDB")
-    block = config["faces"]
-    model = build_embedder(embedder or block["embedder"])
+    model = build_embedder(embedder or config.faces.embedder)
     info = {"name": model.name, "dim": model.dim}
-    face_args = dict(next((a for n, a in config["human_detection"]["detectors"] if n in ("face", "FaceDetector")), {}))
+    face_args = dict(next((a for n, a in config.human_detection.detectors if n in ("face", "FaceDetector")), {}))
     face_args["min_detection_score"] = max(0.9, float(face_args.get("min_detection_score", 0.9)))
     enroller = Enroller(build_detector("face", face_args), model)
     model.load()
@@ -122,10 +122,12 @@ def enroll(
     found = {name: enroller.faces_of(photos) for name, photos in plan.items()}
     report = []
     for name, photo_faces in found.items():
-        kept = [gallery.keep_photo(name, f.path) for f in photo_faces] if keep_photos else []  # type: ignore[attr-defined]
+        kept: list[str] = []
+        if keep_photos and isinstance(gallery, LocalGallery):  # checked above: --keep-photos needs a local file
+            kept = [gallery.keep_photo(name, f.path) for f in photo_faces]
         person = gallery.enroll(
             name,
-            [f.embedding for f in photo_faces],
+            np.array([f.embedding for f in photo_faces], np.float32),
             info,
             details=details,
             sources=[f.path.name for f in photo_faces],
@@ -241,7 +243,7 @@ def forget(
             from crowdcount.aws.gallery import redact_s3
 
             ctx = context_from_config(config, endpoint_url)
-            report = redact_s3(ctx.client("s3", config["aws_region"]), where, name, ctx.endpoint_url, check=False)
+            report = redact_s3(ctx.client("s3", config.aws_region), where, name, ctx.endpoint_url, check=False)
         else:
             from crowdcount.faces.redact import redact_files
 

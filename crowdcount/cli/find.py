@@ -113,8 +113,8 @@ def find(
     planned = _sources(sources)
     if output is not None and Path(output).is_dir():
         raise ConfigError(f"--output {output!r} is a folder", "give a file name, e.g. matches.json")
-    block = config["human_detection"]
-    human = next(([n, a] for n, a in block["detectors"] if resolve_name(n) == "human"), ["human", {}])
+    block = config.human_detection
+    human = next(([n, a] for n, a in block.detectors if resolve_name(n) == "human"), ["human", {}])
     (detector,) = build_detectors([human])
     embedder = build_person_embedder()
     threshold = embedder.match_threshold if threshold is None else threshold

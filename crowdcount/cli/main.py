@@ -38,7 +38,8 @@ class UserError(click.ClickException):
 
     def __init__(self, error: CrowdcountError) -> None:
         super().__init__(str(error))
-        self.exit_code = error.exit_code
+        # click types exit_code as a ClassVar, yet reads it per instance (as its own Exit sets it)
+        self.exit_code = error.exit_code  # type: ignore[misc]
 
 
 class LazyGroup(click.Group):
@@ -69,7 +70,7 @@ class LazyGroup(click.Group):
                 raise
             # one line, not click's usage block: say what is wrong and where help is
             error = click.UsageError(f"{exc.format_message()} (see '{exc.ctx.command_path} --help')")
-            error.exit_code = exc.exit_code
+            error.exit_code = exc.exit_code  # type: ignore[misc]  # per instance, as above
             error.ctx = None
             raise error from None
 

@@ -6,6 +6,8 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -28,7 +30,10 @@ def stream() -> None:
     """
 
 
-def _kafka_options(func):  # type: ignore[no-untyped-def]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _kafka_options(func: F) -> F:
     func = click.option(
         "--partitions",
         type=click.IntRange(min=1),
@@ -88,12 +93,13 @@ def produce(
         quality or live["jpeg_quality"],
     )
     readers = build_sources(sources, config, realtime, speed, loop, read_timeout, open_timeout, retries)
-    metrics = LiveMetrics() if metrics_port is not None else None
+    metrics = None
     server = None
-    if metrics is not None:
+    if metrics_port is not None:
         from crowdcount.metrics import serve_metrics
 
-        server = serve_metrics(metrics.registry, metrics_port)  # type: ignore[arg-type]
+        metrics = LiveMetrics()
+        server = serve_metrics(metrics.registry, metrics_port)
     click.echo(mode_line(readers), err=True)
     wake = threading.Event()
     stop = threading.Event()
@@ -234,12 +240,17 @@ def consume(
         processors=factory,
     )
     server = None
-    if metrics is not None:
+    if metrics is not None and metrics_port is not None:
         from crowdcount.metrics import serve_metrics
 
-        server = serve_metrics(metrics.registry, metrics_port)  # type: ignore[arg-type]
+        server = serve_metrics(metrics.registry, metrics_port)
     stop = threading.Event()
-    watcher = threading.Thread(target=lambda: (stop.wait(), consumer.stop()), daemon=True)
+
+    def stop_when_asked() -> None:
+        stop.wait()
+        consumer.stop()
+
+    watcher = threading.Thread(target=stop_when_asked, daemon=True)
     watcher.start()
     try:
         with stop_on_signals(stop):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+from collections.abc import Mapping
 from typing import Any
 
 from crowdcount.detectors.base import Detector
@@ -55,7 +56,7 @@ def detector_parameters(name: str) -> dict[str, Any]:
     }
 
 
-def build_detector(name: str, arguments: dict[str, Any] | None = None) -> Detector:
+def build_detector(name: str, arguments: Mapping[str, Any] | None = None) -> Detector:
     """Build the detector registered as ``name`` (or an alias) with keyword ``arguments``.
 
     Raises :class:`DetectorError` for an unknown name, an unknown argument or a bad value.

@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,7 +51,33 @@ _NATIVE_NOISE = (
 @contextmanager
 def quiet_native_logs() -> Iterator[None]:
     """Hold back what native code writes to stderr (fd 2) meanwhile; replay it without TensorFlow's known
-    start-up chatter (no-GPU notices), so users see only what matters. Python exceptions are untouched."""
+    start-up chatter (oneDNN and no-GPU notices), which goes to this module's logger at debug level instead (seen
+    with ``--log-level debug``), so users see only what matters. Python exceptions are untouched.
+
+    Nested uses hold nothing more: the outermost one replays (fd 2 is the process's, and the debug records an inner
+    one wrote would be held, and wrapped, again)."""
+    global _holding
+    with _holding_lock:
+        outermost = _holding == 0
+        _holding += 1
+    try:
+        if not outermost:
+            yield
+            return
+        with _held_stderr():
+            yield
+    finally:
+        with _holding_lock:
+            _holding -= 1
+
+
+#: How many quiet_native_logs blocks are open (in any thread: file descriptor 2 is the process's).
+_holding = 0
+_holding_lock = threading.Lock()
+
+
+@contextmanager
+def _held_stderr() -> Iterator[None]:
     try:
         sys.stderr.flush()
         saved = os.dup(2)
@@ -67,15 +94,20 @@ def quiet_native_logs() -> Iterator[None]:
             os.close(saved)
             held.seek(0)
             lines = held.read().decode("utf-8", "replace").splitlines(keepends=True)
-            kept = "".join(line for line in lines if not any(noise in line for noise in _NATIVE_NOISE))
+            chatter = [line for line in lines if any(noise in line for noise in _NATIVE_NOISE)]
+            kept = "".join(line for line in lines if line not in chatter)
             if kept:
                 sys.stderr.write(kept)
                 sys.stderr.flush()
+            for line in chatter:
+                logger.debug("native: %s", line.rstrip())
 
 
 def import_tensorflow() -> Any:
-    """Import TensorFlow quietly (its C++ start-up chatter is not for our users)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Import TensorFlow quietly: its C++ start-up chatter is not for our users (it is logged at debug level; with
+    debug logging on, TensorFlow's own INFO and WARNING lines are let through too)."""
+    if not logger.isEnabledFor(logging.DEBUG):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     with quiet_native_logs():

@@ -329,7 +329,9 @@ def read_imglab(path: str | Path) -> GroundTruth:
                 raise ConfigError(f"{str(path)!r}: a box of {name} lacks top/left/width/height") from None
             boxes.append([left, top, left + width, top + height])
             ignore.append(box.get("ignore", "0").strip().lower() in {"1", "true"})
-        frames[str((path.parent / name).resolve())] = GroundTruthFrame(np.array(boxes).reshape(-1, 4), ignore)
+        frames[str((path.parent / name).resolve())] = GroundTruthFrame(
+            np.array(boxes).reshape(-1, 4), np.array(ignore, bool)
+        )
     return GroundTruth(frames, str(path))
 
 

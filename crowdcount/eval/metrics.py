@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 # box geometry lives with Detections (the scenery filter uses it too); crowdcount.eval re-exports it
-from crowdcount.detectors.base import iou_matrix
+from crowdcount.detectors.base import iou_matrix as iou_matrix
 from crowdcount.eval.groundtruth import GroundTruthFrame, IgnoreRegion, in_ignore_regions
 
 
@@ -146,7 +147,7 @@ def summarize_matches(
     matches: Sequence[FrameMatch],
     threshold: float,
     iou_threshold: float = 0.5,
-    counts: Sequence[float] | None = None,
+    counts: npt.ArrayLike | None = None,
 ) -> EvalReport:
     """Aggregate frame matchings into an :class:`EvalReport` at score ``threshold``.
 
@@ -155,9 +156,9 @@ def summarize_matches(
     gt = np.array([m.gt_count for m in matches], np.float64)
     pred = np.array([m.count(threshold) for m in matches], np.float64)
     if counts is not None:
-        if len(counts) != len(matches):
-            raise ValueError(f"{len(counts)} counts for {len(matches)} frames")
         pred_counts = np.asarray(counts, np.float64)
+        if pred_counts.shape != (len(matches),):
+            raise ValueError(f"{pred_counts.size} counts for {len(matches)} frames")
     else:
         pred_counts = pred
     err = pred_counts - gt

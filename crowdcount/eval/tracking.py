@@ -22,9 +22,9 @@ import numpy as np
 
 from crowdcount.analyzer.tracking import TrackingProcessor
 from crowdcount.detectors import Detector
+from crowdcount.detectors.base import iou_matrix
 from crowdcount.errors import ConfigError
 from crowdcount.eval.groundtruth import GroundTruth, IgnoreRegion, in_ignore_regions
-from crowdcount.eval.metrics import iou_matrix
 
 
 @dataclass

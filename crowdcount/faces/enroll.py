@@ -76,8 +76,8 @@ class Enroller:
         if len(faces) > 1:
             raise PhotoError(f"{path}: {len(faces)} faces found, expected one", "crop the photo to the person to enrol")
         vector = self.embedder.embed(image, faces)[0]
-        box = tuple(float(v) for v in faces.xyxy[0])
-        return PhotoFace(path, vector, box, float(faces.confidence[0]))  # type: ignore[arg-type]
+        x0, y0, x1, y1 = (float(v) for v in faces.xyxy[0])
+        return PhotoFace(path, vector, (x0, y0, x1, y1), float(faces.confidence[0]))
 
     def faces_of(self, paths: Sequence[Path]) -> list[PhotoFace]:
         """Every photo's face; when any photo fails, one :class:`PhotoError` naming every failing photo (so

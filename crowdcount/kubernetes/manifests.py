@@ -125,42 +125,38 @@ def check(config: Config, options: KubernetesOptions) -> list[str]:
         _split_image(options.image)
         if options.tag is not None and _has_tag_or_digest(options.image):
             raise ConfigError(f"--image {options.image!r} has a tag or digest already; leave out --tag")
-    tag = options.tag if options.tag is not None else config.get("deploy.image_tag")
+    tag = options.tag if options.tag is not None else config.deploy.image_tag
     if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", tag):
         raise ConfigError(f"image tag {tag!r} is not a valid Docker tag", "letters, digits, '_', '.', '-'")
-    deploy = config["deploy"]
-    if deploy["max_tasks"] < 1 or not 0 <= deploy["min_tasks"] <= deploy["max_tasks"]:
+    # backlog_per_task, gpu_count, kafka_partitions, grace_period_seconds: their limits are the config's own
+    deploy = config.deploy
+    if deploy.max_tasks < 1 or not 0 <= deploy.min_tasks <= deploy.max_tasks:
         raise ConfigError(
-            f"deploy.min_tasks {deploy['min_tasks']} / max_tasks {deploy['max_tasks']}: need 0 <= min <= max, max >= 1"
+            f"deploy.min_tasks {deploy.min_tasks} / max_tasks {deploy.max_tasks}: need 0 <= min <= max, max >= 1"
         )
-    if deploy["backlog_per_task"] < 1:
-        raise ConfigError(f"deploy.backlog_per_task must be at least 1, got {deploy['backlog_per_task']}")
-    if deploy["gpu_count"] < 0:
-        raise ConfigError(f"deploy.gpu_count must be 0 or more, got {deploy['gpu_count']}")
-    for key in ("cpu", "memory"):
-        if not deploy[key].isdigit() or int(deploy[key]) < 256:
+    for key, text in (("cpu", deploy.cpu), ("memory", deploy.memory)):
+        if not text.isdigit() or int(text) < 256:
             raise ConfigError(
-                f"deploy.{key} {deploy[key]!r} must be a whole number of "
+                f"deploy.{key} {text!r} must be a whole number of "
                 f"{'CPU units (1024 = 1 vCPU)' if key == 'cpu' else 'MiB'}, at least 256"
             )
-    if config.get("live.kafka_partitions") < 1:
-        raise ConfigError(f"live.kafka_partitions must be at least 1, got {config.get('live.kafka_partitions')}")
-    if config.get("worker.grace_period_seconds") < 0:
-        raise ConfigError("worker.grace_period_seconds must be 0 or more")
-    for key in ("aws_endpoint_url", "live.redis_url", "live.kafka_bootstrap"):
-        value = config.get(key)
+    for key, value in (
+        ("aws_endpoint_url", config.aws_endpoint_url),
+        ("live.redis_url", config.live.redis_url),
+        ("live.kafka_bootstrap", config.live.kafka_bootstrap),
+    ):
         if value and _has_password(value):
             raise ConfigError(
                 f"config key {key!r} holds a password; it would be rendered into the ConfigMap",
                 "keep credentials out of variables.json (Kubernetes Secrets hold them; see docs/kubernetes.md)",
             )
-    for name in config.get("deploy.environment"):
+    for name in deploy.environment:
         if _SECRET_NAME.search(name):
             raise ConfigError(
                 f"deploy.environment.{name} looks like a secret; it would be rendered into the Deployment",
                 "put it in a Secret and reference it from an overlay of your own",
             )
-    _kafka_ports(config.get("live.kafka_bootstrap"))
+    _kafka_ports(config.live.kafka_bootstrap)
     warnings = []
     if options.role_arn is None:
         warnings.append(
@@ -223,11 +219,11 @@ def object_meta(name: str, options: KubernetesOptions, component: str | None = N
 
 def image_reference(config: Config, options: KubernetesOptions, overlay: str | None = None) -> str:
     """The image a container runs: the base's (``overlay`` None) or what an overlay's ``images:`` makes of it."""
-    name, tag, digest = _split_image(options.image or config.get("deploy.repository"))
+    name, tag, digest = _split_image(options.image or config.deploy.repository)
     if digest:
         return f"{name}@{digest}"
     if tag is None:
-        tag = options.tag if options.tag is not None else config.get("deploy.image_tag")
+        tag = options.tag if options.tag is not None else config.deploy.image_tag
         if overlay == "cpu":
             tag += "-cpu"
     return f"{name}:{tag}"
@@ -252,7 +248,7 @@ def _millicores(units: str, share: float) -> str:
 def _resources(config: Config, ephemeral_mib: int) -> dict[str, Any]:
     """Requests are 3/4 of ``deploy.cpu`` and 4/5 of ``deploy.memory``, so that a pod sized like the ECS task
     (a whole g4dn.xlarge) fits the node's allocatable after the kubelet's reservations; limits are the full values."""
-    cpu, memory = config.get("deploy.cpu"), int(config.get("deploy.memory"))
+    cpu, memory = config.deploy.cpu, int(config.deploy.memory)
     return {
         "requests": {
             "cpu": _millicores(cpu, 0.75),
@@ -403,7 +399,7 @@ def _camera_env(name: str) -> str:
 
 def worker_grace_s(config: Config) -> int:
     """``terminationGracePeriodSeconds`` of the worker: its own grace period plus :data:`GRACE_MARGIN_S`."""
-    return int(config.get("worker.grace_period_seconds")) + GRACE_MARGIN_S
+    return config.worker.grace_period_seconds + GRACE_MARGIN_S
 
 
 # ---------------------------------------------------------------------------------------------- base
@@ -411,7 +407,7 @@ def worker_grace_s(config: Config) -> int:
 
 def base_objects(config: Config, options: KubernetesOptions) -> dict[str, list[dict[str, Any]]]:
     """The base's objects by file name."""
-    live = config["live"]
+    live = config.live
     rolling = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
 
     consume = _deployment(
@@ -422,11 +418,11 @@ def base_objects(config: Config, options: KubernetesOptions) -> dict[str, list[d
             "stream",
             "consume",
             *_options(
-                bootstrap=live["kafka_bootstrap"],
-                group=live["kafka_group"],
-                topic=live["kafka_raw_topic"],
-                results_topic=live["kafka_results_topic"],
-                partitions=str(live["kafka_partitions"]),
+                bootstrap=live.kafka_bootstrap,
+                group=live.kafka_group,
+                topic=live.kafka_raw_topic,
+                results_topic=live.kafka_results_topic,
+                partitions=str(live.kafka_partitions),
                 max_age=CONSUME_MAX_AGE,
                 metrics_port=str(METRICS_PORT),
             ),
@@ -486,7 +482,7 @@ def base_objects(config: Config, options: KubernetesOptions) -> dict[str, list[d
             for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
         ]
         worker_skips = (("CKV_K8S_35", "without IRSA (kind/k3s) the AWS SDK reads its keys from the environment"),)
-    tmp_mib = math.ceil(config.get("worker.max_video_bytes") / 2**20) + 1024
+    tmp_mib = math.ceil(config.worker.max_video_bytes / 2**20) + 1024
     worker = _deployment(
         "worker",
         config,
@@ -508,7 +504,8 @@ def base_objects(config: Config, options: KubernetesOptions) -> dict[str, list[d
             "eks.amazonaws.com/role-arn": options.role_arn,
             "eks.amazonaws.com/sts-regional-endpoints": "true",
         }
-    service_accounts = [
+    worker_sa_extra: dict[str, Any] = {"annotations": worker_sa_annotations} if worker_sa_annotations else {}
+    service_accounts: list[dict[str, Any]] = [
         {
             "apiVersion": "v1",
             "kind": "ServiceAccount",
@@ -518,12 +515,10 @@ def base_objects(config: Config, options: KubernetesOptions) -> dict[str, list[d
         {
             "apiVersion": "v1",
             "kind": "ServiceAccount",
-            "metadata": object_meta("crowdcount-worker", options, annotations=worker_sa_annotations),
+            "metadata": object_meta("crowdcount-worker", options, **worker_sa_extra),
             "automountServiceAccountToken": False,
         },
     ]
-    if not worker_sa_annotations:
-        del service_accounts[1]["metadata"]["annotations"]
 
     namespace = {
         "apiVersion": "v1",
@@ -567,7 +562,7 @@ def _egress(options: KubernetesOptions, component: str, ports: list[int] | None)
 def network_policies(config: Config, options: KubernetesOptions) -> list[dict[str, Any]]:
     """Deny everything, then allow DNS, Prometheus's scrapes of ``/metrics`` and each workload's own egress."""
     worker_ports = [443]
-    endpoint = config.get("aws_endpoint_url")
+    endpoint = config.aws_endpoint_url
     if endpoint:
         parts = urlsplit(endpoint)
         worker_ports.append(parts.port or (443 if parts.scheme == "https" else 80))
@@ -614,7 +609,7 @@ def network_policies(config: Config, options: KubernetesOptions) -> list[dict[st
                 ],
             },
         },
-        _egress(options, "consume", _kafka_ports(config.get("live.kafka_bootstrap"))),
+        _egress(options, "consume", _kafka_ports(config.live.kafka_bootstrap)),
         _egress(options, "watch", None),  # cameras listen on any port (RTSP 554/8554, HTTP 80/8080, ...)
         _egress(options, "worker", sorted(set(worker_ports))),
     ]

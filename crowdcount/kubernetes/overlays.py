@@ -23,7 +23,7 @@ def gpu_patch(config: Config, options: KubernetesOptions, kind: str = "Deploymen
         {
             "op": "add",
             "path": f"{pod}/containers/0/resources/limits/nvidia.com~1gpu",
-            "value": str(max(1, config.get("deploy.gpu_count"))),
+            "value": str(max(1, config.deploy.gpu_count)),
         },
         {
             "op": "add",
@@ -52,7 +52,9 @@ def _apply_add(obj: dict[str, Any], ops: list[dict[str, Any]]) -> None:
 SCALERS = ("keda", "keda-jobs", "hpa")
 
 
-def build_objects(config: Config, options: KubernetesOptions, overlay: str, scaler: str = "keda") -> list[dict]:
+def build_objects(
+    config: Config, options: KubernetesOptions, overlay: str, scaler: str = "keda"
+) -> list[dict[str, Any]]:
     """Every object of ``overlay`` (``cpu`` or ``gpu``) with ``scaler`` (``keda``: the overlays' own;
     ``keda-jobs``: ``components/keda`` then ``components/keda-jobs``; ``hpa``: ``components/hpa`` instead): what
     ``kubectl kustomize`` builds from the rendered tree."""

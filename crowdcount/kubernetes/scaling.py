@@ -16,7 +16,7 @@ _SCALE_DOWN = {"stabilizationWindowSeconds": 300, "policies": [{"type": "Pods", 
 
 def keda_objects(config: Config, options: KubernetesOptions) -> list[dict[str, Any]]:
     """KEDA: the consumers on the group's Kafka lag, the worker on the SQS backlog (waiting + in flight)."""
-    live, deploy = config["live"], config["deploy"]
+    live, deploy = config.live, config.deploy
     scale_down = _SCALE_DOWN
     if options.role_arn is not None:
         # KEDA assumes the role annotated on the worker's service account (its trust policy must allow that).
@@ -44,15 +44,15 @@ def keda_objects(config: Config, options: KubernetesOptions) -> list[dict[str, A
                 "pollingInterval": 15,
                 "cooldownPeriod": 300,
                 "minReplicaCount": 1,
-                "maxReplicaCount": live["kafka_partitions"],
+                "maxReplicaCount": live.kafka_partitions,
                 "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": scale_down}}},
                 "triggers": [
                     {
                         "type": "kafka",
                         "metadata": {
-                            "bootstrapServers": live["kafka_bootstrap"],
-                            "consumerGroup": live["kafka_group"],
-                            "topic": live["kafka_raw_topic"],
+                            "bootstrapServers": live.kafka_bootstrap,
+                            "consumerGroup": live.kafka_group,
+                            "topic": live.kafka_raw_topic,
                             "lagThreshold": str(options.kafka_lag_threshold),
                             "offsetResetPolicy": "earliest",
                             "allowIdleConsumers": "false",
@@ -69,10 +69,10 @@ def keda_objects(config: Config, options: KubernetesOptions) -> list[dict[str, A
                 "scaleTargetRef": {"name": "crowdcount-worker"},
                 "pollingInterval": 30,
                 "cooldownPeriod": 300,
-                "minReplicaCount": deploy["min_tasks"],
-                "maxReplicaCount": deploy["max_tasks"],
+                "minReplicaCount": deploy.min_tasks,
+                "maxReplicaCount": deploy.max_tasks,
                 "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": scale_down}}},
-                "triggers": [_sqs_trigger(config, deploy["backlog_per_task"], in_flight=True)],
+                "triggers": [_sqs_trigger(config, deploy.backlog_per_task, in_flight=True)],
             },
         },
     ]
@@ -80,13 +80,13 @@ def keda_objects(config: Config, options: KubernetesOptions) -> list[dict[str, A
 
 def _sqs_trigger(config: Config, per_replica: int, in_flight: bool) -> dict[str, Any]:
     metadata = {
-        "queueURL": config.get("aws_queues.human_detection"),
+        "queueURL": config.aws_queues.human_detection,
         "queueLength": str(per_replica),
-        "awsRegion": config["aws_region"],
+        "awsRegion": config.aws_region,
         "scaleOnInFlight": "true" if in_flight else "false",
     }
-    if config.get("aws_endpoint_url"):
-        metadata["awsEndpoint"] = config.get("aws_endpoint_url")
+    if config.aws_endpoint_url:
+        metadata["awsEndpoint"] = config.aws_endpoint_url
     return {"type": "aws-sqs-queue", "authenticationRef": {"name": "crowdcount-worker-aws"}, "metadata": metadata}
 
 
@@ -121,7 +121,7 @@ def keda_jobs_objects(config: Config, options: KubernetesOptions) -> list[dict[s
                 "pollingInterval": 30,
                 "successfulJobsHistoryLimit": 5,
                 "failedJobsHistoryLimit": 5,
-                "maxReplicaCount": config.get("deploy.max_tasks"),
+                "maxReplicaCount": config.deploy.max_tasks,
                 # waiting messages only (in-flight ones have their Job): "accurate" subtracts the running Jobs
                 "scalingStrategy": {"strategy": "accurate"},
                 "triggers": [_sqs_trigger(config, 1, in_flight=False)],
@@ -158,7 +158,7 @@ HPA_SERIES = {
 
 def hpa_objects(config: Config, options: KubernetesOptions) -> list[dict[str, Any]]:
     """Without KEDA: HPAs on the workloads' own Prometheus metrics, served by prometheus-adapter."""
-    deploy = config["deploy"]
+    deploy = config.deploy
     behavior = {"scaleDown": _SCALE_DOWN}
 
     def hpa(component: str, low: int, high: int, metrics: list[dict[str, Any]]) -> dict[str, Any]:
@@ -179,7 +179,7 @@ def hpa_objects(config: Config, options: KubernetesOptions) -> list[dict[str, An
         hpa(
             "consume",
             1,
-            config.get("live.kafka_partitions"),
+            config.live.kafka_partitions,
             [
                 _pods_metric("crowdcount_live_dropped_fps", _quantity(options.dropped_fps_target)),
                 _pods_metric("crowdcount_live_latency_seconds_mean", _quantity(options.latency_target_s)),
@@ -187,8 +187,8 @@ def hpa_objects(config: Config, options: KubernetesOptions) -> list[dict[str, An
         ),
         hpa(
             "worker",
-            max(1, deploy["min_tasks"]),  # an HPA cannot start the first pod: nothing to measure at zero
-            deploy["max_tasks"],
+            max(1, deploy.min_tasks),  # an HPA cannot start the first pod: nothing to measure at zero
+            deploy.max_tasks,
             # busy share: every worker busy (1.0) against 0.8 adds a pod; idle workers are removed. (Not the
             # queue lag gauge: it keeps the age of the last message received while a worker idles.)
             [_pods_metric("crowdcount_worker_busy", "800m")],

@@ -65,7 +65,7 @@ def instance_type_matches(instance_type: str, pattern: str) -> bool:
 def _has_gpu(instance: Mapping[str, Any]) -> tuple[bool, int | None]:
     for resource in instance.get("registeredResources", []):
         if resource.get("name") == "GPU" and resource.get("stringSetValue"):
-            remaining = next(
+            remaining: Mapping[str, Any] = next(
                 (r for r in instance.get("remainingResources", []) if r.get("name") == "GPU"), {"stringSetValue": []}
             )
             return True, len(remaining.get("stringSetValue") or [])
