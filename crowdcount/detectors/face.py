@@ -211,8 +211,8 @@ class FaceDetector(Detector):
         boxes = np.concatenate([rows[:, 0:2], rows[:, 0:2] + rows[:, 2:4]], axis=1)
         boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, width)
         boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, height)
-        keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-        rows, boxes = rows[keep], boxes[keep]
+        nonempty = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        rows, boxes = rows[nonempty], boxes[nonempty]
         scores = np.clip(rows[:, 14], 0.0, 1.0)
         if self._verifier is not None:  # a second look: YuNet's score times O-Net's face probability
             scores = scores * self._verifier.face_probability(frame, boxes)
