@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 ENV_PREFIX = "CROWDCOUNT_"
 #: Environment variables with the prefix that are not config keys.
-RESERVED_ENV = {"CROWDCOUNT_CONFIG", "CROWDCOUNT_LOG_LEVEL", "CROWDCOUNT_LOG_FORMAT"}
+RESERVED_ENV = {"CROWDCOUNT_CONFIG", "CROWDCOUNT_LOG_LEVEL", "CROWDCOUNT_LOG_FORMAT", "CROWDCOUNT_WEB_TOKEN"}
 
 
 class Optional:
