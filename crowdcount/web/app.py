@@ -103,9 +103,11 @@ def annotate(frame: Any, scale: float = 0.5) -> np.ndarray:
             cv2.rectangle(canvas, (int(box[0]), int(box[1])), (int(box[2]), int(box[3])), colour, 2)
             if track != NO_TRACK:
                 text(f"#{track}", (int(box[0]), max(12, int(box[1]) - 4)), colour)
-    step = int(22 * scale / 0.5)
-    cv2.rectangle(canvas, (0, 0), (canvas.shape[1], step + 8), (0, 0, 0), -1)
-    text(frame.header, (6, step), (255, 255, 255))
+    # the count in a bar at the bottom left, where it hides no line or zone label
+    (width, height_text), base = cv2.getTextSize(frame.header, font, scale, 1)
+    bottom = canvas.shape[0]
+    cv2.rectangle(canvas, (0, bottom - height_text - base - 10), (width + 12, bottom), (0, 0, 0), -1)
+    text(frame.header, (6, bottom - base - 5), (255, 255, 255))
     return canvas
 
 

@@ -24,6 +24,8 @@ async function getJSON(url) {
 }
 
 /* ---- charts ------------------------------------------------------------------------------------ */
+const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
+function clock(t) { return new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" }); }
 function chartWidth(el) { return Math.max(260, Math.floor(el.getBoundingClientRect().width || 600)); }
 
 function makeChart(el, labels, data, time = true) {
@@ -34,7 +36,10 @@ function makeChart(el, labels, data, time = true) {
   const opts = {
     width: chartWidth(el), height: 220, series,
     scales: { x: { time }, y: { range: (u, min, max) => [0, Math.max(2, Math.ceil(max * 1.15))] } },
-    axes: [{ label: time ? "" : "seconds" }, { label: "people" }],
+    axes: [
+      time ? { space: 70, incrs: TIME_STEPS, values: (u, ticks) => ticks.map(clock) } : { label: "seconds into the video" },
+      { label: "people" },
+    ],
     legend: { live: false },
   };
   el.innerHTML = "";
