@@ -1,0 +1,137 @@
+"""What the dashboard costs ``watch``: analysed fps with and without ``--web``, two cameras, one viewer.
+
+    python benchmarks/bench_dashboard.py                      # 3 rounds of 20 s each way, about 3 minutes
+    python benchmarks/bench_dashboard.py --seconds 30 --rounds 5 --detector-arg human.preset=fast
+
+Two sources (the sample clip twice, looped, as fast as the detector takes frames: file mode, nothing dropped, so
+the analysed fps is the watcher's throughput), with a line and a zone (tracking on), through one
+:class:`~crowdcount.live.Watcher` as ``crowdcount watch`` builds it. With the dashboard: the
+:class:`~crowdcount.web.live.LiveHub` observes every frame, uvicorn serves the app in a thread, and one viewer
+has the page open: it reads the MJPEG stream of the first camera (drawn and JPEG-encoded for it) and the
+server-sent events (twice a second). Rounds alternate (plain, web, plain, web...) so that the load of a shared
+machine hits both alike; the table gives each round's fps, and the ratio of the medians (goal: the dashboard
+costs at most 10%, ratio >= 0.90).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from crowdcount.analyzer.counting import parse_lines, parse_zones  # noqa: E402
+from crowdcount.config import DEFAULTS, build_detectors  # noqa: E402
+from crowdcount.live import LiveMetrics, Source, Watcher, parse_source  # noqa: E402
+from crowdcount.live.pipeline import processor_factory  # noqa: E402
+
+SAMPLE = REPO / "samples" / "vtest-15s.mp4"
+LINE = "door=0.5,0,0.5,1"
+ZONE = "left=0,0,0.5,0,0.5,1,0,1"
+
+
+class Viewer:
+    """One person with the page open: the MJPEG stream of one camera and the event stream."""
+
+    def __init__(self, base: str, camera: str) -> None:
+        self.stop = threading.Event()
+        self.jpegs = 0
+        self.events = 0
+        self.threads = [
+            threading.Thread(target=self._mjpeg, args=(f"{base}stream/{camera}.mjpg",), daemon=True),
+            threading.Thread(target=self._events, args=(f"{base}events",), daemon=True),
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def _mjpeg(self, url: str) -> None:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            while not self.stop.is_set():
+                chunk = response.read1(65536)
+                if not chunk:
+                    return
+                self.jpegs += chunk.count(b"\xff\xd9")
+
+    def _events(self, url: str) -> None:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            while not self.stop.is_set():
+                line = response.readline()
+                if not line:
+                    return
+                self.events += line.startswith(b"event: status")
+
+    def close(self) -> None:
+        self.stop.set()
+
+
+def run(detectors: list, seconds: float, web: bool) -> dict:
+    factory = processor_factory(DEFAULTS["tracking"], detectors, parse_lines([LINE]), parse_zones([ZONE]))
+    sources = [Source(parse_source(f"{name}={SAMPLE}"), loop=True) for name in ("cam1", "cam2")]
+    metrics = LiveMetrics()
+    watcher = Watcher(detectors, sources, metrics=metrics, processors=factory, boxes=False)
+    dashboard = viewer = None
+    if web:
+        from crowdcount.web.app import start_live_dashboard
+
+        dashboard = start_live_dashboard(watcher, "127.0.0.1:0", registry=metrics.registry)
+    watcher.start()
+    try:
+        if dashboard is not None:
+            viewer = Viewer(dashboard[1].url, "cam1")
+        deadline = time.monotonic() + 120  # warm-up: the first batches of both cameras, the viewer connected
+        while min(r.frames_analyzed for r in watcher.snapshot()) < 10 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)
+        start_frames = sum(r.frames_analyzed for r in watcher.snapshot())
+        start = time.monotonic()
+        time.sleep(seconds)
+        frames = sum(r.frames_analyzed for r in watcher.snapshot()) - start_frames
+        elapsed = time.monotonic() - start
+        jpegs, events = (viewer.jpegs, viewer.events) if viewer is not None else (0, 0)
+    finally:
+        if viewer is not None:
+            viewer.close()
+        watcher.stop()
+        if dashboard is not None:
+            dashboard[0].stop()
+            dashboard[1].stop()
+    return {"fps": frames / elapsed, "frames": frames, "jpegs": jpegs, "events": events}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds each way (alternating)")
+    parser.add_argument("--detector-arg", action="append", default=[], help="human.KEY=VALUE")
+    args = parser.parse_args()
+    arguments: dict = {"max_batch_size": 2}
+    for pair in args.detector_arg:
+        key, _, value = pair.removeprefix("human.").partition("=")
+        arguments[key] = value
+    detectors = build_detectors([["HumanDetector", arguments]])
+    for detector in detectors:
+        detector.load()
+    print(f"two cameras ({SAMPLE.name} looped, file mode), line + zone, detector HumanDetector {arguments}")
+    print(f"{'round':>5}  {'mode':<10} {'frames':>7} {'fps':>7} {'jpegs':>6} {'events':>6}")
+    run(detectors, 3.0, False)  # the models' first calls (compilation, caches) count in neither column
+    fps: dict[bool, list[float]] = {False: [], True: []}
+    for i in range(args.rounds):
+        for web in (False, True):
+            row = run(detectors, args.seconds, web)
+            fps[web].append(row["fps"])
+            mode = "web+viewer" if web else "plain"
+            print(f"{i + 1:>5}  {mode:<10} {row['frames']:>7} {row['fps']:>7.2f} {row['jpegs']:>6} {row['events']:>6}")
+    plain, web = statistics.median(fps[False]), statistics.median(fps[True])
+    ratio = web / plain if plain else float("nan")
+    print(f"median fps: plain {plain:.2f}, with the dashboard and one viewer {web:.2f}: ratio {ratio:.3f} "
+          f"(cost {100 * (1 - ratio):.1f}%; goal <= 10%)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
