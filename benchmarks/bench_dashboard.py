@@ -9,18 +9,19 @@ the analysed fps is the watcher's throughput), with a line and a zone (tracking 
 :class:`~crowdcount.web.live.LiveHub` observes every frame, uvicorn serves the app in a thread, and one viewer
 has the page open: it reads the MJPEG stream of the first camera (drawn and JPEG-encoded for it) and the
 server-sent events (twice a second). Rounds alternate (plain, web, plain, web...) so that the load of a shared
-machine hits both alike; the table gives each round's fps, and the ratio of the medians (goal: the dashboard
-costs at most 10%, ratio >= 0.90).
+machine hits both alike; the table gives each round's fps and the process's CPU time per analysed frame, and the
+ratios of the medians (goal: the dashboard costs at most 10%, ratio >= 0.90). On a shared machine the CPU time per
+frame is the steadier figure: it does not depend on what else runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import statistics
+import subprocess
 import sys
-import threading
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,38 +37,39 @@ LINE = "door=0.5,0,0.5,1"
 ZONE = "left=0,0,0.5,0,0.5,1,0,1"
 
 
+#: The viewer, in a process of its own as a browser would be: reads one MJPEG stream and the event stream, and
+#: prints how many JPEG frames and status events it got when it is told to stop (SIGTERM).
+VIEWER = """
+import signal, sys, threading, urllib.request
+counts = {"jpegs": 0, "events": 0}
+def mjpeg():
+    with urllib.request.urlopen(sys.argv[1] + "stream/" + sys.argv[2] + ".mjpg", timeout=60) as r:
+        while chunk := r.read1(65536):
+            counts["jpegs"] += chunk.count(b"\\xff\\xd9")
+def done(*_):
+    print(counts["jpegs"], counts["events"], flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, done)
+threading.Thread(target=mjpeg, daemon=True).start()
+with urllib.request.urlopen(sys.argv[1] + "events", timeout=60) as r:
+    while line := r.readline():
+        counts["events"] += line.startswith(b"event: status")
+signal.pause()
+"""
+
+
 class Viewer:
-    """One person with the page open: the MJPEG stream of one camera and the event stream."""
+    """One person with the page open (see ``VIEWER``)."""
 
     def __init__(self, base: str, camera: str) -> None:
-        self.stop = threading.Event()
-        self.jpegs = 0
-        self.events = 0
-        self.threads = [
-            threading.Thread(target=self._mjpeg, args=(f"{base}stream/{camera}.mjpg",), daemon=True),
-            threading.Thread(target=self._events, args=(f"{base}events",), daemon=True),
-        ]
-        for thread in self.threads:
-            thread.start()
+        self.process = subprocess.Popen([sys.executable, "-c", VIEWER, base, camera], stdout=subprocess.PIPE, text=True)
 
-    def _mjpeg(self, url: str) -> None:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            while not self.stop.is_set():
-                chunk = response.read1(65536)
-                if not chunk:
-                    return
-                self.jpegs += chunk.count(b"\xff\xd9")
-
-    def _events(self, url: str) -> None:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            while not self.stop.is_set():
-                line = response.readline()
-                if not line:
-                    return
-                self.events += line.startswith(b"event: status")
-
-    def close(self) -> None:
-        self.stop.set()
+    def close(self) -> tuple[int, int]:
+        """Stop it; the JPEG frames and events it received."""
+        self.process.send_signal(signal.SIGTERM)
+        out, _ = self.process.communicate(timeout=10)
+        jpegs, events = (int(x) for x in out.split()[:2])
+        return jpegs, events
 
 
 def run(detectors: list, seconds: float, web: bool) -> dict:
@@ -89,11 +91,12 @@ def run(detectors: list, seconds: float, web: bool) -> dict:
             time.sleep(0.2)
         time.sleep(1.0)
         start_frames = sum(r.frames_analyzed for r in watcher.snapshot())
-        start = time.monotonic()
+        start, start_cpu = time.monotonic(), time.process_time()
         time.sleep(seconds)
         frames = sum(r.frames_analyzed for r in watcher.snapshot()) - start_frames
-        elapsed = time.monotonic() - start
-        jpegs, events = (viewer.jpegs, viewer.events) if viewer is not None else (0, 0)
+        elapsed, cpu = time.monotonic() - start, time.process_time() - start_cpu
+        jpegs, events = viewer.close() if viewer is not None else (0, 0)
+        viewer = None
     finally:
         if viewer is not None:
             viewer.close()
@@ -101,7 +104,8 @@ def run(detectors: list, seconds: float, web: bool) -> dict:
         if dashboard is not None:
             dashboard[0].stop()
             dashboard[1].stop()
-    return {"fps": frames / elapsed, "frames": frames, "jpegs": jpegs, "events": events}
+    return {"fps": frames / elapsed, "frames": frames, "cpu_ms": 1000.0 * cpu / max(frames, 1), "jpegs": jpegs,
+            "events": events}  # fmt: skip
 
 
 def main() -> None:
@@ -118,19 +122,29 @@ def main() -> None:
     for detector in detectors:
         detector.load()
     print(f"two cameras ({SAMPLE.name} looped, file mode), line + zone, detector HumanDetector {arguments}")
-    print(f"{'round':>5}  {'mode':<10} {'frames':>7} {'fps':>7} {'jpegs':>6} {'events':>6}")
     run(detectors, 3.0, False)  # the models' first calls (compilation, caches) count in neither column
+    print(f"{'round':>5}  {'mode':<10} {'frames':>7} {'fps':>7} {'CPU ms/frame':>12} {'jpegs':>6} {'events':>6}")
     fps: dict[bool, list[float]] = {False: [], True: []}
+    cpu: dict[bool, list[float]] = {False: [], True: []}
     for i in range(args.rounds):
         for web in (False, True):
             row = run(detectors, args.seconds, web)
             fps[web].append(row["fps"])
+            cpu[web].append(row["cpu_ms"])
             mode = "web+viewer" if web else "plain"
-            print(f"{i + 1:>5}  {mode:<10} {row['frames']:>7} {row['fps']:>7.2f} {row['jpegs']:>6} {row['events']:>6}")
+            print(
+                f"{i + 1:>5}  {mode:<10} {row['frames']:>7} {row['fps']:>7.2f} {row['cpu_ms']:>12.1f} {row['jpegs']:>6}"
+                f" {row['events']:>6}"
+            )
     plain, web = statistics.median(fps[False]), statistics.median(fps[True])
     ratio = web / plain if plain else float("nan")
     print(f"median fps: plain {plain:.2f}, with the dashboard and one viewer {web:.2f}: ratio {ratio:.3f} "
           f"(cost {100 * (1 - ratio):.1f}%; goal <= 10%)")  # fmt: skip
+    # the process's CPU time per analysed frame does not depend on what else the machine runs: when inference is
+    # CPU-bound, fps with / without = CPU per frame without / with
+    cpu_plain, cpu_web = statistics.median(cpu[False]), statistics.median(cpu[True])
+    print(f"median CPU per frame: plain {cpu_plain:.1f} ms, with the dashboard {cpu_web:.1f} ms: fps ratio when "
+          f"CPU-bound {cpu_plain / cpu_web:.3f} (cost {100 * (1 - cpu_plain / cpu_web):.1f}%)")  # fmt: skip
 
 
 if __name__ == "__main__":

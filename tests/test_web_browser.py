@@ -97,6 +97,17 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
+def phone(browser: Any, url: str, path: Path, selector: str) -> None:
+    """A screenshot of ``url`` on a phone-sized screen; nothing may stick out sideways."""
+    page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    page.goto(url)
+    page.locator(selector).first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1000)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(path), full_page=True)
+    page.close()
+
+
 def _text(page: Any, selector: str) -> str:
     return page.locator(selector).first.inner_text().strip()
 
@@ -130,9 +141,8 @@ def test_live_view_of_the_sample_clip(browser: Any, shots: Path, tmp_path: Path)
             timeout=60_000,
         )
         page.screenshot(path=str(shots / "live-desktop.png"), full_page=True)
-        page.set_viewport_size({"width": 390, "height": 844})
-        page.screenshot(path=str(shots / "live-phone.png"), full_page=True)
-        page.set_viewport_size({"width": 1280, "height": 1000})
+        card.screenshot(path=str(shots / "live-camera.png"))
+        phone(browser, base, shots / "live-phone.png", "#camera-cam img.stream")
         # the chart grows: one point a second
         page.wait_for_function(
             f"+document.querySelector('#camera-cam .chart').dataset.points > {points}", timeout=20_000
@@ -211,8 +221,7 @@ def test_results_table_and_plot(browser: Any, shots: Path, result_folder: Path, 
         with urllib.request.urlopen(base + href, timeout=10) as response:
             assert response.read().decode().splitlines()[0].startswith("frame_index,timestamp_ms,Human")
         page.screenshot(path=str(shots / "result-video.png"), full_page=True)
-        page.set_viewport_size({"width": 390, "height": 844})
-        page.screenshot(path=str(shots / "result-video-phone.png"), full_page=True)
         page.close()
+        phone(browser, base + "#result/vtest-15s", shots / "result-video-phone.png", "#result-plot canvas")
     finally:
         _stop(process)

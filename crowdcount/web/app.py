@@ -232,10 +232,10 @@ def create_app(
             hub.add_viewer(name)
             try:
                 seq = 0
-                while not await request.is_disconnected():
+                while True:  # Starlette cancels this generator when the viewer goes
                     frame = hub.latest_frame(name, seq)
                     if frame is None:
-                        await asyncio.sleep(0.02)
+                        await asyncio.sleep(0.04)
                         continue
                     seq = frame.seq
                     jpeg = await run_in_threadpool(_encode, frame, jpeg_quality)
