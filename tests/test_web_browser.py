@@ -113,13 +113,14 @@ def _text(page: Any, selector: str) -> str:
 
 
 def test_live_view_of_the_sample_clip(browser: Any, shots: Path, tmp_path: Path) -> None:
-    """Page loads, the live view streams, a line crossing shows, the chart grows, and once the clip has ended the
-    count, maximum and crossings on the page equal /api/status."""
+    """Page loads, the live view streams, a line crossing shows, the chart grows, and the count, maximum and
+    crossings on the page equal /api/status. The clip plays looped in real time: on a busy machine the watcher
+    drops frames (live mode), and a crossing may need a second pass."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}/"
     log = tmp_path / "watch.log"
     process = _crowdcount(
-        "watch", f"cam={SAMPLE_CLIP}", "--realtime", "-d", "human", "--line", LINE, "--zone", ZONE,
+        "watch", f"cam={SAMPLE_CLIP}", "--realtime", "--loop", "-d", "human", "--line", LINE, "--zone", ZONE,
         "--max-occupancy", "left=3", "--web", f"127.0.0.1:{port}", "--no-table", "-o", str(tmp_path / "r.jsonl"),
         log=log,
     )  # fmt: skip
@@ -138,7 +139,7 @@ def test_live_view_of_the_sample_clip(browser: Any, shots: Path, tmp_path: Path)
         page.wait_for_function(
             "(() => { const r = document.querySelector('#camera-cam tr[data-line=\"door\"]');"
             " return r && (+r.querySelector('.in').textContent + +r.querySelector('.out').textContent) >= 1; })()",
-            timeout=60_000,
+            timeout=150_000,
         )
         page.screenshot(path=str(shots / "live-desktop.png"), full_page=True)
         card.screenshot(path=str(shots / "live-camera.png"))
@@ -155,21 +156,40 @@ def test_live_view_of_the_sample_clip(browser: Any, shots: Path, tmp_path: Path)
         assert page.evaluate("document.activeElement.classList.contains('toggle-video')")
         page.keyboard.press("Enter")
         assert card.locator(".toggle-video").get_attribute("aria-pressed") == "false"
+        # the video hidden, nobody watches: the server stops drawing and encoding this camera
+        deadline = time.monotonic() + 15
+        while _get(base + "api/status")["sources"][0]["viewers"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _get(base + "api/status")["sources"][0]["viewers"] == 0
         page.keyboard.press("Enter")
-        # the clip ends: the counts stop, the dashboard stays up, page and API agree exactly
-        page.wait_for_function("document.querySelector('#camera-cam .badge').textContent.includes('ended')",
-                               timeout=90_000)  # fmt: skip
-        time.sleep(1.5)  # a few more events after the last frame
-        status = _get(base + "api/status")["sources"][0]
-        assert status["status"] == "ended"
-        assert int(_text(page, "#camera-cam .count")) == status["count"]
-        assert int(_text(page, "#camera-cam .max")) == status["max_count"]
+        page.wait_for_function("document.querySelector('#camera-cam img.stream').naturalWidth > 0", timeout=20_000)
+        assert _get(base + "api/status")["sources"][0]["viewers"] == 1
+        # what the page shows is /api/status: count, maximum and crossings together, within a few updates
         row = card.locator('tr[data-line="door"]')
-        assert int(row.locator(".in").inner_text()) == status["lines"]["door"]["in"]
-        assert int(row.locator(".out").inner_text()) == status["lines"]["door"]["out"]
-        assert status["lines"]["door"]["in"] + status["lines"]["door"]["out"] >= 1
-        assert _text(page, "#camera-cam .badge").startswith("■")  # the state is a word and a symbol, not a colour
-        page.screenshot(path=str(shots / "live-ended.png"), full_page=True)
+        seen = []
+        for _ in range(40):
+            status = _get(base + "api/status")["sources"][0]
+            shown = page.evaluate(
+                "(() => { const c = document.querySelector('#camera-cam');"
+                " const r = c.querySelector('tr[data-line=\"door\"]');"
+                " return [+c.querySelector('.count').textContent, +c.querySelector('.max').textContent,"
+                " +r.querySelector('.in').textContent, +r.querySelector('.out').textContent]; })()"
+            )
+            expected = [
+                status["count"],
+                status["max_count"],
+                status["lines"]["door"]["in"],
+                status["lines"]["door"]["out"],
+            ]
+            seen.append((shown, expected))
+            if shown == expected:
+                break
+            time.sleep(0.3)
+        assert seen[-1][0] == seen[-1][1], seen
+        assert status["status"] == "streaming" and status["lines"]["door"]["in"] + status["lines"]["door"]["out"] >= 1
+        assert _text(page, "#camera-cam .badge") == "● streaming"  # a word and a symbol, not a colour alone
+        assert row.count() == 1
+        page.screenshot(path=str(shots / "live-later.png"), full_page=True)
         page.close()
     finally:
         _stop(process)

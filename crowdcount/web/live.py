@@ -149,6 +149,7 @@ class LiveHub:
                     "max_count": state.max_count,
                     "dropped": row.frames_dropped if row is not None else 0,
                     "frames_analyzed": state.frames,
+                    "viewers": state.viewers,
                     "reconnects": row.reconnects if row is not None else 0,
                     "latency_ms": row.latency_ms if row is not None else None,
                     "last_error": scrub(row.last_error) if row is not None else "",

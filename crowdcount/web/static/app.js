@@ -34,11 +34,11 @@ function makeChart(el, labels, data, time = true) {
     points: { show: false },
   })));
   const opts = {
-    width: chartWidth(el), height: 220, series,
+    width: chartWidth(el), height: 220, series, padding: [12, 28, 0, 0],
     scales: { x: { time }, y: { range: (u, min, max) => [0, Math.max(2, Math.ceil(max * 1.15))] } },
     axes: [
       time ? { space: 70, incrs: TIME_STEPS, values: (u, ticks) => ticks.map(clock) } : { label: "seconds into the video" },
-      { label: "people" },
+      { label: "people", incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] },
     ],
     legend: { live: false },
   };
