@@ -75,7 +75,7 @@ def dashboard(results: tuple[str, ...], bind: str, token: str | None, jobs: bool
         create_app(catalog=catalog, registry=registry, token=token, title="crowdcount results"), host, port
     )
     click.echo(
-        f"{len(rows)} finished video(s); dashboard on {server.url}{'?token=…' if token else ''} (Ctrl-C stops)",
+        f"{len(rows)} video(s); dashboard on {server.url}{'?token=…' if token else ''} (Ctrl-C stops)",
         err=True,
     )
     server.run()

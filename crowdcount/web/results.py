@@ -168,6 +168,7 @@ class ResultsCatalog:
         self.rescan_s = rescan_s
         self._entries: dict[str, Entry] = {}
         self._files: dict[Path, tuple[float, int, dict[str, Any] | None]] = {}
+        self._objects: dict[tuple[str, str], tuple[tuple[Any, ...], dict[str, Any] | None]] = {}
         self._scanned = -float("inf")
         self._lock = threading.Lock()
         self.errors: list[str] = []
@@ -261,11 +262,16 @@ class ResultsCatalog:
             raise ValueError("no S3 client")
         bucket, prefix = parse_s3_uri(uri)
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        keys = sorted(o["Key"] for page in pages for o in page.get("Contents", []) if o["Key"].endswith(".json"))
+        objects = sorted(
+            (o["Key"], o.get("ETag", ""), o.get("Size", 0))
+            for page in pages
+            for o in page.get("Contents", [])
+            if o["Key"].endswith(".json")
+        )
         entries = []
-        for key in keys:
-            document = self._s3_json(bucket, key)
-            if not is_result(document):
+        for key, etag, size in objects:
+            document = self._s3_light(bucket, key, (etag, size))
+            if document is None:
                 continue
             rel = key[len(prefix) :].lstrip("/") if key.startswith(prefix) else key
             entries.append(
@@ -277,6 +283,16 @@ class ResultsCatalog:
                 )
             )
         return entries
+
+    def _s3_light(self, bucket: str, key: str, version: tuple[Any, ...]) -> dict[str, Any] | None:
+        """An S3 result file without its frames (for its row), read again only when ``version`` changed."""
+        cached = self._objects.get((bucket, key))
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        document = self._s3_json(bucket, key)
+        light = {k: v for k, v in document.items() if k != "frames"} if is_result(document) else None
+        self._objects[(bucket, key)] = (version, light)
+        return light
 
     def _s3_json(self, bucket: str, key: str) -> Any:
         try:
@@ -313,8 +329,9 @@ class ResultsCatalog:
                 load = None
                 if location and self.s3 is not None and step.get("state") == "done":
                     load = lambda b=result["bucket"], k=result["key"]: self._s3_json(b, k)  # noqa: E731
-                    document = load()
-                    if is_result(document):
+                    version = (step.get("run_id"), step.get("updated_at"), step.get("rev"))
+                    document = self._s3_light(result["bucket"], result["key"], version)
+                    if document is not None:
                         row = summary_row(document, row["status"])
                     else:
                         load = None
