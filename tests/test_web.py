@@ -8,6 +8,7 @@ import http.server
 import json
 import os
 import shutil
+import socket
 import threading
 import time
 import urllib.request
@@ -349,3 +350,38 @@ def test_alerts_counted_listed_and_posted(webhook: str) -> None:
         ("zone_over_capacity", "raised"), ("camera_stalled", "raised"), ("zone_over_capacity", "cleared")
     ]  # fmt: skip
     assert monitor.history()[0]["time"].endswith("Z")
+
+
+def test_watch_serves_the_dashboard_until_its_duration(
+    lobby: Path, fake_detectors: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``watch --web``: the dashboard comes up, stays up after the file has ended with its final counts, and the run
+    ends at --duration with exit 0."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("CROWDCOUNT_TRACKING__APPEARANCE", "false")  # no re-identification model: quick
+    seen: dict[str, Any] = {}
+
+    def poll() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=5) as response:
+                    document = json.loads(response.read())
+                if document["sources"][0]["status"] == "ended":
+                    seen["status"] = document
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    code, _, err = run_cli("watch", f"cam={lobby}", "-d", "squares", "--line", LINE, "--zone", ZONE, "--web",
+                           str(port), "--duration", "8", "--no-table")  # fmt: skip
+    thread.join(5)
+    assert code == 0, err
+    assert f"dashboard on http://127.0.0.1:{port}/" in err and "the dashboard stays up until Ctrl-C" in err
+    (cam,) = seen["status"]["sources"]
+    assert cam["lines"] == {"door": {"in": 2, "out": 2}} and cam["frames_analyzed"] == 40

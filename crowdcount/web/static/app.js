@@ -87,7 +87,14 @@ async function loadSeries(name) {
   const cam = state.cameras[name];
   const s = await getJSON(`api/series?source=${encodeURIComponent(name)}&seconds=${state.range[name]}`);
   cam.zones = Object.keys(s.zones);
-  cam.data = [s.t, s.count, ...cam.zones.map((z) => s.zones[z])];
+  const columns = [s.count, ...cam.zones.map((z) => s.zones[z])];
+  cam.data = [[], ...columns.map(() => [])];
+  s.t.forEach((t, i) => {
+    const last = cam.data[0][cam.data[0].length - 1];
+    if (last !== undefined && t - last > 2) cam.data.forEach((col, j) => col.push(j ? null : last + 1)); // no frames: a gap
+    cam.data[0].push(t);
+    columns.forEach((col, j) => cam.data[j + 1].push(col[i]));
+  });
   if (state.charts[name]) state.charts[name].destroy();
   state.charts[name] = makeChart(cam.chartEl, ["people now", ...cam.zones.map((z) => `zone ${z}`)], cam.data);
 }
@@ -103,6 +110,7 @@ function addPoint(name, point) {
   if (t.length && t[t.length - 1] === point.t) {
     values.forEach((v, i) => { cam.data[i + 1][t.length - 1] = v; });
   } else if (!t.length || point.t > t[t.length - 1]) {
+    if (t.length && point.t - t[t.length - 1] > 2) cam.data.forEach((col, j) => col.push(j ? null : t[t.length - 1] + 1));
     t.push(point.t);
     values.forEach((v, i) => cam.data[i + 1].push(v));
     while (t.length && t[0] <= point.t - state.range[name]) cam.data.forEach((col) => col.shift());
