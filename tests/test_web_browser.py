@@ -113,15 +113,15 @@ def _text(page: Any, selector: str) -> str:
 
 
 def test_live_view_of_the_sample_clip(browser: Any, shots: Path, tmp_path: Path) -> None:
-    """Page loads, the live view streams, a line crossing shows, the chart grows, and the count, maximum and
-    crossings on the page equal /api/status. The clip plays looped in real time: on a busy machine the watcher
-    drops frames (live mode), and a crossing may need a second pass."""
+    """Page loads, the live view streams, a line crossing shows, a zone alert shows, the chart grows, and the
+    count, maximum and crossings on the page equal /api/status. The clip plays looped in real time: on a busy
+    machine the watcher drops frames (live mode), and a crossing may need a second pass."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}/"
     log = tmp_path / "watch.log"
     process = _crowdcount(
         "watch", f"cam={SAMPLE_CLIP}", "--realtime", "--loop", "-d", "human", "--line", LINE, "--zone", ZONE,
-        "--max-occupancy", "left=3", "--web", f"127.0.0.1:{port}", "--no-table", "-o", str(tmp_path / "r.jsonl"),
+        "--max-occupancy", "left=0", "--web", f"127.0.0.1:{port}", "--no-table", "-o", str(tmp_path / "r.jsonl"),
         log=log,
     )  # fmt: skip
     try:
@@ -141,6 +141,15 @@ def test_live_view_of_the_sample_clip(browser: Any, shots: Path, tmp_path: Path)
             " return r && (+r.querySelector('.in').textContent + +r.querySelector('.out').textContent) >= 1; })()",
             timeout=150_000,
         )
+        # more than 0 people in the zone: an alert on the page (words, not colour), counted in /metrics
+        page.wait_for_function(
+            "[...document.querySelectorAll('#alert-list li')].some(li => li.textContent.includes('zone left of cam'))",
+            timeout=150_000,
+        )
+        assert page.locator("#alert-list li").first.inner_text().startswith("⚠ Alert:")
+        with urllib.request.urlopen(base + "metrics", timeout=10) as response:
+            metrics = response.read().decode()
+        assert 'crowdcount_web_alerts_total{kind="zone_over_capacity",source="cam"}' in metrics
         page.screenshot(path=str(shots / "live-desktop.png"), full_page=True)
         card.screenshot(path=str(shots / "live-camera.png"))
         phone(browser, base, shots / "live-phone.png", "#camera-cam img.stream")
