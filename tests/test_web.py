@@ -80,6 +80,7 @@ def test_status_series_and_metrics_of_a_watched_scene(lobby: Path) -> None:
     assert cam["zones"]["shop"]["visitors"] == 3
     assert cam["unique_people"] == 3
     assert cam["name"] == "cam" and cam["status"] == "ended" and cam["dropped"] == 0
+    assert cam["target"] == "lobby.mp4"  # a file's name, not where it lies on the server
     assert cam["frames_analyzed"] == 40
     # the count is the last frame's number of squares; the maximum that of the busiest frame
     assert cam["count"] == row.people_now["Human"] and cam["max_count"] == row.people_max["Human"] == 3

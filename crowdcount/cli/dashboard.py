@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import click
 
 from crowdcount.cli.common import config_option, get_config
+from crowdcount.config import Config
 from crowdcount.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -81,19 +83,19 @@ def dashboard(results: tuple[str, ...], bind: str, token: str | None, jobs: bool
     server.run()
 
 
-def _aws_clients(config: object, jobs: bool) -> tuple[object, object, str | None]:
+def _aws_clients(config: Config, jobs: bool) -> tuple[Any, Any | None, str | None]:
     """S3 and (with ``jobs``) DynamoDB clients; the table only when it answers (a short timeout, one try)."""
     from botocore.config import Config as BotoConfig
 
     from crowdcount.aws.session import make_context
 
-    context = make_context(config["aws_region"], config["aws_endpoint_url"])  # type: ignore[index]
+    context = make_context(config["aws_region"], config["aws_endpoint_url"])
     quick = BotoConfig(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=2, read_timeout=10)
     s3 = context.client("s3", config=quick)
     if not jobs:
         return s3, None, None
-    table = config["dynamodb"]["table_id"]  # type: ignore[index]
-    dynamodb = context.client("dynamodb", region=config["dynamodb"]["region"], config=quick)  # type: ignore[index]
+    table = config["dynamodb"]["table_id"]
+    dynamodb = context.client("dynamodb", region=config["dynamodb"]["region"], config=quick)
     try:
         dynamodb.describe_table(TableName=table)
     except Exception as exc:  # not reachable, no credentials, no table: the files still show

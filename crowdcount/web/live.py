@@ -15,6 +15,7 @@ import re
 import threading
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -85,7 +86,11 @@ class LiveHub:
         self.category = category or ("Human" if "Human" in categories else categories[0])
         self._lock = threading.Lock()
         self._states = {s.id: _SourceState() for s in watcher.sources}
-        self._targets = {s.id: scrub(s.spec.display) for s in watcher.sources}
+        # what the page says a source is: a URL without credentials, a webcam's number, a file's name (not where
+        # it lies on the server)
+        self._targets = {
+            s.id: Path(s.spec.target).name if s.spec.kind == "file" else scrub(s.spec.display) for s in watcher.sources
+        }
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._tick_loop, name="crowdcount-web-alerts", daemon=True)
 

@@ -102,9 +102,7 @@ def detail(entry: Entry, document: dict[str, Any] | None) -> dict[str, Any]:
         "tracked": _thin(series["occupancy"], step) if "occupancy" in series else None,
         "zones": {k.removeprefix("zone:"): _thin(v, step) for k, v in series.items() if k.startswith("zone:")},
         "lines": {
-            k: _thin(v, step)
-            for k, v in series.items()
-            if k.endswith((":in", ":out")) and ":" in k and not k.startswith("zone:")
+            k: _thin(v, step) for k, v in series.items() if k.endswith((":in", ":out")) and not k.startswith("zone:")
         },
     }
     counting = document.get("counting") or {}
