@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,7 +23,9 @@ import pytest
 
 pytest.importorskip("starlette", reason="the web extra is not installed (pip install 'crowdcount[web]')")
 
-from starlette.testclient import TestClient
+with warnings.catch_warnings():  # Starlette 1.x suggests httpx2 over httpx for its test client: either works
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 from crowdcount.analyzer.counting import parse_lines, parse_zones
 from crowdcount.analyzer.result import csv_rows
