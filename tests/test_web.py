@@ -171,6 +171,10 @@ def test_token_is_required_on_every_route(lobby: Path) -> None:
     assert page.status_code == 200 and "HttpOnly" in page.headers["set-cookie"]
     assert client.get("/api/status").status_code == 200
     assert client.get("/metrics").status_code == 200
+    # CROWDCOUNT_WEB_TOKEN is the token, not a configuration key
+    from crowdcount.config import load_config
+
+    assert load_config(environ={"CROWDCOUNT_WEB_TOKEN": "s3cret"}).get("live.jpeg_quality") == 85
     # a bind beyond this machine needs a token
     with pytest.raises(ConfigError, match="without a token"):
         check_token("0.0.0.0", None)
