@@ -37,7 +37,13 @@ logger = logging.getLogger(__name__)
 
 ENV_PREFIX = "CROWDCOUNT_"
 #: Environment variables with the prefix that are not config keys (the CLI's and the worker's own).
-RESERVED_ENV = {"CROWDCOUNT_CONFIG", "CROWDCOUNT_LOG_LEVEL", "CROWDCOUNT_LOG_FORMAT", "CROWDCOUNT_HEALTH_FILE"}
+RESERVED_ENV = {
+    "CROWDCOUNT_CONFIG",
+    "CROWDCOUNT_LOG_LEVEL",
+    "CROWDCOUNT_LOG_FORMAT",
+    "CROWDCOUNT_HEALTH_FILE",
+    "CROWDCOUNT_WEB_TOKEN",
+}
 
 #: SQS's longest visibility timeout and retry delay (12 hours), in seconds.
 MAX_VISIBILITY_S = 43200

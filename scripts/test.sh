@@ -8,6 +8,12 @@ if ! command -v redis-server >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null 2>&1 ||
     echo "redis-server could not be installed: the Redis tests will skip"
 fi
+# The dashboard's browser tests (tests/test_web_browser.py): Debian's chromium, driven by Playwright; they skip where
+# it cannot be installed.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 ||
+    echo "chromium could not be installed: the dashboard's browser tests will skip"
+fi
 # The deploy lint (checkov, hadolint) and checkov's Kubernetes checks: a venv of its own, as their pins clash with
 # the project's dependencies. tests/deploy/test_deploy_lint.py runs them on the CloudFormation template and the
 # Dockerfile, tests/kubernetes/test_checkov.py on the rendered manifests.

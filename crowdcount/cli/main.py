@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "results": ("crowdcount.cli.jobs:results", "Download a video's result file from S3."),
     "eval": ("crowdcount.cli.eval:eval_command", "Measure counts and detections against ground truth."),
     "watch": ("crowdcount.cli.watch:watch", "Count people in live streams, webcams and real-time files."),
+    "dashboard": ("crowdcount.cli.dashboard:dashboard", "Serve finished results (files, S3, job table) as a web page."),
     "stream": ("crowdcount.cli.stream:stream", "Kafka: publish camera frames, or count them in a consumer group."),
     "edge": ("crowdcount.cli.edge:edge", "Upload camera frames to S3, read answers back, report latency."),
     "find": ("crowdcount.cli.find:find", "Find a person from photos in videos and result files (appearance)."),

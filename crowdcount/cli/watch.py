@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-class Duration(click.ParamType):
+class Duration(click.ParamType):  # type: ignore[type-arg]  # subscripting fails at run time on click 8.1
     """``500ms``, ``1s``, ``2.5m``, ``1h`` or a plain number of seconds."""
 
     name = "duration"
@@ -255,6 +255,26 @@ def status_table(rows: list[SourceStatus], title: str) -> Table:
 @click.option("--kafka-topic", default=None, help="Kafka results topic (default: live.kafka_results_topic).")
 @click.option("--table/--no-table", default=None, help="The live table on stderr (default: when stderr is a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="At the end, print every source's status as JSON.")
+@click.option(
+    "--web",
+    default=None,
+    metavar="[HOST:]PORT",
+    help="Serve the live dashboard here (default host 127.0.0.1; any other needs --token). Needs crowdcount[web].",
+)
+@click.option(
+    "--token",
+    envvar="CROWDCOUNT_WEB_TOKEN",
+    default=None,
+    help="The dashboard's access token (every route wants it; $CROWDCOUNT_WEB_TOKEN).",
+)
+@click.option(
+    "--max-occupancy",
+    "max_occupancy",
+    multiple=True,
+    metavar="ZONE=N",
+    help="With --web: alert when more than N people are in ZONE (repeatable).",
+)
+@click.option("--webhook", default=None, help="With --web: POST each alert (raised, cleared) as JSON to this URL.")
 @config_option
 def watch(
     sources: tuple[str, ...],
@@ -282,6 +302,10 @@ def watch(
     kafka_topic: str | None,
     table: bool | None,
     as_json: bool,
+    web: str | None,
+    token: str | None,
+    max_occupancy: tuple[str, ...],
+    webhook: str | None,
     config_path: str | None,
 ) -> None:
     """Count people in live SOURCES: rtsp:// or http(s):// stream URLs, webcam numbers (0) or video files,
@@ -291,8 +315,11 @@ def watch(
     counted), so the counts never fall behind. Files are analysed frame by frame (file mode, nothing
     dropped) unless --realtime plays them at their own rate. A source that fails or stalls reconnects with
     backoff; the others go on. Runs until Ctrl-C/SIGTERM, --duration, or every source has ended.
-    Exit 1 when a source gave up (--retries).
+    Exit 1 when a source gave up (--retries). With --web, a dashboard (live view, counts, lines, zones, chart,
+    alerts) is served until Ctrl-C or --duration, also after every source has ended.
     """
+    if web is None and (max_occupancy or webhook):
+        raise ConfigError("--max-occupancy and --webhook are alerts of the dashboard", "add --web [HOST:]PORT")
     counting_lines = parse_lines(lines, "--line") if lines else None
     counting_zones = parse_zones(zones, "--zone") if zones else None
     config = get_config(config_path, {"tracking": {"enabled": track}})
@@ -332,17 +359,26 @@ def watch(
                 live["kafka_partitions"],
             )
         )
-    metrics = LiveMetrics() if metrics_port is not None else None
+    metrics = LiveMetrics() if metrics_port is not None or web is not None else None
     server = None
-    if metrics is not None:
+    if metrics is not None and metrics_port is not None:
         from crowdcount.metrics import serve_metrics
 
-        server = serve_metrics(metrics.registry, metrics_port)  # type: ignore[arg-type]
+        server = serve_metrics(metrics.registry, metrics_port)
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
     watcher = Watcher(built, watched, sinks, every=every, metrics=metrics, boxes=not no_boxes, processors=factory)
+    dashboard = None
+    if web is not None:
+        from crowdcount.web.app import parse_limits, start_live_dashboard
+
+        dashboard = start_live_dashboard(
+            watcher, web, token, metrics.registry if metrics is not None else None, parse_limits(max_occupancy), webhook
+        )
     click.echo(mode_line(watched), err=True)
     if server is not None:
         click.echo(f"metrics on {server.url} (this machine only)", err=True)
+    if dashboard is not None:
+        click.echo(f"dashboard on {dashboard[1].url}{'?token=…' if token else ''}", err=True)
     stop = threading.Event()
     try:
         with stop_on_signals(stop):
@@ -354,16 +390,26 @@ def watch(
                 if show_table
                 else contextlib.nullcontext() as view
             ):
-                while not stop.is_set() and not watcher.done:
+                ended = False
+                while not stop.is_set() and (not watcher.done or (dashboard is not None and watcher.error is None)):
                     if deadline is not None and time.monotonic() >= deadline:
                         break
-                    watcher.wait(0.25)
+                    if watcher.done:  # the dashboard stays up with the final counts
+                        if not ended:
+                            ended = True
+                            click.echo("every source has ended; the dashboard stays up until Ctrl-C", err=True)
+                        stop.wait(0.25)
+                    else:
+                        watcher.wait(0.25)
                     if view is not None:
                         view.update(status_table(watcher.snapshot(), title))
                 if view is not None:
                     view.update(status_table(watcher.snapshot(), title))
     finally:
         watcher.stop()
+        if dashboard is not None:
+            dashboard[0].stop()
+            dashboard[1].stop()
         for sink in sinks:
             try:
                 sink.close()

@@ -108,13 +108,12 @@ def check_kafka(bootstrap: str, timeout_s: float = 5.0) -> None:
     kafka = _kafka()
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient(
-        {
-            "bootstrap.servers": bootstrap,
-            "socket.connection.setup.timeout.ms": int(timeout_s * 1000),
-            "logger": _RDKAFKA_LOG,
-        }
-    )
+    settings: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "socket.connection.setup.timeout.ms": int(timeout_s * 1000),
+        "logger": _RDKAFKA_LOG,  # confluent-kafka takes a logging.Logger here; its stubs list only scalars
+    }
+    admin = AdminClient(settings)
     try:
         admin.list_topics(timeout=timeout_s)
     except kafka.KafkaException as exc:
@@ -127,10 +126,14 @@ def check_kafka(bootstrap: str, timeout_s: float = 5.0) -> None:
 def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int, timeout_s: float = 10.0) -> None:
     """Create the ``topics`` that do not exist yet, with ``partitions`` partitions (existing ones are kept)."""
     kafka = _kafka()
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import (
+        AdminClient,
+        NewTopic,  # type: ignore[attr-defined]  # re-exported at run time, not in the stubs
+    )
 
     check_kafka(bootstrap)
-    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": _RDKAFKA_LOG})
+    settings: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": _RDKAFKA_LOG}
+    admin = AdminClient(settings)
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     missing = [t for t in dict.fromkeys(topics) if t not in existing]
     if not missing:

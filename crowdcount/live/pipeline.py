@@ -165,6 +165,13 @@ class LivePipelines:
             return out
         return pipeline.totals()
 
+    def geometry(self, source: str) -> tuple[list[tuple[str, np.ndarray]], list[tuple[str, np.ndarray]]]:
+        """``source``'s counting lines and zones in pixels of its current frame size (for drawing); empty before
+        its first frame or without counting."""
+        pipeline = self._pipelines.get(source)
+        counting = pipeline.counting if pipeline is not None else None
+        return counting.pixel_geometry() if counting is not None else ([], [])
+
     def close(self) -> None:
         """Close every source's processors (an annotated video is finished)."""
         for pipeline in self._pipelines.values():

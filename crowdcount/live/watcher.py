@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from crowdcount.analyzer.runner import FrameBatchRunner
 from crowdcount.detectors import Detector
@@ -25,6 +25,13 @@ from crowdcount.live.pipeline import LivePipelines, ProcessorFactory
 from crowdcount.live.sources import ENDED, FAILED, STREAMING, CapturedFrame, RateMeter, Source
 
 logger = logging.getLogger(__name__)
+
+
+class FrameObserver(Protocol):
+    """Told of every analysed frame: the captured frame, its detections (weak boxes removed, track ids in
+    ``data``) and the source's ``lines`` / ``zones`` / ``unique_people`` totals since start."""
+
+    def observe(self, frame: CapturedFrame, detections: dict[str, Any], totals: dict[str, Any]) -> None: ...
 
 
 @dataclass
@@ -78,6 +85,8 @@ class Watcher:
         processors: builds one source's frame processors (tracking, lines, zones, annotation; e.g.
             :func:`crowdcount.analyzer.pipeline.build_processors`), called once per source; records then carry
             ``lines``, ``zones`` and ``unique_people`` (see :mod:`crowdcount.live.pipeline`).
+        observers: told of every analysed frame (:class:`FrameObserver`, e.g. the web dashboard's hub), per frame
+            also with ``every``; called on the inference thread, so they must be quick.
     """
 
     def __init__(
@@ -89,6 +98,7 @@ class Watcher:
         metrics: LiveMetrics | None = None,
         boxes: bool = True,
         processors: ProcessorFactory | None = None,
+        observers: Sequence[FrameObserver] = (),
     ) -> None:
         if not detectors:
             raise ConfigError("no detectors to run", "choose at least one, e.g. --detector human")
@@ -103,6 +113,7 @@ class Watcher:
         self.categories = categories
         self.sources = list(sources)
         self.sinks = list(sinks)
+        self.observers = list(observers)
         self.metrics = metrics
         self.boxes = boxes
         self.every = every
@@ -213,6 +224,12 @@ class Watcher:
             for category, n in counts.items():
                 self.metrics.people.labels(frame.source, category).set(n)
             self.metrics.sync_totals(frame.source, totals)
+        for observer in self.observers:
+            try:
+                observer.observe(frame, detections, totals)
+            except Exception:  # a dashboard that fails must not stop counting
+                self.sink_errors += 1
+                logger.exception("observer %s failed", type(observer).__name__)
         if self._aggregator is not None:
             self._aggregator.add(frame.source, latency_s, counts)
             return
