@@ -126,10 +126,7 @@ def check_kafka(bootstrap: str, timeout_s: float = 5.0) -> None:
 def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int, timeout_s: float = 10.0) -> None:
     """Create the ``topics`` that do not exist yet, with ``partitions`` partitions (existing ones are kept)."""
     kafka = _kafka()
-    from confluent_kafka.admin import (
-        AdminClient,
-        NewTopic,  # type: ignore[attr-defined]  # re-exported at run time, not in the stubs
-    )
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # NewTopic: no stub export
 
     check_kafka(bootstrap)
     settings: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": _RDKAFKA_LOG}
