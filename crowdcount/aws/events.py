@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from crowdcount.aws.awserrors import error_code, is_aws_exception, is_not_found, to_aws_error
+from crowdcount.aws.errors import error_code, is_aws_exception, is_not_found, to_aws_error
 from crowdcount.errors import AWSError, CrowdcountError
 
 logger = logging.getLogger(__name__)

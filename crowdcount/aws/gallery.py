@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from crowdcount.aws.awserrors import error_code, is_aws_exception, to_aws_error
+from crowdcount.aws.errors import error_code, is_aws_exception, to_aws_error
 from crowdcount.aws.session import AwsContext
 from crowdcount.config import Config
 from crowdcount.errors import ConfigError, GalleryError

@@ -38,7 +38,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from crowdcount.aws.awserrors import error_code, is_aws_exception, to_aws_error
+from crowdcount.aws.errors import error_code, is_aws_exception, to_aws_error
 from crowdcount.errors import AWSError, CrowdcountError
 
 logger = logging.getLogger(__name__)

@@ -47,8 +47,8 @@ from crowdcount.analyzer import VideoAnalyzer, to_document
 from crowdcount.analyzer.pipeline import build_processors
 from crowdcount.analyzer.result import dumps
 from crowdcount.analyzer.video import probe_video
-from crowdcount.aws.awserrors import error_code, is_aws_exception, is_not_found, to_aws_error
 from crowdcount.aws.checkpoint import Checkpointer, checkpoint_key
+from crowdcount.aws.errors import error_code, is_aws_exception, is_not_found, to_aws_error
 from crowdcount.aws.messages import Job, parse_message
 from crowdcount.aws.protection import MAX_MINUTES as MAX_PROTECTION_MINUTES
 from crowdcount.aws.protection import TaskProtection
