@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from crowdcount.analyzer import VideoAnalyzer
-from crowdcount.analyzer.pipeline import build_processors
+from crowdcount.analyzer.pipeline import PipelineOverrides, build_pipeline
 from crowdcount.aws.decide import Action, Kind, Outcome, combine, decide
 from crowdcount.aws.errors import error_code, is_not_found, to_aws_error
 from crowdcount.aws.job import JobContext, JobRunner, WorkerFault
@@ -56,7 +56,7 @@ from crowdcount.aws.session import AwsContext
 from crowdcount.aws.settings import MAX_VISIBILITY, WorkerSettings
 from crowdcount.aws.status import StatusStore
 from crowdcount.aws.storage import remove_stale_temp_files
-from crowdcount.config import Config, build_detectors
+from crowdcount.config import Config
 from crowdcount.errors import AWSError, ConfigError, MessageError
 from crowdcount.signals import on_stop_signals
 
@@ -170,17 +170,14 @@ class Worker:
     @classmethod
     def from_config(cls, config: Config, ctx: AwsContext | None = None, endpoint_url: str | None = None) -> Worker:
         """A worker for ``config``: clients from ``ctx`` (default: the config's region and endpoint) and the
-        analyzer of the config's ``human_detection`` block, built lazily."""
+        analyzer of the config's pipeline (:func:`~crowdcount.analyzer.pipeline.build_pipeline`), built lazily."""
         ctx = ctx or context_from_config(config, endpoint_url)
 
-        block = config["human_detection"]
+        def build() -> VideoAnalyzer:  # the pipeline of `analyze` and the upload handler
+            from crowdcount.aws.gallery import open_dynamodb_gallery  # noqa: F401  (registers dynamodb://)
+            from crowdcount.faces.identify import gallery_stage
 
-        def build() -> VideoAnalyzer:
-            from crowdcount.aws.gallery import face_processors  # faces.gallery set: identify faces too
-
-            detectors = build_detectors(block["detectors"])
-            processors = [*build_processors(config["tracking"], detectors), *face_processors(config, ctx)]
-            return VideoAnalyzer.from_config(block, detectors, processors)
+            return build_pipeline(config, PipelineOverrides(), gallery_stage(config, {"aws": ctx})).analyzer()
 
         settings = WorkerSettings.from_config(config)
         protection = TaskProtection.from_environ(settings.scale_in_protection_minutes)
