@@ -61,7 +61,7 @@ def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    from crowdcount.aws.edge import EdgeClient, capture
+    from crowdcount.aws.edge import EdgeClient
     from crowdcount.aws.events import handler_from_environment
     from crowdcount.aws.sandbox import start_sandbox
     from crowdcount.aws.session import make_context
@@ -69,6 +69,7 @@ def main() -> None:
     from crowdcount.detectors import build_detector
     from crowdcount.detectors.embedders import build_embedder
     from crowdcount.faces import Enroller, LocalGallery
+    from crowdcount.live.capture import capture
 
     config = load_config(None, environ={})
     with tempfile.TemporaryDirectory() as tmp, start_sandbox(config, port=0) as box:

@@ -1,21 +1,31 @@
-"""Frame processors from a configuration's ``tracking`` block: the tracker, line and zone counting, the
-annotated-video writer, in the order they must run. ``crowdcount analyze`` and the worker build them here, so
-both write the same counts."""
+"""The one assembly of the analysis: :func:`build_pipeline` builds the detectors and the frame processors of a
+configuration in fixed stages -- track -> count -> identify -> annotate -- for every entry point (``crowdcount
+analyze``, the worker, the upload-triggered handler), so that all write the same result file for one clip.
+:func:`build_processors` builds the stages of a ``tracking`` block alone (the live pipelines, ``find``, eval).
+
+Faces are identified by a processor this package does not know: the caller passes ``galleries``, which turns a
+gallery location into the identify stage (:func:`crowdcount.faces.identify.gallery_stage`), so that the analyzer
+imports neither faces nor clouds."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crowdcount.analyzer.contacts import Calibration, ContactsProcessor
 from crowdcount.analyzer.counting import CountingProcessor, Line, Zone, parse_lines, parse_zones
 from crowdcount.analyzer.processors import FrameProcessor
 from crowdcount.analyzer.scenery import SceneryFilter
 from crowdcount.analyzer.tracking import TrackingProcessor
-from crowdcount.detectors import Detector
+from crowdcount.config import Config, build_detectors
+from crowdcount.detectors import Detector, resolve_name
 from crowdcount.errors import ConfigError
+
+if TYPE_CHECKING:
+    from crowdcount.analyzer.analyzer import VideoAnalyzer
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +60,10 @@ def build_processors(
     annotate: Callable[[Any], str | Path | None] | None = None,
     category: str = "Human",
     calibration: Calibration | None = None,
+    identify: Sequence[FrameProcessor] = (),
 ) -> list[FrameProcessor]:
     """The processors a ``tracking`` block asks for: the scenery filter (``scenery``), the tracker, line and zone
-    counting, the annotated-video writer.
+    counting, then ``identify`` (e.g. the face identifier), then the annotated-video writer.
 
     ``lines`` and ``zones`` (parsed from the command line) replace the block's ``lines`` and ``zones`` when
     given. ``high_score`` null means the tracked detector's own ``min_detection_score``. Without a detector of
@@ -101,8 +112,102 @@ def build_processors(
     if lines or zones:
         counting = CountingProcessor(list(lines), list(zones), category, block.get("line_hysteresis", 0.1))
         processors.append(counting)
+    processors.extend(identify)  # before the annotated video is drawn: it shows the names
     if annotate is not None:
         from crowdcount.analyzer.annotate import AnnotateProcessor
 
         processors.append(AnnotateProcessor(annotate, tracking, counting))
     return processors
+
+
+#: Turns a gallery location into the identify stage (a frame processor naming faces).
+GalleryStage = Callable[[str], FrameProcessor]
+#: The detector identification needs.
+FACE_DETECTOR = "face"
+
+
+@dataclass(frozen=True)
+class PipelineOverrides:
+    """What an entry point sets over the configuration (``None``: the configuration's).
+
+    Args:
+        detectors: ``[[name, {arguments}], ...]`` replacing the block's ``detectors``.
+        lines / zones: replace the ``tracking`` block's.
+        annotate: the annotated-video path of each video (``VideoInfo`` -> path or ``None``).
+        gallery: the gallery to identify faces against (``--identify``), over ``faces.gallery``.
+        calibration: close contacts' ground calibration, over ``tracking.calibration``.
+    """
+
+    detectors: Sequence[Sequence[Any]] | None = None
+    lines: Sequence[Line] | None = None
+    zones: Sequence[Zone] | None = None
+    annotate: Callable[[Any], str | Path | None] | None = None
+    gallery: str | None = None
+    calibration: Calibration | None = None
+
+
+@dataclass
+class Pipeline:
+    """Built detectors and frame processors (in stage order), and the analyzer block they came from."""
+
+    detectors: list[Detector]
+    processors: list[FrameProcessor]
+    block: Mapping[str, Any] = field(default_factory=dict)
+
+    def detector(self, category: str) -> Detector | None:
+        """The detector reporting ``category`` (e.g. ``"Face"``), if one runs."""
+        return next((d for d in self.detectors if d.category == category), None)
+
+    @property
+    def identifier(self) -> FrameProcessor | None:
+        """The identify stage (the processor named ``faces``), when faces are identified."""
+        return next((p for p in self.processors if p.name == "faces"), None)
+
+    def analyzer(self) -> VideoAnalyzer:
+        """A :class:`~crowdcount.analyzer.VideoAnalyzer` running this pipeline with the block's frame ratio,
+        smoothing and batch size."""
+        from crowdcount.analyzer.analyzer import VideoAnalyzer
+
+        return VideoAnalyzer.from_config(dict(self.block), self.detectors, self.processors)
+
+
+def build_pipeline(
+    config: Config,
+    overrides: PipelineOverrides | None = None,
+    galleries: GalleryStage | None = None,
+    block: str = "human_detection",
+) -> Pipeline:
+    """The detectors and processors of ``config`` (its ``block`` analyzer block, ``tracking`` and ``faces``)
+    with ``overrides``, in stage order: scenery, track, contacts, count, identify, annotate.
+
+    A gallery (``overrides.gallery`` or ``faces.gallery``) adds the identify stage, built by ``galleries``
+    from the location, and the face detector when the detectors lack one (with the block's arguments for it,
+    if it lists any). :class:`ConfigError` when a gallery is set but ``galleries`` is not given."""
+    overrides = overrides or PipelineOverrides()
+    section = config[block]
+    specs = [list(spec) for spec in (overrides.detectors if overrides.detectors is not None else section["detectors"])]
+    location = overrides.gallery or config["faces"]["gallery"]
+    identify: list[FrameProcessor] = []
+    if location:
+        if galleries is None:
+            raise ConfigError(
+                f"identifying faces against {location} needs a gallery opener",
+                "pass crowdcount.faces.identify.gallery_stage(config)",
+            )
+        identify.append(galleries(location))
+        if FACE_DETECTOR not in {resolve_name(name) for name, *_ in specs}:  # identification needs faces
+            arguments: Mapping[str, Any] = next(
+                (a for n, a in section["detectors"] if resolve_name(n) == FACE_DETECTOR), {}
+            )
+            specs.append([FACE_DETECTOR, dict(arguments)])
+    detectors = build_detectors(specs)
+    processors = build_processors(
+        config["tracking"],
+        detectors,
+        overrides.lines,
+        overrides.zones,
+        overrides.annotate,
+        calibration=overrides.calibration,
+        identify=identify,
+    )
+    return Pipeline(detectors, processors, section)

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from crowdcount.aws.awserrors import is_aws_exception, is_not_found, to_aws_error
+from crowdcount.aws.errors import is_aws_exception, is_not_found, to_aws_error
 from crowdcount.aws.storage import _clean_segments, video_stem
 from crowdcount.detectors import Detections
 

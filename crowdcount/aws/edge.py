@@ -4,7 +4,7 @@ Each captured frame is uploaded as JPEG to ``s3://BUCKET/PREFIX/<run>/<n>.jpg`` 
 event handed to the handler (``invoke``: a callable, e.g. :meth:`EventHandler.handle` run in a background
 thread the way Lambda runs asynchronously; moto's server does not deliver S3 notifications itself). The
 answers are read from the results queue; the round-trip latency of a frame is from the start of its upload
-to the receipt of its answer.
+to the receipt of its answer. Frames come from :func:`crowdcount.live.capture.capture` (nothing AWS about it).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,39 +22,9 @@ from typing import Any
 import numpy as np
 
 from crowdcount.aws.events import object_created_event
-from crowdcount.errors import ConfigError, VideoError
+from crowdcount.errors import ConfigError
 
 logger = logging.getLogger(__name__)
-
-
-def capture(source: str, every_s: float, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """BGR frames of a camera (``source`` a device index) every ``every_s`` seconds of wall time, or of a file
-    every ``every_s`` seconds of video time."""
-    import cv2
-
-    camera = source.isdigit()
-    cap = cv2.VideoCapture(int(source) if camera else source)
-    if not cap.isOpened():
-        raise VideoError(f"{source}: cannot be opened as a camera or a video file")
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    stride = max(1, round(every_s * fps))
-    sent, index, next_time = 0, 0, time.monotonic()
-    try:
-        while max_frames is None or sent < max_frames:
-            ok, frame = cap.read()
-            if not ok:
-                return
-            index += 1
-            if camera:
-                if time.monotonic() < next_time:
-                    continue
-                next_time += every_s
-            elif (index - 1) % stride:
-                continue
-            sent += 1
-            yield frame
-    finally:
-        cap.release()
 
 
 @dataclass

@@ -9,7 +9,9 @@ environment: ``AWS_ENDPOINT_URL`` for the sandbox, ``CROWDCOUNT_CONFIG`` for the
 directly on each upload's event (moto's server does not deliver S3 notifications by itself).
 
 An answer is one JSON message: ``{"answer_id", "bucket", "key", "etag", "kind": "image"|"video", "faces": [...],
-"counts": {...}, "elapsed_s"}`` (each face: box, score, and with a gallery its identity and similarity), or
+"counts": {...}, "elapsed_s"}`` (each face: box, score, and with a gallery its identity and similarity; a clip's
+answer has its ``summary`` and the result file's processor sections instead: ``tracking``, ``counting``, ``faces``,
+from the pipeline that ``analyze`` and the worker run), or
 ``{"answer_id", "bucket", "key", "etag", "error"}`` when the object cannot be analysed.
 
 Every record is answered on its own: one that fails (missing object, not an image, an OpenCV or model error,
@@ -35,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from crowdcount.aws.awserrors import error_code, is_aws_exception, is_not_found, to_aws_error
+from crowdcount.aws.errors import error_code, is_aws_exception, is_not_found, to_aws_error
 from crowdcount.errors import AWSError, CrowdcountError
 
 logger = logging.getLogger(__name__)
@@ -53,9 +55,9 @@ def records(event: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     for record in entries if isinstance(entries, list) else []:
         if not isinstance(record, Mapping) or not str(record.get("eventName", "")).startswith("ObjectCreated"):
             continue
-        s3 = record.get("s3") if isinstance(record.get("s3"), Mapping) else {}
-        obj = s3.get("object") if isinstance(s3.get("object"), Mapping) else {}
-        bucket = s3.get("bucket") if isinstance(s3.get("bucket"), Mapping) else {}
+        s3: Mapping[str, Any] = record["s3"] if isinstance(record.get("s3"), Mapping) else {}
+        obj: Mapping[str, Any] = s3["object"] if isinstance(s3.get("object"), Mapping) else {}
+        bucket: Mapping[str, Any] = s3["bucket"] if isinstance(s3.get("bucket"), Mapping) else {}
         key = urllib.parse.unquote_plus(str(obj.get("key", "")))
         out.append((str(bucket.get("name", "")), key, str(obj.get("eTag", "") or "")))
     return out
@@ -85,7 +87,8 @@ class EventHandler:
     Args:
         s3: a boto3 S3 client; sqs: a boto3 SQS client; results_queue_url: where answers go.
         detector: the face detector; identifier: optional
-            :class:`~crowdcount.faces.identify.FaceIdentifier` (names the faces against a gallery).
+            :class:`~crowdcount.faces.identify.FaceIdentifier` (names the faces of an image against a gallery,
+            :meth:`~crowdcount.faces.identify.FaceIdentifier.identify`).
         analyzer_factory: builds the :class:`~crowdcount.analyzer.VideoAnalyzer` for clips (lazily).
     """
 
@@ -122,37 +125,35 @@ class EventHandler:
             {"box": [round(float(v), 1) for v in box], "score": round(float(score), 4)}
             for box, score in zip(faces.xyxy, faces.confidence, strict=True)
         ]
-        if self.identifier is not None and len(faces):
-            usable = (faces.xyxy[:, 2] - faces.xyxy[:, 0]) >= self.identifier.min_face_size
-            if usable.any():
-                vectors = self.identifier.embedder.embed(rgb, faces[usable])
-                matches = self.identifier.index.match(vectors, self.identifier.match_threshold)
-                for row, name, sim in zip(np.flatnonzero(usable), matches.names, matches.similarities, strict=True):
-                    rows[row].update({"identity": str(name), "similarity": round(float(sim), 4)})
-            for row in rows:
-                row.setdefault("identity", "unknown")
-                row.setdefault("similarity", 0.0)
+        if self.identifier is not None:
+            named = self.identifier.identify(rgb, faces)
+            for row, name, sim in zip(rows, named.data["identity"], named.data["similarity"], strict=True):
+                row.update({"identity": str(name), "similarity": round(float(sim), 4)})
         answer["faces"] = rows
         answer["counts"] = {"Face": len(rows)}
         return answer
 
     def analyse_video(self, data: bytes | Path, suffix: str) -> dict[str, Any]:
-        """The result-file summary (and faces section) of one clip (its bytes, or a file holding it)."""
+        """The result-file summary and processor sections (``tracking``, ``counting``, ``faces``...) of one clip
+        (its bytes, or a file holding it): what ``analyze`` and the worker write for it."""
         from crowdcount.analyzer import to_document
 
         if self._analyzer is None:
             self._analyzer = self.analyzer_factory()
         if isinstance(data, Path):
-            document = to_document(self._analyzer.analyze(data))
+            result = self._analyzer.analyze(data)
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / f"clip{suffix}"
                 path.write_bytes(data)
-                document = to_document(self._analyzer.analyze(path))
+                result = self._analyzer.analyze(path)
+        document = to_document(result)
         answer = {"kind": "video", "summary": document["summary"]}
         answer["counts"] = {c: s["max_count"] for c, s in document["summary"].items()}
-        if "faces" in document:
-            answer["faces"] = {k: v for k, v in document["faces"].items() if k != "embedder"}
+        for section in result.sections:
+            answer[section] = document[section]
+        if "faces" in answer:
+            answer["faces"] = {k: v for k, v in answer["faces"].items() if k != "embedder"}
         return answer
 
     def _open(self, bucket: str, key: str, etag: str) -> Any:
@@ -246,12 +247,16 @@ _HANDLER: EventHandler | None = None
 
 
 def handler_from_environment(environ: Mapping[str, str] | None = None) -> EventHandler:
-    """An :class:`EventHandler` configured from the environment and ``variables.json`` (see module doc)."""
-    from crowdcount.analyzer import VideoAnalyzer
-    from crowdcount.aws.gallery import face_processors
+    """An :class:`EventHandler` configured from the environment and ``variables.json`` (see module doc).
+
+    Clips run the pipeline ``analyze`` and the worker run (:func:`crowdcount.analyzer.pipeline.build_pipeline`:
+    tracking, counting, identification); images its face detector and identifier."""
+    from crowdcount.analyzer.pipeline import FACE_DETECTOR, PipelineOverrides, build_pipeline
+    from crowdcount.aws.gallery import open_dynamodb_gallery  # noqa: F401  (registers dynamodb://)
     from crowdcount.aws.resources import context_from_config
-    from crowdcount.config import build_detectors, load_config
+    from crowdcount.config import load_config
     from crowdcount.detectors import build_detector, resolve_name
+    from crowdcount.faces.identify import gallery_stage
 
     environ = os.environ if environ is None else environ
     config = load_config(environ=environ)
@@ -264,16 +269,20 @@ def handler_from_environment(environ: Mapping[str, str] | None = None) -> EventH
         if is_aws_exception(exc):
             raise to_aws_error(exc, f"finding the results queue {queue!r}", ctx.endpoint_url) from None
         raise
-    block = config["human_detection"]
-    face_args = next((a for n, a in block["detectors"] if resolve_name(n) == "face"), {})
-    processors = face_processors(config, ctx)
+    pipeline = build_pipeline(config, PipelineOverrides(), gallery_stage(config, {"aws": ctx}))
+    face = pipeline.detector("Face")
+    if face is None:  # frames are answered with faces even when clips count people only
+        block = config["human_detection"]
+        face = build_detector(
+            FACE_DETECTOR, next((a for n, a in block["detectors"] if resolve_name(n) == FACE_DETECTOR), {})
+        )
     return EventHandler(
         ctx.client("s3", config["aws_region"]),
         sqs,
         url,
-        build_detector("face", face_args),
-        processors[0] if processors else None,
-        lambda: VideoAnalyzer.from_config(block, build_detectors(block["detectors"]), face_processors(config, ctx)),
+        face,
+        pipeline.identifier,
+        pipeline.analyzer,
     )
 
 

@@ -1,6 +1,5 @@
-"""A face gallery in a DynamoDB table (one item per person), and opening a gallery from its location.
-
-A location is a file path (a :class:`~crowdcount.faces.gallery.LocalGallery`) or ``dynamodb://TABLE``. The
+"""A face gallery in a DynamoDB table (one item per person), opened as ``dynamodb://TABLE``: importing this
+module registers the scheme with :func:`crowdcount.faces.gallery.register_scheme`. The
 table is keyed by ``Name`` (a string); each item holds the person's ``Embeddings`` (float32 bytes, ``Count``
 vectors of ``Dim`` numbers), the ``Embedder`` that made them, ``Details`` (a map of strings), the names of
 the enrolment photos and the enrolment times. Photos are never stored in the table.
@@ -18,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from crowdcount.aws.awserrors import error_code, is_aws_exception, to_aws_error
+from crowdcount.aws.errors import error_code, is_aws_exception, to_aws_error
 from crowdcount.aws.session import AwsContext
 from crowdcount.config import Config
 from crowdcount.errors import ConfigError, GalleryError
-from crowdcount.faces.gallery import Gallery, LocalGallery, Person
+from crowdcount.faces.gallery import Gallery, Person, register_scheme
+from crowdcount.faces.gallery import open_gallery as faces_open_gallery
 
 logger = logging.getLogger(__name__)
 
@@ -204,34 +204,32 @@ def _from_item(item: Mapping[str, Any]) -> tuple[Person, dict[str, Any]]:
     return person, {"name": item["Embedder"]["S"], "dim": dim}
 
 
-def open_gallery(location: str, ctx: AwsContext | None = None, region: str | None = None) -> Gallery:
-    """The gallery at ``location``: ``dynamodb://TABLE`` (clients from ``ctx``) or a local JSON file path."""
-    if location.startswith(SCHEME):
-        table = location[len(SCHEME) :].strip("/")
-        if not table:
-            raise GalleryError(f"gallery location {location!r} names no table", "e.g. dynamodb://crowdcount-faces")
-        if ctx is None:
+def open_dynamodb_gallery(location: str, options: Mapping[str, Any]) -> DynamoDBGallery:
+    """The opener of ``dynamodb://TABLE`` (registered with :func:`crowdcount.faces.gallery.register_scheme`):
+    its client from ``options["aws"]`` (an :class:`AwsContext`), else from ``options["config"]`` (its region
+    and endpoint, ``options["endpoint_url"]`` overriding it); the table's region is ``dynamodb.region``."""
+    table = location[len(SCHEME) :].strip("/") if location.startswith(SCHEME) else ""
+    if not table:
+        raise GalleryError(f"gallery location {location!r} names no table", "e.g. dynamodb://crowdcount-faces")
+    config: Config | None = options.get("config")
+    ctx: AwsContext | None = options.get("aws")
+    if ctx is None:
+        if config is None:
             raise GalleryError(f"gallery {location} needs AWS settings")
-        return DynamoDBGallery(ctx.client("dynamodb", region), table, ctx.endpoint_url)
-    if "://" in location:
-        raise GalleryError(f"gallery location {location!r} is not supported", "give a file path or dynamodb://TABLE")
-    return LocalGallery(location)
-
-
-def face_processors(config: Config, ctx: AwsContext | None = None, gallery: str | None = None) -> list[Any]:
-    """The frame processors of the config's ``faces`` block: a face identifier when a gallery is set
-    (``gallery`` overrides ``faces.gallery``), else none."""
-    from crowdcount.faces.identify import identifier_from_config
-
-    block = config["faces"]
-    location = gallery or block["gallery"]
-    if not location:
-        return []
-    if ctx is None and location.startswith(SCHEME):
         from crowdcount.aws.resources import context_from_config
 
-        ctx = context_from_config(config)
-    return [identifier_from_config(block, open_gallery(location, ctx, config.get("dynamodb.region")))]
+        ctx = context_from_config(config, options.get("endpoint_url"))
+    region = options.get("region") or (config.get("dynamodb.region") if config is not None else None)
+    return DynamoDBGallery(ctx.client("dynamodb", region), table, ctx.endpoint_url)
+
+
+register_scheme("dynamodb", open_dynamodb_gallery)
+
+
+def open_gallery(location: str, ctx: AwsContext | None = None, region: str | None = None) -> Gallery:
+    """The gallery at ``location`` (any registered scheme, or a local file path), a DynamoDB one with clients
+    from ``ctx``: :func:`crowdcount.faces.gallery.open_gallery` with this package's options."""
+    return faces_open_gallery(location, {"aws": ctx, "region": region})
 
 
 def redact_s3(s3: Any, uri: str, name: str, endpoint: str | None = None, check: bool = True) -> Any:

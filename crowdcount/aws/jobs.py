@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crowdcount.aws.awserrors import is_aws_exception, is_not_found, to_aws_error
+from crowdcount.aws.errors import is_aws_exception, is_not_found, to_aws_error
 from crowdcount.aws.messages import MAX_VIDEO_ID, job_body
 from crowdcount.aws.session import AwsContext
 from crowdcount.aws.status import StatusStore

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from crowdcount.aws.awserrors import error_code, is_aws_exception, to_aws_error
+from crowdcount.aws.errors import error_code, is_aws_exception, to_aws_error
 from crowdcount.aws.session import AwsContext, make_context
 from crowdcount.config import Config
 

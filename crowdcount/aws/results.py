@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from crowdcount.aws.awserrors import is_aws_exception, to_aws_error
+from crowdcount.aws.errors import is_aws_exception, to_aws_error
 from crowdcount.errors import ConfigError
 
 logger = logging.getLogger(__name__)

@@ -38,7 +38,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from crowdcount.aws.awserrors import error_code, is_aws_exception, to_aws_error
+from crowdcount.aws.errors import error_code, is_aws_exception, to_aws_error
 from crowdcount.errors import AWSError, CrowdcountError
 
 logger = logging.getLogger(__name__)
@@ -249,7 +249,8 @@ class StatusStore:
                 raise StepSuperseded(f"step {self.step!r} of VideoId {video_id} is now owned by run {owner}")
             until = round(time.time() + lease_seconds, 3)
             new = {**existing, "lease_until": until, "updated_at": now_iso()}
-            if self._write_entry(video_id, document, index, existing, new, owner_run_id=run_id):
+            # only over a running entry: a renewal racing the run's end must not write `running` over `done`
+            if self._write_entry(video_id, document, index, existing, new, owner_run_id=run_id, running=True):
                 return until
         raise AWSError(f"could not renew the lease of VideoId {video_id}: too many concurrent writers")
 
@@ -293,8 +294,10 @@ class StatusStore:
         existing: dict[str, Any] | None,
         new: dict[str, Any],
         owner_run_id: str | None,
+        running: bool = False,
     ) -> bool:
-        """One conditional write; ``False`` when the condition failed (someone wrote in between)."""
+        """One conditional write; ``False`` when the condition failed (someone wrote in between). ``running``:
+        only over an entry still ``running``."""
         names = {"#ps": "process_steps"}
         values: dict[str, Any] = {":new": serialize([new] if index is None else new)}
         if index is None:
@@ -313,6 +316,10 @@ class StatusStore:
                 names["#run"] = "run_id"
                 values[":run"] = serialize(owner_run_id)
                 condition += f" AND #ps[{index}].#run = :run"
+                if running:
+                    names["#state"] = "state"
+                    values[":running"] = serialize("running")
+                    condition += f" AND #ps[{index}].#state = :running"
             else:
                 names["#rev"] = "rev"
                 if existing is not None and "rev" in existing:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crowdcount.aws.awserrors import error_code, is_aws_exception, is_not_found, to_aws_error
+from crowdcount.aws.errors import error_code, is_aws_exception, is_not_found, to_aws_error
 from crowdcount.errors import AWSError, VideoError
 
 logger = logging.getLogger(__name__)

@@ -14,15 +14,14 @@ from rich.markup import escape
 from rich.table import Table
 from tqdm import tqdm
 
-from crowdcount.analyzer import VideoAnalyzer, to_document, write_csv, write_json
+from crowdcount.analyzer import to_document, write_csv, write_json
 from crowdcount.analyzer.annotate import VIDEO_SUFFIXES, check_annotate_path
 from crowdcount.analyzer.counting import CountingProcessor, parse_lines, parse_zones
 from crowdcount.analyzer.files import find_videos, plan_outputs
-from crowdcount.analyzer.pipeline import build_processors
+from crowdcount.analyzer.pipeline import PipelineOverrides, build_pipeline
 from crowdcount.analyzer.plot import plot_counts
 from crowdcount.analyzer.video import probe_video
 from crowdcount.cli.common import config_option, detector_options, get_config, parse_key_values
-from crowdcount.config import build_detectors
 from crowdcount.detectors import detector_parameters, resolve_name
 from crowdcount.errors import ConfigError, CrowdcountError, VideoError
 
@@ -226,28 +225,27 @@ def analyze(
         raise ConfigError("no videos found in " + ", ".join(videos), "give video files or folders holding videos")
     json_paths = plan_outputs(paths, output, ".json", "--output")
     csv_paths = plan_outputs(paths, csv_path, ".csv", "--csv")
-    face_procs: list[Any] = []
-    if identify or config.faces.gallery:  # boto3 and the galleries load only when identifying
-        from crowdcount.aws.gallery import face_processors
-
-        face_procs = face_processors(config, gallery=identify)
-    if face_procs and "face" not in {name for name, _ in specs}:  # identification needs the face detector
-        specs.append(["face", dict(next((a for n, a in block.detectors if resolve_name(n) == "face"), {}))])
     annotate_paths = plan_media(paths, annotate, VIDEO_SUFFIXES, "--annotate")
     plot_paths = plan_media(paths, plot, PLOT_SUFFIXES, "--plot")
-    built = build_detectors(specs)
     annotate_for = dict(zip((str(p) for p in paths), annotate_paths, strict=True))
-    processors = build_processors(
-        config["tracking"],
-        built,
-        counting_lines,
-        counting_zones,
-        (lambda info: annotate_for.get(info.path)) if annotate else None,
+    location = identify or config["faces"]["gallery"]
+    if location and "://" in location:
+        import crowdcount.aws.gallery  # noqa: F401  (registers dynamodb://; a local gallery needs no AWS)
+    from crowdcount.faces.identify import gallery_stage
+
+    pipeline = build_pipeline(
+        config,
+        PipelineOverrides(
+            detectors=specs,
+            lines=counting_lines,
+            zones=counting_zones,
+            annotate=(lambda info: annotate_for.get(info.path)) if annotate else None,
+            gallery=identify,
+        ),
+        gallery_stage(config),
     )
-    check_geometry(processors, paths)
-    at = len(processors) - (1 if annotate else 0)  # identify before the annotated video is drawn
-    processors[at:at] = face_procs
-    analyzer = VideoAnalyzer.from_config(block, built, processors)
+    check_geometry(pipeline.processors, paths)
+    analyzer = pipeline.analyzer()
     analyzer.load()  # a model that cannot load is one error, before any video
 
     rows: list[dict[str, Any]] = []

@@ -8,11 +8,12 @@ import time
 
 import click
 
-from crowdcount.aws.edge import EdgeClient, capture
+from crowdcount.aws.edge import EdgeClient
 from crowdcount.aws.resources import context_from_config
 from crowdcount.cli.aws_common import endpoint_option
 from crowdcount.cli.common import config_option, get_config
 from crowdcount.errors import ConfigError
+from crowdcount.live.capture import capture
 
 
 def _seconds(text: str) -> float:

@@ -5,7 +5,9 @@ photos only when asked (``keep_photos``). Vectors of different embedders cannot 
 records its embedder and refuses vectors of another one.
 
 :class:`LocalGallery` is a JSON file (the default); ``crowdcount.aws.gallery.DynamoDBGallery`` a DynamoDB
-table. Both implement :class:`Gallery`.
+table. Both implement :class:`Gallery`. :func:`open_gallery` opens one by its location: a path, or
+``SCHEME://...`` for a scheme registered with :func:`register_scheme` (``crowdcount.aws.gallery`` registers
+``dynamodb://`` when imported), so that this package knows no cloud.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,8 +148,8 @@ class GalleryIndex:
         self.dim = dim
         self.names = [p.name for p in people]
         self.matrix = np.concatenate([p.embeddings for p in people]) if people else np.zeros((0, dim), np.float32)
-        self.owner = np.concatenate([np.full(len(p.embeddings), i) for i, p in enumerate(people)]) if people else []
-        self.owner = np.asarray(self.owner, np.int64)
+        owners = [np.full(len(p.embeddings), i) for i, p in enumerate(people)]
+        self.owner = np.asarray(np.concatenate(owners) if owners else [], np.int64)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -470,3 +472,50 @@ class LocalGallery(Gallery):
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+#: Opens a gallery: ``(location, options)`` -> :class:`Gallery`; ``options`` are what the caller knows (e.g.
+#: ``config``, an AWS context under ``aws``, ``endpoint_url``), passed on unread by :func:`open_gallery`.
+GalleryOpener = Callable[[str, Mapping[str, Any]], Gallery]
+_SCHEMES: dict[str, GalleryOpener] = {}
+
+
+def register_scheme(scheme: str, opener: GalleryOpener) -> None:
+    """Open locations ``SCHEME://...`` with ``opener`` (e.g. ``dynamodb``, registered by ``crowdcount.aws``)."""
+    if not scheme.isidentifier():
+        raise ValueError(f"a gallery scheme is a name such as 'dynamodb', got {scheme!r}")
+    _SCHEMES[scheme.lower()] = opener
+
+
+def gallery_schemes() -> list[str]:
+    """The registered schemes (besides plain paths)."""
+    return sorted(_SCHEMES)
+
+
+def location_scheme(location: str) -> str | None:
+    """``dynamodb`` for ``dynamodb://table``; ``None`` for a path."""
+    scheme, sep, _ = location.partition("://")
+    return scheme.lower() if sep and scheme.isidentifier() else None
+
+
+def open_gallery(location: str, options: Mapping[str, Any] | None = None) -> Gallery:
+    """The gallery at ``location``: a local JSON file path, or ``SCHEME://...`` through the opener registered
+    for the scheme (:class:`GalleryError` naming the known ones otherwise). ``options`` go to that opener."""
+    scheme = location_scheme(location)
+    if scheme is None:
+        if "://" in location:
+            raise GalleryError(f"gallery location {location!r} is not supported", _scheme_hint(location))
+        return LocalGallery(location)
+    opener = _SCHEMES.get(scheme)
+    if opener is None:
+        raise GalleryError(f"gallery location {location!r}: unknown scheme {scheme}://", _scheme_hint(scheme))
+    return opener(location, options or {})
+
+
+def _scheme_hint(wrong: str) -> str:
+    import difflib
+
+    known = [f"{s}://" for s in gallery_schemes()]
+    close = difflib.get_close_matches(wrong.partition("://")[0] + "://", known, n=1)
+    base = "give a file path" + (" or " + ", ".join(f"{k}NAME" for k in known) if known else "")
+    return (f"did you mean {close[0]}? " if close else "") + base

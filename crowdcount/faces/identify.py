@@ -1,4 +1,5 @@
-"""Identification in videos: a frame processor that names each face, and counts distinct people.
+"""Identification in videos: a frame processor that names each face, and counts distinct people (and
+:meth:`FaceIdentifier.identify` for single images).
 
 Each face the face detector found gets an identity (a gallery name, or ``unknown``) and the cosine
 similarity of its best gallery match; faces not in the gallery are clustered online into unknown people
@@ -11,12 +12,14 @@ many different people showed their face.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from crowdcount.analyzer.processors import FrameProcessor
+from crowdcount.config import Config
 from crowdcount.detectors.base import Detections
 from crowdcount.detectors.embedders import FaceEmbedder
 from crowdcount.errors import ConfigError
@@ -132,6 +135,22 @@ class FaceIdentifier(FrameProcessor):
         # each analysed frame stands for this long on screen
         self._frame_ms = 1000.0 / (video.fps * frame_ratio) if video.fps > 0 else 0.0
 
+    def identify(self, image: np.ndarray, faces: Detections) -> Detections:
+        """``faces`` (of one RGB ``image``) with each face's ``identity`` (a gallery name, or ``unknown``) and
+        ``similarity``: for single images (the upload handler). Unknown faces are not clustered and nothing
+        is counted; the gallery is re-read first when it changed."""
+        identities = np.array([UNKNOWN] * len(faces), dtype=object)
+        similarities = np.zeros(len(faces), np.float32)
+        if len(faces):
+            usable = (faces.xyxy[:, 2] - faces.xyxy[:, 0]) >= self.min_face_size
+            if usable.any():
+                matches = self.index.match(self.embedder.embed(image, faces[usable]), self.match_threshold)
+                rows = np.flatnonzero(usable)
+                identities[rows] = matches.names
+                similarities[rows] = matches.similarities
+        data = {**faces.data, "identity": identities, "similarity": similarities}
+        return Detections(faces.xyxy, faces.confidence, faces.class_id, data)
+
     def process(self, frame: FrameResult, image: np.ndarray) -> None:
         faces = frame.detections.get(FACE)
         if faces is None:
@@ -173,7 +192,7 @@ class FaceIdentifier(FrameProcessor):
             self._unknown.append(Sighting(timestamp_ms, timestamp_ms, vector_sum=np.zeros_like(vector)))
             best, best_sim = len(self._unknown) - 1, 1.0
         cluster = self._unknown[best]
-        cluster.vector_sum = cluster.vector_sum + vector  # type: ignore[operator]
+        cluster.vector_sum = cluster.vector_sum + vector
         cluster.add(timestamp_ms, best_sim)
         return f"{UNKNOWN}-{best + 1}"
 
@@ -218,7 +237,7 @@ class FaceIdentifier(FrameProcessor):
         }
 
 
-def identifier_from_config(block: dict[str, Any], gallery: Gallery) -> FaceIdentifier:
+def identifier_from_config(block: Mapping[str, Any], gallery: Gallery) -> FaceIdentifier:
     """A :class:`FaceIdentifier` with the settings of a configuration's ``faces`` block."""
     from crowdcount.detectors.embedders import build_embedder
 
@@ -231,3 +250,18 @@ def identifier_from_config(block: dict[str, Any], gallery: Gallery) -> FaceIdent
         min_sightings=block.get("min_sightings", 2),
         min_face_size=block.get("min_face_size", 24),
     )
+
+
+def gallery_stage(config: Config, options: Mapping[str, Any] | None = None) -> Callable[[str], FaceIdentifier]:
+    """What :func:`crowdcount.analyzer.pipeline.build_pipeline` takes as ``galleries``: a gallery location ->
+    a :class:`FaceIdentifier` with the settings of ``config``'s ``faces`` block. The gallery is opened by
+    :func:`crowdcount.faces.gallery.open_gallery`, with ``options`` (and ``config``) for its scheme's opener
+    (e.g. an AWS context under ``aws`` for ``dynamodb://``)."""
+    from crowdcount.faces.gallery import open_gallery
+
+    opener_options = {"config": config, **(options or {})}
+
+    def stage(location: str) -> FaceIdentifier:
+        return identifier_from_config(config["faces"], open_gallery(location, opener_options))
+
+    return stage
