@@ -133,12 +133,6 @@ def embed_photos(paths: Sequence[str | Path], detector: Detector, embedder: Any)
     return out
 
 
-def query_vector(photos: Sequence[QueryPhoto]) -> np.ndarray:
-    """The mean of the photos' vectors, unit length."""
-    mean = np.mean([p.vector for p in photos], axis=0)
-    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
-
-
 @dataclass
 class Match:
     """A tracked person whose appearance matches the query."""
