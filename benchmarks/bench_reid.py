@@ -1,8 +1,10 @@
 """The person embedder: its speed (crops a second, by batch size) and ``crowdcount find``'s accuracy on the
 development clips.
 
-    python benchmarks/bench_reid.py --speed                  # ms a crop at batch 1, 4, 16 (TFLite, 2 threads)
+    python benchmarks/bench_reid.py --speed [--models person-reid-0287,path/to/person_reid_0277]
+                                                             # ms a crop at batch 1, 4, 16 (TFLite, 2 threads)
     python benchmarks/bench_reid.py --find [--clips pets09,s3mf1,mot17-09,mot17-02] [--sample-fps 8 | --frame-ratio R]
+        [--flip] [--exclude-s S] [--search-model DIR --search-cache DIR]
 
 ``--find`` uses the cached detections and vectors (``benchmarks/track_cache.py``) and the real tracker
 (``tune_tracking.simulate``): for every annotated person seen in at least 10 annotated frames, the query is one
@@ -11,6 +13,15 @@ clip's tracks at each threshold. Reported, as the issue asks: whether the best m
 track's majority ground-truth id), the share of the person's annotated frames the matches cover (a matched box
 on them, IoU >= 0.5), and the share of matched boxes that are them. A "stranger" query (a person of another
 clip) gives the share of frames matched at all.
+Scores are the cosine with each person's stored vector (the
+mean of their gallery views, as the result file holds it).
+
+    --flip            the query is the crop and its mirror image (as ``crowdcount find`` does)
+    --exclude-s 3     each person's views within 3 s of the query's frame are left out of their vector: the query
+                      is cut from the searched footage, and a view of the same moment flatters the search
+    --search-model DIR --search-cache DIR
+                      the same gallery views, but their vectors from another model (a folder written by
+                      scripts/convert_reid.py --out, and a track cache of that model's vectors of every box)
 """
 
 from __future__ import annotations
@@ -26,25 +37,41 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import tune_tracking
 from track_cache import CLIPS, load_detections
 from tune_tracking import simulate
 
-from crowdcount.analyzer.tracking import decode_vector
 from crowdcount.eval.groundtruth import read_mot
 from crowdcount.eval.metrics import iou_matrix
 
 
-def speed() -> None:
-    from crowdcount.detectors.reid import build_person_embedder
+def speed(models: list[str]) -> None:
+    """ms a crop of each model at batch 1, 4, 16, the models interleaved in one run (best of 3), and their ratio
+    to the first model's."""
+    from crowdcount.detectors.reid import PersonEmbedder, build_person_embedder
 
-    embedder = build_person_embedder(num_threads=2)
+    embedders = [
+        PersonEmbedder(runtime="tflite", num_threads=2, folder=name)
+        if "/" in name
+        else build_person_embedder(name, runtime="tflite", num_threads=2)
+        for name in models
+    ]
     crops = np.random.default_rng(0).integers(0, 256, (64, 256, 128, 3), dtype=np.uint8)
-    embedder.embed_crops(crops[:2])
-    print("| batch | ms a crop (best of 3) |\n|---|---|")
+    for embedder in embedders:
+        embedder.embed_crops(crops[:2])
+    print("| batch | " + " | ".join(f"{m}: ms a crop (best of 3)" for m in models) + " | ratio |")
+    print("|---|" + "---|" * (len(models) + 1))
     for batch in (1, 4, 16):
-        embedder.batch_size = batch
-        best = min(_timed(embedder, crops) for _ in range(3))
-        print(f"| {batch} | {best * 1000 / len(crops):.1f} |")
+        best = []
+        for embedder in embedders:
+            embedder.batch_size = batch
+        times: list[list[float]] = [[] for _ in embedders]
+        for _ in range(3):
+            for k, embedder in enumerate(embedders):
+                times[k].append(_timed(embedder, crops))
+        best = [min(t) * 1000 / len(crops) for t in times]
+        ratios = " / ".join(f"{b / best[0]:.2f}" for b in best[1:]) or "1"
+        print(f"| {batch} | " + " | ".join(f"{b:.1f}" for b in best) + f" | {ratios} |")
 
 
 def _timed(embedder, crops) -> float:  # type: ignore[no-untyped-def]
@@ -53,9 +80,13 @@ def _timed(embedder, crops) -> float:  # type: ignore[no-untyped-def]
     return time.perf_counter() - start
 
 
-def gt_query(clip, gt, person: int, embedder) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """The vector of one ground-truth crop of ``person``, from the middle of their annotated frames."""
+def gt_query(clip, gt, person: int, embedder, flip: bool = False) -> tuple[np.ndarray, int]:  # type: ignore[no-untyped-def]
+    """The vector of one ground-truth crop of ``person`` (from the middle of their annotated frames) and its
+    frame index; with ``flip``, the crop and its mirror image averaged (as ``crowdcount find`` does)."""
     import cv2
+
+    from crowdcount.analyzer.search import embed_query_crops
+    from crowdcount.detectors.reid import crop_people
 
     frames = sorted(k for k, f in gt.frames.items() if f.ids is not None and person in f.ids.tolist())
     index = frames[len(frames) // 2]
@@ -65,17 +96,89 @@ def gt_query(clip, gt, person: int, embedder) -> np.ndarray:  # type: ignore[no-
     capture.release()
     truth = gt.frames[index]
     box = truth.xyxy[truth.ids.tolist().index(person)]
-    return embedder.embed_boxes(frame[..., ::-1].copy(), box[None])[0]
+    crop = crop_people(frame[..., ::-1].copy(), box[None])
+    return embed_query_crops(embedder, crop, flip=flip), index
 
 
-def find_accuracy(name: str, thresholds: list[float], frame_ratio: float, stranger: np.ndarray | None) -> None:
-    from crowdcount.detectors.reid import build_person_embedder
+class _Recording(tune_tracking.CachedEmbedder):
+    """The replay's embedder, which remembers the cache row of every vector it hands out (so that a gallery view
+    can be traced back to its box: its frame, and its vector under another cached model)."""
+
+    latest: _Recording | None = None
+
+    def __init__(self, boxes: np.ndarray, vectors: np.ndarray) -> None:
+        super().__init__(boxes, vectors)
+        self.rows: dict[bytes, int] = {}
+        _Recording.latest = self
+
+    def embed_boxes(self, image: object, xyxy: np.ndarray) -> np.ndarray:
+        mine = self.boxes[self.lo : self.hi]
+        rows = [self.lo + int(np.flatnonzero(np.all(mine == box, axis=1))[0]) for box in np.asarray(xyxy, np.float32)]
+        out = self.vectors[rows].astype(np.float32)
+        for row, vector in zip(rows, out, strict=True):
+            self.rows[vector.tobytes()] = row
+        self.calls += 1
+        return out
+
+
+tune_tracking.CachedEmbedder = _Recording  # type: ignore[misc]
+
+
+def person_views(processor) -> dict[int, np.ndarray]:  # type: ignore[no-untyped-def]
+    """Each counted person's gallery views as cache rows (the views whose mean vector the result file stores),
+    by final id, numbered as :meth:`TrackingProcessor.finish` numbers them."""
+    recorded = _Recording.latest
+    assert recorded is not None
+    groups = processor._members()
+    order = sorted(groups, key=lambda r: (groups[r][0].first_ms, r))
+    counted = {t.track_id for t in processor.people()}
+    views = {}
+    for number, root in enumerate(order, 1):
+        rows = [recorded.rows[np.asarray(v, np.float32).tobytes()] for t in groups[root] for v in t.gallery]
+        if number in counted and rows:
+            views[number] = np.array(rows, np.int64)
+    return views
+
+
+def query_embedder(search: tuple[str, Path, Path] | None):  # type: ignore[no-untyped-def]
+    """The shipped embedder, or the converted model of ``search`` (a folder written by scripts/convert_reid.py)."""
+    from crowdcount.detectors.reid import PersonEmbedder, build_person_embedder
+
+    if search is None:
+        return build_person_embedder(num_threads=2)
+    embedder = PersonEmbedder(runtime="tflite", num_threads=2, folder=search[2])
+    embedder.name = search[0]
+    return embedder
+
+
+def find_accuracy(
+    name: str,
+    thresholds: list[float],
+    frame_ratio: float,
+    strangers: dict[str, np.ndarray],
+    search: tuple[str, Path, Path] | None = None,
+    flip: bool = False,
+    exclude_s: float = 0.0,
+) -> None:
+    """``crowdcount find`` on one clip: one query a person, searched in the replayed tracks' stored vectors.
+    ``search``: (name, cache folder of its box vectors, converted model folder) of another model for the stored
+    vectors (the same gallery views, embedded by it; default: the tracker's vectors); ``exclude_s``:
+    leave out of each person's stored views those taken within this many seconds of the query's frame (the
+    query is cut from the searched footage: its own neighbours in the gallery flatter the search)."""
+    from crowdcount.detectors.reid import DEFAULT_PERSON_EMBEDDER
 
     clip = CLIPS[name]
     gt = read_mot(clip.gt, scale=clip.gt_scale)
     keys = [k for k in gt.frames if isinstance(k, int) and (clip.last_frame is None or k <= clip.last_frame)]
-    run, _processor = simulate(name, {"store_embeddings": True}, frame_ratio)
-    vectors = {p["track_id"]: decode_vector(p["embedding"]) for p in run.tracking["people"] if "embedding" in p}
+    run, processor = simulate(name, {"store_embeddings": True}, frame_ratio)
+    dets = load_detections(name)
+    fps = float(dets["fps"])
+    views = person_views(processor)
+    cache = (np.load(Path(search[1]) / f"{name}-emb.npz")["vectors"] if search else processor.embedder.vectors).astype(
+        np.float32
+    )
+    cache /= np.maximum(np.linalg.norm(cache, axis=1, keepdims=True), 1e-12)
+    frame_of_row = dets["index"][np.searchsorted(dets["offsets"], np.arange(len(cache)), side="right") - 1]
     # per analysed annotated frame: which ground-truth person each tracked box is (IoU >= 0.5, or None)
     truth_of: dict[tuple[int, int], int | None] = {}
     seen_frames: Counter[int] = Counter()
@@ -94,12 +197,18 @@ def find_accuracy(name: str, thresholds: list[float], frame_ratio: float, strang
             truth_of[(k, d)] = who
             if who is not None:
                 majority.setdefault(track, Counter())[who] += 1
-    embedder = build_person_embedder(num_threads=2)
+    embedder = query_embedder(search)
     queries = [p for p, n in seen_frames.items() if n >= 10]
     rows = []
     for person in queries:
-        query = gt_query(clip, gt, person, embedder)
-        scores = {t: float(v @ query) for t, v in vectors.items()}
+        query, at = gt_query(clip, gt, person, embedder, flip)
+        scores = {}
+        for track, view_rows in views.items():
+            if exclude_s > 0:
+                far = np.abs(frame_of_row[view_rows] - at) > exclude_s * fps
+                view_rows = view_rows[far] if far.any() else view_rows
+            mean = cache[view_rows].mean(axis=0)
+            scores[track] = float(mean @ query) / max(float(np.linalg.norm(mean)), 1e-12)
         best = max(scores, key=scores.get) if scores else None
         best_right = best is not None and bool(majority.get(best)) and majority[best].most_common(1)[0][0] == person
         for threshold in thresholds:
@@ -115,7 +224,10 @@ def find_accuracy(name: str, thresholds: list[float], frame_ratio: float, strang
             rows.append(
                 (threshold, person, best_right, len(covered) / seen_frames[person], hits / boxes if boxes else None)
             )
-    print(f"\n{name} (frame ratio {frame_ratio:g}, {len(queries)} people queried)")
+    model = search[0] if search else "the tracker's"
+    extra = f"; {sum(len(v) for v in views.values())} views stored, {processor.embedded} crops embedded"
+    print(f"\n{name} (frame ratio {frame_ratio:g}, {len(queries)} people queried; stored vectors: {model}; "
+          f"flip {flip}; views within {exclude_s:g} s of the query left out{extra})")  # fmt: skip
     print("| threshold | best match right | coverage (mean) | precision (mean, of queries with a match) | no match |")
     print("|---|---|---|---|---|")
     for threshold in thresholds:
@@ -125,17 +237,32 @@ def find_accuracy(name: str, thresholds: list[float], frame_ratio: float, strang
             f"| {threshold:g} | {sum(r[2] for r in mine)}/{len(mine)} | {np.mean([r[3] for r in mine]):.2f} | "
             f"{np.mean(precisions) if precisions else float('nan'):.2f} | {sum(r[4] is None for r in mine)} |"
         )
-    if stranger is not None:
-        for threshold in thresholds:
-            matched = {t for t, v in vectors.items() if float(v @ stranger) >= threshold}
-            frames = {k for k, (_, ids) in run.frames.items() if set(ids.tolist()) & matched}
-            print(f"stranger at {threshold:g}: {len(matched)} tracks, {len(frames)}/{len(run.frames)} frames matched")
+    stranger = strangers[search[0] if search else DEFAULT_PERSON_EMBEDDER]
+    means = {
+        t: cache[r].mean(axis=0) / max(float(np.linalg.norm(cache[r].mean(axis=0))), 1e-12) for t, r in views.items()
+    }
+    for threshold in thresholds:
+        matched = {t for t, v in means.items() if float(v @ stranger) >= threshold}
+        frames = {k for k, (_, ids) in run.frames.items() if set(ids.tolist()) & matched}
+        print(f"stranger at {threshold:g}: {len(matched)} tracks, {len(frames)}/{len(run.frames)} frames matched")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--speed", action="store_true")
     parser.add_argument("--find", action="store_true")
+    parser.add_argument(
+        "--search-model",
+        default=None,
+        help="--find: a converted model folder (scripts/convert_reid.py --out) whose "
+        "vectors of the same gallery views are stored instead of the tracker's",
+    )
+    parser.add_argument("--search-cache", default=None, help="--find: a cache of --search-model's vectors of every box")
+    parser.add_argument("--flip", action="store_true", help="--find: query = crop + its mirror image")
+    parser.add_argument("--exclude-s", type=float, default=0.0, help="--find: drop views this near the query")
+    parser.add_argument(
+        "--models", default="person-reid-0287", help="--speed: embedders compared (names, or converted model folders)"
+    )
     parser.add_argument("--clips", default="pets09,s3mf1,mot17-09,mot17-02")
     parser.add_argument("--thresholds", default="0.5,0.55,0.6,0.65,0.7")
     parser.add_argument("--frame-ratio", type=float, default=None, help="default: from --sample-fps")
@@ -143,18 +270,23 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if args.speed:
-        speed()
+        speed(args.models.split(","))
     if args.find:
-        from crowdcount.detectors.reid import build_person_embedder
+        from crowdcount.detectors.reid import DEFAULT_PERSON_EMBEDDER
 
         thresholds = [float(t) for t in args.thresholds.split(",")]
+        search = None
+        if args.search_model:
+            search = (Path(args.search_model).name, Path(args.search_cache), Path(args.search_model))
+        embedder = query_embedder(search)
+        model = search[0] if search else DEFAULT_PERSON_EMBEDDER
         for name in args.clips.split(","):
             other = CLIPS["mot17-09" if name.startswith("pets") or name == "s3mf1" else "pets09"]
             gt = read_mot(other.gt, scale=other.gt_scale)
             person = Counter(i for f in gt.frames.values() if f.ids is not None for i in f.ids.tolist()).most_common(1)
-            stranger = gt_query(other, gt, person[0][0], build_person_embedder(num_threads=2))
+            stranger = {model: gt_query(other, gt, person[0][0], embedder, args.flip)[0]}
             ratio = args.frame_ratio or min(1.0, args.sample_fps / float(load_detections(name)["fps"]))
-            find_accuracy(name, thresholds, ratio, stranger)
+            find_accuracy(name, thresholds, ratio, stranger, search, args.flip, args.exclude_s)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Convert Intel Open Model Zoo ``person-reidentification-retail-0287`` (OpenVINO IR, Apache-2.0) into the models
-crowdcount ships in ``crowdcount/models/person_reid_0287/``: a TensorFlow SavedModel (any batch) and a TensorFlow
-Lite file (resizable batch, for CPUs). Run once, by a maintainer; the result is committed.
+"""Convert an Intel Open Model Zoo person ReID network (OpenVINO IR, Apache-2.0) into the models crowdcount ships
+in ``crowdcount/models/person_reid_<NNNN>/``: a TensorFlow SavedModel (any batch) and a TensorFlow Lite file
+(resizable batch, for CPUs). Written for ``person-reidentification-retail-0287`` (FP32 IR) and
+``person-reidentification-retail-0277`` (FP16 IR: its ``Convert`` ops turn the float16 constants into float32,
+and the TensorFlow model keeps float32 weights). Run once per model, by a maintainer; the result is committed.
 
     pip install tensorflow==2.21.0 openvino          # openvino only for the check against the original
     python scripts/convert_reid.py ../shared/models/person-reid/person-reidentification-retail-0287.xml \
         [--check-video ../shared/data/pets09/vtest.avi --check-gt ../shared/data/pets09/gt_frames001-124.txt]
+    python scripts/convert_reid.py person-reidentification-retail-0277.xml --check-video ... --check-gt ...
 
 No converter package is used (``openvino2tensorflow`` is unmaintained; the ONNX export of the same network gives
 NaN under onnxruntime): the IR is a small XML graph plus a weight file, and this network uses 18 op types, so
@@ -43,13 +46,34 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
-NAME = "person_reid_0287"
 HEIGHT, WIDTH = 256, 128
 #: What this script was written against.
 SOURCE_SHA256 = {
     "person-reidentification-retail-0287.xml": "09af746c1068a3e89355e1f0226d3d6982dc1cd77634b1f70a40f1f654a94be1",
     "person-reidentification-retail-0287.bin": "7f53d18d11253455e0e11646b2176cf6509cc7c97cb5376f9b91b4c41e09a06c",
+    "person-reidentification-retail-0277.xml": "82039b1bb986231c50345550e59def94e63579998e9cddbd1a312f293eb87729",
+    "person-reidentification-retail-0277.bin": "6bb69e09d07733cc3896b29081d2627f92db7b9aacd50f1a8c3df491cb10f1b7",
 }
+#: Where each IR was copied from (public GitHub repositories holding Open Model Zoo files).
+SOURCES = {
+    "person-reidentification-retail-0287": "Intel Open Model Zoo person-reidentification-retail-0287 (OpenVINO IR "
+    "FP32), copied from GitHub yas-sim/object-tracking-line-crossing-area-intrusion @ 7d474dd0fb35, intel/",
+    "person-reidentification-retail-0277": "Intel Open Model Zoo person-reidentification-retail-0277 (OpenVINO IR "
+    "FP16), copied from GitHub yas-sim/object-tracking-line-crossing-area-intrusion @ "
+    "798e80bd3184f97da5891a805f79198b5bc6d279, intel/person-reidentification-retail-0277/FP16/",
+}
+ARCHITECTURE = {
+    "person-reidentification-retail-0287": "OmniScaleNet-style CNN (Intel Open Model Zoo, Market-1501 rank-1 ~92 %)",
+    "person-reidentification-retail-0277": "OSNet-style CNN, ~3.5x the FLOPs of 0287 (Intel Open Model Zoo, "
+    "Market-1501 rank-1 ~96 %)",
+}
+
+
+def package_name(model: str) -> str:
+    """``person-reidentification-retail-0277`` -> ``person_reid_0277`` (the folder under crowdcount/models)."""
+    return "person_reid_" + model.rsplit("-", 1)[-1]
+
+
 NCHW_TO_NHWC_AXIS = {0: 0, 1: 3, 2: 1, 3: 2}
 DTYPES = {"f32": np.float32, "f16": np.float16, "i32": np.int32, "i64": np.int64}
 
@@ -137,6 +161,7 @@ class Rebuilt:
             "MatMul",
             "Concat",
             "PReLU",
+            "Convert",
         ]
     )
 
@@ -181,6 +206,12 @@ class Rebuilt:
                 out = ir.consts[lid]
             elif kind == "Parameter":
                 out = bgr_nhwc
+            elif kind == "Convert":
+                target = DTYPES[attrs["destination_type"]]
+                if isinstance(args[0], np.ndarray):
+                    out = args[0].astype(target)
+                else:
+                    out = tf.cast(args[0], tf.as_dtype(target))
             elif kind == "Result":
                 result = args[0]
                 continue
@@ -384,8 +415,8 @@ def tflite_run(tf: Any, path: Path) -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("xml", type=Path, help="person-reidentification-retail-0287.xml (the .bin beside it)")
-    parser.add_argument("--out", type=Path, default=REPO / "crowdcount" / "models" / NAME)
+    parser.add_argument("xml", type=Path, help="person-reidentification-retail-NNNN.xml (the .bin beside it)")
+    parser.add_argument("--out", type=Path, default=None, help="default: crowdcount/models/person_reid_NNNN")
     parser.add_argument("--check-video", type=Path, default=None)
     parser.add_argument("--check-gt", type=Path, default=None)
     parser.add_argument("--check-scale", type=float, default=0.625)
@@ -394,6 +425,9 @@ def main() -> None:
 
     import tensorflow as tf
 
+    model = args.xml.stem
+    name = package_name(model)
+    out_dir = args.out or REPO / "crowdcount" / "models" / name
     for path in (args.xml, args.xml.with_suffix(".bin")):
         digest = sha256(path)
         if SOURCE_SHA256.get(path.name) != digest:
@@ -421,7 +455,7 @@ def main() -> None:
         checks["saved_model_crops"] = compare("tensorflow vs openvino, real crops", got_crops, want_crops)
 
     with tempfile.TemporaryDirectory() as tmp:
-        staging = Path(tmp) / NAME
+        staging = Path(tmp) / name
         saved = staging / "saved_model"
         tf.saved_model.save(embedder.module, str(saved), signatures={"serving_default": embedder.module.serve})
         loaded = tf.saved_model.load(str(saved)).signatures["serving_default"]
@@ -429,7 +463,7 @@ def main() -> None:
         compare("saved model reloaded vs in memory", again, got)
 
         converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
-        tflite_file = staging / f"{NAME}.tflite"
+        tflite_file = staging / f"{name}.tflite"
         tflite_file.write_bytes(converter.convert())
         run = tflite_run(tf, tflite_file)
         checks["tflite_random"] = compare("tflite vs openvino, random images", run(random_images), want)
@@ -438,26 +472,26 @@ def main() -> None:
             checks["tflite_crops"] = compare("tflite vs openvino, real crops", tflite_crops, want_crops)
 
         info = {
-            "name": "person-reidentification-retail-0287",
-            "architecture": "OmniScaleNet-style CNN (Intel Open Model Zoo), person crop -> 256-d appearance vector",
+            "name": model,
+            "architecture": ARCHITECTURE.get(model, "Intel Open Model Zoo person ReID CNN")
+            + ", person crop -> 256-d appearance vector",
             "input": "uint8 RGB [N, 256, 128, 3] (height 256, width 128); normalisation inside the graph",
             "output": "embeddings float32 [N, 256], compare by cosine",
             "tflite": {"file": tflite_file.name, "input": "uint8 RGB [N, 256, 128, 3], batch resizable"},
-            "source": "Intel Open Model Zoo person-reidentification-retail-0287 (OpenVINO IR FP32), copied from "
-            "GitHub yas-sim/object-tracking-line-crossing-area-intrusion @ 7d474dd0fb35, intel/",
-            "source_sha256": SOURCE_SHA256,
+            "source": SOURCES.get(model, f"Intel Open Model Zoo {model} (OpenVINO IR)"),
+            "source_sha256": {k: v for k, v in SOURCE_SHA256.items() if k.startswith(model)},
             "licence": "Apache-2.0",
             "converted_by": "scripts/convert_reid.py",
             "tensorflow": tf.__version__,
             "checks_against_openvino": checks,
         }
         (staging / "model.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        if args.out.exists():
-            shutil.rmtree(args.out)
-        shutil.copytree(staging, args.out)
-    for path in sorted(args.out.rglob("*")):
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        shutil.copytree(staging, out_dir)
+    for path in sorted(out_dir.rglob("*")):
         if path.is_file():
-            print(f"{path.relative_to(args.out)}  {path.stat().st_size} bytes  sha256 {sha256(path)}")
+            print(f"{path.relative_to(out_dir)}  {path.stat().st_size} bytes  sha256 {sha256(path)}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """Find a person in footage from photos (``crowdcount find``): the photos' appearance vector against every
 tracked person's vector in result files, analysing the videos that have none.
 
-A query photo gives one vector: the largest person the detector finds in it, or the whole photo when it is a
-tight crop of one person (taller than wide, and the detector finds nobody or a person filling most of it).
-Several photos of one person are averaged. A tracked person's vector is the mean of their track's gallery
+A query photo gives one crop: the largest person the detector finds in it, or the whole photo when it is a
+tight crop of one person (taller than wide, and the detector finds nobody or a person filling most of it). The
+query's vector is the mean of the crops' vectors and their mirror images' (flip test-time augmentation), under
+the model that embedded the searched vectors (a result file names it: ``tracking.embeddings.model``; vectors of
+two models are not comparable). A tracked person's vector is the mean of their track's gallery
 (``tracking.people[].embedding`` in a result file written with ``--embeddings``). Similarity is the cosine of
 the two; matches are the people at or above the threshold, best first.
 """
@@ -11,7 +13,7 @@ the two; matches are the people at or above the threshold, best first.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,12 +40,50 @@ class SearchError(CrowdcountError):
 
 @dataclass
 class QueryPhoto:
-    """One query photo: where the person is in it (pixels; the whole photo for a tight crop) and its vector."""
+    """One query photo: where the person is in it (pixels; the whole photo for a tight crop), its crop (RGB
+    ``(256, 128, 3)``, as the person embedders take it) and the crop's vector under the embedder that found it."""
 
     path: str
     box: list[float]
     whole_photo: bool
     vector: np.ndarray
+    crop: np.ndarray | None = None
+
+
+def embed_query_crops(embedder: Any, crops: np.ndarray, flip: bool = True) -> np.ndarray:
+    """The unit mean vector of person crops (``(N, 256, 128, 3)`` RGB) and, with ``flip``, their mirror images."""
+    crops = np.asarray(crops, np.uint8)
+    vectors = np.asarray(embedder.embed_crops(crops), np.float32)
+    if flip:
+        vectors = np.concatenate([vectors, np.asarray(embedder.embed_crops(crops[:, :, ::-1]), np.float32)])
+    mean = vectors.mean(axis=0)
+    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+
+
+class QueryVectors:
+    """The query photos' vector under each person embedder a source needs, embedded on first need.
+
+    Args:
+        photos: the query photos (with their crops).
+        flip: average each crop with its mirror image.
+        build: person embedder by name (default :func:`crowdcount.detectors.reid.build_person_embedder`).
+    """
+
+    def __init__(
+        self, photos: Sequence[QueryPhoto], flip: bool = True, build: Callable[[str], Any] | None = None
+    ) -> None:
+        if build is None:
+            from crowdcount.detectors.reid import build_person_embedder
+
+            build = build_person_embedder
+        self.photos, self.flip, self._build = list(photos), flip, build
+        self._vectors: dict[str, np.ndarray] = {}
+
+    def __call__(self, model: str) -> np.ndarray:
+        if model not in self._vectors:
+            crops = np.stack([p.crop for p in self.photos if p.crop is not None])
+            self._vectors[model] = embed_query_crops(self._build(model), crops, self.flip)
+        return self._vectors[model]
 
 
 def read_photo(path: str | Path) -> np.ndarray:
@@ -82,18 +122,15 @@ def person_box(rgb: np.ndarray, detector: Detector, source: str) -> tuple[np.nda
 def embed_photos(paths: Sequence[str | Path], detector: Detector, embedder: Any) -> list[QueryPhoto]:
     """Read every photo, find its person, embed them (all photos are checked before any video is touched)."""
     photos = [(str(p), read_photo(p)) for p in paths]
+    from crowdcount.detectors.reid import crop_people
+
     out = []
     for path, rgb in photos:
         box, whole = person_box(rgb, detector, path)
-        vector = embedder.embed_boxes(rgb, box[None])[0]
-        out.append(QueryPhoto(path, [round(float(v), 1) for v in box], whole, np.asarray(vector, np.float32)))
+        crop = crop_people(rgb, box[None])
+        vector = embedder.embed_crops(crop)[0]
+        out.append(QueryPhoto(path, [round(float(v), 1) for v in box], whole, np.asarray(vector, np.float32), crop[0]))
     return out
-
-
-def query_vector(photos: Sequence[QueryPhoto]) -> np.ndarray:
-    """The mean of the photos' vectors, unit length."""
-    mean = np.mean([p.vector for p in photos], axis=0)
-    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
 
 @dataclass
@@ -137,11 +174,31 @@ def people_vectors(document: dict[str, Any], source: str) -> list[tuple[dict[str
     return [(p, decode_vector(p["embedding"])) for p in people]
 
 
+def stored_model(document: dict[str, Any]) -> str:
+    """The person embedder that embedded a result document's stored vectors."""
+    from crowdcount.detectors.reid import DEFAULT_PERSON_EMBEDDER
+
+    embeddings = (document.get("tracking") or {}).get("embeddings") or {}
+    return str(embeddings.get("model") or DEFAULT_PERSON_EMBEDDER)
+
+
 def search_document(
-    document: dict[str, Any], query: np.ndarray, threshold: float, source: str, category: str = "Human"
+    document: dict[str, Any],
+    query: np.ndarray | Callable[[str], np.ndarray],
+    threshold: float,
+    source: str,
+    category: str = "Human",
 ) -> list[Match]:
-    """The people of one result document at or above ``threshold``, best first, with their frames and boxes."""
-    scored = [(float(vector @ query), person) for person, vector in people_vectors(document, source)]
+    """The people of one result document at or above ``threshold``, best first, with their frames and boxes.
+    ``query``: a vector, or the query's vector by model name (:class:`QueryVectors`: the document's model)."""
+    people = people_vectors(document, source)
+    if callable(query):
+        model = stored_model(document)
+        try:
+            query = query(model)
+        except CrowdcountError as exc:
+            raise SearchError(f"{source}: its vectors come from {model!r}, which cannot be used: {exc}") from None
+    scored = [(float(vector @ query), person) for person, vector in people]
     wanted = {int(p["track_id"]): s for s, p in scored if s >= threshold}
     frames: dict[int, list[dict[str, Any]]] = {t: [] for t in wanted}
     for frame in document.get("frames", []):

@@ -103,7 +103,7 @@ def find(
     """
     from crowdcount.analyzer import VideoAnalyzer, to_document
     from crowdcount.analyzer.pipeline import build_processors
-    from crowdcount.analyzer.search import contact_sheet, embed_photos, query_vector, search_document
+    from crowdcount.analyzer.search import QueryVectors, contact_sheet, embed_photos, search_document
     from crowdcount.config import build_detectors
     from crowdcount.detectors import resolve_name
     from crowdcount.detectors.reid import build_person_embedder
@@ -119,7 +119,10 @@ def find(
     embedder = build_person_embedder()
     threshold = embedder.match_threshold if threshold is None else threshold
     photos_found = embed_photos(photos, detector, embedder)
-    query = query_vector(photos_found)
+    # each result file is searched with the query embedded by the model of its vectors
+    query = QueryVectors(
+        photos_found, build=lambda name: embedder if name == embedder.name else build_person_embedder(name)
+    )
 
     matches = []
     failures: list[CrowdcountError] = []

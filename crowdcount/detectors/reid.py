@@ -6,18 +6,23 @@ coats come close: compare several views, not one). Same interface as the face em
 :meth:`PersonEmbedder.embed_boxes` and :meth:`PersonEmbedder.embed_crops` for crops gathered from several
 frames and run in one batch.
 
-The model is Intel Open Model Zoo ``person-reidentification-retail-0287`` (Apache-2.0), converted from its
-OpenVINO IR to TensorFlow by ``scripts/convert_reid.py`` and shipped in ``crowdcount/models/person_reid_0287/``
-(TensorFlow Lite for CPUs, a SavedModel for GPUs). A crop is the box, clipped to the frame and stretched to
-128x256 (width x height), as the model was trained. Models load lazily, never at import time.
+Models are shipped by name (:data:`PERSON_EMBEDDERS`): Intel Open Model Zoo ``person-reidentification-retail-0287``
+(``person-reid-0287``, Apache-2.0), converted from its OpenVINO IR to TensorFlow by ``scripts/convert_reid.py``
+and shipped in ``crowdcount/models/person_reid_0287/`` (TensorFlow Lite for CPUs, a SavedModel for GPUs). The
+script also converts the stronger, ~3x costlier ``person-reidentification-retail-0277``; it was measured and not
+shipped (docs/tracking.md, 2026-12-06). Vectors of two models are not comparable: result files name the model of
+their vectors. A crop is the box, clipped to the frame and stretched to 128x256 (width x height), as the model
+was trained. Models load lazily, never at import time.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +41,40 @@ CROP_HEIGHT, CROP_WIDTH = 256, 128
 RUNTIMES = ("auto", "tflite", "saved_model")
 
 
-def reid_model_dir() -> Path:
-    """The shipped person ReID model folder."""
-    return Path(__file__).resolve().parents[1] / "models" / "person_reid_0287"
+@dataclass(frozen=True)
+class PersonModel:
+    """A shipped person ReID model: its folder under ``crowdcount/models``, the original's name and the cosine
+    thresholds measured for it (docs/tracking.md)."""
+
+    folder: str
+    original: str
+    match_threshold: float
+    cluster_threshold: float
+
+
+#: The shipped person ReID models by name.
+PERSON_EMBEDDERS: dict[str, PersonModel] = {
+    "person-reid-0287": PersonModel("person_reid_0287", "person-reidentification-retail-0287", 0.5, 0.6),
+}
+#: The tracker's and ``crowdcount find``'s model.
+DEFAULT_PERSON_EMBEDDER = "person-reid-0287"
+
+
+def person_model(name: str) -> PersonModel:
+    """The shipped model called ``name`` (:class:`DetectorError` with the valid names otherwise)."""
+    if name in PERSON_EMBEDDERS:
+        return PERSON_EMBEDDERS[name]
+    valid = sorted(PERSON_EMBEDDERS)
+    close = difflib.get_close_matches(str(name), valid, n=1)
+    raise DetectorError(
+        f"unknown person embedder {name!r}",
+        f"{f'did you mean {close[0]!r}? ' if close else ''}valid person embedders: {', '.join(valid)}",
+    )
+
+
+def reid_model_dir(name: str = DEFAULT_PERSON_EMBEDDER) -> Path:
+    """The shipped folder of person ReID model ``name``."""
+    return Path(__file__).resolve().parents[1] / "models" / person_model(name).folder
 
 
 def crop_people(image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
@@ -56,23 +92,21 @@ def crop_people(image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
 
 
 class PersonEmbedder(FaceEmbedder):
-    """Person ReID embedder (``person-reidentification-retail-0287``, 256-d, cosine).
+    """Person ReID embedder (a shipped Open Model Zoo model, 256-d, cosine).
 
     ``match_threshold``: mean cosine similarity at or above which a query photo and a track are taken for one
     person by ``crowdcount find`` (docs/tracking.md); ``cluster_threshold``: the similarity above which the
     tracker may join two tracklets (it also needs their motion and timing to agree).
 
     Args:
+        model: a name in :data:`PERSON_EMBEDDERS` (default ``person-reid-0287``).
         runtime: ``tflite`` (CPUs), ``saved_model`` or ``auto`` (the SavedModel when TensorFlow sees a GPU).
         batch_size: crops per model call.
         num_threads: TensorFlow Lite threads (default: all cores).
         folder: a model folder laid out as the shipped one (default: the shipped model).
     """
 
-    name = "person-reid-0287"
     dim = 256
-    match_threshold = 0.5
-    cluster_threshold = 0.6
 
     def __init__(
         self,
@@ -80,8 +114,14 @@ class PersonEmbedder(FaceEmbedder):
         batch_size: int = 16,
         num_threads: int | None = None,
         folder: str | Path | None = None,
+        model: str = DEFAULT_PERSON_EMBEDDER,
     ) -> None:
         super().__init__()
+        spec = person_model(model)
+        self.name = model
+        self.match_threshold = spec.match_threshold
+        self.cluster_threshold = spec.cluster_threshold
+        self._original = spec.original
         if runtime not in RUNTIMES:
             raise DetectorError(f"person embedder runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -89,7 +129,7 @@ class PersonEmbedder(FaceEmbedder):
         self.runtime = runtime
         self.batch_size = batch_size
         self.num_threads = num_threads or os.cpu_count() or 1
-        self.folder = Path(folder) if folder is not None else reid_model_dir()
+        self.folder = Path(folder) if folder is not None else reid_model_dir(model)
         self.info: dict[str, Any] = {}
         self._interpreter: Any = None
         self._batch = 0
@@ -157,14 +197,14 @@ class PersonEmbedder(FaceEmbedder):
 
     def model_info(self) -> dict[str, Any]:
         return {
-            "name": "person-reidentification-retail-0287",
+            "name": self._original,
             "format": self.runtime if self.runtime != "auto" else "tflite / saved_model",
             "source": "Intel Open Model Zoo (OpenVINO IR), converted by scripts/convert_reid.py",
             "licence": "Apache-2.0",
         }
 
 
-def build_person_embedder(**kwargs: Any) -> PersonEmbedder:
-    """The shipped person embedder (``runtime``, ``batch_size``, ``num_threads``, ``folder`` as
+def build_person_embedder(name: str = DEFAULT_PERSON_EMBEDDER, **kwargs: Any) -> PersonEmbedder:
+    """The shipped person embedder ``name`` (``runtime``, ``batch_size``, ``num_threads``, ``folder`` as
     :class:`PersonEmbedder`)."""
-    return PersonEmbedder(**kwargs)
+    return PersonEmbedder(model=name, **kwargs)

@@ -13,7 +13,13 @@ import pytest
 
 from crowdcount.detectors import Detections
 from crowdcount.detectors.embedders import FaceEmbedder
-from crowdcount.detectors.reid import PersonEmbedder, build_person_embedder, crop_people, reid_model_dir
+from crowdcount.detectors.reid import (
+    PERSON_EMBEDDERS,
+    PersonEmbedder,
+    build_person_embedder,
+    crop_people,
+    reid_model_dir,
+)
 from crowdcount.errors import DetectorError
 
 pytestmark = pytest.mark.real_model
@@ -86,6 +92,15 @@ def test_bad_settings_are_refused() -> None:
         PersonEmbedder(batch_size=0)
     with pytest.raises(DetectorError, match="no model.json"):
         PersonEmbedder(folder="/nonexistent").load()
+    with pytest.raises(DetectorError, match="did you mean 'person-reid-0287'"):
+        build_person_embedder("person-reid-287")
+
+
+def test_models_are_chosen_by_name() -> None:
+    assert sorted(PERSON_EMBEDDERS) == ["person-reid-0287"]
+    embedder = build_person_embedder("person-reid-0287")
+    assert embedder.name == "person-reid-0287" and embedder.folder == reid_model_dir("person-reid-0287")
+    assert embedder.model_info()["name"] == "person-reidentification-retail-0287"
 
 
 @pytest.mark.needs_data

@@ -115,6 +115,7 @@ def result_document(people: list[dict], embeddings: bool = True) -> dict:
         ("no people", 1, "no people were tracked"),
         ("no tracks", 1, "no people were tracked"),
         ("no source", 2, "does not exist"),
+        ("unknown model", 1, "vectors come from 'person-reid-9999', which cannot be used"),
     ],
 )
 def test_bad_inputs_fail_on_one_line_and_write_nothing(tmp_path: Path, case: str, code: int, message: str) -> None:
@@ -143,8 +144,51 @@ def test_bad_inputs_fail_on_one_line_and_write_nothing(tmp_path: Path, case: str
         writer.release()
     elif case == "no source":
         source = tmp_path / "nothing-here"
+    elif case == "unknown model":
+        document = result_document([person])
+        document["tracking"]["embeddings"]["model"] = "person-reid-9999"
+        source.write_text(json.dumps(document))
     out = tmp_path / "matches.json"
     exit_code, _, err = run_cli("find", str(photo), "--in", str(source), "-o", str(out))
     assert exit_code == code, err
     assert message in err and err.count("\n") == 1 and err.startswith("Error: ")
     assert not out.exists()
+
+
+class MeanColour:
+    """A stand-in person embedder: the crop's mean colour of its left half, as a unit vector (so a mirror image
+    gives the right half's)."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.calls = name, 0
+
+    def embed_crops(self, crops: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        left = np.asarray(crops, np.float32)[:, :, :64].reshape(len(crops), -1, 3).mean(axis=1) + 1
+        return left / np.linalg.norm(left, axis=1, keepdims=True)
+
+
+def test_the_query_is_embedded_once_per_model_with_its_mirror_image() -> None:
+    from crowdcount.analyzer.search import QueryPhoto, QueryVectors, search_document, stored_model
+
+    crop = np.zeros((256, 128, 3), np.uint8)
+    crop[:, :64] = (200, 0, 0)  # red left half, blue right half
+    crop[:, 64:] = (0, 0, 200)
+    built: dict[str, MeanColour] = {}
+    query = QueryVectors(
+        [QueryPhoto("p.png", [0, 0, 128, 256], True, np.zeros(3), crop)],
+        build=lambda name: built.setdefault(name, MeanColour(name)),
+    )
+    both = query("a")
+    assert np.allclose(both, np.array([202, 2, 202]) / np.linalg.norm([202, 2, 202]), atol=1e-6)
+    assert query("a") is both and built["a"].calls == 2  # the crop and its mirror, once
+    plain = QueryVectors(query.photos, flip=False, build=lambda name: MeanColour(name))("a")
+    assert np.allclose(plain, np.array([201, 1, 1]) / np.linalg.norm([201, 1, 1]), atol=1e-6)
+    # a result file is searched with the query of the model its vectors come from (0287 when it does not say)
+    document = result_document([{"track_id": 1, "first_s": 0.0, "last_s": 1.0, "embedding": encode_vector(both)}])
+    assert stored_model(document) == "person-reid-0287"
+    document["tracking"]["embeddings"]["model"] = "b"
+    (match,) = search_document(document, query, 0.99, "r.json")
+    assert match.similarity > 0.999 and set(built) == {"a", "b"}
+    del document["tracking"]["embeddings"]["model"]
+    assert stored_model(document) == "person-reid-0287"
