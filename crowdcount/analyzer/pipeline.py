@@ -122,6 +122,8 @@ def build_processors(
 
 #: Turns a gallery location into the identify stage (a frame processor naming faces).
 GalleryStage = Callable[[str], FrameProcessor]
+#: The annotated-video path of each video (``VideoInfo`` -> path, or ``None`` for no annotated video).
+AnnotateFor = Callable[[Any], str | Path | None]
 #: The detector identification needs.
 FACE_DETECTOR = "face"
 
@@ -153,6 +155,15 @@ class Pipeline:
     detectors: list[Detector]
     processors: list[FrameProcessor]
     block: Mapping[str, Any] = field(default_factory=dict)
+    #: builds another set of the same stages for the same detectors (another live source); see :meth:`fresh`
+    assemble: Callable[[AnnotateFor | None], list[FrameProcessor]] | None = None
+
+    def fresh(self, annotate: AnnotateFor | None = None) -> list[FrameProcessor]:
+        """A new set of this pipeline's processors (their own tracker, counters and identifier) for the same
+        detectors: each live source needs its own. ``annotate`` replaces the pipeline's annotated-video paths."""
+        if self.assemble is None:
+            raise ValueError("this pipeline was not built by build_pipeline: it cannot build its stages again")
+        return self.assemble(annotate)
 
     def detector(self, category: str) -> Detector | None:
         """The detector reporting ``category`` (e.g. ``"Face"``), if one runs."""
@@ -194,20 +205,25 @@ def build_pipeline(
                 f"identifying faces against {location} needs a gallery opener",
                 "pass crowdcount.faces.identify.gallery_stage(config)",
             )
-        identify.append(galleries(location))
+        identify.append(galleries(location))  # opened here: a bad gallery fails before any model loads
         if FACE_DETECTOR not in {resolve_name(name) for name, *_ in specs}:  # identification needs faces
             arguments: Mapping[str, Any] = next(
                 (a for n, a in section["detectors"] if resolve_name(n) == FACE_DETECTOR), {}
             )
             specs.append([FACE_DETECTOR, dict(arguments)])
     detectors = build_detectors(specs)
-    processors = build_processors(
-        config["tracking"],
-        detectors,
-        overrides.lines,
-        overrides.zones,
-        overrides.annotate,
-        calibration=overrides.calibration,
-        identify=identify,
-    )
-    return Pipeline(detectors, processors, section)
+    tracking = config["tracking"]
+
+    def assemble(annotate: AnnotateFor | None, first: Sequence[FrameProcessor] | None = None) -> list[FrameProcessor]:
+        stage = list(first) if first is not None else ([galleries(location)] if location and galleries else [])
+        return build_processors(
+            tracking,
+            detectors,
+            overrides.lines,
+            overrides.zones,
+            annotate,
+            calibration=overrides.calibration,
+            identify=stage,
+        )
+
+    return Pipeline(detectors, assemble(overrides.annotate, identify), section, assemble)

@@ -114,7 +114,7 @@ def to_document(result: AnalysisResult) -> dict[str, Any]:
             }
             for key, name in result.frame_fields.items():
                 if key in dets.data:
-                    entry[category][name] = _plain(dets.data[key])
+                    entry[category][name] = plain_values(dets.data[key])
         frames.append(entry)
     video = result.video.to_dict()
     video["frames_decoded"] = result.frames_decoded
@@ -142,7 +142,7 @@ def to_document(result: AnalysisResult) -> dict[str, Any]:
     }
 
 
-def _plain(values: np.ndarray) -> list[Any]:
+def plain_values(values: np.ndarray) -> list[Any]:
     """A 1-D array as JSON values (floats rounded to 5 places)."""
     array = np.asarray(values)
     if array.dtype.kind == "f":

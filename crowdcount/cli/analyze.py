@@ -18,10 +18,9 @@ from crowdcount.analyzer import to_document, write_csv, write_json
 from crowdcount.analyzer.annotate import VIDEO_SUFFIXES, check_annotate_path
 from crowdcount.analyzer.counting import CountingProcessor, parse_lines, parse_zones
 from crowdcount.analyzer.files import find_videos, plan_outputs
-from crowdcount.analyzer.pipeline import PipelineOverrides, build_pipeline
 from crowdcount.analyzer.plot import plot_counts
 from crowdcount.analyzer.video import probe_video
-from crowdcount.cli.common import config_option, detector_options, get_config, parse_key_values
+from crowdcount.cli.common import config_option, detector_options, get_config, parse_key_values, pipeline_for
 from crowdcount.detectors import detector_parameters, resolve_name
 from crowdcount.errors import ConfigError, CrowdcountError, VideoError
 
@@ -228,21 +227,13 @@ def analyze(
     annotate_paths = plan_media(paths, annotate, VIDEO_SUFFIXES, "--annotate")
     plot_paths = plan_media(paths, plot, PLOT_SUFFIXES, "--plot")
     annotate_for = dict(zip((str(p) for p in paths), annotate_paths, strict=True))
-    location = identify or config["faces"]["gallery"]
-    if location and "://" in location:
-        import crowdcount.aws.gallery  # noqa: F401  (registers dynamodb://; a local gallery needs no AWS)
-    from crowdcount.faces.identify import gallery_stage
-
-    pipeline = build_pipeline(
+    pipeline = pipeline_for(
         config,
-        PipelineOverrides(
-            detectors=specs,
-            lines=counting_lines,
-            zones=counting_zones,
-            annotate=(lambda info: annotate_for.get(info.path)) if annotate else None,
-            gallery=identify,
-        ),
-        gallery_stage(config),
+        specs,
+        counting_lines,
+        counting_zones,
+        identify,
+        (lambda info: annotate_for.get(info.path)) if annotate else None,
     )
     check_geometry(pipeline.processors, paths)
     analyzer = pipeline.analyzer()

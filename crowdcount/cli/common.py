@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from crowdcount.config import Config, load_config
 from crowdcount.errors import ConfigError
+
+if TYPE_CHECKING:
+    from crowdcount.analyzer.counting import Line, Zone
+    from crowdcount.analyzer.pipeline import AnnotateFor, Pipeline
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -94,3 +98,35 @@ def counting_options(func: F) -> F:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def identify_option(func: F) -> F:
+    """``--identify GALLERY``: name the faces against a gallery (over the config's ``faces.gallery``)."""
+    return click.option(
+        "--identify",
+        "identify",
+        default=None,
+        metavar="GALLERY",
+        help="Name the faces against a gallery (file or dynamodb://TABLE; default: the config's faces.gallery).",
+    )(func)
+
+
+def pipeline_for(
+    config: Config,
+    specs: list[list[Any]],
+    lines: list[Line] | None,
+    zones: list[Zone] | None,
+    identify: str | None,
+    annotate: AnnotateFor | None = None,
+) -> Pipeline:
+    """The one assembly (:func:`crowdcount.analyzer.pipeline.build_pipeline`) with the command line's detectors,
+    lines, zones, gallery and annotated-video paths; a ``dynamodb://`` gallery registers its scheme first (a
+    local one needs no AWS)."""
+    from crowdcount.analyzer.pipeline import PipelineOverrides, build_pipeline
+    from crowdcount.faces.identify import gallery_stage
+
+    location = identify or config["faces"]["gallery"]
+    if location and "://" in location:
+        import crowdcount.aws.gallery  # noqa: F401  (registers dynamodb://)
+    overrides = PipelineOverrides(detectors=specs, lines=lines, zones=zones, annotate=annotate, gallery=identify)
+    return build_pipeline(config, overrides, gallery_stage(config))

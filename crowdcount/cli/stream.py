@@ -13,9 +13,16 @@ import click
 
 from crowdcount.analyzer.counting import parse_lines, parse_zones
 from crowdcount.cli.analyze import detector_specs
-from crowdcount.cli.common import config_option, counting_options, detector_options, get_config, parse_key_values
+from crowdcount.cli.common import (
+    config_option,
+    counting_options,
+    detector_options,
+    get_config,
+    identify_option,
+    parse_key_values,
+    pipeline_for,
+)
 from crowdcount.cli.watch import DURATION, build_sources, mode_line, source_options, stop_on_signals
-from crowdcount.config import build_detectors
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +173,7 @@ def produce(
 @click.option("--results-topic", default=None, help="Results topic (default: live.kafka_results_topic).")
 @detector_options
 @counting_options
+@identify_option
 @click.option(
     "--max-age",
     type=DURATION,
@@ -195,6 +203,7 @@ def consume(
     track: bool | None,
     lines: tuple[str, ...],
     zones: tuple[str, ...],
+    identify: str | None,
     max_age: float | None,
     batch_size: int,
     no_boxes: bool,
@@ -210,7 +219,7 @@ def consume(
     owns its partition, and results carry lines, zones and unique_people since that consumer started."""
     from crowdcount.live import LiveMetrics
     from crowdcount.live.brokers import FrameConsumer
-    from crowdcount.live.pipeline import processor_factory
+    from crowdcount.live.pipeline import pipeline_factory
 
     counting_lines = parse_lines(lines, "--line") if lines else None
     counting_zones = parse_zones(zones, "--zone") if zones else None
@@ -223,8 +232,9 @@ def consume(
         None,
         parse_key_values(detector_arg, "--detector-arg"),
     )
-    built = build_detectors(specs)
-    factory = processor_factory(config["tracking"], built, counting_lines, counting_zones)
+    pipeline = pipeline_for(config, specs, counting_lines, counting_zones, identify)
+    built = pipeline.detectors
+    factory = pipeline_factory(pipeline)
     metrics = LiveMetrics() if metrics_port is not None else None
     consumer = FrameConsumer(
         bootstrap or live["kafka_bootstrap"],

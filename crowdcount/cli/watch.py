@@ -20,11 +20,19 @@ from rich.table import Table
 from crowdcount.analyzer.annotate import check_annotate_path
 from crowdcount.analyzer.counting import parse_lines, parse_zones
 from crowdcount.cli.analyze import detector_specs
-from crowdcount.cli.common import config_option, counting_options, detector_options, get_config, parse_key_values
-from crowdcount.config import Config, build_detectors
+from crowdcount.cli.common import (
+    config_option,
+    counting_options,
+    detector_options,
+    get_config,
+    identify_option,
+    parse_key_values,
+    pipeline_for,
+)
+from crowdcount.config import Config
 from crowdcount.errors import ConfigError
 from crowdcount.live import FILE, JsonLinesSink, LiveMetrics, Source, SourceStatus, Watcher, parse_source, unique_ids
-from crowdcount.live.pipeline import processor_factory
+from crowdcount.live.pipeline import pipeline_factory
 from crowdcount.signals import on_stop_signals
 
 logger = logging.getLogger(__name__)
@@ -220,6 +228,7 @@ def status_table(rows: list[SourceStatus], title: str) -> Table:
 @click.argument("sources", nargs=-1, required=True)
 @detector_options
 @counting_options
+@identify_option
 @click.option(
     "--annotate",
     type=click.Path(),
@@ -284,6 +293,7 @@ def watch(
     track: bool | None,
     lines: tuple[str, ...],
     zones: tuple[str, ...],
+    identify: str | None,
     annotate: str | None,
     realtime: bool,
     speed: float,
@@ -331,12 +341,11 @@ def watch(
         None,
         parse_key_values(detector_arg, "--detector-arg"),
     )
-    built = build_detectors(specs)
+    pipeline = pipeline_for(config, specs, counting_lines, counting_zones, identify)
+    built = pipeline.detectors
     watched = build_sources(sources, config, realtime, speed, loop, read_timeout, open_timeout, retries)
     annotate_for = plan_annotate([s.id for s in watched], annotate)
-    factory = processor_factory(
-        config["tracking"], built, counting_lines, counting_zones, annotate_for.get if annotate else None
-    )
+    factory = pipeline_factory(pipeline, annotate_for.get if annotate else None)
     show_table = sys.stderr.isatty() if table is None else table
     sinks: list[Any] = []
     if output is not None:

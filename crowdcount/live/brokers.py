@@ -429,6 +429,7 @@ class FrameConsumer:
                 (frame.rgb.shape[1], frame.rgb.shape[0]),
                 detections,
                 boxes=self.boxes,
+                fields=self.pipelines.frame_fields,
             )
             record.update(totals)
             record["partition"] = frame.partition

@@ -20,11 +20,13 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 import numpy as np
 
+from crowdcount.analyzer.result import plain_values
 from crowdcount.detectors import Detections
 
 
@@ -49,8 +51,11 @@ def frame_record(
     size: tuple[int, int],
     detections: dict[str, Detections],
     boxes: bool = True,
+    fields: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The record of one analysed frame (boxes as in the result file: normalised ``[ymin, xmin, ymax, xmax]``)."""
+    """The record of one analysed frame (boxes as in the result file: normalised ``[ymin, xmin, ymax, xmax]``),
+    with the per-box ``fields`` the processors added (``Detections.data`` key -> name: ``track_ids``, face
+    ``identities``...) as a result file has them."""
     width, height = size
     record: dict[str, Any] = {
         "source": source,
@@ -69,6 +74,9 @@ def frame_record(
                 "boxes": np.round(d.normalized_yxyx(width, height).astype(np.float64), 5).tolist(),
                 "scores": np.round(d.confidence.astype(np.float64), 5).tolist(),
             }
+            for key, name in (fields or {}).items():
+                if key in d.data:
+                    record[category][name] = plain_values(d.data[key])
     return record
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from crowdcount.analyzer.counting import CountingProcessor
+from crowdcount.analyzer.pipeline import Pipeline
 from crowdcount.analyzer.processors import FrameProcessor
 from crowdcount.analyzer.tracking import TrackingProcessor
 from crowdcount.analyzer.video import VideoInfo
@@ -102,6 +103,14 @@ class LivePipelines:
     @property
     def enabled(self) -> bool:
         return self.factory is not None
+
+    @property
+    def frame_fields(self) -> dict[str, str]:
+        """The per-box fields the processors add (``track_ids``, face ``identities``...), as in result files."""
+        fields: dict[str, str] = {}
+        for processor in self.template:
+            fields.update(processor.frame_fields)
+        return fields
 
     def frame(
         self, source: str, index: int, captured_s: float, rgb: np.ndarray, position_ms: float | None = None
@@ -184,6 +193,21 @@ class LivePipelines:
                 processor.close()
             except Exception:  # one failing close must not stop the others
                 logger.exception("frame processor %s failed to close", processor.name)
+
+
+def pipeline_factory(
+    pipeline: Pipeline, annotate: Callable[[str], str | Path | None] | None = None
+) -> ProcessorFactory | None:
+    """The factory of one source's processors: the stages of ``pipeline`` (:func:`crowdcount.analyzer.pipeline.
+    build_pipeline`, the assembly every entry point uses) built again for each source, with ``annotate`` (a
+    source id -> the annotated video to write, or ``None``). ``None`` when the pipeline has no processors."""
+    if not pipeline.processors:
+        return None
+
+    def build(source: str) -> Sequence[FrameProcessor]:
+        return pipeline.fresh((lambda info: annotate(info.path)) if annotate is not None else None)
+
+    return build
 
 
 def processor_factory(

@@ -234,7 +234,14 @@ class Watcher:
             self._aggregator.add(frame.source, latency_s, counts)
             return
         record = frame_record(
-            frame.source, frame.index, frame.captured_at, latency_s, frame.size, detections, boxes=self.boxes
+            frame.source,
+            frame.index,
+            frame.captured_at,
+            latency_s,
+            frame.size,
+            detections,
+            boxes=self.boxes,
+            fields=self.pipelines.frame_fields,
         )
         record.update(totals)
         self._write(record)

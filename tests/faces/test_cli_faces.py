@@ -243,3 +243,29 @@ def test_analyze_identify_names_faces_and_counts_distinct_people(photos: Path) -
     assert frame["people"] == ["alice", "unknown-1"]
     assert frame["similarities"][0] == pytest.approx(1.0, abs=1e-3)
     assert [d["category"] for d in document["detectors"]] == ["Face"]
+
+
+def test_watch_identify_names_the_same_faces_as_analyze(photos: Path) -> None:
+    """``watch --identify`` runs the same identify stage (build_pipeline): each record names the faces."""
+    gallery = str(photos / "g.json")
+    run("faces", "enroll", str(photos / "people"), "-g", gallery, "--embedder", "colour")
+    timeline = [["alice"]] * 4 + [["alice", "carol"]] * 3 + [["bob"]] * 3
+    video = write_people_video(photos / "clip.avi", timeline)
+    config = photos / "variables.json"
+    config.write_text(json.dumps({"faces": {"embedder": "colour"}}))
+    records = photos / "live.jsonl"
+    code, _, err = run(
+        "watch", str(video), "-d", "face", "--identify", gallery, "--no-table", "-o", str(records),
+        "--config", str(config),
+    )  # fmt: skip
+    assert code == 0, err
+    lines = [json.loads(line) for line in records.read_text().splitlines()]
+    frames = [r for r in lines if "Face" in r]
+    assert [r["Face"]["identities"] for r in frames] == [["alice"]] * 4 + [["alice", "unknown"]] * 3 + [["bob"]] * 3
+    code, _, err = run(
+        "analyze", str(video), "-d", "face", "--identify", gallery, "-o", str(photos / "r.json"),
+        "--frame-ratio", "1", "--config", str(config),
+    )  # fmt: skip
+    assert code == 0, err
+    document = json.loads((photos / "r.json").read_text())
+    assert [f["Face"]["identities"] for f in document["frames"]] == [r["Face"]["identities"] for r in frames]
