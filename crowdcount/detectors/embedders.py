@@ -25,7 +25,7 @@ import json
 import logging
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -103,7 +103,7 @@ class FaceEmbedder(ABC):
         cluster_threshold: the stricter similarity used to group unknown faces into distinct people.
     """
 
-    name: ClassVar[str] = ""
+    name: str = ""
     dim: int = 0
     match_threshold: float = 0.5
     cluster_threshold: float = 0.6
