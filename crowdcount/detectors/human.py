@@ -15,6 +15,7 @@ import numpy as np
 from crowdcount.detectors import nanodet, omz_person, person_tf
 from crowdcount.detectors.base import Detections, Detector
 from crowdcount.detectors.tf_models import ObjectDetectionModel, to_detections
+from crowdcount.detectors.zoom import ZoomState, merge
 from crowdcount.errors import DetectorError
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 #: The class id written to result files for a person (the COCO / TF Object Detection API id).
 PERSON_CLASS = 1
+#: accurate with zoom: boxes of the zoomed pass shorter than this many pixels of the normal pass's input are
+#: merged (person-detection-0203's smallest anchors are 90 pixels tall: shorter people score too low).
+ZOOM_SMALL_HEIGHT = 100.0
 #: At most this many people per frame (NanoDet's upstream cap is 100; crowds need more).
 MAX_DETECTIONS = 300
 
@@ -92,6 +96,8 @@ class HumanDetector(Detector):
             tflite). NanoDet: ``tflite`` (CPUs), ``saved_model`` (GPUs, batches) or ``auto`` (saved_model when
             TensorFlow sees a GPU).
         num_threads: CPU threads for the model (default: all cores).
+        zoom: accurate: where people are too small for the normal pass, also run the model on an upscaled band
+            of the frame (chosen per video by probing; :mod:`crowdcount.detectors.zoom`).
     """
 
     category = "Human"
@@ -110,6 +116,7 @@ class HumanDetector(Detector):
         runtime: str = "auto",
         num_threads: int | None = None,
         max_pixels: int | None = None,
+        zoom: bool | None = None,
     ) -> None:
         if preset not in PRESETS:
             raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
@@ -127,6 +134,10 @@ class HumanDetector(Detector):
             if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or not 32 * 32 <= max_pixels <= 4096**2:
                 raise ValueError(f"max_pixels must be an integer from 1024 to {4096**2}, got {max_pixels!r}")
             settings["max_pixels"] = max_pixels
+        if zoom is not None:
+            if not isinstance(zoom, bool):
+                raise ValueError(f"zoom must be true or false, got {zoom!r}")
+            settings["zoom"] = zoom
         if keep_aspect is not None:
             if not isinstance(keep_aspect, bool):
                 raise ValueError(f"keep_aspect must be true or false, got {keep_aspect!r}")
@@ -160,6 +171,10 @@ class HumanDetector(Detector):
         self.keep_aspect = bool(settings.get("keep_aspect", False))
         self.nms_iou = float(settings.get("nms_iou", 0.6))
         self.max_pixels = int(settings.get("max_pixels", omz_person.MAX_PIXELS))
+        self.zoom = bool(settings.get("zoom", False)) and settings["model"] == "omz0203" and not model_path
+        #: the score at which a person counts (min_detection_score may be lowered for a while by evaluations)
+        self.count_threshold = self.min_detection_score
+        self._zoom: ZoomState | None = None
         self._od_model: ObjectDetectionModel | None = None
         self._nanodet: nanodet.NanoDetModel | None = None
         self._omz: person_tf.PersonDetection0203TF | None = None
@@ -198,15 +213,49 @@ class HumanDetector(Detector):
         import cv2
 
         assert self._omz is not None
-        bgr = [cv2.cvtColor(frame, cv2.COLOR_RGB2BGR) for frame in frames]
         results = []
-        for boxes, scores in omz_person.detect_bgr(self._omz, bgr, self.max_pixels, self.candidate_score):
+        for frame in frames:
+            bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+            height, width = bgr.shape[:2]
+            size = omz_person.input_size(width, height, self.max_pixels)
+            boxes, scores = omz_person.detect_one(self._omz, bgr, size, self.candidate_score)
+            state = self._zoom_state(width, height, size) if self.zoom else None
+            plan = state.plan() if state is not None else None
+            if state is not None and plan is not None:
+                zoomed = omz_person.detect_one(
+                    self._omz, bgr, omz_person.zoom_input(plan.crop, plan.scale), self.candidate_score, plan.crop
+                )
+                if plan.probe:
+                    state.learn((boxes, scores), zoomed)
+                if state.on:
+                    boxes, scores = merge(
+                        (boxes, scores),
+                        zoomed,
+                        plan.crop,
+                        (width, height),
+                        state.small_height,
+                        state.settings.merge_iou,
+                    )
             results.append(
                 Detections(boxes, scores, np.full(len(scores), PERSON_CLASS, np.int32))
                 if len(scores)
                 else Detections.empty()
             )
         return results
+
+    def _zoom_state(self, width: int, height: int, size: tuple[int, int]) -> ZoomState:
+        """The zoom decision for frames of this size (a new size starts a new one: another video)."""
+        state = self._zoom
+        if state is None or (state.width, state.height) != (width, height):
+            base_scale = size[0] / width
+            state = self._zoom = ZoomState(
+                width, height, base_scale, ZOOM_SMALL_HEIGHT / base_scale, self.count_threshold
+            )
+        return state
+
+    def reset(self) -> None:
+        """Forget per-video state (the zoom decision): call between videos of the same frame size."""
+        self._zoom = None
 
     def network_input(self, width: int, height: int) -> tuple[int, int]:
         """NanoDet's input ``(width, height)`` for frames of this size."""
@@ -239,7 +288,14 @@ class HumanDetector(Detector):
             "preset": self.preset,
         }
         if self.model == "omz0203":
-            args.update({"max_pixels": self.max_pixels, "runtime": self.runtime, "num_threads": self.num_threads})
+            args.update(
+                {
+                    "max_pixels": self.max_pixels,
+                    "zoom": self.zoom,
+                    "runtime": self.runtime,
+                    "num_threads": self.num_threads,
+                }
+            )
         if self.model == "nanodet":
             args.update(
                 {
