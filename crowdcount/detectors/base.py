@@ -140,6 +140,9 @@ class Detector(ABC):
             self._score_floor = None
         return results
 
+    def reset(self) -> None:
+        """Forget what was learnt from earlier frames (a new video starts); most detectors keep nothing."""
+
     @abstractmethod
     def _load(self) -> None:
         """Load the model."""
