@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Accuracy of each human-detector preset on every annotated clip there is, development and held-out apart,
-plus the end-to-end speed of ``analyze`` on a 480x360 and a 960x540 video.
+plus the end-to-end speed of ``analyze`` on a 480x360 video and two 960x540 ones (MOT17-09, and MOT17-13 from
+``../shared/data/crowds``, whose small people turn the zoom on).
 
     PYTHONPATH=. python benchmarks/bench_accuracy.py                       # every preset, every clip, speed
     PYTHONPATH=. python benchmarks/bench_accuracy.py --presets accurate --no-speed
@@ -227,7 +228,11 @@ def main() -> None:
                 )
     if not args.no_speed:
         print("\n| preset | video | fps end to end (analyze, tracking on) |\n|---|---|---|")
-        videos = [(SHARED / "pets09" / "vtest.avi", 300), (SHARED / "mot17" / "MOT17-09" / "MOT17-09-DPM-raw.mp4", 150)]
+        videos = [
+            (SHARED / "pets09" / "vtest.avi", 300),
+            (SHARED / "mot17" / "MOT17-09" / "MOT17-09-DPM-raw.mp4", 150),
+            (SHARED / "crowds" / "MOT17-13-SDP-raw.h265", 150),  # small people: the zoom turns on
+        ]
         for run in range(args.repeat):
             for preset in args.presets.split(","):
                 for video, frames in videos:

@@ -3,6 +3,8 @@ zoomed boxes merge with the normal pass's."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -87,3 +89,40 @@ def test_nms_and_settings_checks() -> None:
     assert nms(np.zeros((0, 4), np.float32), np.zeros(0), 0.5).tolist() == []
     with pytest.raises(ValueError, match="factor"):
         ZoomSettings(factor=1.0)
+
+
+def test_the_human_detector_takes_zoom_as_a_boolean_and_records_it() -> None:
+    from crowdcount.detectors.human import HumanDetector
+
+    with pytest.raises(ValueError, match="zoom must be true or false"):
+        HumanDetector(zoom="yes")  # type: ignore[arg-type]
+    detector = HumanDetector(zoom=True)
+    assert detector.arguments()["zoom"] is True
+    assert HumanDetector(preset="fast", zoom=True).zoom is False  # NanoDet presets do not zoom
+
+
+@pytest.mark.real_model
+@pytest.mark.needs_data
+def test_small_people_of_an_hd_street_turn_the_zoom_on(shared_data: Path) -> None:
+    """MOT17-13 (a street seen from a bus, 960x540, most people under 50 px): the first frame's probe finds
+    people only the zoomed pass sees, so the second frame runs the zoomed band and counts more people."""
+    pytest.importorskip("openvino")
+    import cv2
+
+    from crowdcount.detectors.human import HumanDetector
+
+    clip = shared_data / "crowds" / "MOT17-13-SDP-raw.h265"
+    if not clip.is_file():
+        pytest.skip(f"{clip} not in the shared data")
+    capture = cv2.VideoCapture(str(clip))
+    frames = [cv2.cvtColor(capture.read()[1], cv2.COLOR_BGR2RGB) for _ in range(2)]
+    capture.release()
+    plain, zoomed = HumanDetector(num_threads=2, zoom=False), HumanDetector(num_threads=2, zoom=True)
+    counts = [(len(plain.detect([f])[0]), len(zoomed.detect([f])[0])) for f in frames]
+    state = zoomed._zoom
+    assert state is not None and state.on
+    y0, y1 = state.band()
+    assert 0 < y1 - y0 < 540  # a band, not the whole frame
+    assert counts[1][1] >= counts[1][0] + 2
+    zoomed.reset()
+    assert zoomed._zoom is None
