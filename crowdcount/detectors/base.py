@@ -142,6 +142,7 @@ class Detector(ABC):
 
     def reset(self) -> None:
         """Forget what was learnt from earlier frames (a new video starts); most detectors keep nothing."""
+        return None
 
     @abstractmethod
     def _load(self) -> None:

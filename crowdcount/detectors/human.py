@@ -30,14 +30,19 @@ SSDLITE_INFO = {
 }
 
 #: Named configurations; explicit arguments override a preset's values.
-#: ``accurate`` (default): person-detection-0203 (a person detector, not a COCO one) on the frame's own
-#: resolution, aspect kept, capped at 1280x720 pixels (``max_pixels``). ``nanodet``: NanoDet-g on about 448x448
+#: ``accurate`` (default): person-detection-0203 (a person detector, not a COCO one) on the frame upscaled 1.5
+#: times, aspect kept, capped at 1920x1080 pixels (``upscale``, ``max_pixels``). ``nanodet``: NanoDet-g on about 448x448
 #: pixels with the frame's aspect ratio kept (the previous default). ``fast``: NanoDet-g at 320x320.
 #: ``ssdlite``: the pedestrian SSDLite, the first default. The model, the input rule and the threshold of
 #: ``accurate`` were chosen on development clips of five scenes and confirmed on six others
 #: (docs/accuracy.md); the NanoDet presets' on PETS09-S2L1 frames 1-62.
 PRESETS: dict[str, dict[str, Any]] = {
-    "accurate": {"model": "omz0203", "min_detection_score": 0.25, "max_pixels": omz_person.MAX_PIXELS},
+    "accurate": {
+        "model": "omz0203",
+        "min_detection_score": 0.25,
+        "max_pixels": omz_person.MAX_PIXELS,
+        "upscale": omz_person.UPSCALE,
+    },
     "nanodet": {
         "model": "nanodet",
         "min_detection_score": 0.37,
@@ -82,10 +87,12 @@ class HumanDetector(Detector):
         model_path: a TF Object Detection API frozen graph ``.pb`` or SavedModel directory; replaces the preset's
             model (the preset-only arguments are then ignored).
         person_class_id: the class id of a person in that model's label map (COCO and the SSDLite: 1).
-        preset: ``accurate`` (person-detection-0203 on the frame's own resolution, at most ``max_pixels``),
+        preset: ``accurate`` (person-detection-0203 on the frame upscaled 1.5 times, at most ``max_pixels``),
             ``nanodet`` (NanoDet-g at about 448, aspect kept), ``fast`` (NanoDet-g at 320x320) or ``ssdlite``.
-        max_pixels: accurate: the network input is the frame's size, aspect kept, scaled down to at most this
-            many pixels (default 1280x720; smaller is faster, larger finds smaller people in HD frames).
+        max_pixels: accurate: the network input is at most this many pixels (default 1920x1080; smaller is
+            faster, larger finds smaller people in HD frames).
+        upscale: accurate: the network input is the frame's size times this (default 1.5: people under about
+            90 pixels, the model's smallest anchors, are found more often), aspect kept, within ``max_pixels``.
         input_size: NanoDet: the network input is about ``input_size`` squared pixels (a multiple of 32;
             416 is what NanoDet-g was trained at; smaller is faster, larger finds smaller people).
         keep_aspect: NanoDet: keep the frame's aspect ratio in the network input instead of stretching it to a
@@ -116,6 +123,7 @@ class HumanDetector(Detector):
         runtime: str = "auto",
         num_threads: int | None = None,
         max_pixels: int | None = None,
+        upscale: float | None = None,
         zoom: bool | None = None,
     ) -> None:
         if preset not in PRESETS:
@@ -134,6 +142,10 @@ class HumanDetector(Detector):
             if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or not 32 * 32 <= max_pixels <= 4096**2:
                 raise ValueError(f"max_pixels must be an integer from 1024 to {4096**2}, got {max_pixels!r}")
             settings["max_pixels"] = max_pixels
+        if upscale is not None:
+            if isinstance(upscale, bool) or not isinstance(upscale, (int, float)) or not 0.25 <= upscale <= 4:
+                raise ValueError(f"upscale must be a number from 0.25 to 4, got {upscale!r}")
+            settings["upscale"] = float(upscale)
         if zoom is not None:
             if not isinstance(zoom, bool):
                 raise ValueError(f"zoom must be true or false, got {zoom!r}")
@@ -171,6 +183,7 @@ class HumanDetector(Detector):
         self.keep_aspect = bool(settings.get("keep_aspect", False))
         self.nms_iou = float(settings.get("nms_iou", 0.6))
         self.max_pixels = int(settings.get("max_pixels", omz_person.MAX_PIXELS))
+        self.upscale = float(settings.get("upscale", 1.0))
         self.zoom = bool(settings.get("zoom", False)) and settings["model"] == "omz0203" and not model_path
         #: the score at which a person counts (min_detection_score may be lowered for a while by evaluations)
         self.count_threshold = self.min_detection_score
@@ -217,7 +230,7 @@ class HumanDetector(Detector):
         for frame in frames:
             bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
             height, width = bgr.shape[:2]
-            size = omz_person.input_size(width, height, self.max_pixels)
+            size = omz_person.input_size(width, height, self.max_pixels, upscale=self.upscale)
             boxes, scores = omz_person.detect_one(self._omz, bgr, size, self.candidate_score)
             state = self._zoom_state(width, height, size) if self.zoom else None
             plan = state.plan() if state is not None else None
@@ -291,6 +304,7 @@ class HumanDetector(Detector):
             args.update(
                 {
                     "max_pixels": self.max_pixels,
+                    "upscale": self.upscale,
                     "zoom": self.zoom,
                     "runtime": self.runtime,
                     "num_threads": self.num_threads,
