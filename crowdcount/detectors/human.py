@@ -260,9 +260,15 @@ class HumanDetector(Detector):
         """The zoom decision for frames of this size (a new size starts a new one: another video)."""
         state = self._zoom
         if state is None or (state.width, state.height) != (width, height):
-            base_scale = size[0] / width
+            own = omz_person.input_size(width, height, self.max_pixels)
+            base_scale = own[0] / width
             state = self._zoom = ZoomState(
-                width, height, base_scale, ZOOM_SMALL_HEIGHT / base_scale, self.count_threshold
+                width,
+                height,
+                base_scale,
+                ZOOM_SMALL_HEIGHT / base_scale,
+                self.count_threshold,
+                pass_scale=size[0] / width,
             )
         return state
 

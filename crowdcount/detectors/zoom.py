@@ -12,7 +12,10 @@ and the people in it, per video, by measuring what it would add:
   ``on_ratio`` of the normal count, and turns **off** only when that falls under half of both (hysteresis:
   the choice stays put within a video);
 - while on, every frame runs the upscaled pass over that band only (full width), capped at ``max_cost``
-  times the pixels of the normal pass (the zoom factor shrinks to fit a tall band).
+  times the pixels of the frame at its own size (the zoom factor shrinks to fit a tall band).
+
+The factor is relative to the frame's own size (capped like the normal pass): with the default 1.5 times
+upscaling of the normal pass, a zoom of 2 looks at people a third larger again.
 
 The upscaled boxes are merged with the normal ones (:func:`merge`): only boxes smaller than ``small_height``
 (frame pixels) and not cut by the band's edge are taken from it, then overlapping boxes are suppressed.
@@ -45,7 +48,7 @@ class ZoomSettings:
     window: int = 8
     on_people: float = 1.5
     on_ratio: float = 0.1
-    max_cost: float = 3.0
+    max_cost: float = 2.0
     merge_iou: float = 0.5
 
     def __post_init__(self) -> None:
@@ -73,7 +76,8 @@ class ZoomState:
 
     Args:
         width, height: the frame size.
-        base_scale: the normal pass's scale (network pixels per frame pixel).
+        base_scale: the frame's own scale (network pixels per frame pixel without upscaling; the zoom factor
+            and the cost cap are relative to it).
         small_height: boxes of the zoomed pass taller than this (frame pixels) are left to the normal pass.
         threshold: the score at which a person counts.
     """
@@ -84,6 +88,8 @@ class ZoomState:
     small_height: float
     threshold: float
     settings: ZoomSettings = field(default_factory=ZoomSettings)
+    #: the normal pass's scale: a zoom less than 1.2 times it is not worth a pass
+    pass_scale: float = 0.0
     frames: int = 0
     on: bool = False
     probes: deque = field(default_factory=deque)
@@ -94,6 +100,8 @@ class ZoomState:
         index = self.frames
         self.frames += 1
         scale = self.base_scale * s.factor
+        if scale <= 1.2 * self.pass_scale:
+            return None
         if index % s.probe_every == 0:
             return Pass((0, 0, self.width, self.height), scale, True)
         if not self.on:
@@ -101,7 +109,7 @@ class ZoomState:
         y0, y1 = self.band()
         budget = s.max_cost * self.width * self.height * self.base_scale**2
         scale = min(scale, float(np.sqrt(budget / max(1, self.width * (y1 - y0)))))
-        if scale <= self.base_scale * 1.2:
+        if scale <= 1.2 * max(self.base_scale, self.pass_scale):
             return None
         return Pass((0, y0, self.width, y1), scale, False)
 
