@@ -6,8 +6,8 @@ times the compute, and is wasted on scenes whose people are all large. So the zo
 and the people in it, per video, by measuring what it would add:
 
 - every ``probe_every``-th frame (a *probe*) also runs the model on the whole frame upscaled ``factor`` times;
-  the people it finds confidently that the normal pass does not (*extras*: small boxes with no normal box
-  near them) are remembered over the last ``window`` probes, with the band of rows they stand in;
+  the people it counts that the normal pass does not (*extras*: small boxes at the threshold with no counted
+  normal box near them) are remembered over the last ``window`` probes, with the band of rows they stand in;
 - zooming is **on** while the probes find on average at least ``on_people`` extras a frame and at least
   ``on_ratio`` of the normal count, and turns **off** only when that falls under half of both (hysteresis:
   the choice stays put within a video);
@@ -48,7 +48,7 @@ class ZoomSettings:
     window: int = 8
     on_people: float = 1.5
     on_ratio: float = 0.1
-    max_cost: float = 2.0
+    max_cost: float = 2.5
     merge_iou: float = 0.5
 
     def __post_init__(self) -> None:
@@ -158,10 +158,10 @@ def extras(
     normal: tuple[np.ndarray, np.ndarray], zoomed: tuple[np.ndarray, np.ndarray], threshold: float, small: float
 ) -> np.ndarray:
     """Boxes ``(K, 4)`` of the zoomed pass that count (score >= ``threshold``, shorter than ``small``) and that
-    no box of the normal pass scoring at least half the threshold overlaps (IoU >= 0.3)."""
+    no counted box of the normal pass overlaps (IoU >= 0.3): people only the zoom counts."""
     (nb, ns), (zb, zs) = normal, zoomed
     zb = zb[(zs >= threshold) & ((zb[:, 3] - zb[:, 1]) < small)]
-    nb = nb[ns >= 0.5 * threshold]
+    nb = nb[ns >= threshold]
     if not len(zb) or not len(nb):
         return zb
     return zb[iou_matrix(zb, nb).max(axis=1) < 0.3]

@@ -32,12 +32,13 @@ def state(**settings: float) -> ZoomState:
     return ZoomState(960, 540, 1.0, 100.0, 0.25, ZoomSettings(probe_every=3, window=2, **settings))
 
 
-def test_extras_are_confident_small_boxes_the_normal_pass_lacks() -> None:
+def test_extras_are_small_boxes_only_the_zoomed_pass_counts() -> None:
     found = extras(NORMAL, ZOOMED, 0.25, 100.0)
     assert found[:, 0].tolist() == [500, 600, 700]
-    # a normal box scoring half the threshold or more covers a zoomed one
-    normal = (np.concatenate([NORMAL[0], [[500, 200, 520, 250]]]), np.concatenate([NORMAL[1], [0.13]]))
-    assert extras(normal, ZOOMED, 0.25, 100.0)[:, 0].tolist() == [600, 700]
+    # a counted normal box covers a zoomed one; a weaker one does not (the zoom makes that person count)
+    for score, left in ((0.3, [600, 700]), (0.2, [500, 600, 700])):
+        normal = (np.concatenate([NORMAL[0], [[500, 200, 520, 250]]]), np.concatenate([NORMAL[1], [score]]))
+        assert extras(normal, ZOOMED, 0.25, 100.0)[:, 0].tolist() == left
     assert len(extras(NORMAL, ZOOMED, 0.25, 40.0)) == 0
 
 
