@@ -232,8 +232,11 @@ class HumanDetector(Detector):
             bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
             height, width = bgr.shape[:2]
             size = omz_person.input_size(width, height, self.max_pixels, upscale=self.upscale)
-            boxes, scores = omz_person.detect_one(self._omz, bgr, size, self.candidate_score)
             state = self._zoom_state(width, height, size) if self.zoom else None
+            if state is not None and state.on:
+                # while zoomed, the normal pass runs at the frame's own size: the compute goes to the band
+                size = omz_person.input_size(width, height, self.max_pixels)
+            boxes, scores = omz_person.detect_one(self._omz, bgr, size, self.candidate_score)
             plan = state.plan() if state is not None else None
             if state is not None and plan is not None:
                 zoomed = omz_person.detect_one(

@@ -12,7 +12,8 @@ and the people in it, per video, by measuring what it would add:
   ``on_ratio`` of the normal count, and turns **off** only when that falls under half of both (hysteresis:
   the choice stays put within a video);
 - while on, every frame runs the upscaled pass over that band only (full width), capped at ``max_cost``
-  times the pixels of the frame at its own size (the zoom factor shrinks to fit a tall band).
+  times the pixels of the frame at its own size (the zoom factor shrinks to fit a tall band), and the
+  detector runs its normal pass at the frame's own size (no upscaling): the compute goes to the band.
 
 The factor is relative to the frame's own size (capped like the normal pass): with the default 1.5 times
 upscaling of the normal pass, a zoom of 2 looks at people a third larger again.

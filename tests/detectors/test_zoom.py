@@ -106,7 +106,8 @@ def test_the_human_detector_takes_zoom_as_a_boolean_and_records_it() -> None:
 @pytest.mark.needs_data
 def test_small_people_of_an_hd_street_turn_the_zoom_on(shared_data: Path) -> None:
     """MOT17-13 (a street seen from a bus, 960x540, most people under 50 px): the first frame's probe finds
-    people only the zoomed pass sees, so the second frame runs the zoomed band and counts more people."""
+    people only the zoomed pass counts, so the next frames run the zoomed band and count at least one more
+    person a frame than the 1.5x pass alone (measured: 1-2 more)."""
     pytest.importorskip("openvino")
     import cv2
 
@@ -116,14 +117,14 @@ def test_small_people_of_an_hd_street_turn_the_zoom_on(shared_data: Path) -> Non
     if not clip.is_file():
         pytest.skip(f"{clip} not in the shared data")
     capture = cv2.VideoCapture(str(clip))
-    frames = [cv2.cvtColor(capture.read()[1], cv2.COLOR_BGR2RGB) for _ in range(2)]
+    frames = [cv2.cvtColor(capture.read()[1], cv2.COLOR_BGR2RGB) for _ in range(8)]
     capture.release()
-    plain, zoomed = HumanDetector(num_threads=2, zoom=False), HumanDetector(num_threads=2, zoom=True)
+    plain, zoomed = HumanDetector(num_threads=2, zoom=False), HumanDetector(num_threads=2)
     counts = [(len(plain.detect([f])[0]), len(zoomed.detect([f])[0])) for f in frames]
     state = zoomed._zoom
     assert state is not None and state.on
     y0, y1 = state.band()
     assert 0 < y1 - y0 < 540  # a band, not the whole frame
-    assert counts[1][1] >= counts[1][0] + 2
+    assert sum(z for _, z in counts[1:]) >= sum(p for p, _ in counts[1:]) + len(counts) - 1
     zoomed.reset()
     assert zoomed._zoom is None
