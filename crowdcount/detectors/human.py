@@ -42,7 +42,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "min_detection_score": 0.25,
         "max_pixels": omz_person.MAX_PIXELS,
         "upscale": omz_person.UPSCALE,
-        "zoom": True,
+        "zoom": False,
     },
     "nanodet": {
         "model": "nanodet",

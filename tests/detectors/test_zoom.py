@@ -119,7 +119,7 @@ def test_small_people_of_an_hd_street_turn_the_zoom_on(shared_data: Path) -> Non
     capture = cv2.VideoCapture(str(clip))
     frames = [cv2.cvtColor(capture.read()[1], cv2.COLOR_BGR2RGB) for _ in range(8)]
     capture.release()
-    plain, zoomed = HumanDetector(num_threads=2, zoom=False), HumanDetector(num_threads=2)
+    plain, zoomed = HumanDetector(num_threads=2), HumanDetector(num_threads=2, zoom=True)
     counts = [(len(plain.detect([f])[0]), len(zoomed.detect([f])[0])) for f in frames]
     state = zoomed._zoom
     assert state is not None and state.on
