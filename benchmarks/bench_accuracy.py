@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Accuracy of each human-detector preset on every annotated clip there is, development and held-out apart,
-plus the end-to-end speed of ``analyze`` on a 480x360 and a 960x540 video.
+plus the end-to-end speed of ``analyze`` on a 480x360 video and two 960x540 ones (MOT17-09, and MOT17-13 from
+``../shared/data/crowds``, whose small people turn the zoom on).
 
     PYTHONPATH=. python benchmarks/bench_accuracy.py                       # every preset, every clip, speed
     PYTHONPATH=. python benchmarks/bench_accuracy.py --presets accurate --no-speed
     PYTHONPATH=. python benchmarks/bench_accuracy.py --extra /work/extra   # + clips fetched from public repos
+    PYTHONPATH=. python benchmarks/bench_accuracy.py --presets accurate,accurate:zoom=false  # a preset's variant
 
 The protocol (docs/accuracy.md): settings are chosen on the ``dev`` clips only; the ``held-out`` clips are
 measured, never chosen on. Every clip runs through ``crowdcount eval --manifest`` (the detector as ``analyze``
@@ -134,10 +136,32 @@ def manifest(cache: Path, extra: Path | None) -> dict[str, Any]:
     return {"clips": clips}
 
 
+def variant_args(variant: str) -> list[str]:
+    """``accurate`` or ``accurate:zoom=false:max_pixels=921600`` as ``--detector-arg`` options."""
+    preset, *extra = variant.split(":")
+    args = ["--detector-arg", f"human.preset={preset}"]
+    for item in extra:
+        args += ["--detector-arg", f"human.{item}"]
+    return args
+
+
+def variant_kwargs(variant: str) -> dict[str, Any]:
+    """``accurate:zoom=false`` as detector arguments (values read as JSON where they parse)."""
+    preset, *extra = variant.split(":")
+    kwargs: dict[str, Any] = {"preset": preset}
+    for item in extra:
+        key, _, value = item.partition("=")
+        try:
+            kwargs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kwargs[key] = value
+    return kwargs
+
+
 def run_eval(manifest_path: Path, preset: str) -> dict[str, Any]:
     command = [
         sys.executable, "-m", "crowdcount.cli.main", "eval", "--manifest", str(manifest_path), "--json",
-        "--detector-arg", f"human.preset={preset}",
+        *variant_args(preset),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
@@ -154,7 +178,7 @@ def speed(preset: str, video: Path, frames: int) -> float:
     from crowdcount.config import DEFAULTS
     from crowdcount.detectors import build_detector
 
-    detector = build_detector("human", {"preset": preset})
+    detector = build_detector("human", variant_kwargs(preset))
     detector.load()
     analyzer = VideoAnalyzer([detector], 1.0, processors=build_processors(DEFAULTS["tracking"], [detector]))
     started = time.perf_counter()
@@ -168,7 +192,11 @@ def fmt(value: Any, digits: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--presets", default=",".join(PRESETS))
+    parser.add_argument(
+        "--presets",
+        default=",".join(PRESETS),
+        help="comma-separated presets, each optionally with detector arguments: accurate:zoom=false",
+    )
     parser.add_argument("--extra", type=Path, default=None, help="folder of extra annotated clips (see the docstring)")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "crowdcount-bench")
     parser.add_argument("--no-speed", action="store_true")
@@ -200,7 +228,11 @@ def main() -> None:
                 )
     if not args.no_speed:
         print("\n| preset | video | fps end to end (analyze, tracking on) |\n|---|---|---|")
-        videos = [(SHARED / "pets09" / "vtest.avi", 300), (SHARED / "mot17" / "MOT17-09" / "MOT17-09-DPM-raw.mp4", 150)]
+        videos = [
+            (SHARED / "pets09" / "vtest.avi", 300),
+            (SHARED / "mot17" / "MOT17-09" / "MOT17-09-DPM-raw.mp4", 150),
+            (SHARED / "crowds" / "MOT17-13-SDP-raw.h265", 150),  # small people: the zoom turns on
+        ]
         for run in range(args.repeat):
             for preset in args.presets.split(","):
                 for video, frames in videos:

@@ -140,6 +140,10 @@ class Detector(ABC):
             self._score_floor = None
         return results
 
+    def reset(self) -> None:
+        """Forget what was learnt from earlier frames (a new video starts); most detectors keep nothing."""
+        return None
+
     @abstractmethod
     def _load(self) -> None:
         """Load the model."""

@@ -15,6 +15,7 @@ import numpy as np
 from crowdcount.detectors import nanodet, omz_person, person_tf
 from crowdcount.detectors.base import Detections, Detector
 from crowdcount.detectors.tf_models import ObjectDetectionModel, to_detections
+from crowdcount.detectors.zoom import ZoomState, merge
 from crowdcount.errors import DetectorError
 
 logger = logging.getLogger(__name__)
@@ -29,14 +30,20 @@ SSDLITE_INFO = {
 }
 
 #: Named configurations; explicit arguments override a preset's values.
-#: ``accurate`` (default): person-detection-0203 (a person detector, not a COCO one) on the frame's own
-#: resolution, aspect kept, capped at 1280x720 pixels (``max_pixels``). ``nanodet``: NanoDet-g on about 448x448
+#: ``accurate`` (default): person-detection-0203 (a person detector, not a COCO one) on the frame upscaled 1.5
+#: times, aspect kept, capped at 1920x1080 pixels (``upscale``, ``max_pixels``). ``nanodet``: NanoDet-g on about 448x448
 #: pixels with the frame's aspect ratio kept (the previous default). ``fast``: NanoDet-g at 320x320.
 #: ``ssdlite``: the pedestrian SSDLite, the first default. The model, the input rule and the threshold of
 #: ``accurate`` were chosen on development clips of five scenes and confirmed on six others
 #: (docs/accuracy.md); the NanoDet presets' on PETS09-S2L1 frames 1-62.
 PRESETS: dict[str, dict[str, Any]] = {
-    "accurate": {"model": "omz0203", "min_detection_score": 0.25, "max_pixels": omz_person.MAX_PIXELS},
+    "accurate": {
+        "model": "omz0203",
+        "min_detection_score": 0.25,
+        "max_pixels": omz_person.MAX_PIXELS,
+        "upscale": omz_person.UPSCALE,
+        "zoom": False,
+    },
     "nanodet": {
         "model": "nanodet",
         "min_detection_score": 0.37,
@@ -49,6 +56,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 #: The class id written to result files for a person (the COCO / TF Object Detection API id).
 PERSON_CLASS = 1
+#: accurate with zoom: boxes of the zoomed pass shorter than this many pixels of the normal pass's input are
+#: merged (person-detection-0203's smallest anchors are 90 pixels tall: shorter people score too low).
+ZOOM_SMALL_HEIGHT = 100.0
 #: At most this many people per frame (NanoDet's upstream cap is 100; crowds need more).
 MAX_DETECTIONS = 300
 
@@ -78,10 +88,12 @@ class HumanDetector(Detector):
         model_path: a TF Object Detection API frozen graph ``.pb`` or SavedModel directory; replaces the preset's
             model (the preset-only arguments are then ignored).
         person_class_id: the class id of a person in that model's label map (COCO and the SSDLite: 1).
-        preset: ``accurate`` (person-detection-0203 on the frame's own resolution, at most ``max_pixels``),
+        preset: ``accurate`` (person-detection-0203 on the frame upscaled 1.5 times, at most ``max_pixels``),
             ``nanodet`` (NanoDet-g at about 448, aspect kept), ``fast`` (NanoDet-g at 320x320) or ``ssdlite``.
-        max_pixels: accurate: the network input is the frame's size, aspect kept, scaled down to at most this
-            many pixels (default 1280x720; smaller is faster, larger finds smaller people in HD frames).
+        max_pixels: accurate: the network input is at most this many pixels (default 1920x1080; smaller is
+            faster, larger finds smaller people in HD frames).
+        upscale: accurate: the network input is the frame's size times this (default 1.5: people under about
+            90 pixels, the model's smallest anchors, are found more often), aspect kept, within ``max_pixels``.
         input_size: NanoDet: the network input is about ``input_size`` squared pixels (a multiple of 32;
             416 is what NanoDet-g was trained at; smaller is faster, larger finds smaller people).
         keep_aspect: NanoDet: keep the frame's aspect ratio in the network input instead of stretching it to a
@@ -92,6 +104,8 @@ class HumanDetector(Detector):
             tflite). NanoDet: ``tflite`` (CPUs), ``saved_model`` (GPUs, batches) or ``auto`` (saved_model when
             TensorFlow sees a GPU).
         num_threads: CPU threads for the model (default: all cores).
+        zoom: accurate: where people are too small for the normal pass, also run the model on an upscaled band
+            of the frame (chosen per video by probing; :mod:`crowdcount.detectors.zoom`).
     """
 
     category = "Human"
@@ -110,6 +124,8 @@ class HumanDetector(Detector):
         runtime: str = "auto",
         num_threads: int | None = None,
         max_pixels: int | None = None,
+        upscale: float | None = None,
+        zoom: bool | None = None,
     ) -> None:
         if preset not in PRESETS:
             raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
@@ -127,6 +143,14 @@ class HumanDetector(Detector):
             if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or not 32 * 32 <= max_pixels <= 4096**2:
                 raise ValueError(f"max_pixels must be an integer from 1024 to {4096**2}, got {max_pixels!r}")
             settings["max_pixels"] = max_pixels
+        if upscale is not None:
+            if isinstance(upscale, bool) or not isinstance(upscale, (int, float)) or not 0.25 <= upscale <= 4:
+                raise ValueError(f"upscale must be a number from 0.25 to 4, got {upscale!r}")
+            settings["upscale"] = float(upscale)
+        if zoom is not None:
+            if not isinstance(zoom, bool):
+                raise ValueError(f"zoom must be true or false, got {zoom!r}")
+            settings["zoom"] = zoom
         if keep_aspect is not None:
             if not isinstance(keep_aspect, bool):
                 raise ValueError(f"keep_aspect must be true or false, got {keep_aspect!r}")
@@ -160,6 +184,11 @@ class HumanDetector(Detector):
         self.keep_aspect = bool(settings.get("keep_aspect", False))
         self.nms_iou = float(settings.get("nms_iou", 0.6))
         self.max_pixels = int(settings.get("max_pixels", omz_person.MAX_PIXELS))
+        self.upscale = float(settings.get("upscale", 1.0))
+        self.zoom = bool(settings.get("zoom", False)) and settings["model"] == "omz0203" and not model_path
+        #: the score at which a person counts (min_detection_score may be lowered for a while by evaluations)
+        self.count_threshold = self.min_detection_score
+        self._zoom: ZoomState | None = None
         self._od_model: ObjectDetectionModel | None = None
         self._nanodet: nanodet.NanoDetModel | None = None
         self._omz: person_tf.PersonDetection0203TF | None = None
@@ -198,15 +227,58 @@ class HumanDetector(Detector):
         import cv2
 
         assert self._omz is not None
-        bgr = [cv2.cvtColor(frame, cv2.COLOR_RGB2BGR) for frame in frames]
         results = []
-        for boxes, scores in omz_person.detect_bgr(self._omz, bgr, self.max_pixels, self.candidate_score):
+        for frame in frames:
+            bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+            height, width = bgr.shape[:2]
+            size = omz_person.input_size(width, height, self.max_pixels, upscale=self.upscale)
+            state = self._zoom_state(width, height, size) if self.zoom else None
+            if state is not None and state.on:
+                # while zoomed, the normal pass runs at the frame's own size: the compute goes to the band
+                size = omz_person.input_size(width, height, self.max_pixels)
+            boxes, scores = omz_person.detect_one(self._omz, bgr, size, self.candidate_score)
+            plan = state.plan() if state is not None else None
+            if state is not None and plan is not None:
+                zoomed = omz_person.detect_one(
+                    self._omz, bgr, omz_person.zoom_input(plan.crop, plan.scale), self.candidate_score, plan.crop
+                )
+                if plan.probe:
+                    state.learn((boxes, scores), zoomed)
+                if state.on:
+                    boxes, scores = merge(
+                        (boxes, scores),
+                        zoomed,
+                        plan.crop,
+                        (width, height),
+                        state.small_height,
+                        state.settings.merge_iou,
+                    )
             results.append(
                 Detections(boxes, scores, np.full(len(scores), PERSON_CLASS, np.int32))
                 if len(scores)
                 else Detections.empty()
             )
         return results
+
+    def _zoom_state(self, width: int, height: int, size: tuple[int, int]) -> ZoomState:
+        """The zoom decision for frames of this size (a new size starts a new one: another video)."""
+        state = self._zoom
+        if state is None or (state.width, state.height) != (width, height):
+            own = omz_person.input_size(width, height, self.max_pixels)
+            base_scale = own[0] / width
+            state = self._zoom = ZoomState(
+                width,
+                height,
+                base_scale,
+                ZOOM_SMALL_HEIGHT / base_scale,
+                self.count_threshold,
+                pass_scale=size[0] / width,
+            )
+        return state
+
+    def reset(self) -> None:
+        """Forget per-video state (the zoom decision): call between videos of the same frame size."""
+        self._zoom = None
 
     def network_input(self, width: int, height: int) -> tuple[int, int]:
         """NanoDet's input ``(width, height)`` for frames of this size."""
@@ -239,7 +311,15 @@ class HumanDetector(Detector):
             "preset": self.preset,
         }
         if self.model == "omz0203":
-            args.update({"max_pixels": self.max_pixels, "runtime": self.runtime, "num_threads": self.num_threads})
+            args.update(
+                {
+                    "max_pixels": self.max_pixels,
+                    "upscale": self.upscale,
+                    "zoom": self.zoom,
+                    "runtime": self.runtime,
+                    "num_threads": self.num_threads,
+                }
+            )
         if self.model == "nanodet":
             args.update(
                 {

@@ -7,9 +7,9 @@ converted from Intel's OpenVINO IR by ``scripts/convert_person_detection.py``; p
 (:mod:`crowdcount.detectors.person_tf`, which also holds the post-processing shared by all three). This module
 holds what does not depend on the runtime: the model's card and the input size for a frame.
 
-The input size comes from the frame (:func:`input_size`): its own resolution, aspect kept, rounded to multiples
-of 32 and capped at ``max_pixels`` (1280x720 by default): a 480x360 frame runs at 480x352, a 960x540 one at
-960x544, a 1920x1080 one at 1280x704. Chosen on development clips (docs/accuracy.md).
+The input size comes from the frame (:func:`input_size`): its resolution upscaled 1.5 times, aspect kept,
+rounded to multiples of 32 and capped at ``max_pixels`` (1920x1080 by default): a 480x360 frame runs at 720x544,
+a 960x540 one at 1440x800, a 1920x1080 one at its own size. Chosen on development clips (docs/accuracy.md).
 """
 
 from __future__ import annotations
@@ -27,8 +27,10 @@ logger = logging.getLogger(__name__)
 NAME = "person-detection-0203"
 #: The size the network was trained at.
 TRAINED_SIZE = (864, 480)
-#: Default cap on the network input, in pixels (1280x720).
-MAX_PIXELS = 1280 * 720
+#: Default cap on the network input, in pixels (1920x1080).
+MAX_PIXELS = 1920 * 1080
+#: Default upscaling of the frame (linear): people keep half as many pixels again (docs/accuracy.md).
+UPSCALE = 1.5
 #: Frames smaller than this are upscaled to about this many pixels.
 MIN_PIXELS = 320 * 256
 
@@ -48,33 +50,64 @@ def model_dir() -> Path:
     return Path(str(importlib.resources.files("crowdcount") / "models" / "person_detection_0203"))
 
 
-def input_size(width: int, height: int, max_pixels: int = MAX_PIXELS, min_pixels: int = MIN_PIXELS) -> tuple[int, int]:
-    """The network input ``(width, height)`` for a frame: the frame's own size with its aspect ratio, scaled
-    down to at most ``max_pixels`` (or up to ``min_pixels``), in multiples of 32."""
+def input_size(
+    width: int, height: int, max_pixels: int = MAX_PIXELS, min_pixels: int = MIN_PIXELS, upscale: float = 1.0
+) -> tuple[int, int]:
+    """The network input ``(width, height)`` for a frame: the frame's size times ``upscale`` with its aspect
+    ratio, scaled down to at most ``max_pixels`` (or up to ``min_pixels``), in multiples of 32."""
     if width < 1 or height < 1:
         raise ValueError(f"frame size must be positive, got {width}x{height}")
-    pixels = min(max(width * height, min_pixels), max_pixels)
+    pixels = min(max(width * height * upscale * upscale, min_pixels), max_pixels)
     scale = math.sqrt(pixels / (width * height))
     return max(32, round(width * scale / 32) * 32), max(32, round(height * scale / 32) * 32)
 
 
-def detect_bgr(
-    model: Callable[[np.ndarray], np.ndarray], frames_bgr: Sequence[np.ndarray], max_pixels: int, score_floor: float
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Run ``model`` on BGR frames (any size): per frame, xyxy boxes in frame pixels and scores >= ``score_floor``."""
+def detect_one(
+    model: Callable[[np.ndarray], np.ndarray],
+    bgr: np.ndarray,
+    size: tuple[int, int],
+    score_floor: float,
+    crop: tuple[int, int, int, int] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``model`` on a BGR frame (or its ``crop`` ``(x0, y0, x1, y1)``) resized to ``size`` (network
+    ``(width, height)``): xyxy boxes in frame pixels and scores >= ``score_floor``."""
     import cv2
 
+    height, width = bgr.shape[:2]
+    x0, y0, x1, y1 = crop or (0, 0, width, height)
+    image = bgr if (x0, y0, x1, y1) == (0, 0, width, height) else bgr[y0:y1, x0:x1]
+    in_w, in_h = size
+    crop_w, crop_h = x1 - x0, y1 - y0
+    interpolation = cv2.INTER_AREA if in_w < crop_w else cv2.INTER_LINEAR
+    resized = (
+        image if (in_w, in_h) == (crop_w, crop_h) else cv2.resize(image, (in_w, in_h), interpolation=interpolation)
+    )
+    out = model(np.ascontiguousarray(resized))
+    keep = out[:, 4] >= score_floor
+    scale = np.array([crop_w / in_w, crop_h / in_h, crop_w / in_w, crop_h / in_h], np.float32)
+    boxes = out[keep, :4] * scale + np.array([x0, y0, x0, y0], np.float32)
+    boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, width)
+    boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, height)
+    return boxes, out[keep, 4].copy()
+
+
+def detect_bgr(
+    model: Callable[[np.ndarray], np.ndarray],
+    frames_bgr: Sequence[np.ndarray],
+    max_pixels: int,
+    score_floor: float,
+    upscale: float = 1.0,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Run ``model`` on BGR frames (any size): per frame, xyxy boxes in frame pixels and scores >= ``score_floor``."""
     results = []
     for bgr in frames_bgr:
         height, width = bgr.shape[:2]
-        in_w, in_h = input_size(width, height, max_pixels)
-        interpolation = cv2.INTER_AREA if in_w < width else cv2.INTER_LINEAR
-        resized = bgr if (in_w, in_h) == (width, height) else cv2.resize(bgr, (in_w, in_h), interpolation=interpolation)
-        out = model(resized)
-        keep = out[:, 4] >= score_floor
-        scale = np.array([width / in_w, height / in_h, width / in_w, height / in_h], np.float32)
-        boxes = out[keep, :4] * scale
-        boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, width)
-        boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, height)
-        results.append((boxes, out[keep, 4].copy()))
+        size = input_size(width, height, max_pixels, upscale=upscale)
+        results.append(detect_one(model, bgr, size, score_floor))
     return results
+
+
+def zoom_input(crop: tuple[int, int, int, int], scale: float) -> tuple[int, int]:
+    """The network input ``(width, height)`` of a zoomed pass over ``crop`` at ``scale``: multiples of 32."""
+    x0, y0, x1, y1 = crop
+    return max(32, round((x1 - x0) * scale / 32) * 32), max(32, round((y1 - y0) * scale / 32) * 32)

@@ -93,6 +93,7 @@ def detect_video(
     wanted = set(frames)
     last = max(wanted)
     detector.load()
+    detector.reset()
     threshold = detector.min_detection_score
     found: dict[int | str, tuple[np.ndarray, np.ndarray]] = {}
     started = time.perf_counter()
@@ -160,6 +161,7 @@ def detect_images(paths: Sequence[str], detector: Detector, score_floor: float =
     started = time.perf_counter()
     with _ScoreFloor(detector, score_floor) as floor:
         for path, rgb in images.items():
+            detector.reset()  # every image is a scene of its own
             found[path] = _as_pair(detector.detect([rgb])[0])
     elapsed = time.perf_counter() - started
     return DetectionRun(

@@ -73,7 +73,8 @@ def test_nms() -> None:
 def test_human_detector_presets_and_validation() -> None:
     det = build_detector("human")
     assert det.preset == "accurate" and det.model == "omz0203" and det.min_detection_score == 0.25
-    assert det.arguments()["max_pixels"] == 1280 * 720
+    assert det.arguments()["max_pixels"] == 1920 * 1080 and det.arguments()["upscale"] == 1.5
+    assert det.arguments()["zoom"] is False
     assert det.default_model_info()["licence"] == "Apache-2.0"
     assert det.model_info()["name"] == "person-detection-0203"
     det = build_detector("human", {"preset": "nanodet"})
@@ -90,6 +91,7 @@ def test_human_detector_presets_and_validation() -> None:
     assert ssd.model == "ssdlite" and ssd.model_info()["licence"] == "MIT" and ssd.min_detection_score == 0.15
     assert build_detector("human", {"preset": "ssdlite", "min_detection_score": 0.3}).min_detection_score == 0.3
     assert build_detector("human", {"max_pixels": 640 * 480}).max_pixels == 640 * 480
+    assert build_detector("human", {"upscale": 1}).upscale == 1.0
     for bad in (
         {"preset": "best"},
         {"input_size": 320},
@@ -100,6 +102,8 @@ def test_human_detector_presets_and_validation() -> None:
         {"runtime": "tflite"},
         {"max_pixels": 10},
         {"max_pixels": True},
+        {"upscale": 0.1},
+        {"upscale": "2"},
     ):
         with pytest.raises(DetectorError):
             build_detector("human", bad)
@@ -110,8 +114,13 @@ def test_person_detection_input_size_follows_the_frame() -> None:
 
     assert omz_person.input_size(480, 360) == (480, 352)
     assert omz_person.input_size(960, 540) == (960, 544)
-    assert omz_person.input_size(1920, 1080) == (1280, 704)
+    assert omz_person.input_size(1920, 1080) == (1920, 1088)
+    assert omz_person.input_size(1920, 1080, max_pixels=1280 * 720) == (1280, 704)
     assert omz_person.input_size(640, 480) == (640, 480)
+    # the default preset's 1.5 times upscaling, within the cap
+    assert omz_person.input_size(480, 360, upscale=1.5) == (704, 544)
+    assert omz_person.input_size(960, 540, upscale=1.5) == (1440, 800)
+    assert omz_person.input_size(1920, 1080, upscale=1.5) == (1920, 1088)
     assert omz_person.input_size(160, 120) == (320, 256)  # small frames are upscaled
     assert omz_person.input_size(1920, 1080, max_pixels=864 * 480) == (864, 480)
     with pytest.raises(ValueError):
