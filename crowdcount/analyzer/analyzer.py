@@ -174,6 +174,8 @@ class VideoAnalyzer:
         """
         info = probe_video(path)
         self.load()
+        for detector in self.detectors:  # per-video state (e.g. the human detector's zoom decision) starts again
+            detector.reset()
         frame_ratio = self.frame_ratio_for(info)
         result = AnalysisResult(
             video=info,

@@ -93,7 +93,8 @@ class ZoomState:
     pass_scale: float = 0.0
     frames: int = 0
     on: bool = False
-    probes: deque = field(default_factory=deque)
+    #: per probe: extras found, counted, top and bottom row of their band (None: no extra)
+    probes: deque[tuple[int, int, float | None, float | None]] = field(default_factory=deque)
 
     def plan(self) -> Pass | None:
         """The upscaled pass for the next frame, or None (counts the frame)."""
