@@ -156,14 +156,20 @@ class Pipeline:
     processors: list[FrameProcessor]
     block: Mapping[str, Any] = field(default_factory=dict)
     #: builds another set of the same stages for the same detectors (another live source); see :meth:`fresh`
-    assemble: Callable[[AnnotateFor | None], list[FrameProcessor]] | None = None
+    assemble: Callable[..., list[FrameProcessor]] | None = None
 
-    def fresh(self, annotate: AnnotateFor | None = None) -> list[FrameProcessor]:
+    def fresh(
+        self,
+        annotate: AnnotateFor | None = None,
+        lines: Sequence[Line] | None = None,
+        zones: Sequence[Zone] | None = None,
+    ) -> list[FrameProcessor]:
         """A new set of this pipeline's processors (their own tracker, counters and identifier) for the same
-        detectors: each live source needs its own. ``annotate`` replaces the pipeline's annotated-video paths."""
+        detectors: each live source needs its own. ``annotate`` replaces the pipeline's annotated-video paths;
+        ``lines`` and ``zones`` (a camera's own), when given, replace the pipeline's."""
         if self.assemble is None:
             raise ValueError("this pipeline was not built by build_pipeline: it cannot build its stages again")
-        return self.assemble(annotate)
+        return self.assemble(annotate, lines=lines, zones=zones)
 
     def detector(self, category: str) -> Detector | None:
         """The detector reporting ``category`` (e.g. ``"Face"``), if one runs."""
@@ -214,13 +220,18 @@ def build_pipeline(
     detectors = build_detectors(specs)
     tracking = config["tracking"]
 
-    def assemble(annotate: AnnotateFor | None, first: Sequence[FrameProcessor] | None = None) -> list[FrameProcessor]:
+    def assemble(
+        annotate: AnnotateFor | None,
+        first: Sequence[FrameProcessor] | None = None,
+        lines: Sequence[Line] | None = None,
+        zones: Sequence[Zone] | None = None,
+    ) -> list[FrameProcessor]:
         stage = list(first) if first is not None else ([galleries(location)] if location and galleries else [])
         return build_processors(
             tracking,
             detectors,
-            overrides.lines,
-            overrides.zones,
+            overrides.lines if lines is None else lines,
+            overrides.zones if zones is None else zones,
             annotate,
             calibration=overrides.calibration,
             identify=stage,

@@ -14,6 +14,7 @@ from crowdcount.errors import ConfigError
 if TYPE_CHECKING:
     from crowdcount.analyzer.counting import Line, Zone
     from crowdcount.analyzer.pipeline import AnnotateFor, Pipeline
+    from crowdcount.live.cameras import Camera
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -130,3 +131,31 @@ def pipeline_for(
         import crowdcount.aws.gallery  # noqa: F401  (registers dynamodb://)
     overrides = PipelineOverrides(detectors=specs, lines=lines, zones=zones, annotate=annotate, gallery=identify)
     return build_pipeline(config, overrides, gallery_stage(config))
+
+
+def cameras_option(func: F) -> F:
+    """``--cameras FILE``: live sources with their own lines, zones and occupancy limits (YAML or JSON)."""
+    return click.option(
+        "--cameras",
+        "cameras_path",
+        default=None,
+        metavar="FILE",
+        help="Cameras file (YAML or JSON): each camera's source, its own lines, zones and max_occupancy "
+        "(docs/live.md). --line/--zone given here apply to every camera besides.",
+    )(func)
+
+
+def camera_geometry(
+    cameras: list[Camera], lines: list[Line] | None, zones: list[Zone] | None, config: Config
+) -> dict[str, tuple[list[Line], list[Zone]]]:
+    """Each camera with lines or zones of its own -> those plus the command line's (which apply to every
+    source); :class:`ConfigError` when they cannot be counted (tracking off)."""
+    own = {c.name: (list(c.lines) + list(lines or []), list(c.zones) + list(zones or [])) for c in cameras}
+    own = {name: geometry for name, geometry in own.items() if geometry[0] or geometry[1]}
+    if own and not config["tracking"]["enabled"]:
+        name = next(iter(own))
+        raise ConfigError(
+            f"camera {name!r}: counting lines and zones needs tracked people, but tracking is off",
+            "drop --no-track",
+        )
+    return own

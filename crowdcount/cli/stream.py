@@ -14,6 +14,8 @@ import click
 from crowdcount.analyzer.counting import parse_lines, parse_zones
 from crowdcount.cli.analyze import detector_specs
 from crowdcount.cli.common import (
+    camera_geometry,
+    cameras_option,
     config_option,
     counting_options,
     detector_options,
@@ -174,6 +176,7 @@ def produce(
 @detector_options
 @counting_options
 @identify_option
+@cameras_option
 @click.option(
     "--max-age",
     type=DURATION,
@@ -204,6 +207,7 @@ def consume(
     lines: tuple[str, ...],
     zones: tuple[str, ...],
     identify: str | None,
+    cameras_path: str | None,
     max_age: float | None,
     batch_size: int,
     no_boxes: bool,
@@ -232,9 +236,13 @@ def consume(
         None,
         parse_key_values(detector_arg, "--detector-arg"),
     )
+    from crowdcount.live.cameras import load_cameras
+
+    cameras = load_cameras(cameras_path, need_source=False) if cameras_path else []
+    geometry = camera_geometry(cameras, counting_lines, counting_zones, config)
     pipeline = pipeline_for(config, specs, counting_lines, counting_zones, identify)
     built = pipeline.detectors
-    factory = pipeline_factory(pipeline)
+    factory = pipeline_factory(pipeline, geometry=geometry)
     metrics = LiveMetrics() if metrics_port is not None else None
     consumer = FrameConsumer(
         bootstrap or live["kafka_bootstrap"],

@@ -21,6 +21,8 @@ from crowdcount.analyzer.annotate import check_annotate_path
 from crowdcount.analyzer.counting import parse_lines, parse_zones
 from crowdcount.cli.analyze import detector_specs
 from crowdcount.cli.common import (
+    camera_geometry,
+    cameras_option,
     config_option,
     counting_options,
     detector_options,
@@ -32,6 +34,7 @@ from crowdcount.cli.common import (
 from crowdcount.config import Config
 from crowdcount.errors import ConfigError
 from crowdcount.live import FILE, JsonLinesSink, LiveMetrics, Source, SourceStatus, Watcher, parse_source, unique_ids
+from crowdcount.live.cameras import load_cameras
 from crowdcount.live.pipeline import pipeline_factory
 from crowdcount.signals import on_stop_signals
 
@@ -225,10 +228,11 @@ def status_table(rows: list[SourceStatus], title: str) -> Table:
 
 
 @click.command()
-@click.argument("sources", nargs=-1, required=True)
+@click.argument("sources", nargs=-1, required=False)
 @detector_options
 @counting_options
 @identify_option
+@cameras_option
 @click.option(
     "--annotate",
     type=click.Path(),
@@ -294,6 +298,7 @@ def watch(
     lines: tuple[str, ...],
     zones: tuple[str, ...],
     identify: str | None,
+    cameras_path: str | None,
     annotate: str | None,
     realtime: bool,
     speed: float,
@@ -319,7 +324,7 @@ def watch(
     config_path: str | None,
 ) -> None:
     """Count people in live SOURCES: rtsp:// or http(s):// stream URLs, webcam numbers (0) or video files,
-    each optionally named NAME=SOURCE.
+    each optionally named NAME=SOURCE, and the cameras of a --cameras file (each with its own lines and zones).
 
     Streams and webcams run in live mode: the latest frame is analysed and older ones are dropped (and
     counted), so the counts never fall behind. Files are analysed frame by frame (file mode, nothing
@@ -341,11 +346,23 @@ def watch(
         None,
         parse_key_values(detector_arg, "--detector-arg"),
     )
+    cameras = load_cameras(cameras_path) if cameras_path else []
+    if not sources and not cameras:
+        raise ConfigError("no sources to watch", "give SOURCES (URLs, webcam numbers, files) or --cameras FILE")
+    given = {parse_source(text).id for text in sources}
+    clash = next((c.name for c in cameras if c.name in given), None)
+    if clash is not None:
+        raise ConfigError(f"source name {clash!r} is given twice (SOURCES and --cameras)", "give each source one name")
+    geometry = camera_geometry(cameras, counting_lines, counting_zones, config)
     pipeline = pipeline_for(config, specs, counting_lines, counting_zones, identify)
     built = pipeline.detectors
-    watched = build_sources(sources, config, realtime, speed, loop, read_timeout, open_timeout, retries)
-    annotate_for = plan_annotate([s.id for s in watched], annotate)
-    factory = pipeline_factory(pipeline, annotate_for.get if annotate else None)
+    watched = build_sources(
+        tuple(sources) + tuple(c.argument for c in cameras), config, realtime, speed, loop, read_timeout,
+        open_timeout, retries,
+    )  # fmt: skip
+    names = [s.id for s in watched]
+    annotate_for = plan_annotate(names, annotate)
+    factory = pipeline_factory(pipeline, annotate_for.get if annotate else None, geometry)
     show_table = sys.stderr.isatty() if table is None else table
     sinks: list[Any] = []
     if output is not None:
@@ -381,7 +398,12 @@ def watch(
         from crowdcount.web.app import parse_limits, start_live_dashboard
 
         dashboard = start_live_dashboard(
-            watcher, web, token, metrics.registry if metrics is not None else None, parse_limits(max_occupancy), webhook
+            watcher,
+            web,
+            token,
+            metrics.registry if metrics is not None else None,
+            {**{z: n for c in cameras for z, n in c.max_occupancy.items()}, **parse_limits(max_occupancy)},
+            webhook,
         )
     click.echo(mode_line(watched), err=True)
     if server is not None:

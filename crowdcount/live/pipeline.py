@@ -17,7 +17,7 @@ A source whose frame size changes (a reconnect to another resolution) gets a fre
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,16 +196,21 @@ class LivePipelines:
 
 
 def pipeline_factory(
-    pipeline: Pipeline, annotate: Callable[[str], str | Path | None] | None = None
+    pipeline: Pipeline,
+    annotate: Callable[[str], str | Path | None] | None = None,
+    geometry: Mapping[str, tuple[Sequence[Any], Sequence[Any]]] | None = None,
 ) -> ProcessorFactory | None:
     """The factory of one source's processors: the stages of ``pipeline`` (:func:`crowdcount.analyzer.pipeline.
     build_pipeline`, the assembly every entry point uses) built again for each source, with ``annotate`` (a
-    source id -> the annotated video to write, or ``None``). ``None`` when the pipeline has no processors."""
+    source id -> the annotated video to write, or ``None``) and ``geometry`` (a source id -> its own lines and
+    zones, from a cameras file). ``None`` when the pipeline has no processors."""
     if not pipeline.processors:
         return None
+    own = dict(geometry or {})
 
     def build(source: str) -> Sequence[FrameProcessor]:
-        return pipeline.fresh((lambda info: annotate(info.path)) if annotate is not None else None)
+        lines, zones = own.get(source, (None, None))
+        return pipeline.fresh((lambda info: annotate(info.path)) if annotate is not None else None, lines, zones)
 
     return build
 
