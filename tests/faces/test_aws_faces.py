@@ -4,7 +4,6 @@ path (S3 upload -> handler -> results queue -> edge client), with fakes and with
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -13,38 +12,13 @@ import pytest
 from crowdcount.aws.edge import EdgeClient
 from crowdcount.aws.events import EventHandler, handler
 from crowdcount.aws.gallery import VERSION_KEY, DynamoDBGallery
-from crowdcount.aws.sandbox import start_sandbox
 from crowdcount.aws.session import make_context
 from crowdcount.config import load_config
 from crowdcount.faces import FaceIdentifier
 
+from .conftest import REGION
 from .support import COLOURS, ColourEmbedder, write_photo
 from conftest import run_cli as run
-
-REGION = "us-east-1"
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[str]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
-        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        box = start_sandbox(load_config(None, environ={}), port=0)
-        try:
-            yield box.endpoint
-        finally:
-            box.stop()
-
-
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, sandbox: str) -> str:
-    for name in ("AWS_PROFILE", "CROWDCOUNT_CONFIG", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", sandbox)
-    return sandbox
 
 
 @pytest.mark.usefixtures("fake_faces")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,40 +17,15 @@ from crowdcount.aws.events import handler_from_environment, object_created_event
 from crowdcount.aws.gallery import DynamoDBGallery
 from crowdcount.aws.messages import job_body
 from crowdcount.aws.resources import Resources, provision
-from crowdcount.aws.sandbox import start_sandbox
 from crowdcount.aws.session import make_context
 from crowdcount.aws.worker import Worker
 from crowdcount.config import load_config
 from crowdcount.detectors import DETECTORS, Detections
 
+from .conftest import REGION
 from .support import COLOURS, ColourEmbedder, write_people_video, write_photo
 from conftest import SquareDetector
 from conftest import run_cli as run
-
-REGION = "us-east-1"
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[str]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
-        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        box = start_sandbox(load_config(None, environ={}), port=0)
-        try:
-            yield box.endpoint
-        finally:
-            box.stop()
-
-
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, sandbox: str) -> str:
-    for name in ("AWS_PROFILE", "CROWDCOUNT_CONFIG", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", sandbox)
-    return sandbox
 
 
 @pytest.fixture
