@@ -41,6 +41,7 @@ import tune_tracking
 from track_cache import CLIPS, load_detections
 from tune_tracking import simulate
 
+from crowdcount.analyzer.video import sample_ratio
 from crowdcount.eval.groundtruth import read_mot
 from crowdcount.eval.metrics import iou_matrix
 
@@ -285,7 +286,7 @@ def main() -> None:
             gt = read_mot(other.gt, scale=other.gt_scale)
             person = Counter(i for f in gt.frames.values() if f.ids is not None for i in f.ids.tolist()).most_common(1)
             stranger = {model: gt_query(other, gt, person[0][0], embedder, args.flip)[0]}
-            ratio = args.frame_ratio or min(1.0, args.sample_fps / float(load_detections(name)["fps"]))
+            ratio = args.frame_ratio or sample_ratio(float(load_detections(name)["fps"]), args.sample_fps)
             find_accuracy(name, thresholds, ratio, stranger, search, args.flip, args.exclude_s)
 
 

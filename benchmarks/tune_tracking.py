@@ -30,7 +30,7 @@ from crowdcount.analyzer.analyzer import FrameResult
 from crowdcount.analyzer.processors import BELOW_THRESHOLD
 from crowdcount.analyzer.runner import drop_weak as _drop_weak
 from crowdcount.analyzer.tracking import TRACK_ID, TrackingProcessor
-from crowdcount.analyzer.video import FrameSampler, VideoInfo
+from crowdcount.analyzer.video import FrameSampler, VideoInfo, sample_ratio
 from crowdcount.detectors import Detections
 from crowdcount.eval.groundtruth import IgnoreRegion, read_mot
 from crowdcount.eval.tracking import TrackRun, evaluate_tracking
@@ -140,7 +140,7 @@ def main() -> None:
         for name in args.clips.split(","):
             ratio = args.frame_ratio
             if args.sample_fps:
-                ratio = min(1.0, args.sample_fps / float(load_detections(name)["fps"]))
+                ratio = sample_ratio(float(load_detections(name)["fps"]), args.sample_fps)
             run, _ = simulate(name, settings, ratio)
             row = {"clip": name, "settings": settings, **evaluate(name, run)}
             rows.append(row)

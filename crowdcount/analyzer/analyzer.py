@@ -13,7 +13,7 @@ from typing import Any
 from crowdcount import __version__
 from crowdcount.analyzer.processors import FrameProcessor
 from crowdcount.analyzer.runner import FrameBatchRunner, FrameResult
-from crowdcount.analyzer.video import Frame, FrameReader, FrameSampler, VideoInfo, probe_video
+from crowdcount.analyzer.video import Frame, FrameReader, FrameSampler, VideoInfo, probe_video, sample_ratio
 from crowdcount.config import HumanDetectionConfig, check_setting
 from crowdcount.detectors import Detector
 from crowdcount.errors import ConfigError
@@ -157,9 +157,7 @@ class VideoAnalyzer:
         if self.frame_ratio is not None:
             return self.frame_ratio
         assert self.sample_fps is not None  # checked in __init__
-        if video.fps <= 0:
-            return 1.0
-        return min(1.0, self.sample_fps / video.fps)
+        return sample_ratio(video.fps, self.sample_fps)
 
     def load(self) -> None:
         """Load every detector's model (otherwise done on the first batch)."""

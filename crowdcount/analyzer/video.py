@@ -90,6 +90,12 @@ def probe_video(path: str | Path) -> VideoInfo:
         cap.release()
 
 
+def sample_ratio(fps: float, sample_fps: float) -> float:
+    """The share of a ``fps`` video's frames to analyse for ``sample_fps`` analysed frames a second: all of a
+    video slower than that, or whose frame rate is unknown (0)."""
+    return 1.0 if fps <= 0 else min(1.0, sample_fps / fps)
+
+
 class FrameSampler:
     """Picks frames so that a ``frame_ratio`` share of them is analysed, evenly spread.
 

@@ -95,6 +95,10 @@ class LivePipelines:
         self.fps = dict(fps or {})
         #: processors of no source, for the runner's score floors (which weak boxes the detectors return)
         self.template: list[FrameProcessor] = list(factory("")) if factory is not None else []
+        #: the per-box fields the processors add (``track_ids``, face ``identities``...), as in result files
+        self.frame_fields: dict[str, str] = {}
+        for processor in self.template:
+            self.frame_fields.update(processor.frame_fields)
         self._pipelines: dict[str, _Pipeline] = {}
         self._clock: dict[str, tuple[float, float]] = {}  # source -> (first capture time, last timestamp_ms)
         self._positions: dict[str, tuple[float, float | None]] = {}  # source -> (offset, last position_ms)
@@ -103,14 +107,6 @@ class LivePipelines:
     @property
     def enabled(self) -> bool:
         return self.factory is not None
-
-    @property
-    def frame_fields(self) -> dict[str, str]:
-        """The per-box fields the processors add (``track_ids``, face ``identities``...), as in result files."""
-        fields: dict[str, str] = {}
-        for processor in self.template:
-            fields.update(processor.frame_fields)
-        return fields
 
     def frame(
         self, source: str, index: int, captured_s: float, rgb: np.ndarray, position_ms: float | None = None
