@@ -15,7 +15,7 @@ import numpy as np
 from crowdcount.detectors import nanodet, omz_person, person_tf
 from crowdcount.detectors.base import Detections, Detector
 from crowdcount.detectors.tf_models import ObjectDetectionModel, to_detections
-from crowdcount.detectors.zoom import ZoomState, merge
+from crowdcount.detectors.zoom import ZoomSettings, ZoomState
 from crowdcount.errors import DetectorError
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,8 @@ SSDLITE_INFO = {
 
 #: Named configurations; explicit arguments override a preset's values.
 #: ``accurate`` (default): person-detection-0203 (a person detector, not a COCO one) on the frame upscaled 1.5
-#: times, aspect kept, capped at 1920x1080 pixels (``upscale``, ``max_pixels``). ``nanodet``: NanoDet-g on about 448x448
+#: times, aspect kept, capped at 1920x1080 pixels (``upscale``, ``max_pixels``), or 2 times in videos whose
+#: people are mostly too small for that (``zoom``, chosen per video by probing). ``nanodet``: NanoDet-g on about 448x448
 #: pixels with the frame's aspect ratio kept (the previous default). ``fast``: NanoDet-g at 320x320.
 #: ``ssdlite``: the pedestrian SSDLite, the first default. The model, the input rule and the threshold of
 #: ``accurate`` were chosen on development clips of five scenes and confirmed on six others
@@ -42,7 +43,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "min_detection_score": 0.25,
         "max_pixels": omz_person.MAX_PIXELS,
         "upscale": omz_person.UPSCALE,
-        "zoom": False,
+        "zoom": True,
     },
     "nanodet": {
         "model": "nanodet",
@@ -56,8 +57,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 #: The class id written to result files for a person (the COCO / TF Object Detection API id).
 PERSON_CLASS = 1
-#: accurate with zoom: boxes of the zoomed pass shorter than this many pixels of the normal pass's input are
-#: merged (person-detection-0203's smallest anchors are 90 pixels tall: shorter people score too low).
+#: accurate with zoom: people shorter than this many pixels of the frame at its own size are the ones zooming in
+#: adds (person-detection-0203's smallest anchors are 90 pixels tall: shorter people score too low).
 ZOOM_SMALL_HEIGHT = 100.0
 #: At most this many people per frame (NanoDet's upstream cap is 100; crowds need more).
 MAX_DETECTIONS = 300
@@ -104,8 +105,8 @@ class HumanDetector(Detector):
             tflite). NanoDet: ``tflite`` (CPUs), ``saved_model`` (GPUs, batches) or ``auto`` (saved_model when
             TensorFlow sees a GPU).
         num_threads: CPU threads for the model (default: all cores).
-        zoom: accurate: where people are too small for the normal pass, also run the model on an upscaled band
-            of the frame (chosen per video by probing; :mod:`crowdcount.detectors.zoom`).
+        zoom: accurate: where people are too small for the normal pass, run the model on the frame upscaled
+            2 times instead (chosen per video by probing; :mod:`crowdcount.detectors.zoom`).
     """
 
     category = "Human"
@@ -188,7 +189,7 @@ class HumanDetector(Detector):
         self.zoom = bool(settings.get("zoom", False)) and settings["model"] == "omz0203" and not model_path
         #: the score at which a person counts (min_detection_score may be lowered for a while by evaluations)
         self.count_threshold = self.min_detection_score
-        self._zoom: ZoomState | None = None
+        self._zoom: tuple[ZoomState, tuple[int, int]] | None = None
         self._od_model: ObjectDetectionModel | None = None
         self._nanodet: nanodet.NanoDetModel | None = None
         self._omz: person_tf.PersonDetection0203TF | None = None
@@ -232,27 +233,17 @@ class HumanDetector(Detector):
             bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
             height, width = bgr.shape[:2]
             size = omz_person.input_size(width, height, self.max_pixels, upscale=self.upscale)
-            state = self._zoom_state(width, height, size) if self.zoom else None
-            if state is not None and state.on:
-                # while zoomed, the normal pass runs at the frame's own size: the compute goes to the band
-                size = omz_person.input_size(width, height, self.max_pixels)
-            boxes, scores = omz_person.detect_one(self._omz, bgr, size, self.candidate_score)
-            plan = state.plan() if state is not None else None
-            if state is not None and plan is not None:
-                zoomed = omz_person.detect_one(
-                    self._omz, bgr, omz_person.zoom_input(plan.crop, plan.scale), self.candidate_score, plan.crop
-                )
-                if plan.probe:
-                    state.learn((boxes, scores), zoomed)
-                if state.on:
-                    boxes, scores = merge(
-                        (boxes, scores),
-                        zoomed,
-                        plan.crop,
-                        (width, height),
-                        state.small_height,
-                        state.settings.merge_iou,
-                    )
+            zoom = self._zoom_for(width, height, size) if self.zoom else None
+            step = zoom[0].plan() if zoom is not None else None
+            if zoom is not None and step == "zoom":
+                boxes, scores = omz_person.detect_one(self._omz, bgr, zoom[1], self.candidate_score)
+            else:
+                boxes, scores = omz_person.detect_one(self._omz, bgr, size, self.candidate_score)
+            if zoom is not None and step == "probe":
+                zoomed = omz_person.detect_one(self._omz, bgr, zoom[1], self.candidate_score)
+                zoom[0].learn((boxes, scores), zoomed)
+                if zoom[0].on:
+                    boxes, scores = zoomed
             results.append(
                 Detections(boxes, scores, np.full(len(scores), PERSON_CLASS, np.int32))
                 if len(scores)
@@ -260,21 +251,20 @@ class HumanDetector(Detector):
             )
         return results
 
-    def _zoom_state(self, width: int, height: int, size: tuple[int, int]) -> ZoomState:
-        """The zoom decision for frames of this size (a new size starts a new one: another video)."""
-        state = self._zoom
-        if state is None or (state.width, state.height) != (width, height):
-            own = omz_person.input_size(width, height, self.max_pixels)
-            base_scale = own[0] / width
-            state = self._zoom = ZoomState(
-                width,
-                height,
-                base_scale,
-                ZOOM_SMALL_HEIGHT / base_scale,
-                self.count_threshold,
-                pass_scale=size[0] / width,
-            )
-        return state
+    def _zoom_for(self, width: int, height: int, size: tuple[int, int]) -> tuple[ZoomState, tuple[int, int]] | None:
+        """The zoom decision and the zoomed input size for frames of this size (a new size starts a new
+        decision: another video), or None where zooming would not enlarge the input by at least 1.2 times."""
+        if self._zoom is not None and self._zoom[0].size == (width, height):
+            return self._zoom
+        settings = ZoomSettings()
+        zoomed = omz_person.input_size(width, height, settings.max_pixels, upscale=settings.factor)
+        if zoomed[0] < 1.2 * size[0]:
+            self._zoom = None
+            return None
+        own = omz_person.input_size(width, height, self.max_pixels)
+        small = ZOOM_SMALL_HEIGHT * width / own[0]
+        self._zoom = (ZoomState((width, height), small, self.count_threshold, settings), zoomed)
+        return self._zoom
 
     def reset(self) -> None:
         """Forget per-video state (the zoom decision): call between videos of the same frame size."""

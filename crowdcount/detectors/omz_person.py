@@ -67,25 +67,19 @@ def detect_one(
     bgr: np.ndarray,
     size: tuple[int, int],
     score_floor: float,
-    crop: tuple[int, int, int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Run ``model`` on a BGR frame (or its ``crop`` ``(x0, y0, x1, y1)``) resized to ``size`` (network
-    ``(width, height)``): xyxy boxes in frame pixels and scores >= ``score_floor``."""
+    """Run ``model`` on a BGR frame resized to ``size`` (network ``(width, height)``): xyxy boxes in frame
+    pixels and scores >= ``score_floor``."""
     import cv2
 
     height, width = bgr.shape[:2]
-    x0, y0, x1, y1 = crop or (0, 0, width, height)
-    image = bgr if (x0, y0, x1, y1) == (0, 0, width, height) else bgr[y0:y1, x0:x1]
     in_w, in_h = size
-    crop_w, crop_h = x1 - x0, y1 - y0
-    interpolation = cv2.INTER_AREA if in_w < crop_w else cv2.INTER_LINEAR
-    resized = (
-        image if (in_w, in_h) == (crop_w, crop_h) else cv2.resize(image, (in_w, in_h), interpolation=interpolation)
-    )
+    interpolation = cv2.INTER_AREA if in_w < width else cv2.INTER_LINEAR
+    resized = bgr if (in_w, in_h) == (width, height) else cv2.resize(bgr, (in_w, in_h), interpolation=interpolation)
     out = model(np.ascontiguousarray(resized))
     keep = out[:, 4] >= score_floor
-    scale = np.array([crop_w / in_w, crop_h / in_h, crop_w / in_w, crop_h / in_h], np.float32)
-    boxes = out[keep, :4] * scale + np.array([x0, y0, x0, y0], np.float32)
+    scale = np.array([width / in_w, height / in_h, width / in_w, height / in_h], np.float32)
+    boxes = out[keep, :4] * scale
     boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, width)
     boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, height)
     return boxes, out[keep, 4].copy()
@@ -105,9 +99,3 @@ def detect_bgr(
         size = input_size(width, height, max_pixels, upscale=upscale)
         results.append(detect_one(model, bgr, size, score_floor))
     return results
-
-
-def zoom_input(crop: tuple[int, int, int, int], scale: float) -> tuple[int, int]:
-    """The network input ``(width, height)`` of a zoomed pass over ``crop`` at ``scale``: multiples of 32."""
-    x0, y0, x1, y1 = crop
-    return max(32, round((x1 - x0) * scale / 32) * 32), max(32, round((y1 - y0) * scale / 32) * 32)

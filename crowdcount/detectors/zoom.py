@@ -1,25 +1,28 @@
-"""Zooming in where people are small: a second, upscaled pass over the band of the frame that holds them.
+"""Zooming in where people are small: the input scale chosen from the people in the frame, per video.
 
 A person detector finds people down to a size set by its smallest anchors (person-detection-0203: 45x90
-pixels of its input); smaller people score too low to count. Upscaling every frame finds them at several
-times the compute, and is wasted on scenes whose people are all large. So the zoom is chosen from the frame
-and the people in it, per video, by measuring what it would add:
+pixels of its input); smaller people score too low to count. Upscaling every frame more finds them at several
+times the compute, and is wasted (and costs precision: posts and bags become small people) on scenes whose
+people are all large. So the zoom is chosen from the frame and the people in it, per video, by measuring what
+it would add:
 
-- every ``probe_every``-th frame (a *probe*) also runs the model on the whole frame upscaled ``factor`` times;
-  the people it counts that the normal pass does not (*extras*: small boxes at the threshold with no counted
-  normal box near them) are remembered over the last ``window`` probes, with the band of rows they stand in;
+- every ``probe_every``-th frame (a *probe*) runs the model on the whole frame upscaled ``factor`` times as
+  well as at the normal scale; the people the zoomed pass counts that the normal pass does not (*extras*:
+  small boxes at the threshold with no counted normal box near them) are remembered over the last ``window``
+  probes;
 - zooming is **on** while the probes find on average at least ``on_people`` extras a frame and at least
   ``on_ratio`` of the normal count, and turns **off** only when that falls under half of both (hysteresis:
   the choice stays put within a video);
-- while on, every frame runs the upscaled pass over that band only (full width), capped at ``max_cost``
-  times the pixels of the frame at its own size (the zoom factor shrinks to fit a tall band), and the
-  detector runs its normal pass at the frame's own size (no upscaling): the compute goes to the band.
+- while on, every frame runs at the zoomed scale instead of the normal one (probes run both, to keep
+  measuring).
 
-The factor is relative to the frame's own size (capped like the normal pass): with the default 1.5 times
-upscaling of the normal pass, a zoom of 2 looks at people a third larger again.
+The zoomed input is the frame's own size times ``factor``, capped at ``max_pixels`` (the detector skips the
+zoom for frames whose zoomed input would not be at least 1.2 times the normal one in each dimension).
 
-The upscaled boxes are merged with the normal ones (:func:`merge`): only boxes smaller than ``small_height``
-(frame pixels) and not cut by the band's edge are taken from it, then overlapping boxes are suppressed.
+Why the whole frame and not the band of rows the small people stand in: the model loses people when its
+input is a thin strip (measured in docs/accuracy.md: a 2x band of MOT17-13 finds 6-13 people where the whole
+frame at 2x finds 8-17), and a band padded until it does not costs about what the whole frame costs.
+
 This module knows nothing of the model: :class:`ZoomState` plans each frame's passes and learns from probes;
 the detector runs them.
 """
@@ -29,6 +32,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -36,39 +40,29 @@ from crowdcount.detectors.base import iou_matrix
 
 logger = logging.getLogger(__name__)
 
-#: The band of rows is snapped to this many steps of the frame's height.
-BAND_STEPS = 8
+#: What a frame runs: the normal pass only (None), both passes (``probe``), the zoomed pass only (``zoom``).
+Step = Literal["probe", "zoom"] | None
 
 
 @dataclass(frozen=True)
 class ZoomSettings:
-    """How the zoom is chosen (module docstring). Sizes are in frame pixels unless said."""
+    """How the zoom is chosen (module docstring)."""
 
     factor: float = 2.0
     probe_every: int = 15
     window: int = 8
     on_people: float = 1.5
     on_ratio: float = 0.1
-    max_cost: float = 2.5
-    merge_iou: float = 0.5
+    #: the zoomed pass's input is at most this many pixels (twice the normal pass's default cap)
+    max_pixels: int = 2 * 1920 * 1080
 
     def __post_init__(self) -> None:
         if not 1.0 < self.factor <= 4.0:
             raise ValueError(f"zoom factor must be in (1, 4], got {self.factor!r}")
         if self.probe_every < 1 or self.window < 1:
             raise ValueError("zoom probe_every and window must be >= 1")
-        if self.max_cost <= 0:
-            raise ValueError(f"zoom max_cost must be positive, got {self.max_cost!r}")
-
-
-@dataclass(frozen=True)
-class Pass:
-    """One upscaled pass: the crop ``(x0, y0, x1, y1)`` of the frame, resized by ``scale`` (frame pixels to
-    network pixels; the network input is the crop's size times ``scale`` in multiples of 32)."""
-
-    crop: tuple[int, int, int, int]
-    scale: float
-    probe: bool
+        if self.max_pixels < 32 * 32:
+            raise ValueError(f"zoom max_pixels must be at least 1024, got {self.max_pixels!r}")
 
 
 @dataclass
@@ -76,66 +70,34 @@ class ZoomState:
     """Per-video zoom decision for frames of one size (see the module docstring).
 
     Args:
-        width, height: the frame size.
-        base_scale: the frame's own scale (network pixels per frame pixel without upscaling; the zoom factor
-            and the cost cap are relative to it).
-        small_height: boxes of the zoomed pass taller than this (frame pixels) are left to the normal pass.
+        size: the frame size ``(width, height)`` (for the log).
+        small_height: extras are zoomed boxes shorter than this (frame pixels).
         threshold: the score at which a person counts.
     """
 
-    width: int
-    height: int
-    base_scale: float
+    size: tuple[int, int]
     small_height: float
     threshold: float
     settings: ZoomSettings = field(default_factory=ZoomSettings)
-    #: the normal pass's scale: a zoom less than 1.2 times it is not worth a pass
-    pass_scale: float = 0.0
     frames: int = 0
     on: bool = False
-    #: per probe: extras found, counted, top and bottom row of their band (None: no extra)
-    probes: deque[tuple[int, int, float | None, float | None]] = field(default_factory=deque)
+    #: per probe: extras found, people counted by the normal pass
+    probes: deque[tuple[int, int]] = field(default_factory=deque)
 
-    def plan(self) -> Pass | None:
-        """The upscaled pass for the next frame, or None (counts the frame)."""
-        s = self.settings
+    def plan(self) -> Step:
+        """What the next frame runs (counts the frame)."""
         index = self.frames
         self.frames += 1
-        scale = self.base_scale * s.factor
-        if scale <= 1.2 * self.pass_scale:
-            return None
-        if index % s.probe_every == 0:
-            return Pass((0, 0, self.width, self.height), scale, True)
-        if not self.on:
-            return None
-        y0, y1 = self.band()
-        budget = s.max_cost * self.width * self.height * self.base_scale**2
-        scale = min(scale, float(np.sqrt(budget / max(1, self.width * (y1 - y0)))))
-        if scale <= 1.2 * max(self.base_scale, self.pass_scale):
-            return None
-        return Pass((0, y0, self.width, y1), scale, False)
-
-    def band(self) -> tuple[int, int]:
-        """The rows the probes' extras stood in (padded by half their height), as ``(y0, y1)``."""
-        tops = [t for _, _, t, _ in self.probes if t is not None]
-        bottoms = [b for _, _, _, b in self.probes if b is not None]
-        if not tops:
-            return 0, self.height
-        pad = 0.5 * self.small_height
-        # snapped to eighths of the frame, so that few network input shapes occur (each is compiled once)
-        step = self.height / BAND_STEPS
-        y0 = int(np.floor(max(0.0, min(tops) - pad) / step) * step)
-        y1 = int(min(self.height, np.ceil(min(float(self.height), max(bottoms) + pad) / step) * step))
-        return y0, max(y1, y0 + 1)
+        if index % self.settings.probe_every == 0:
+            return "probe"
+        return "zoom" if self.on else None
 
     def learn(self, normal: tuple[np.ndarray, np.ndarray], zoomed: tuple[np.ndarray, np.ndarray]) -> None:
-        """Update the decision from a probe: the normal pass's boxes and the whole-frame zoomed pass's."""
+        """Update the decision from a probe: the normal pass's boxes and scores and the zoomed pass's."""
         s = self.settings
         found = extras(normal, zoomed, self.threshold, self.small_height)
         counted = int(np.sum(normal[1] >= self.threshold))
-        top = float(found[:, 1].min()) if len(found) else None
-        bottom = float(found[:, 3].max()) if len(found) else None
-        self.probes.append((len(found), counted, top, bottom))
+        self.probes.append((len(found), counted))
         while len(self.probes) > s.window:
             self.probes.popleft()
         extra = float(np.mean([p[0] for p in self.probes]))
@@ -149,8 +111,7 @@ class ZoomState:
             logger.info(
                 "zoom %s for %dx%d frames: %.1f people a frame only found zoomed in (of %.1f)",
                 "on" if self.on else "off",
-                self.width,
-                self.height,
+                *self.size,
                 extra,
                 count,
             )
@@ -167,50 +128,3 @@ def extras(
     if not len(zb) or not len(nb):
         return zb
     return zb[iou_matrix(zb, nb).max(axis=1) < 0.3]
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
-    """Indices kept by greedy non-maximum suppression, by descending score."""
-    order = np.argsort(-scores, kind="stable")
-    if not len(order):
-        return order
-    overlaps = iou_matrix(boxes[order], boxes[order])
-    kept: list[int] = []
-    suppressed = np.zeros(len(order), bool)
-    for i in range(len(order)):
-        if suppressed[i]:
-            continue
-        kept.append(i)
-        suppressed |= overlaps[i] > iou
-    return order[kept]
-
-
-def merge(
-    normal: tuple[np.ndarray, np.ndarray],
-    zoomed: tuple[np.ndarray, np.ndarray],
-    crop: tuple[int, int, int, int],
-    frame_size: tuple[int, int],
-    small: float,
-    iou: float = 0.5,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The normal pass's boxes plus the zoomed pass's small ones (in frame pixels), overlaps suppressed.
-
-    A zoomed box is taken only if shorter than ``small`` and not cut by an edge of ``crop`` that lies inside
-    the frame (a person the band's edge cuts is left to the normal pass)."""
-    (nb, ns), (zb, zs) = normal, zoomed
-    x0, y0, x1, y1 = crop
-    width, height = frame_size
-    keep = (zb[:, 3] - zb[:, 1]) < small
-    margin = 2.0
-    if y0 > 0:
-        keep &= zb[:, 1] > y0 + margin
-    if y1 < height:
-        keep &= zb[:, 3] < y1 - margin
-    if x0 > 0:
-        keep &= zb[:, 0] > x0 + margin
-    if x1 < width:
-        keep &= zb[:, 2] < x1 - margin
-    boxes = np.concatenate([nb, zb[keep]]).astype(np.float32)
-    scores = np.concatenate([ns, zs[keep]]).astype(np.float32)
-    kept = nms(boxes, scores, iou)
-    return boxes[kept], scores[kept]

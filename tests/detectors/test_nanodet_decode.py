@@ -74,7 +74,7 @@ def test_human_detector_presets_and_validation() -> None:
     det = build_detector("human")
     assert det.preset == "accurate" and det.model == "omz0203" and det.min_detection_score == 0.25
     assert det.arguments()["max_pixels"] == 1920 * 1080 and det.arguments()["upscale"] == 1.5
-    assert det.arguments()["zoom"] is False
+    assert det.arguments()["zoom"] is True
     assert det.default_model_info()["licence"] == "Apache-2.0"
     assert det.model_info()["name"] == "person-detection-0203"
     det = build_detector("human", {"preset": "nanodet"})
