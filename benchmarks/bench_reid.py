@@ -98,15 +98,24 @@ def _timed(embedder, crops) -> float:  # type: ignore[no-untyped-def]
     return time.perf_counter() - start
 
 
+#: The least share of a MOT17 person in view (its ground truth's visibility) in the frame of their query crop.
+QUERY_VISIBLE = 0.8
+
+
 def gt_query(clip, gt, person: int, embedder, flip: bool = False) -> tuple[np.ndarray, int]:  # type: ignore[no-untyped-def]
-    """The vector of one ground-truth crop of ``person`` (from the middle of their annotated frames) and its
-    frame index; with ``flip``, the crop and its mirror image averaged (as ``crowdcount find`` does)."""
+    """The vector of one ground-truth crop of ``person`` (from the middle of their annotated frames; on MOT17, of
+    those in which at least :data:`QUERY_VISIBLE` of them is in view, where there are any: a photo shows the
+    person) and its frame index; with ``flip``, the crop and its mirror image averaged (as ``find`` does)."""
     import cv2
 
     from crowdcount.analyzer.search import embed_query_crops
     from crowdcount.detectors.reid import crop_people
 
     frames = sorted(k for k, f in gt.frames.items() if f.ids is not None and person in f.ids.tolist())
+    if clip.mot17:  # frame, id, x, y, w, h, considered, class, visibility
+        rows = np.loadtxt(clip.gt, delimiter=",", ndmin=2)
+        visible = set(rows[(rows[:, 1] == person) & (rows[:, 8] >= QUERY_VISIBLE), 0].astype(int).tolist())
+        frames = [k for k in frames if k in visible] or frames
     index = frames[len(frames) // 2]
     capture = cv2.VideoCapture(str(clip.video))
     for _ in range(index):
