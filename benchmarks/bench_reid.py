@@ -4,17 +4,18 @@ development clips.
     python benchmarks/bench_reid.py --speed [--models person-reid-0287,path/to/person_reid_0277]
                                                              # ms a crop at batch 1, 4, 16 (TFLite, 2 threads)
     python benchmarks/bench_reid.py --find [--clips pets09,s3mf1,mot17-09,mot17-02] [--sample-fps 8 | --frame-ratio R]
-        [--flip] [--exclude-s S] [--search-model DIR --search-cache DIR]
+        [--flip] [--exclude-s S] [--methods plain,greedy,...] [--by-passage] [--search-model DIR --search-cache DIR]
 
 ``--find`` uses the cached detections and vectors (``benchmarks/track_cache.py``) and the real tracker
 (``tune_tracking.simulate``): for every annotated person seen in at least 10 annotated frames, the query is one
-ground-truth crop of them (from the middle of their presence, embedded by the real model), searched in the
-clip's tracks at each threshold. Reported, as the issue asks: whether the best match is that person (the
-track's majority ground-truth id), the share of the person's annotated frames the matches cover (a matched box
-on them, IoU >= 0.5), and the share of matched boxes that are them. A "stranger" query (a person of another
-clip) gives the share of frames matched at all.
-Scores are the cosine with each person's stored vector (the
-mean of their gallery views, as the result file holds it).
+ground-truth crop of them (from the middle of their presence; on MOT17 where they are in view, embedded by the
+real model), searched in the clip's tracks at each threshold. Reported, as the issue asks: whether the best
+match is that person (the most similar track's majority ground-truth id), the share of the person's annotated
+frames the matches cover (a matched box on them, IoU >= 0.5), and the share of matched boxes that are them
+(mean over the queries with a match); and "the tracks' ceiling": the coverage if exactly the tracks that are
+mostly the person were matched. A "stranger" query (a person of another clip) gives the frames matched at all.
+Scores are the cosine with each person's stored vector (the mean of their gallery views, as the result file
+holds it).
 
     --flip            the query is the crop and its mirror image (as ``crowdcount find`` does)
     --exclude-s 3     each person's views within 3 s of the query's frame are left out of their vector: the query
@@ -23,7 +24,8 @@ mean of their gallery views, as the result file holds it).
                       scene again are one person (:data:`ACTORS`: PETS09-S2L1 whole), so that finding them on
                       their other passage is right, as ``find`` means it ("where else was this person")
     --methods M,...   how the matches are chosen (:func:`select`): ``plain`` (cosine >= threshold), ``greedy``
-                      (one person in one place at a time), ``frame`` (the best match in each frame), ``center``
+                      (one person in one place at a time, as ``find`` does), ``frame`` (the best match in each
+                      frame), ``center``, ``qe`` (query expansion), joined by ``+``
     --search-model DIR --search-cache DIR
                       the same gallery views, but their vectors from another model (a folder written by
                       scripts/convert_reid.py --out, and a track cache of that model's vectors of every box)
