@@ -7,13 +7,15 @@ query's vector is the mean of the crops' vectors and their mirror images' (flip 
 the model that embedded the searched vectors (a result file names it: ``tracking.embeddings.model``; vectors of
 two models are not comparable). A tracked person's vector is the mean of their track's gallery
 (``tracking.people[].embedding`` in a result file written with ``--embeddings``). Similarity is the cosine of
-the two; matches are the people at or above the threshold, best first.
+the two; matches are the people at or above the threshold, best first, less those that cannot be the person:
+one person is in one place at a time, so within a video a track seen mostly while a better match is on screen
+is a look-alike (:func:`one_at_a_time`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,6 +159,36 @@ class Match:
         }
 
 
+#: A track of one video whose frames are more than this share shared with better matches (one person is in one
+#: place at a time) is not the query's person; up to it, its shared frames go to the better match (a hand-off, a
+#: tracker swap) and it keeps the rest.
+OVERLAP_TOLERANCE = 0.2
+
+
+def one_at_a_time(
+    scores: Mapping[int, float],
+    frames: Mapping[int, Collection[int]],
+    threshold: float,
+    tolerance: float = OVERLAP_TOLERANCE,
+) -> dict[int, set[int]]:
+    """The tracks of one video that can be the query's person and the frames in which they are, best first:
+    the tracks at or above ``threshold`` by similarity (``scores``), each taken unless more than ``tolerance`` of
+    its frames (``frames``: analysed frame indexes by track) are frames of the better tracks already taken, and
+    then without those frames. A track without frames is taken as it is."""
+    taken: set[int] = set()
+    out: dict[int, set[int]] = {}
+    for track in sorted((t for t, s in scores.items() if s >= threshold), key=lambda t: (-scores[t], t)):
+        mine = set(frames.get(track, ()))
+        shared = mine & taken
+        if mine and len(shared) > tolerance * len(mine):
+            logger.debug("track %s: %d of its %d frames are a better match's: not the person", track, len(shared),
+                         len(mine))  # fmt: skip
+            continue
+        out[track] = mine - shared
+        taken |= mine
+    return out
+
+
 def people_vectors(document: dict[str, Any], source: str) -> list[tuple[dict[str, Any], np.ndarray]]:
     """Each tracked person of a result document with their appearance vector (:class:`SearchError` when the
     document has no tracks or no stored vectors)."""
@@ -189,7 +221,8 @@ def search_document(
     source: str,
     category: str = "Human",
 ) -> list[Match]:
-    """The people of one result document at or above ``threshold``, best first, with their frames and boxes.
+    """The people of one result document at or above ``threshold``, best first, with their frames and boxes,
+    less those that cannot be the query's person (:func:`one_at_a_time`: seen while a better match is elsewhere).
     ``query``: a vector, or the query's vector by model name (:class:`QueryVectors`: the document's model)."""
     people = people_vectors(document, source)
     if callable(query):
@@ -198,29 +231,32 @@ def search_document(
             query = query(model)
         except CrowdcountError as exc:
             raise SearchError(f"{source}: its vectors come from {model!r}, which cannot be used: {exc}") from None
-    scored = [(float(vector @ query), person) for person, vector in people]
-    wanted = {int(p["track_id"]): s for s, p in scored if s >= threshold}
-    frames: dict[int, list[dict[str, Any]]] = {t: [] for t in wanted}
+    scores = {int(p["track_id"]): float(vector @ query) for p, vector in people}
+    frames: dict[int, list[dict[str, Any]]] = {t: [] for t, s in scores.items() if s >= threshold}
     for frame in document.get("frames", []):
         entry = frame.get(category) or {}
         for box, track_id in zip(entry.get("boxes", []), entry.get("track_ids", []), strict=False):
             if track_id in frames:
                 frames[track_id].append({"frame_index": int(frame["frame_index"]), "box": box})
+    # one person is in one place at a time: a look-alike seen while a better match is elsewhere is not them
+    kept = one_at_a_time(
+        {t: scores[t] for t in frames}, {t: [f["frame_index"] for f in v] for t, v in frames.items()}, threshold
+    )
     video = document.get("video") or {}
     name = str(video.get("name") or Path(source).name)
     matches = [
         Match(
             name,
             int(p["track_id"]),
-            s,
+            scores[int(p["track_id"])],
             float(p["first_s"]),
             float(p["last_s"]),
-            frames[int(p["track_id"])],
+            [f for f in frames[int(p["track_id"])] if f["frame_index"] in kept[int(p["track_id"])]],
             source,
             str(video.get("path") or ""),
         )
-        for s, p in scored
-        if int(p["track_id"]) in wanted
+        for p, _ in people
+        if int(p["track_id"]) in kept
     ]
     return sorted(matches, key=lambda m: -m.similarity)
 

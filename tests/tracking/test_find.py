@@ -192,3 +192,84 @@ def test_the_query_is_embedded_once_per_model_with_its_mirror_image() -> None:
     assert match.similarity > 0.999 and set(built) == {"a", "b"}
     del document["tracking"]["embeddings"]["model"]
     assert stored_model(document) == "person-reid-0287"
+
+
+# one person in one place at a time: (track, cosine with the query, analysed frames it is seen in)
+SCENE = [
+    (1, 1.0, range(1, 7)),  # the person
+    (2, 0.9, range(2, 7)),  # a look-alike on screen at the same time as the person: not them
+    (3, 0.8, range(7, 11)),  # the person again, after track 1 ends
+    (4, 0.7, range(5, 11)),  # seen only while tracks 1 and 3 are: not them
+    (5, 0.6, range(10, 20)),  # a hand-off: 1 of its 10 frames shared with track 3, which keeps it
+    (6, 0.3, range(11, 20)),  # under the threshold
+]
+
+
+def scene_document(query: np.ndarray) -> dict:
+    """A result document of :data:`SCENE`: each person's vector at its cosine with ``query`` (a unit vector)."""
+    rng = np.random.default_rng(7)
+    people, frames = [], {i: {"boxes": [], "track_ids": []} for i in range(1, 20)}
+    for track, cosine, seen in SCENE:
+        other = rng.normal(size=query.shape)
+        other -= (other @ query) * query
+        vector = cosine * query + np.sqrt(1 - cosine**2) * other / np.linalg.norm(other)
+        people.append({"track_id": track, "first_s": seen[0] / 10, "last_s": seen[-1] / 10, "embedding":
+                       encode_vector(vector)})  # fmt: skip
+        for index in seen:
+            frames[index]["boxes"].append([0.1 * track, 0.1, 0.1 * track + 0.1, 0.2])
+            frames[index]["track_ids"].append(track)
+    document = result_document(people)
+    document["frames"] = [{"frame_index": i, "Human": entry} for i, entry in frames.items()]
+    return document
+
+
+def test_one_at_a_time_rejects_look_alikes_seen_with_a_better_match() -> None:
+    from crowdcount.analyzer.search import one_at_a_time
+
+    scores = {t: s for t, s, _ in SCENE}
+    frames = {t: list(seen) for t, _, seen in SCENE}
+    kept = one_at_a_time(scores, frames, 0.5)
+    assert kept == {1: set(range(1, 7)), 3: set(range(7, 11)), 5: set(range(11, 20))}
+    assert list(kept) == [1, 3, 5]  # best first
+    # a stricter tolerance drops the hand-off too; without frames (nothing known) a track is kept
+    assert list(one_at_a_time(scores, frames, 0.5, tolerance=0.05)) == [1, 3]
+    assert one_at_a_time({1: 0.9, 2: 0.8}, {}, 0.5) == {1: set(), 2: set()}
+
+
+def test_search_document_keeps_one_person_in_one_place() -> None:
+    from crowdcount.analyzer.search import search_document
+
+    query = np.zeros(256, np.float32)
+    query[0] = 1.0
+    matches = search_document(scene_document(query), query, 0.5, "scene.json")
+    assert [m.track_id for m in matches] == [1, 3, 5]
+    assert [round(m.similarity, 2) for m in matches] == [1.0, 0.8, 0.6]
+    assert [[f["frame_index"] for f in m.frames] for m in matches] == [
+        list(range(1, 7)),
+        list(range(7, 11)),
+        list(range(11, 20)),
+    ]
+    assert matches[2].frames[0] == {"frame_index": 11, "box": [0.5, 0.1, 0.6, 0.2]}
+
+
+def test_find_cli_rejects_a_look_alike_seen_with_the_person(tmp_path: Path) -> None:
+    """End to end through the CLI and the real embedder: the query photo's vector (the whole tall photo and its
+    mirror image, as ``find`` embeds it) placed in a result file, a look-alike beside it."""
+    from crowdcount.analyzer.search import embed_query_crops, read_photo
+    from crowdcount.detectors.reid import build_person_embedder, crop_people
+
+    photo = tall_photo(tmp_path / "person.png")
+    rgb = read_photo(photo)
+    whole = np.array([[0, 0, rgb.shape[1], rgb.shape[0]]], np.float32)
+    query = embed_query_crops(build_person_embedder(), crop_people(rgb, whole))
+    source = tmp_path / "scene.json"
+    source.write_text(json.dumps(scene_document(query)))
+    code, stdout, err = run_cli("find", str(photo), "--in", str(source), "--json")
+    assert code == 0, err
+    document = json.loads(stdout)
+    assert document["query"][0]["whole_photo"] is True
+    matches = document["matches"]
+    assert [m["track_id"] for m in matches] == [1, 3, 5]
+    assert [round(m["similarity"], 2) for m in matches] == [1.0, 0.8, 0.6]
+    assert [len(m["frames"]) for m in matches] == [6, 4, 9]
+    assert set(matches[0]) == {"video", "track_id", "similarity", "first_s", "last_s", "frames"}
