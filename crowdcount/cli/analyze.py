@@ -356,18 +356,19 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         ("Mean", "right"),
         ("Peak at", "right"),
         ("Unique", "right"),
-        ("Result file", "left"),
     ]
     for column, justify in columns:
-        # names and paths wrap (fold) in a narrow terminal instead of being cut to "vtest-15…"
-        overflow: OverflowMethod = "fold" if column in ("Video", "Result file") else "ellipsis"
+        # names wrap (fold) in a narrow terminal instead of being cut to "vtest-15…"; the result files are
+        # printed under the table, one a line, so that a path is never broken and can be copied
+        overflow: OverflowMethod = "fold" if column == "Video" else "ellipsis"
         table.add_column(column, justify=justify, overflow=overflow)
     notes: list[str] = []
     for row in rows:
         name = Path(row["video"]).name
         shown = escape(name)  # a file name may hold Rich markup: clip[/x].mp4
         if not row["ok"]:
-            table.add_row(shown, "[red]failed[/red]", "-", "-", "-", "-", "-", escape(row["error"]))
+            table.add_row(shown, "[red]failed[/red]", "-", "-", "-", "-", "-")
+            notes.append(f"{name}: failed: {row['error']}")
             continue
         for i, (category, s) in enumerate(row["summary"].items()):
             tracked = row.get("tracking") if category == "Human" else None
@@ -379,8 +380,9 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
                 f"{s['mean_count']:.2f}",
                 _fmt_time(s["peak_timestamp"]),
                 str(tracked["unique_people"]) if tracked else "-",
-                escape(row["result_file"] or "-") if i == 0 else "",
             )
+        if row["result_file"]:
+            notes.append(f"{name}: result file {row['result_file']}")
         for line in row.get("lines", []):
             notes.append(f"{name}: line {line['name']}: {line['in']} in, {line['out']} out")
         for zone in row.get("zones", []):
