@@ -83,7 +83,8 @@ class FaceDetector(Detector):
         min_face_size: MTCNN only: the smallest face searched for, in pixels.
         nms_threshold: YuNet only: the IoU above which overlapping faces are merged.
         upscale: YuNet only: search frames whose long side is at most 640 px again at twice their size for faces
-            under 64 px (default; docs/faces.md), and merge by NMS on the final score. ``False``: not.
+            under 64 px, and merge by NMS on the final score (default with the verifier, docs/faces.md; not for
+            YuNet alone, which would name more animals' faces).
         verify: YuNet only: ``onet`` (default) scores each face YuNet's score times the probability that MTCNN's
             O-Net gives its square crop of being a human face (YuNet alone scores animals' faces up to 0.88);
             ``none``: YuNet's own score.
@@ -102,7 +103,7 @@ class FaceDetector(Detector):
         model: str = DEFAULT_MODEL,
         nms_threshold: float = 0.3,
         verify: str | None = None,
-        upscale: bool = True,
+        upscale: bool | None = None,
     ) -> None:
         if verify is None:
             verify = "onet" if model == "yunet" and not model_path else "none"
@@ -119,6 +120,8 @@ class FaceDetector(Detector):
             raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
         if isinstance(nms_threshold, bool) or not isinstance(nms_threshold, (int, float)) or not 0 < nms_threshold < 1:
             raise ValueError(f"nms_threshold must be a number in (0, 1), got {nms_threshold!r}")
+        if upscale is None:
+            upscale = verify != "none"
         if not isinstance(upscale, bool):
             raise ValueError(f"upscale must be true or false, got {upscale!r}")
         self.model = model
