@@ -82,7 +82,7 @@ MASKED = frozenset({"with_mask", "mask_weared_incorrect"})
 #: The detectors compared (cache name: arguments of ``FaceDetector`` at score 0.3) and their default scores.
 DETECTORS = {
     "yunet": {"verify": "none", "upscale": False},
-    "yunet x onet (before)": {"upscale": False, "mirror": False},
+    "yunet x onet (before)": {"upscale": False, "mirror": False, "nms_on_yunet": True},
     "yunet x onet (default)": {},
     "mtcnn": {"model": "mtcnn"},
 }
@@ -95,8 +95,9 @@ def build(rule: str, score: float = 0.3):
     from crowdcount.detectors.face_verify import ONetVerifier
 
     args = dict(DETECTORS[rule])
-    mirror = args.pop("mirror", True)
+    mirror, nms_on_yunet = args.pop("mirror", True), args.pop("nms_on_yunet", False)
     detector = FaceDetector(min_detection_score=score, **args)
+    detector._nms_on_yunet = nms_on_yunet  # before: the coarse and full-size passes merged by YuNet's score
     if detector._verifier is not None:
         detector._verifier = ONetVerifier(mirror=mirror)
     return detector

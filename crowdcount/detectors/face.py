@@ -131,6 +131,7 @@ class FaceDetector(Detector):
         self.nms_threshold = float(nms_threshold)
         self._yunet: Any = None
         self._yunet_score = self.min_detection_score
+        self._nms_on_yunet = False  # True: merge by YuNet's own score, as before (benchmarks/bench_faces_verify.py)
         self.model_path = model_path
         self.face_class_id = face_class_id
         self.min_face_size = min_face_size
@@ -238,7 +239,8 @@ class FaceDetector(Detector):
         if self._verifier is not None:  # a second look: YuNet's score times O-Net's face probability
             scores = scores * self._verifier.face_probability(frame, boxes)
         if len(passes) > 1:  # the same face found at two scales: the one scored higher stays
-            keep = cv2.dnn.NMSBoxes(rows[:, :4].tolist(), scores.tolist(), 0.0, self.nms_threshold)
+            key = rows[:, 14] if self._nms_on_yunet else scores
+            keep = cv2.dnn.NMSBoxes(rows[:, :4].tolist(), key.tolist(), 0.0, self.nms_threshold)
             keep = np.asarray(keep, np.int64).reshape(-1)
             rows, boxes, scores = rows[keep], boxes[keep], scores[keep]
         # YuNet: the eye seen on the left, the other eye, nose tip, the mouth corner seen on the left, the other
