@@ -124,8 +124,10 @@ class FaceDetector(Detector):
             upscale = verify != "none"
         if not isinstance(upscale, bool):
             raise ValueError(f"upscale must be true or false, got {upscale!r}")
+        if upscale and (model != "yunet" or model_path):
+            raise ValueError("upscale=true applies to model=yunet only")
         self.model = model
-        self.upscale = upscale and model == "yunet" and not model_path
+        self.upscale = upscale
         self.verify = verify
         self._verifier = ONetVerifier() if verify == "onet" else None
         self.nms_threshold = float(nms_threshold)

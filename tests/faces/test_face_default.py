@@ -130,6 +130,8 @@ def test_small_frames_are_searched_again_at_twice_their_size_by_default() -> Non
     assert build_detector("face", {"model": "mtcnn"}).upscale is False
     with pytest.raises(DetectorError, match="upscale must be true or false, got 'yes'"):
         build_detector("face", {"upscale": "yes"})
+    with pytest.raises(DetectorError, match="upscale=true applies to model=yunet only"):
+        build_detector("face", {"model": "mtcnn", "upscale": True})
 
 
 @pytest.mark.real_model
