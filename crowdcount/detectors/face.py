@@ -242,8 +242,8 @@ class FaceDetector(Detector):
             scores = scores * self._verifier.face_probability(frame, boxes)
         if len(passes) > 1:  # the same face found at two scales: the one scored higher stays
             key = rows[:, 14] if self._nms_on_yunet else scores
-            keep = cv2.dnn.NMSBoxes(rows[:, :4].tolist(), key.tolist(), 0.0, self.nms_threshold)
-            keep = np.asarray(keep, np.int64).reshape(-1)
+            kept = cv2.dnn.NMSBoxes(rows[:, :4].tolist(), key.tolist(), 0.0, self.nms_threshold)
+            keep = np.asarray(kept, np.int64).reshape(-1)
             rows, boxes, scores = rows[keep], boxes[keep], scores[keep]
         # YuNet: the eye seen on the left, the other eye, nose tip, the mouth corner seen on the left, the other
         return Detections(
