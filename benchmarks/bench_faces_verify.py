@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""The face detector's second look, measured: YuNet alone, YuNet x O-Net (the default), MTCNN, on faces and on
-photos of animals, each set split in two parts (A: where the rule was chosen, B: where it was confirmed).
+"""The face detector's second look, measured: YuNet alone, YuNet x O-Net (the default; and as it was before small
+photos were searched again at 2x and O-Net looked at the mirror image too), MTCNN, on faces and on photos of
+animals, each set split in two parts (A: where the rules were chosen, B: where they were confirmed).
 
     python benchmarks/bench_faces_verify.py --voc FACEMASK/archive --negatives IMAGENET_SAMPLES [--mtcnn]
     python benchmarks/bench_faces_verify.py --speed 3       # seconds a 1024 px photo, the detectors in turns
@@ -15,8 +16,8 @@ photos of animals, each set split in two parts (A: where the rule was chosen, B:
   photos is added last. Part A: even positions in that sorted list, B: odd. Counted: the photos in which a
   detector finds a face at its default score.
 
-Candidates (YuNet at >= 0.3 with no verifier, MTCNN at >= 0.3) and O-Net's probabilities are cached under
-``$BENCH_FACES_CACHE/verify``. Evaluation data stays outside the repository.
+Each detector runs as built (its boxes and scores >= 0.3 cached under ``$BENCH_FACES_CACHE/verify``); AP50 is
+over those, the other figures at its default score. Evaluation data stays outside the repository.
 """
 
 from __future__ import annotations
@@ -78,7 +79,28 @@ OTHERS = frozenset(
     ]
 )
 MASKED = frozenset({"with_mask", "mask_weared_incorrect"})
-DEFAULTS = {"yunet": 0.7, "yunet x onet": 0.5, "mtcnn": 0.5}
+#: The detectors compared (cache name: arguments of ``FaceDetector`` at score 0.3) and their default scores.
+DETECTORS = {
+    "yunet": {"verify": "none", "upscale": False},
+    "yunet x onet (before)": {"upscale": False, "mirror": False, "nms_on_yunet": True},
+    "yunet x onet (default)": {},
+    "mtcnn": {"model": "mtcnn"},
+}
+DEFAULTS = {"yunet": 0.7, "yunet x onet (before)": 0.5, "yunet x onet (default)": 0.5, "mtcnn": 0.5}
+
+
+def build(rule: str, score: float = 0.3):
+    """The face detector of a row of :data:`DETECTORS`, keeping what scores >= ``score``."""
+    from crowdcount.detectors.face import FaceDetector
+    from crowdcount.detectors.face_verify import ONetVerifier
+
+    args = dict(DETECTORS[rule])
+    mirror, nms_on_yunet = args.pop("mirror", True), args.pop("nms_on_yunet", False)
+    detector = FaceDetector(min_detection_score=score, **args)
+    detector._nms_on_yunet = nms_on_yunet  # before: the coarse and full-size passes merged by YuNet's score
+    if detector._verifier is not None:
+        detector._verifier = ONetVerifier(mirror=mirror)
+    return detector
 
 
 def negative_photos(folder: Path) -> list[Path]:
@@ -88,36 +110,25 @@ def negative_photos(folder: Path) -> list[Path]:
     return [folder / n for n in sorted(animals + others)] + [DATA / "dogs.jpg"]
 
 
-def candidates(photos: list[Path], kind: str) -> dict[str, dict[str, np.ndarray]]:
-    """Per photo: YuNet's boxes and scores (>= 0.3, no verifier) and O-Net's face probability of each, or
-    MTCNN's boxes and scores (>= 0.3); cached."""
+def candidates(photos: list[Path], rule: str) -> dict[str, dict[str, np.ndarray]]:
+    """Per photo: the boxes and scores (>= 0.3) of the detector ``rule`` (:data:`DETECTORS`); cached."""
     import cv2
 
-    from crowdcount.detectors.face import FaceDetector
-    from crowdcount.detectors.face_verify import ONetVerifier
-
-    cache = CACHE / "verify" / f"{kind}-{len(photos)}-{photos[0].parent.name}.pkl"
+    name = rule.replace(" ", "").replace("(", "-").replace(")", "")
+    cache = CACHE / "verify" / f"{name}-{len(photos)}-{photos[0].parent.name}.pkl"
     if cache.exists():
         return pickle.loads(cache.read_bytes())
-    detector = FaceDetector(min_detection_score=0.3, model=kind, verify="none")
+    detector = build(rule)
     detector.load()
-    verifier = ONetVerifier()
     out = {}
     for path in photos:
         image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
         started = time.perf_counter()
         found = detector.detect([image])[0]
-        row = {"xyxy": found.xyxy, "score": found.confidence, "seconds": time.perf_counter() - started}
-        if kind == "yunet":
-            row["onet"] = verifier.face_probability(image, found.xyxy)
-        out[path.name] = row
+        out[path.name] = {"xyxy": found.xyxy, "score": found.confidence, "seconds": time.perf_counter() - started}
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_bytes(pickle.dumps(out))
     return out
-
-
-def scored(found: dict[str, np.ndarray], rule: str) -> np.ndarray:
-    return found["score"] * found["onet"] if rule == "yunet x onet" else found["score"]
 
 
 def recall_precision(results: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], threshold: float):
@@ -140,56 +151,60 @@ def recall_precision(results: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.
     return tp / max(positives, 1), tp / max(tp + fp, 1)
 
 
-def speed(rounds: int, width: int = 1024) -> list[dict[str, object]]:
-    """Seconds a photo (dlib's 9 example photos scaled to ``width``), the detectors taking turns photo by photo so
-    that a loaded machine slows each alike: median wall time and median CPU time of this process (all threads),
-    and O-Net's own part of the default's."""
+def speed(rounds: int, widths: tuple[int, ...] = (1024, 400), mtcnn: bool = False) -> list[dict[str, object]]:
+    """Seconds a photo (dlib's 9 example photos scaled to each width: 1024 px, the goal's; 400 px, the face-mask
+    photos', searched again at 2x by the default), the detectors taking turns photo by photo so that a loaded
+    machine slows each alike: median wall time and median CPU time of this process (all threads), and O-Net's own
+    part of the default's."""
     import cv2
 
-    from crowdcount.detectors import build_detector
-
+    rules = [rule for rule in DETECTORS if mtcnn or rule != "mtcnn"]
+    detectors = {rule: build(rule, DEFAULTS[rule]) for rule in rules}
     photos = sorted(DATA.glob("20*.jpg"))
-    images = []
-    for path in photos:
-        image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-        images.append(cv2.resize(image, (width, round(image.shape[0] * width / image.shape[1]))))
-    detectors = {
-        "yunet x onet": build_detector("face"),
-        "yunet": build_detector("face", {"verify": "none"}),
-        "mtcnn": build_detector("face", {"model": "mtcnn"}),
-    }
-    for detector in detectors.values():
-        detector.detect(images[:1])  # load, warm up
-    verifier = detectors["yunet x onet"]._verifier
-    inner = verifier.face_probability
-    onet_seconds: list[float] = []
+    rows: list[dict[str, object]] = []
+    for width in widths:
+        images = []
+        for path in photos:
+            image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+            images.append(cv2.resize(image, (width, round(image.shape[0] * width / image.shape[1]))))
+        for detector in detectors.values():
+            detector.detect(images[:1])  # load, warm up
+        verifier = detectors["yunet x onet (default)"]._verifier
+        inner = verifier.face_probability
+        onet_seconds: list[float] = []
 
-    def timed(frame: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
-        started = time.perf_counter()
-        out = inner(frame, xyxy)
-        onet_seconds.append(time.perf_counter() - started)
-        return out
+        def timed(frame: np.ndarray, xyxy: np.ndarray, inner=inner, onet_seconds=onet_seconds) -> np.ndarray:
+            started = time.perf_counter()
+            out = inner(frame, xyxy)
+            onet_seconds.append(time.perf_counter() - started)
+            return out
 
-    verifier.face_probability = timed  # type: ignore[method-assign]
-    wall: dict[str, list[float]] = {k: [] for k in detectors}
-    cpu: dict[str, list[float]] = {k: [] for k in detectors}
-    for _ in range(rounds):
-        for image in images:
-            for name, detector in detectors.items():
-                started, started_cpu = time.perf_counter(), time.process_time()
-                detector.detect([image])
-                wall[name].append(time.perf_counter() - started)
-                cpu[name].append(time.process_time() - started_cpu)
-    return [
-        {
-            "detector": name,
-            "photos": f"dlib examples ({len(images)}) x {rounds}, {width} px wide",
-            "s/photo (wall, median)": float(np.median(wall[name])),
-            "CPU s/photo (median)": float(np.median(cpu[name])),
-            "of which O-Net (wall, median)": float(np.median(onet_seconds)) if name == "yunet x onet" else "",
-        }
-        for name in detectors
-    ]
+        verifier.face_probability = timed  # type: ignore[method-assign]
+        wall: dict[str, list[float]] = {k: [] for k in detectors}
+        cpu: dict[str, list[float]] = {k: [] for k in detectors}
+        for _ in range(rounds):
+            for image in images:
+                for name, detector in detectors.items():
+                    started, started_cpu = time.perf_counter(), time.process_time()
+                    detector.detect([image])
+                    wall[name].append(time.perf_counter() - started)
+                    cpu[name].append(time.process_time() - started_cpu)
+        verifier.face_probability = inner  # type: ignore[method-assign]
+        base = float(np.median(cpu["yunet x onet (before)"]))
+        for name in detectors:
+            rows.append(
+                {
+                    "detector": name,
+                    "photos": f"dlib examples ({len(images)}) x {rounds}, {width} px wide",
+                    "s/photo (wall, median)": float(np.median(wall[name])),
+                    "CPU s/photo (median)": float(np.median(cpu[name])),
+                    "CPU / before's": float(np.median(cpu[name])) / base,
+                    "of which O-Net (wall, median)": float(np.median(onet_seconds))
+                    if name == "yunet x onet (default)"
+                    else "",
+                }
+            )
+    return rows
 
 
 def main() -> None:
@@ -197,11 +212,11 @@ def main() -> None:
     parser.add_argument("--voc", type=Path, help="Pascal VOC face boxes: annotations/, images/")
     parser.add_argument("--negatives", type=Path, help="photos with no human face (see above)")
     parser.add_argument("--mtcnn", action="store_true", help="MTCNN too (slow: ~0.2-0.4 s a photo)")
-    parser.add_argument("--speed", type=int, default=0, help="N rounds of the speed test on 1024 px photos")
+    parser.add_argument("--speed", type=int, default=0, help="N rounds of the speed test (1024 and 400 px photos)")
     args = parser.parse_args()
     if args.speed:
         print("## Speed, the detectors taking turns\n")
-        print(table(speed(args.speed)) + "\n")
+        print(table(speed(args.speed, mtcnn=args.mtcnn)) + "\n")
     if not args.voc or not args.negatives:
         if not args.speed:
             parser.error("give --voc and --negatives, or --speed N")
@@ -211,23 +226,20 @@ def main() -> None:
     negatives = negative_photos(args.negatives)
     part_of = {p.name: "AB"[i % 2] for i, p in enumerate(negatives)}
     negatives = [p for p in negatives if p.name not in PEOPLE]
-    kinds = ["yunet"] + (["mtcnn"] if args.mtcnn else [])
-    faces = {k: candidates([p for p, _, _ in every], k) for k in kinds}
-    animals = {k: candidates(negatives, k) for k in kinds}
-    rules = [("yunet", "yunet"), ("yunet", "yunet x onet")] + ([("mtcnn", "mtcnn")] if args.mtcnn else [])
+    rules = [rule for rule in DETECTORS if args.mtcnn or rule != "mtcnn"]
+    faces = {rule: candidates([p for p, _, _ in every], rule) for rule in rules}
+    animals = {rule: candidates(negatives, rule) for rule in rules}
     rows = []
     for part in ("A", "B", "AB"):
-        for kind, rule in rules:
+        for rule in rules:
             row: dict[str, object] = {"part": part, "detector": rule}
             for label, photos in (("unmasked", unmasked), ("all", every)):
                 results = []
                 for path, truth, ignored in photos:
                     if "AB"[number(path) % 2] not in part:
                         continue
-                    found = faces[kind][path.name]
-                    scores = scored(found, rule)
-                    keep = scores >= 0.3
-                    results.append((truth, ignored, found["xyxy"][keep], scores[keep]))
+                    found = faces[rule][path.name]
+                    results.append((truth, ignored, found["xyxy"], found["score"]))
                 row[f"AP50 {label} >=40px"] = average_precision(results, 40)
                 row[f"AP50 {label} >=20px"] = average_precision(results, 20)
                 if label == "unmasked":
@@ -235,7 +247,7 @@ def main() -> None:
                     row["score"] = DEFAULTS[rule]
                     row["recall / precision >=20px"] = f"{recall:.3f} / {precision:.3f}"
             mine = [p for p in negatives if part_of[p.name] in part]
-            hit = [p.name for p in mine if (scored(animals[kind][p.name], rule) >= DEFAULTS[rule]).any()]
+            hit = [p.name for p in mine if (animals[rule][p.name]["score"] >= DEFAULTS[rule]).any()]
             row["no-face photos with a face"] = f"{len(hit)} / {len(mine)}"
             row["dogs.jpg"] = ("face" if "dogs.jpg" in hit else "none") if part_of["dogs.jpg"] in part else "-"
             rows.append(row)

@@ -29,6 +29,14 @@ DEFAULT_MODEL = "yunet"
 DEFAULT_SCORES = {"mtcnn": 0.5, "yunet": 0.7, "yunet+onet": 0.5}
 #: YuNet finds faces of ~10-300 px: frames larger than 1.5x this are searched again at this long side.
 YUNET_COARSE = 320
+#: Small frames (long side at most :data:`YUNET_FINE_BELOW` px) are searched again at this scale, for the faces of
+#: 10-30 px that YuNet finds better twice as large (docs/faces.md: +0.06 AP50 on faces >= 20 px of the face-mask
+#: photos, ~400 px wide); larger frames are not (the pass would cost 4x the full-size one).
+YUNET_FINE = 2.0
+YUNET_FINE_BELOW = 640
+#: The upscaled pass keeps only the faces shorter than this in the frame (the full-size pass finds the larger
+#: ones; kept, the upscaled pass's large boxes were mostly animals' faces).
+YUNET_FINE_MAX_FACE = 64
 
 MTCNN_INFO = {
     "name": "mtcnn",
@@ -74,6 +82,9 @@ class FaceDetector(Detector):
         face_class_id: the class id of a face in that model's label map.
         min_face_size: MTCNN only: the smallest face searched for, in pixels.
         nms_threshold: YuNet only: the IoU above which overlapping faces are merged.
+        upscale: YuNet only: search frames whose long side is at most 640 px again at twice their size for faces
+            under 64 px, and merge by NMS on the final score (default with the verifier, docs/faces.md; not for
+            YuNet alone, which would name more animals' faces).
         verify: YuNet only: ``onet`` (default) scores each face YuNet's score times the probability that MTCNN's
             O-Net gives its square crop of being a human face (YuNet alone scores animals' faces up to 0.88);
             ``none``: YuNet's own score.
@@ -92,6 +103,7 @@ class FaceDetector(Detector):
         model: str = DEFAULT_MODEL,
         nms_threshold: float = 0.3,
         verify: str | None = None,
+        upscale: bool | None = None,
     ) -> None:
         if verify is None:
             verify = "onet" if model == "yunet" and not model_path else "none"
@@ -108,12 +120,20 @@ class FaceDetector(Detector):
             raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
         if isinstance(nms_threshold, bool) or not isinstance(nms_threshold, (int, float)) or not 0 < nms_threshold < 1:
             raise ValueError(f"nms_threshold must be a number in (0, 1), got {nms_threshold!r}")
+        if upscale is None:
+            upscale = verify != "none"
+        if not isinstance(upscale, bool):
+            raise ValueError(f"upscale must be true or false, got {upscale!r}")
+        if upscale and (model != "yunet" or model_path):
+            raise ValueError("upscale=true applies to model=yunet only")
         self.model = model
+        self.upscale = upscale
         self.verify = verify
         self._verifier = ONetVerifier() if verify == "onet" else None
         self.nms_threshold = float(nms_threshold)
         self._yunet: Any = None
         self._yunet_score = self.min_detection_score
+        self._nms_on_yunet = False  # True: merge by YuNet's own score, as before (benchmarks/bench_faces_verify.py)
         self.model_path = model_path
         self.face_class_id = face_class_id
         self.min_face_size = min_face_size
@@ -180,8 +200,11 @@ class FaceDetector(Detector):
         return results
 
     def _detect_yunet(self, frame: np.ndarray) -> Detections:
-        """YuNet at full size (faces of ~10-300 px), and again on a copy whose long side is
-        :data:`YUNET_COARSE` px when the frame is larger (close-up faces, up to the whole frame), merged by NMS."""
+        """YuNet at full size (faces of ~10-300 px); again on a copy whose long side is :data:`YUNET_COARSE` px
+        when the frame is larger (close-up faces, up to the whole frame); again at :data:`YUNET_FINE` times the
+        size when the frame's long side is at most :data:`YUNET_FINE_BELOW` px (small faces, kept when shorter
+        than :data:`YUNET_FINE_MAX_FACE` px); each face scored (by the verifier, if any), then merged by NMS on
+        that score."""
         import cv2
 
         height, width = frame.shape[:2]
@@ -189,33 +212,39 @@ class FaceDetector(Detector):
             self._yunet_score = self.candidate_score
             self._yunet.setScoreThreshold(self._yunet_score)
         bgr = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR)
-        passes = [(bgr, 1.0)]
-        if max(height, width) > YUNET_COARSE * 1.5:
-            scale = YUNET_COARSE / max(height, width)
+        passes: list[tuple[np.ndarray, float, float]] = [(bgr, 1.0, np.inf)]  # image, scale, largest face kept
+        longest = max(height, width)
+        if longest > YUNET_COARSE * 1.5:
+            scale = YUNET_COARSE / longest
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            passes.append((cv2.resize(bgr, size, interpolation=cv2.INTER_AREA), scale))
+            passes.append((cv2.resize(bgr, size, interpolation=cv2.INTER_AREA), scale, np.inf))
+        if self.upscale and longest <= YUNET_FINE_BELOW:
+            size = (round(width * YUNET_FINE), round(height * YUNET_FINE))
+            passes.append((cv2.resize(bgr, size, interpolation=cv2.INTER_LINEAR), YUNET_FINE, YUNET_FINE_MAX_FACE))
         found = []
-        for image, scale in passes:
+        for image, scale, largest in passes:
             self._yunet.setInputSize((image.shape[1], image.shape[0]))
             _, rows = self._yunet.detect(image)
             if rows is not None and len(rows):
                 rows = np.asarray(rows, np.float32).reshape(-1, 15).copy()
                 rows[:, :14] /= scale
-                found.append(rows)
-        if not found:
-            return Detections.empty()
-        rows = np.concatenate(found)
-        if len(found) > 1:
-            keep = cv2.dnn.NMSBoxes(rows[:, :4].tolist(), rows[:, 14].tolist(), self._yunet_score, self.nms_threshold)
-            rows = rows[np.asarray(keep, np.int64).reshape(-1)]
+                found.append(rows[rows[:, 3] < largest])
+        rows = np.concatenate(found) if found else np.zeros((0, 15), np.float32)
         boxes = np.concatenate([rows[:, 0:2], rows[:, 0:2] + rows[:, 2:4]], axis=1)
         boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, width)
         boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, height)
         nonempty = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         rows, boxes = rows[nonempty], boxes[nonempty]
+        if not len(rows):
+            return Detections.empty()
         scores = np.clip(rows[:, 14], 0.0, 1.0)
         if self._verifier is not None:  # a second look: YuNet's score times O-Net's face probability
             scores = scores * self._verifier.face_probability(frame, boxes)
+        if len(passes) > 1:  # the same face found at two scales: the one scored higher stays
+            key = rows[:, 14] if self._nms_on_yunet else scores
+            kept = cv2.dnn.NMSBoxes(rows[:, :4].tolist(), key.tolist(), 0.0, self.nms_threshold)
+            keep = np.asarray(kept, np.int64).reshape(-1)
+            rows, boxes, scores = rows[keep], boxes[keep], scores[keep]
         # YuNet: the eye seen on the left, the other eye, nose tip, the mouth corner seen on the left, the other
         return Detections(
             boxes,
@@ -230,6 +259,7 @@ class FaceDetector(Detector):
             "model": self.model,
             "nms_threshold": self.nms_threshold,
             "verify": self.verify,
+            "upscale": self.upscale,
             "model_path": self.model_path,
             "face_class_id": self.face_class_id,
             "min_face_size": self.min_face_size,

@@ -2,9 +2,10 @@
 
 YuNet, the default face detector, ranks faces well but scores animals' faces (dogs, cats, monkeys) up to 0.88.
 MTCNN's last stage, O-Net, was trained to tell faces from the hard non-faces that its own earlier stages let
-through; run on YuNet's box it gives the probability that the crop is a human face. The face detector's score
-is YuNet's score times that probability (docs/faces.md measures it: the same AP50 on the face-mask photos,
-animals named as faces in 1 of 193 held-out animal photos instead of 25)."""
+through; run on YuNet's box (and on its mirror image: the mean of the two) it gives the probability that the
+crop is a human face. The face detector's score is YuNet's score times that probability (docs/faces.md
+measures it on the face-mask photos and on photos of animals: animals named as faces in a few of 193 held-out
+animal photos instead of 25)."""
 
 from __future__ import annotations
 
@@ -51,10 +52,16 @@ def square_crops(frame: np.ndarray, xyxy: np.ndarray, size: int = ONET_SIZE) -> 
 class ONetVerifier:
     """MTCNN's O-Net (PyPI ``mtcnn``, MIT) as a face / not-a-face classifier of boxes found by another detector.
 
+    Args:
+        mirror: the probability is the mean of O-Net's on the crop and on its mirror image (default: one traced
+            call on twice the crops; on the face-mask photos it ranked faces better, docs/faces.md); ``False``:
+            the crop alone.
+
     Nothing loads until the first call of :meth:`face_probability` (or :meth:`load`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, mirror: bool = True) -> None:
+        self.mirror = mirror
         self._model: Any = None
         self._predict: Any = None
 
@@ -84,7 +91,11 @@ class ONetVerifier:
         if not len(xyxy):
             return np.zeros(0, np.float32)
         self.load()
-        return np.asarray(self._predict(square_crops(frame, xyxy)), np.float32)[:, 1]
+        crops = square_crops(frame, xyxy)
+        if not self.mirror:
+            return np.asarray(self._predict(crops), np.float32)[:, 1]
+        both = np.asarray(self._predict(np.concatenate([crops, crops[:, :, ::-1]])), np.float32)[:, 1]
+        return (both[: len(crops)] + both[len(crops) :]) / 2
 
     @staticmethod
     def model_info() -> dict[str, Any]:
