@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""The face detector's second look, measured: YuNet alone, YuNet x O-Net (the default; and as it was before small
-photos were searched again at 2x and O-Net looked at the mirror image too), MTCNN, on faces and on photos of
-animals, each set split in two parts (A: where the rules were chosen, B: where they were confirmed).
+"""The face detector's second look, measured: YuNet alone, YuNet x O-Net (the default; "before": the same, with the
+passes merged by YuNet's score everywhere), with small photos searched again at 2x (``face.upscale=true``) and with
+O-Net on the mirror image too (the second round), MTCNN, on faces and on photos of animals, each set split in
+two parts (A: where the rules were chosen, B: where they were confirmed).
 
     python benchmarks/bench_faces_verify.py --voc FACEMASK/archive --negatives IMAGENET_SAMPLES [--mtcnn]
     python benchmarks/bench_faces_verify.py --speed 3       # seconds a 1024 px photo, the detectors in turns
@@ -84,9 +85,18 @@ DETECTORS = {
     "yunet": {"verify": "none", "upscale": False},
     "yunet x onet (before)": {"upscale": False, "mirror": False, "nms_on_yunet": True},
     "yunet x onet (default)": {},
+    "yunet x onet + 2x (upscale)": {"upscale": True},
+    "yunet x onet + 2x + mirror (second round)": {"upscale": True, "mirror": True},
     "mtcnn": {"model": "mtcnn"},
 }
-DEFAULTS = {"yunet": 0.7, "yunet x onet (before)": 0.5, "yunet x onet (default)": 0.5, "mtcnn": 0.5}
+DEFAULTS = {
+    "yunet": 0.7,
+    "yunet x onet (before)": 0.5,
+    "yunet x onet (default)": 0.5,
+    "yunet x onet + 2x (upscale)": 0.5,
+    "yunet x onet + 2x + mirror (second round)": 0.5,
+    "mtcnn": 0.5,
+}
 
 
 def build(rule: str, score: float = 0.3):
@@ -95,7 +105,7 @@ def build(rule: str, score: float = 0.3):
     from crowdcount.detectors.face_verify import ONetVerifier
 
     args = dict(DETECTORS[rule])
-    mirror, nms_on_yunet = args.pop("mirror", True), args.pop("nms_on_yunet", False)
+    mirror, nms_on_yunet = args.pop("mirror", False), args.pop("nms_on_yunet", False)
     detector = FaceDetector(min_detection_score=score, **args)
     detector._nms_on_yunet = nms_on_yunet  # before: the coarse and full-size passes merged by YuNet's score
     if detector._verifier is not None:

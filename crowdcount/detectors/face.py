@@ -83,8 +83,9 @@ class FaceDetector(Detector):
         min_face_size: MTCNN only: the smallest face searched for, in pixels.
         nms_threshold: YuNet only: the IoU above which overlapping faces are merged.
         upscale: YuNet only: search frames whose long side is at most 640 px again at twice their size for faces
-            under 64 px, and merge by NMS on the final score (default with the verifier, docs/faces.md; not for
-            YuNet alone, which would name more animals' faces).
+            under 64 px, and merge by NMS on the final score (off by default: it finds more small faces in
+            small photos, but costs about 5 times the face detector's time on such frames, which halves the
+            default ``analyze``'s speed on 480x360 video; docs/faces.md).
         verify: YuNet only: ``onet`` (default) scores each face YuNet's score times the probability that MTCNN's
             O-Net gives its square crop of being a human face (YuNet alone scores animals' faces up to 0.88);
             ``none``: YuNet's own score.
@@ -121,7 +122,7 @@ class FaceDetector(Detector):
         if isinstance(nms_threshold, bool) or not isinstance(nms_threshold, (int, float)) or not 0 < nms_threshold < 1:
             raise ValueError(f"nms_threshold must be a number in (0, 1), got {nms_threshold!r}")
         if upscale is None:
-            upscale = verify != "none"
+            upscale = False
         if not isinstance(upscale, bool):
             raise ValueError(f"upscale must be true or false, got {upscale!r}")
         if upscale and (model != "yunet" or model_path):
@@ -132,6 +133,9 @@ class FaceDetector(Detector):
         self._verifier = ONetVerifier() if verify == "onet" else None
         self.nms_threshold = float(nms_threshold)
         self._yunet: Any = None
+        #: one YuNet per input size: OpenCV re-plans the network whenever its input size changes, so passes of
+        #: two sizes on one instance cost several times two passes
+        self._yunet_by_size: dict[tuple[int, int], Any] = {}
         self._yunet_score = self.min_detection_score
         self._nms_on_yunet = False  # True: merge by YuNet's own score, as before (benchmarks/bench_faces_verify.py)
         self.model_path = model_path
@@ -153,6 +157,7 @@ class FaceDetector(Detector):
             self._yunet = cv2.FaceDetectorYN.create(
                 str(path), "", (320, 320), self.min_detection_score, self.nms_threshold, 5000
             )
+            self._yunet_by_size = {(320, 320): self._yunet}
             self._yunet_score = self.min_detection_score
             if self._verifier is not None:
                 self._verifier.load()
@@ -210,7 +215,8 @@ class FaceDetector(Detector):
         height, width = frame.shape[:2]
         if self.candidate_score != self._yunet_score:  # a tracker's lower score floor, or back
             self._yunet_score = self.candidate_score
-            self._yunet.setScoreThreshold(self._yunet_score)
+            for yunet in self._yunet_by_size.values():
+                yunet.setScoreThreshold(self._yunet_score)
         bgr = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR)
         passes: list[tuple[np.ndarray, float, float]] = [(bgr, 1.0, np.inf)]  # image, scale, largest face kept
         longest = max(height, width)
@@ -218,13 +224,13 @@ class FaceDetector(Detector):
             scale = YUNET_COARSE / longest
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             passes.append((cv2.resize(bgr, size, interpolation=cv2.INTER_AREA), scale, np.inf))
-        if self.upscale and longest <= YUNET_FINE_BELOW:
+        fine = self.upscale and longest <= YUNET_FINE_BELOW
+        if fine:
             size = (round(width * YUNET_FINE), round(height * YUNET_FINE))
             passes.append((cv2.resize(bgr, size, interpolation=cv2.INTER_LINEAR), YUNET_FINE, YUNET_FINE_MAX_FACE))
         found = []
         for image, scale, largest in passes:
-            self._yunet.setInputSize((image.shape[1], image.shape[0]))
-            _, rows = self._yunet.detect(image)
+            _, rows = self._yunet_for((image.shape[1], image.shape[0])).detect(image)
             if rows is not None and len(rows):
                 rows = np.asarray(rows, np.float32).reshape(-1, 15).copy()
                 rows[:, :14] /= scale
@@ -241,7 +247,9 @@ class FaceDetector(Detector):
         if self._verifier is not None:  # a second look: YuNet's score times O-Net's face probability
             scores = scores * self._verifier.face_probability(frame, boxes)
         if len(passes) > 1:  # the same face found at two scales: the one scored higher stays
-            key = rows[:, 14] if self._nms_on_yunet else scores
+            # by the final score where the 2x pass ran (chosen with it), else by YuNet's own (the final score
+            # there named more animals' faces, docs/faces.md)
+            key = scores if fine and not self._nms_on_yunet else rows[:, 14]
             kept = cv2.dnn.NMSBoxes(rows[:, :4].tolist(), key.tolist(), 0.0, self.nms_threshold)
             keep = np.asarray(kept, np.int64).reshape(-1)
             rows, boxes, scores = rows[keep], boxes[keep], scores[keep]
@@ -252,6 +260,20 @@ class FaceDetector(Detector):
             np.ones(len(rows), np.int32),
             {"keypoints": rows[:, 4:14].reshape(-1, 5, 2)},
         )
+
+    def _yunet_for(self, size: tuple[int, int]) -> Any:
+        """The YuNet instance planned for input ``size`` (``(width, height)``); a few sizes are kept."""
+        yunet = self._yunet_by_size.get(size)
+        if yunet is None:
+            import cv2
+
+            if len(self._yunet_by_size) >= 8:  # another video size: start again
+                self._yunet_by_size.clear()
+            yunet = cv2.FaceDetectorYN.create(
+                str(yunet_dir() / YUNET_FILE), "", size, self._yunet_score, self.nms_threshold, 5000
+            )
+            self._yunet_by_size[size] = yunet
+        return yunet
 
     def arguments(self) -> dict[str, Any]:
         return {

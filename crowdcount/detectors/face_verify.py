@@ -2,7 +2,7 @@
 
 YuNet, the default face detector, ranks faces well but scores animals' faces (dogs, cats, monkeys) up to 0.88.
 MTCNN's last stage, O-Net, was trained to tell faces from the hard non-faces that its own earlier stages let
-through; run on YuNet's box (and on its mirror image: the mean of the two) it gives the probability that the
+through; run on YuNet's box it gives the probability that the
 crop is a human face. The face detector's score is YuNet's score times that probability (docs/faces.md
 measures it on the face-mask photos and on photos of animals: animals named as faces in a few of 193 held-out
 animal photos instead of 25)."""
@@ -53,14 +53,14 @@ class ONetVerifier:
     """MTCNN's O-Net (PyPI ``mtcnn``, MIT) as a face / not-a-face classifier of boxes found by another detector.
 
     Args:
-        mirror: the probability is the mean of O-Net's on the crop and on its mirror image (default: one traced
-            call on twice the crops; on the face-mask photos it ranked faces better, docs/faces.md); ``False``:
-            the crop alone.
+        mirror: the probability is the mean of O-Net's on the crop and on its mirror image (one traced call on
+            twice the crops); default ``False``, the crop alone: the mean's gain on the face-mask photos was
+            within the noise, and it named more animals' faces on the held-out half (docs/faces.md).
 
     Nothing loads until the first call of :meth:`face_probability` (or :meth:`load`).
     """
 
-    def __init__(self, mirror: bool = True) -> None:
+    def __init__(self, mirror: bool = False) -> None:
         self.mirror = mirror
         self._model: Any = None
         self._predict: Any = None

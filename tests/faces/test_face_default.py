@@ -71,7 +71,7 @@ def test_square_crops_centre_the_longer_side_and_pad_with_grey() -> None:
 @pytest.mark.real_model
 @pytest.mark.needs_data
 def test_onet_tells_a_face_from_a_dog(data_dir: Path) -> None:
-    verifier = ONetVerifier()
+    verifier = ONetVerifier(mirror=True)
     assert len(verifier.face_probability(np.zeros((10, 10, 3), np.uint8), np.zeros((0, 4)))) == 0
     alone = build_detector("face", {"verify": "none", "min_detection_score": 0.5})
     tom = rgb(data_dir / "faces" / "Tom_Cruise_avp_2014_4.jpg")
@@ -82,9 +82,9 @@ def test_onet_tells_a_face_from_a_dog(data_dir: Path) -> None:
     assert dog_faces.confidence.max() > 0.85
     assert verifier.face_probability(tom, face.xyxy)[0] > 0.99
     assert verifier.face_probability(dogs, dog_faces.xyxy).max() < 0.06  # the crop and its mirror: 0.02, 0.05
-    single = ONetVerifier(mirror=False)
+    single = ONetVerifier()  # the default: the crop alone
     assert single.face_probability(dogs, dog_faces.xyxy).max() < 0.05
-    # the default is the mean of O-Net's face probability on the crop and on its mirror image
+    # mirror=True is the mean of O-Net's face probability on the crop and on its mirror image
     crops = square_crops(dogs, dog_faces.xyxy)
     mean = (np.asarray(single._predict(crops))[:, 1] + np.asarray(single._predict(crops[:, :, ::-1]))[:, 1]) / 2
     np.testing.assert_allclose(verifier.face_probability(dogs, dog_faces.xyxy), mean, atol=1e-5)
@@ -124,8 +124,8 @@ def test_the_default_finds_every_face_of_the_shared_photos_and_no_dog(data_dir: 
 
 def test_small_frames_are_searched_again_at_twice_their_size_by_default() -> None:
     default = build_detector("face")
-    assert default.upscale is True and default.describe()["arguments"]["upscale"] is True
-    assert build_detector("face", {"verify": "none"}).upscale is False  # YuNet alone: as it was
+    assert default.upscale is False and default.describe()["arguments"]["upscale"] is False  # speed (docs/faces.md)
+    assert build_detector("face", {"verify": "none"}).upscale is False
     assert build_detector("face", {"verify": "none", "upscale": True}).upscale is True
     assert build_detector("face", {"model": "mtcnn"}).upscale is False
     with pytest.raises(DetectorError, match="upscale must be true or false, got 'yes'"):
@@ -143,7 +143,7 @@ def test_the_upscaled_pass_finds_faces_of_a_dozen_pixels(data_dir: Path) -> None
     boxes = np.array([[226, 62, 37, 37], [194, 113, 44, 44], [262, 130, 37, 37], [366, 134, 37, 37]], np.float64)
     boxes = np.concatenate([boxes, [[314, 122, 37, 37], [107, 141, 52, 53], [137, 84, 44, 44]]])
     truth = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1) * scale  # faces of 10-14 px now
-    (found,) = build_detector("face").detect([small])
+    (found,) = build_detector("face", {"upscale": True}).detect([small])
     (single,) = build_detector("face", {"upscale": False}).detect([small])
     overlap = iou(truth, found.xyxy)
     assert len(found) == 7 and (overlap.max(axis=1) >= 0.3).all()  # every face, nothing else, each once
