@@ -11,7 +11,7 @@ asked for (``score_floors``) reach the processors marked, and never the results.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,7 +25,9 @@ logger = logging.getLogger(__name__)
 
 
 class RunnableFrame(Protocol):
-    """What the runner needs of a frame: its 1-based ``index``, ``timestamp_ms`` and ``rgb`` pixels."""
+    """What the runner needs of a frame: its 1-based ``index``, ``timestamp_ms`` and ``rgb`` pixels; a frame
+    that also has a ``scene`` (a live source's name) is detected apart from other scenes' frames, after
+    :meth:`~crowdcount.detectors.Detector.use_scene` (detectors that learn from frames keep it per scene)."""
 
     @property
     def index(self) -> int: ...
@@ -95,10 +97,12 @@ class FrameBatchRunner:
         """Every detector's detections of ``frames`` (in their order), weak boxes marked where asked for."""
         floors = [self.score_floor(detector) for detector in self.detectors]
         results: list[FrameResult | None] = [None] * len(frames)
-        by_shape: dict[tuple[int, ...], list[int]] = {}
+        by_shape: dict[tuple[tuple[int, ...], Hashable], list[int]] = {}
         for i, frame in enumerate(frames):
-            by_shape.setdefault(frame.rgb.shape, []).append(i)
-        for positions in by_shape.values():
+            by_shape.setdefault((frame.rgb.shape, getattr(frame, "scene", None)), []).append(i)
+        for (_, scene), positions in by_shape.items():
+            for detector in self.detectors:
+                detector.use_scene(scene)
             for start in range(0, len(positions), self.max_batch_size):
                 chunk = positions[start : start + self.max_batch_size]
                 images = [frames[i].rgb for i in chunk]

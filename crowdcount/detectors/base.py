@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -142,6 +142,12 @@ class Detector(ABC):
 
     def reset(self) -> None:
         """Forget what was learnt from earlier frames (a new video starts); most detectors keep nothing."""
+        return None
+
+    def use_scene(self, scene: Hashable | None) -> None:
+        """The frames of the next calls come from ``scene`` (a live source's name; None: a video, or the only
+        source): a detector that learns from earlier frames (the human detector's zoom) keeps what it learnt
+        per scene, so that cameras sharing one detector do not mix it. Most detectors keep nothing."""
         return None
 
     @abstractmethod

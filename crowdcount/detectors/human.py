@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +190,9 @@ class HumanDetector(Detector):
         #: the score at which a person counts (min_detection_score may be lowered for a while by evaluations)
         self.count_threshold = self.min_detection_score
         self._zoom: tuple[ZoomState, tuple[int, int]] | None = None
+        #: the zoom decisions of the other scenes (live sources sharing this detector), and the current scene
+        self._zooms: dict[Hashable | None, tuple[ZoomState, tuple[int, int]] | None] = {}
+        self._scene: Hashable | None = None
         self._od_model: ObjectDetectionModel | None = None
         self._nanodet: nanodet.NanoDetModel | None = None
         self._omz: person_tf.PersonDetection0203TF | None = None
@@ -267,8 +270,17 @@ class HumanDetector(Detector):
         return self._zoom
 
     def reset(self) -> None:
-        """Forget per-video state (the zoom decision): call between videos of the same frame size."""
+        """Forget per-video state (the zoom decisions): call between videos of the same frame size."""
         self._zoom = None
+        self._zooms.clear()
+
+    def use_scene(self, scene: Hashable | None) -> None:
+        """Keep the zoom decision per scene (live source): see :meth:`Detector.use_scene`."""
+        if scene == self._scene:
+            return
+        self._zooms[self._scene] = self._zoom
+        self._scene = scene
+        self._zoom = self._zooms.pop(scene, None)
 
     def network_input(self, width: int, height: int) -> tuple[int, int]:
         """NanoDet's input ``(width, height)`` for frames of this size."""

@@ -43,6 +43,8 @@ class LiveFrame:
     index: int
     timestamp_ms: float
     rgb: np.ndarray
+    #: the source's name: detectors keep what they learn from frames per source
+    scene: str | None = None
 
 
 @dataclass
@@ -130,7 +132,7 @@ class LivePipelines:
         if np.isfinite(last):
             self._last_step[source] = last
         self._clock[source] = (first, timestamp)
-        return LiveFrame(index, timestamp, rgb)
+        return LiveFrame(index, timestamp, rgb, source)
 
     def processors(self, source: str, size: tuple[int, int]) -> list[FrameProcessor]:
         """``source``'s processors, started for a frame of ``size`` (width, height) when they were not yet."""
