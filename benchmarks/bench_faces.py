@@ -37,6 +37,9 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from crowdcount.detectors.base import iou_matrix  # noqa: E402
+
 DATA = Path(os.environ.get("CROWDCOUNT_DATA_DIR", REPO.parent / "shared" / "data")) / "faces"
 # not CROWDCOUNT_*: crowdcount reads every such variable as a configuration override
 CACHE = Path(os.environ.get("BENCH_FACES_CACHE", Path.home() / ".cache" / "crowdcount-bench" / "faces"))
@@ -243,14 +246,6 @@ def read_wider(folder: Path, limit: int) -> list[tuple[Path, np.ndarray, np.ndar
     return out[:limit] if limit else out
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter + 1e-9)
-
-
 def average_precision(results: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], min_height: float) -> float:
     """AP50 (all-point interpolation) over photos of (truth xyxy, truth ignored?, detected xyxy, scores); truth
     shorter than ``min_height`` or ignored is neither to be found nor wrong to find, and detections shorter
@@ -260,7 +255,7 @@ def average_precision(results: list[tuple[np.ndarray, np.ndarray, np.ndarray, np
         valid = ((truth[:, 3] - truth[:, 1]) >= min_height) & ~ignored
         positives += int(valid.sum())
         order = np.argsort(-scores)
-        overlaps = iou(boxes[order], truth) if len(truth) and len(boxes) else np.zeros((len(boxes), len(truth)))
+        overlaps = iou_matrix(boxes[order], truth)
         taken = np.zeros(len(truth), bool)
         for row, k in enumerate(order):
             best = int(np.argmax(overlaps[row])) if len(truth) else -1

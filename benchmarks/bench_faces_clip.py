@@ -28,18 +28,13 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from crowdcount.detectors.base import iou_matrix  # noqa: E402
+
 DATA = Path(os.environ.get("CROWDCOUNT_DATA_DIR", REPO.parent / "shared" / "data")) / "faces"
 SIZE = (500, 375)
 FPS = 10.0
 SECONDS = 3.0
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
 
 
 def build_clip(path: Path, photos: list[tuple[str, np.ndarray, np.ndarray]]) -> list[tuple[str, np.ndarray]]:
@@ -103,7 +98,7 @@ def main() -> None:
         for name, image, boxes in photos:
             rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
             found = detector.detect([rgb])[0]
-            overlap = iou(boxes, found.xyxy) if len(found) else np.zeros((len(boxes), 0))
+            overlap = iou_matrix(boxes, found.xyxy)
             for k, box in enumerate(boxes):
                 if box[2] - box[0] < 60 or not overlap.shape[1] or overlap[k].max() < 0.3:
                     continue
@@ -131,7 +126,7 @@ def main() -> None:
         dets = frame.detections["Face"]
         if not len(dets):
             continue
-        overlap = iou(dets.xyxy, truth_frame)
+        overlap = iou_matrix(dets.xyxy, truth_frame)
         for d in range(len(dets)):
             k = int(overlap[d].argmax())
             if overlap[d, k] < 0.3:

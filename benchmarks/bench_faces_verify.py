@@ -33,7 +33,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_faces import CACHE, DATA, average_precision, iou, read_voc, table
+from bench_faces import CACHE, DATA, average_precision, read_voc, table
+
+from crowdcount.detectors.base import iou_matrix
 
 #: ImageNet sample photos (of the first 398 classes and the others read) in which a person's face shows.
 PEOPLE = frozenset(
@@ -148,7 +150,7 @@ def recall_precision(results: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.
         boxes = boxes[scores >= threshold]
         valid = ((truth[:, 3] - truth[:, 1]) >= 20) & ~ignored
         positives += int(valid.sum())
-        overlaps = iou(boxes, truth) if len(truth) and len(boxes) else np.zeros((len(boxes), len(truth)))
+        overlaps = iou_matrix(boxes, truth)
         taken = np.zeros(len(truth), bool)
         for row in range(len(boxes)):
             best = int(np.argmax(overlaps[row])) if len(truth) else -1

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from crowdcount.cli.main import cli
 from crowdcount.detectors import build_detector
+from crowdcount.detectors.base import iou_matrix
 
 from conftest import SAMPLE_CLIP
 
@@ -23,15 +24,6 @@ pytestmark = pytest.mark.real_model
 GT_SCALE = 0.625  # the ground truth is in pixels of the 768x576 original; vtest.avi is 480x360
 FAR_FOOTPATH_Y = 70  # people there are not annotated: detections with their bottom above it are ignored
 FRAMES = [1, 25, 50, 75, 100, 124]
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of xyxy boxes ``a`` (N, 4) and ``b`` (M, 4)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
 
 
 def pets_ground_truth(data_dir: Path) -> dict[int, np.ndarray]:
@@ -66,7 +58,7 @@ def test_default_human_detector_counts_people_on_pets09(data_dir: Path) -> None:
         near = dets[dets.xyxy[:, 3] > FAR_FOOTPATH_Y]
         errors.append(len(near) - len(truth[f]))
         if len(near):
-            matched += int((iou(near.xyxy, truth[f]).max(axis=1) >= 0.5).sum())
+            matched += int((iou_matrix(near.xyxy, truth[f]).max(axis=1) >= 0.5).sum())
             counted += len(near)
     mae = float(np.mean(np.abs(errors)))
     # loose bounds that any usable default must meet (SSDLite at 0.3 had errors [-1,-1,0,0,-2,-3], 18/26 matched)
@@ -102,7 +94,7 @@ def test_face_detector_finds_most_faces_of_dlib_testing_set(data_dir: Path) -> N
         (dets,) = detector.detect([rgb])
         total += len(boxes)
         if len(dets):
-            overlap = iou(boxes, dets.xyxy)
+            overlap = iou_matrix(boxes, dets.xyxy)
             found += int((overlap.max(axis=1) >= 0.3).sum())
             false_positives += int((overlap.max(axis=0) < 0.3).sum())
     assert total == 25

@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib.resources
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -83,19 +83,3 @@ def detect_one(
     boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, width)
     boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, height)
     return boxes, out[keep, 4].copy()
-
-
-def detect_bgr(
-    model: Callable[[np.ndarray], np.ndarray],
-    frames_bgr: Sequence[np.ndarray],
-    max_pixels: int,
-    score_floor: float,
-    upscale: float = 1.0,
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Run ``model`` on BGR frames (any size): per frame, xyxy boxes in frame pixels and scores >= ``score_floor``."""
-    results = []
-    for bgr in frames_bgr:
-        height, width = bgr.shape[:2]
-        size = input_size(width, height, max_pixels, upscale=upscale)
-        results.append(detect_one(model, bgr, size, score_floor))
-    return results

@@ -11,20 +11,13 @@ import numpy as np
 import pytest
 
 from crowdcount.detectors import build_detector
+from crowdcount.detectors.base import iou_matrix
 from crowdcount.detectors.face_verify import ONetVerifier, square_crops
 from crowdcount.errors import DetectorError
 
 
 def rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
 
 
 def test_the_default_is_yunet_checked_by_onet_and_mtcnn_stays_selectable() -> None:
@@ -106,7 +99,7 @@ def test_the_default_finds_every_face_of_the_shared_photos_and_no_dog(data_dir: 
                 ]
             )
             (faces,) = detector.detect([rgb(data_dir / "faces" / image.get("file"))])
-            overlap = iou(boxes, faces.xyxy)
+            overlap = iou_matrix(boxes, faces.xyxy)
             total += len(boxes)
             detected += len(faces)
             found += int((overlap.max(axis=1) >= 0.3).sum())
@@ -145,7 +138,7 @@ def test_the_upscaled_pass_finds_faces_of_a_dozen_pixels(data_dir: Path) -> None
     truth = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1) * scale  # faces of 10-14 px now
     (found,) = build_detector("face", {"upscale": True}).detect([small])
     (single,) = build_detector("face", {"upscale": False}).detect([small])
-    overlap = iou(truth, found.xyxy)
+    overlap = iou_matrix(truth, found.xyxy)
     assert len(found) == 7 and (overlap.max(axis=1) >= 0.3).all()  # every face, nothing else, each once
     assert found.confidence.min() >= 0.7 and found.data["keypoints"].shape == (7, 5, 2)
     assert len(single) == 4  # at its own size only: 4 of the 7

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from crowdcount.detectors import build_detector
+from crowdcount.detectors.base import iou_matrix
 from crowdcount.detectors.face import YUNET_FILE, yunet_dir
 from crowdcount.errors import DetectorError
 
@@ -46,14 +47,6 @@ def rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
-
-
 @pytest.mark.real_model
 @pytest.mark.needs_data
 def test_yunet_finds_the_annotated_faces_and_their_keypoints(data_dir: Path) -> None:
@@ -72,7 +65,7 @@ def test_yunet_finds_the_annotated_faces_and_their_keypoints(data_dir: Path) -> 
         )
         (dets,) = detector.detect([rgb(data_dir / "faces" / image.get("file"))])
         total += len(boxes)
-        overlap = iou(boxes, dets.xyxy) if len(dets) else np.zeros((len(boxes), 1))
+        overlap = iou_matrix(boxes, dets.xyxy) if len(dets) else np.zeros((len(boxes), 1))
         found += int((overlap.max(axis=1) >= 0.5).sum())
         false_positives += int((overlap.max(axis=0) < 0.3).sum()) if len(dets) else 0
         keypoints = dets.data["keypoints"]
