@@ -97,10 +97,10 @@ class FrameBatchRunner:
         """Every detector's detections of ``frames`` (in their order), weak boxes marked where asked for."""
         floors = [self.score_floor(detector) for detector in self.detectors]
         results: list[FrameResult | None] = [None] * len(frames)
-        by_shape: dict[tuple[tuple[int, ...], Hashable], list[int]] = {}
+        groups: dict[tuple[tuple[int, ...], Hashable], list[int]] = {}  # by frame shape and scene
         for i, frame in enumerate(frames):
-            by_shape.setdefault((frame.rgb.shape, getattr(frame, "scene", None)), []).append(i)
-        for (_, scene), positions in by_shape.items():
+            groups.setdefault((frame.rgb.shape, getattr(frame, "scene", None)), []).append(i)
+        for (_, scene), positions in groups.items():
             for detector in self.detectors:
                 detector.use_scene(scene)
             for start in range(0, len(positions), self.max_batch_size):

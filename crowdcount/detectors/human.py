@@ -189,9 +189,8 @@ class HumanDetector(Detector):
         self.zoom = bool(settings.get("zoom", False)) and settings["model"] == "omz0203" and not model_path
         #: the score at which a person counts (min_detection_score may be lowered for a while by evaluations)
         self.count_threshold = self.min_detection_score
-        self._zoom: tuple[ZoomState, tuple[int, int]] | None = None
-        #: the zoom decisions of the other scenes (live sources sharing this detector), and the current scene
-        self._zooms: dict[Hashable | None, tuple[ZoomState, tuple[int, int]] | None] = {}
+        #: the zoom decision and zoomed input size per scene (live sources sharing this detector; None: a video)
+        self._zooms: dict[Hashable | None, tuple[ZoomState, tuple[int, int]]] = {}
         self._scene: Hashable | None = None
         self._od_model: ObjectDetectionModel | None = None
         self._nanodet: nanodet.NanoDetModel | None = None
@@ -257,30 +256,31 @@ class HumanDetector(Detector):
     def _zoom_for(self, width: int, height: int, size: tuple[int, int]) -> tuple[ZoomState, tuple[int, int]] | None:
         """The zoom decision and the zoomed input size for frames of this size (a new size starts a new
         decision: another video), or None where zooming would not enlarge the input by at least 1.2 times."""
-        if self._zoom is not None and self._zoom[0].size == (width, height):
-            return self._zoom
+        zoom = self._zoom
+        if zoom is not None and zoom[0].size == (width, height):
+            return zoom
         settings = ZoomSettings()
         zoomed = omz_person.input_size(width, height, settings.max_pixels, upscale=settings.factor)
         if zoomed[0] < 1.2 * size[0]:
-            self._zoom = None
+            self._zooms.pop(self._scene, None)
             return None
         own = omz_person.input_size(width, height, self.max_pixels)
         small = ZOOM_SMALL_HEIGHT * width / own[0]
-        self._zoom = (ZoomState((width, height), small, self.count_threshold, settings), zoomed)
-        return self._zoom
+        zoom = self._zooms[self._scene] = (ZoomState((width, height), small, self.count_threshold, settings), zoomed)
+        return zoom
+
+    @property
+    def _zoom(self) -> tuple[ZoomState, tuple[int, int]] | None:
+        """The current scene's zoom decision and zoomed input size, if one was made."""
+        return self._zooms.get(self._scene)
 
     def reset(self) -> None:
         """Forget per-video state (the zoom decisions): call between videos of the same frame size."""
-        self._zoom = None
         self._zooms.clear()
 
     def use_scene(self, scene: Hashable | None) -> None:
         """Keep the zoom decision per scene (live source): see :meth:`Detector.use_scene`."""
-        if scene == self._scene:
-            return
-        self._zooms[self._scene] = self._zoom
         self._scene = scene
-        self._zoom = self._zooms.pop(scene, None)
 
     def network_input(self, width: int, height: int) -> tuple[int, int]:
         """NanoDet's input ``(width, height)`` for frames of this size."""
