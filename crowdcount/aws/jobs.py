@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from crowdcount.aws.errors import is_aws_exception, is_not_found, to_aws_error
+from crowdcount.aws.lease import queue_url
 from crowdcount.aws.messages import MAX_VIDEO_ID, job_body
 from crowdcount.aws.session import AwsContext
 from crowdcount.aws.status import StatusStore
 from crowdcount.config import Config
-from crowdcount.errors import AWSError, ConfigError, CrowdcountError, VideoError
+from crowdcount.errors import ConfigError, CrowdcountError, VideoError
 
 logger = logging.getLogger(__name__)
 
@@ -75,23 +76,14 @@ def submit_video(
     s3 = ctx.client("s3", config["aws_region"])
     sqs = ctx.client("sqs", config["aws_region"])
     store = StatusStore(ctx.client("dynamodb", config.get("dynamodb.region")), config.get("dynamodb.table_id"))
-    try:
-        queue_url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
-    except Exception as exc:
-        if is_not_found(exc):
-            raise AWSError(
-                f"queue {queue!r} does not exist", "start `crowdcount sandbox`, or check variables.json"
-            ) from None
-        raise to_aws_error(exc, f"opening queue {queue!r}", ctx.endpoint_url) from None
+    url = queue_url(sqs, queue, ctx.endpoint_url, "start `crowdcount sandbox`, or check variables.json")
     try:
         s3.upload_file(str(path), bucket, key)
     except Exception as exc:
         raise to_aws_error(exc, f"uploading to s3://{bucket}/{key}", ctx.endpoint_url) from None
     store.ensure_document(video_id, {"bucket": bucket, "key": key})
     try:
-        message_id = sqs.send_message(QueueUrl=queue_url, MessageBody=job_body(video_id, bucket, key, force))[
-            "MessageId"
-        ]
+        message_id = sqs.send_message(QueueUrl=url, MessageBody=job_body(video_id, bucket, key, force))["MessageId"]
     except Exception as exc:
         raise to_aws_error(exc, f"sending the job to queue {queue!r}", ctx.endpoint_url) from None
     logger.info("submitted VideoId %s as s3://%s/%s (message %s)", video_id, bucket, key, message_id)

@@ -32,6 +32,17 @@ LOST_RECEIPT_CODES = frozenset(
 )
 
 
+def queue_url(sqs: Any, name: str, endpoint_url: str | None, missing_hint: str) -> str:
+    """The URL of queue ``name``: :class:`AWSError` saying it does not exist (with ``missing_hint``), or why it
+    could not be asked."""
+    try:
+        return str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
+    except Exception as exc:
+        if is_not_found(exc):
+            raise AWSError(f"queue {name!r} does not exist", missing_hint) from None
+        raise to_aws_error(exc, f"opening queue {name!r}", endpoint_url) from None
+
+
 class QueueGone(AWSError):
     """The queue disappeared while being served."""
 
@@ -66,14 +77,7 @@ class MessageQueue:
         Only ``GetQueueUrl`` on the queue is required; the DLQ is found from the redrive policy
         (``GetQueueAttributes``), else by name. When neither is allowed, bad messages are left to the redrive
         policy instead of being sent to the DLQ at once (see :meth:`Lease.dead_letter`)."""
-        try:
-            self.url = self.sqs.get_queue_url(QueueName=self.name)["QueueUrl"]
-        except Exception as exc:
-            if is_not_found(exc):
-                raise AWSError(
-                    f"queue {self.name!r} does not exist", "create it, or start `crowdcount sandbox`"
-                ) from None
-            raise to_aws_error(exc, f"opening queue {self.name!r}", self.endpoint_url) from None
+        self.url = queue_url(self.sqs, self.name, self.endpoint_url, "create it, or start `crowdcount sandbox`")
         dlq_name = self.dlq_name
         try:
             attributes = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["RedrivePolicy"])

@@ -112,6 +112,16 @@ def identify_option(func: F) -> F:
     )(func)
 
 
+def token_option(func: F) -> F:
+    """``--token``: the dashboard's access token (``$CROWDCOUNT_WEB_TOKEN``), for ``dashboard`` and ``watch --web``."""
+    return click.option(
+        "--token",
+        envvar="CROWDCOUNT_WEB_TOKEN",
+        default=None,
+        help="The dashboard's access token (every route wants it; $CROWDCOUNT_WEB_TOKEN).",
+    )(func)
+
+
 def pipeline_for(
     config: Config,
     specs: list[list[Any]],

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from crowdcount.cli.common import config_option, get_config
+from crowdcount.cli.common import config_option, get_config, token_option
 from crowdcount.config import Config
 from crowdcount.errors import ConfigError
 
@@ -25,12 +25,7 @@ logger = logging.getLogger(__name__)
     metavar="[HOST:]PORT",
     help="Where to serve (default host 127.0.0.1; any other needs --token).",
 )
-@click.option(
-    "--token",
-    envvar="CROWDCOUNT_WEB_TOKEN",
-    default=None,
-    help="The dashboard's access token (every route wants it; $CROWDCOUNT_WEB_TOKEN).",
-)
+@token_option
 @click.option(
     "--jobs/--no-jobs",
     default=True,

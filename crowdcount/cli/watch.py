@@ -30,6 +30,7 @@ from crowdcount.cli.common import (
     identify_option,
     parse_key_values,
     pipeline_for,
+    token_option,
 )
 from crowdcount.config import Config
 from crowdcount.errors import ConfigError
@@ -274,12 +275,7 @@ def status_table(rows: list[SourceStatus], title: str) -> Table:
     metavar="[HOST:]PORT",
     help="Serve the live dashboard here (default host 127.0.0.1; any other needs --token). Needs crowdcount[web].",
 )
-@click.option(
-    "--token",
-    envvar="CROWDCOUNT_WEB_TOKEN",
-    default=None,
-    help="The dashboard's access token (every route wants it; $CROWDCOUNT_WEB_TOKEN).",
-)
+@token_option
 @click.option(
     "--max-occupancy",
     "max_occupancy",
