@@ -53,12 +53,6 @@ class WorkerSettings:
     def from_config(cls, config: Config) -> WorkerSettings:
         w = config["worker"]
         block = config["human_detection"]
-        analysis = {
-            k: block[k] for k in ("detectors", "frame_ratio", "sample_fps", "count_smoothing_s", "max_batch_size")
-        }
-        if config["faces"]["gallery"]:  # identifying faces changes the result
-            analysis["faces"] = config["faces"]
-        fingerprint = hashlib.sha256(json.dumps(analysis, sort_keys=True).encode()).hexdigest()[:16]
         settings = cls(
             queue=config.get("aws_queues.human_detection"),
             dlq=config.get("aws_queues.human_detection_dlq") or None,
@@ -77,7 +71,7 @@ class WorkerSettings:
             retry_delay_seconds=w["retry_delay_seconds"],
             temp_dir=w["temp_dir"],
             scale_in_protection_minutes=w["scale_in_protection_minutes"],
-            config_fingerprint=fingerprint,
+            config_fingerprint=analysis_fingerprint(config),
             checkpoint_seconds=w["checkpoint_seconds"],
             max_job_seconds=w["max_job_seconds"],
             max_pixels=w["max_pixels"],
@@ -129,3 +123,18 @@ class WorkerSettings:
             raise bad("max_jobs", f"must be >= 1 or null, got {self.max_jobs}")
         if not 0 <= self.retry_delay_seconds <= MAX_VISIBILITY:
             raise bad("retry_delay_seconds", f"must be in [0, {MAX_VISIBILITY}], got {self.retry_delay_seconds}")
+
+
+def analysis_fingerprint(config: Config) -> str:
+    """What decides a video's result besides the video: the analyzer block's detectors and sampling, the
+    ``tracking`` block, the face gallery when one is set, and crowdcount's version (whose defaults and models
+    fill in what the configuration leaves out). A video done under another fingerprint is analysed again."""
+    from crowdcount import __version__
+
+    block = config["human_detection"]
+    analysis = {k: block[k] for k in ("detectors", "frame_ratio", "sample_fps", "count_smoothing_s", "max_batch_size")}
+    analysis["tracking"] = config["tracking"]
+    analysis["version"] = __version__
+    if config["faces"]["gallery"]:  # identifying faces changes the result
+        analysis["faces"] = config["faces"]
+    return hashlib.sha256(json.dumps(analysis, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -17,13 +17,16 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+import crowdcount
 from crowdcount.analyzer import VideoAnalyzer
 from crowdcount.aws.jobs import submit_video
 from crowdcount.aws.messages import STOP_BODY, job_body
 from crowdcount.aws.session import make_context
+from crowdcount.aws.settings import analysis_fingerprint
 from crowdcount.aws.status import StatusStore
 from crowdcount.aws.storage import TEMP_PREFIX
 from crowdcount.aws.worker import Worker, WorkerClients, WorkerSettings, WorkerStats
+from crowdcount.config import load_config
 from crowdcount.errors import AWSError, ConfigError
 
 from .support import REGION, FakeDetector, MockAws, make_config
@@ -83,7 +86,7 @@ def test_job_is_done_result_uploaded_and_message_deleted(aws: MockAws, tiny_vide
 
 
 def test_redelivered_message_of_a_done_video_is_acknowledged_without_recomputing(
-    aws: MockAws, tiny_video: Path, long_video: Path
+    aws: MockAws, tiny_video: Path, long_video: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = aws.put_video(tiny_video, 2)
     body = job_body(2, aws.bucket, key)
@@ -105,6 +108,26 @@ def test_redelivered_message_of_a_done_video_is_acknowledged_without_recomputing
     aws.send(body)
     assert run(aws.worker(detector, max_jobs=1)).done == 1 and detector.calls > calls
     assert step(aws, 2)["input"]["size"] == long_video.stat().st_size
+
+    # another crowdcount (its defaults and models fill in what the configuration leaves out): recomputed
+    monkeypatch.setattr(crowdcount, "__version__", "999.0")
+    calls = detector.calls
+    aws.send(body)
+    assert run(aws.worker(detector, max_jobs=1)).done == 1 and detector.calls > calls
+
+
+def test_the_analysis_fingerprint_follows_what_decides_the_result() -> None:
+    def fingerprint(**overrides: Any) -> str:
+        return analysis_fingerprint(load_config(None, environ={}, overrides=overrides))
+
+    base = fingerprint()
+    assert fingerprint(worker={"heartbeat_seconds": 7}) == base  # how the worker runs, not what it computes
+    changed = [
+        fingerprint(tracking={"lost_track_s": 3.0}),
+        fingerprint(human_detection={"sample_fps": 4.0}),
+        fingerprint(human_detection={"detectors": [["HumanDetector", {"min_detection_score": 0.5}]]}),
+    ]
+    assert len({base, *changed}) == 4
 
 
 def test_corrupt_video_is_an_error_in_the_dlq_and_the_worker_serves_the_next_job(
