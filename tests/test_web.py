@@ -28,11 +28,12 @@ with warnings.catch_warnings():  # Starlette 1.x suggests httpx2 over httpx for 
     from starlette.testclient import TestClient
 
 from crowdcount.analyzer.counting import parse_lines, parse_zones
+from crowdcount.analyzer.pipeline import assemble_pipeline
 from crowdcount.analyzer.result import csv_rows
 from crowdcount.config import DEFAULTS
 from crowdcount.errors import ConfigError
 from crowdcount.live import LiveMetrics, Source, Watcher, parse_source
-from crowdcount.live.pipeline import processor_factory
+from crowdcount.live.pipeline import pipeline_factory
 from crowdcount.live.sources import CapturedFrame
 from crowdcount.web import AlertMetrics, AlertMonitor, LiveHub, ResultsCatalog, WebhookSender, scrub
 from crowdcount.web.app import WebServer, _encode, check_token, create_app, parse_bind, parse_limits
@@ -63,7 +64,9 @@ def lobby(tmp_path: Path) -> Path:
 def watched(lobby: Path, *sources: str) -> tuple[Watcher, LiveHub, LiveMetrics]:
     """A watcher of ``lobby`` (file mode: every frame) with the line and the zone, its hub attached."""
     detectors = [SquareDetector()]
-    factory = processor_factory(DEFAULTS["tracking"], detectors, parse_lines([LINE]), parse_zones([ZONE]))
+    factory = pipeline_factory(
+        assemble_pipeline(detectors, DEFAULTS["tracking"], lines=parse_lines([LINE]), zones=parse_zones([ZONE]))
+    )
     metrics = LiveMetrics()
     specs = sources or (f"cam={lobby}",)
     watcher = Watcher(detectors, [Source(parse_source(s)) for s in specs], metrics=metrics, processors=factory)
@@ -377,11 +380,12 @@ def test_watch_serves_the_dashboard_until_its_duration(
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=5) as response:
                     document = json.loads(response.read())
+                seen["last"] = document
                 if document["sources"][0]["status"] == "ended":
                     seen["status"] = document
                     return
-            except OSError:
-                pass
+            except OSError as exc:
+                seen["error"] = repr(exc)
             time.sleep(0.1)
 
     thread = threading.Thread(target=poll, daemon=True)
@@ -391,5 +395,6 @@ def test_watch_serves_the_dashboard_until_its_duration(
     thread.join(5)
     assert code == 0, err
     assert f"dashboard on http://127.0.0.1:{port}/" in err and "the dashboard stays up until Ctrl-C" in err
+    assert "status" in seen, f"the source never showed as ended: {seen}, stderr: {err}"
     (cam,) = seen["status"]["sources"]
     assert cam["lines"] == {"door": {"in": 2, "out": 2}} and cam["frames_analyzed"] == 40

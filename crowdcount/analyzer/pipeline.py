@@ -1,7 +1,8 @@
 """The one assembly of the analysis: :func:`build_pipeline` builds the detectors and the frame processors of a
 configuration in fixed stages -- track -> count -> identify -> annotate -- for every entry point (``crowdcount
 analyze``, the worker, the upload-triggered handler), so that all write the same result file for one clip.
-:func:`build_processors` builds the stages of a ``tracking`` block alone (the live pipelines, ``find``, eval).
+:func:`build_processors` builds the stages of a ``tracking`` block alone (``find``, eval), and
+:func:`assemble_pipeline` a pipeline of detectors already built (the second half of :func:`build_pipeline`).
 
 Faces are identified by a processor this package does not know: the caller passes ``galleries``, which turns a
 gallery location into the identify stage (:func:`crowdcount.faces.identify.gallery_stage`), so that the analyzer
@@ -169,7 +170,7 @@ class Pipeline:
         ``lines`` and ``zones`` (a camera's own), when given, replace the pipeline's."""
         if self.assemble is None:
             raise ValueError("this pipeline was not built by build_pipeline: it cannot build its stages again")
-        return self.assemble(annotate, lines=lines, zones=zones)
+        return self.assemble(annotate, None, lines, zones)
 
     def detector(self, category: str) -> Detector | None:
         """The detector reporting ``category`` (e.g. ``"Face"``), if one runs."""
@@ -218,23 +219,53 @@ def build_pipeline(
             )
             specs.append([FACE_DETECTOR, dict(arguments)])
     detectors = build_detectors(specs)
-    tracking = config["tracking"]
+    stage = (lambda: [galleries(location)]) if location and galleries else None
+    return assemble_pipeline(
+        detectors,
+        config["tracking"],
+        section,
+        lines=overrides.lines,
+        zones=overrides.zones,
+        annotate=overrides.annotate,
+        calibration=overrides.calibration,
+        identify=stage,
+        first_identify=identify,
+    )
 
-    def assemble(
+
+def assemble_pipeline(
+    detectors: Sequence[Detector],
+    tracking: Mapping[str, Any],
+    block: Mapping[str, Any] | None = None,
+    *,
+    lines: Sequence[Line] | None = None,
+    zones: Sequence[Zone] | None = None,
+    annotate: AnnotateFor | None = None,
+    calibration: Calibration | None = None,
+    identify: Callable[[], list[FrameProcessor]] | None = None,
+    first_identify: Sequence[FrameProcessor] | None = None,
+) -> Pipeline:
+    """A :class:`Pipeline` of built ``detectors`` and the stages of a ``tracking`` block
+    (:func:`build_processors`), which :meth:`Pipeline.fresh` builds again for each live source: what
+    :func:`build_pipeline` returns once it has built the detectors, and what a caller holding built detectors
+    (a test, a library user) uses. ``identify`` makes a new identify stage for each build (``first_identify``:
+    the one the first build uses, already made); ``block`` is the analyzer block (frame ratio, smoothing)."""
+
+    def stages(
         annotate: AnnotateFor | None,
         first: Sequence[FrameProcessor] | None = None,
-        lines: Sequence[Line] | None = None,
-        zones: Sequence[Zone] | None = None,
+        own_lines: Sequence[Line] | None = None,
+        own_zones: Sequence[Zone] | None = None,
     ) -> list[FrameProcessor]:
-        stage = list(first) if first is not None else ([galleries(location)] if location and galleries else [])
+        stage = list(first) if first is not None else (identify() if identify is not None else [])
         return build_processors(
             tracking,
             detectors,
-            overrides.lines if lines is None else lines,
-            overrides.zones if zones is None else zones,
+            lines if own_lines is None else own_lines,
+            zones if own_zones is None else own_zones,
             annotate,
-            calibration=overrides.calibration,
+            calibration=calibration,
             identify=stage,
         )
 
-    return Pipeline(detectors, assemble(overrides.annotate, identify), section, assemble)
+    return Pipeline(list(detectors), stages(annotate, first_identify), dict(block or {}), stages)

@@ -1,9 +1,9 @@
 """Per-source frame processors for the live paths: tracking, line and zone counting, annotation.
 
 A live run reads several sources at once, and each needs its own tracker and counters: :class:`LivePipelines`
-builds one set of processors per source (from the same factory, :func:`crowdcount.analyzer.pipeline.build_processors`
-in the CLI), starts it on the source's first frame (its size fixes the lines and zones in pixels), and reports
-the totals since start that every record carries::
+builds one set of processors per source (from one factory, :func:`pipeline_factory`: the stages of the pipeline
+every entry point builds), starts it on the source's first frame (its size fixes the lines and zones in pixels),
+and reports the totals since start that every record carries::
 
     {"lines": {"door": {"in": 4, "out": 2}}, "zones": {"queue": {"occupancy": 3, "visitors": 11}},
      "unique_people": 17}
@@ -211,24 +211,3 @@ def pipeline_factory(
         return pipeline.fresh((lambda info: annotate(info.path)) if annotate is not None else None, lines, zones)
 
     return build
-
-
-def processor_factory(
-    block: dict[str, Any],
-    detectors: Sequence[Any],
-    lines: Sequence[Any] | None = None,
-    zones: Sequence[Any] | None = None,
-    annotate: Callable[[str], str | Path | None] | None = None,
-) -> ProcessorFactory | None:
-    """The factory of one source's processors for a configuration's ``tracking`` block, the command line's lines
-    and zones, and ``annotate`` (a source id -> the annotated video to write, or ``None``); built by
-    :func:`crowdcount.analyzer.pipeline.build_processors`, as ``analyze`` builds them. ``None`` when it builds
-    none. Raises :class:`crowdcount.errors.ConfigError` at once for settings that cannot work."""
-    from crowdcount.analyzer.pipeline import build_processors
-
-    def build(source: str) -> Sequence[FrameProcessor]:
-        return build_processors(
-            block, detectors, lines, zones, (lambda info: annotate(info.path)) if annotate is not None else None
-        )
-
-    return build if build_processors(block, detectors, lines, zones) else None

@@ -82,8 +82,8 @@ class Watcher:
         every: seconds per aggregated record; ``None``: one record per analysed frame.
         metrics: Prometheus metrics to update (:class:`LiveMetrics`), if any.
         boxes: per-frame records carry the boxes and scores (else only the counts).
-        processors: builds one source's frame processors (tracking, lines, zones, annotation; e.g.
-            :func:`crowdcount.analyzer.pipeline.build_processors`), called once per source; records then carry
+        processors: builds one source's frame processors (tracking, lines, zones, annotation;
+            :func:`crowdcount.live.pipeline.pipeline_factory`), called once per source; records then carry
             ``lines``, ``zones`` and ``unique_people`` (see :mod:`crowdcount.live.pipeline`).
         observers: told of every analysed frame (:class:`FrameObserver`, e.g. the web dashboard's hub), per frame
             also with ``every``; called on the inference thread, so they must be quick.

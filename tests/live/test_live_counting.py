@@ -13,11 +13,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from crowdcount.analyzer.counting import parse_lines, parse_zones
+from crowdcount.analyzer.pipeline import assemble_pipeline
 from crowdcount.analyzer.runner import FrameBatchRunner
 from crowdcount.analyzer.video import Frame
 from crowdcount.config import DEFAULTS
 from crowdcount.live import JsonLinesSink, LiveMetrics, Source, Watcher, parse_source
-from crowdcount.live.pipeline import LivePipelines, processor_factory
+from crowdcount.live.pipeline import LivePipelines, pipeline_factory
 
 from .mjpeg import MjpegServer
 from conftest import SquareDetector, run_cli, write_moving
@@ -115,7 +116,9 @@ def test_watch_annotates_each_source(lobby: Path, tmp_path: Path, fake_detectors
 def test_line_and_zone_metrics(lobby: Path) -> None:
     metrics = LiveMetrics()
     detectors = [SquareDetector()]
-    factory = processor_factory(DEFAULTS["tracking"], detectors, parse_lines([LINE]), parse_zones([ZONE]))
+    factory = pipeline_factory(
+        assemble_pipeline(detectors, DEFAULTS["tracking"], lines=parse_lines([LINE]), zones=parse_zones([ZONE]))
+    )
     watcher = Watcher(detectors, [Source(parse_source(f"cam={lobby}"))], metrics=metrics, processors=factory)
     (row,) = watcher.run(duration=60)
     families = {
@@ -154,7 +157,9 @@ def test_lines_on_a_real_mjpeg_stream(tmp_path: Path) -> None:
     out = io.StringIO()
     detectors = [SquareDetector()]
     detectors[0].check_rgb = False  # JPEG blurs the red corner
-    factory = processor_factory(DEFAULTS["tracking"], detectors, parse_lines([LINE]), None)
+    factory = pipeline_factory(
+        assemble_pipeline(detectors, DEFAULTS["tracking"], lines=parse_lines([LINE]), zones=None)
+    )
     with MjpegServer(jpegs, fps=10.0) as server:
         server.stall_after = len(jpegs)  # one walk, then silence (no reconnect within the run)
         source = Source(parse_source(f"door={server.url}"), read_timeout_s=30.0)
@@ -177,7 +182,9 @@ def test_one_runner_keeps_each_pipeline_in_order_across_sizes() -> None:
     results = runner.run(frames)
     assert [(r.index, len(r.detections["Human"])) for r in results] == [(1, 0), (1, 1), (2, 0), (3, 0)]
     assert detector.batches == [2, 1, 1]  # the three small frames in batches of 2, the large one alone
-    pipelines = LivePipelines(processor_factory(DEFAULTS["tracking"], [detector], None, None))
+    pipelines = LivePipelines(
+        pipeline_factory(assemble_pipeline([detector], DEFAULTS["tracking"], lines=None, zones=None))
+    )
     assert pipelines.frame("a", 3, 10.0, small).timestamp_ms == 0.0
     assert pipelines.frame("a", 9, 10.5, small).timestamp_ms == 500.0  # a variable interval: the capture clock
     assert pipelines.frame("a", 10, 10.2, small).timestamp_ms == 500.0  # never back in time
