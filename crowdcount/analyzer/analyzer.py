@@ -13,10 +13,9 @@ from typing import Any
 from crowdcount import __version__
 from crowdcount.analyzer.processors import FrameProcessor
 from crowdcount.analyzer.runner import FrameBatchRunner, FrameResult
-from crowdcount.analyzer.video import Frame, FrameReader, FrameSampler, VideoInfo, probe_video, sample_ratio
+from crowdcount.analyzer.video import Frame, FrameReader, VideoInfo, probe_video, sample_ratio
 from crowdcount.config import HumanDetectionConfig, check_setting
 from crowdcount.detectors import Detector
-from crowdcount.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -90,21 +89,13 @@ class VideoAnalyzer:
         count_smoothing_s: float = 0.0,
         sample_fps: float | None = None,
     ) -> None:
+        # the configuration's limits (one home: HumanDetectionConfig), whether the value came from a file or not
+        frame_ratio = check_setting(HumanDetectionConfig, "frame_ratio", frame_ratio)
         if frame_ratio is None:
-            if isinstance(sample_fps, bool) or not isinstance(sample_fps, (int, float)) or not 0 < sample_fps <= 1000:
-                raise ConfigError(
-                    f"sample_fps must be a number of frames a second in (0, 1000], got {sample_fps!r}",
-                    "8 analyses up to 8 frames of each second of video; or set frame_ratio",
-                )
-        else:
-            try:
-                FrameSampler(frame_ratio)
-            except ValueError as exc:
-                raise ConfigError(str(exc), "e.g. 1 analyses every frame, 0.2 every fifth") from None
+            sample_fps = check_setting(HumanDetectionConfig, "sample_fps", sample_fps)
         #: the configured share of frames (None: per video, from ``sample_fps``; see :meth:`frame_ratio_for`)
         self.frame_ratio = None if frame_ratio is None else float(frame_ratio)
         self.sample_fps = None if sample_fps is None else float(sample_fps)
-        # the configuration's limits (one home: HumanDetectionConfig), whether the value came from a file or not
         count_smoothing_s = check_setting(HumanDetectionConfig, "count_smoothing_s", count_smoothing_s)
         #: batches, detects and splits the frames; runs the processors (the same runner as the live paths)
         self.runner = FrameBatchRunner(detectors, processors, max_batch_size)
