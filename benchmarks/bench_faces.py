@@ -246,10 +246,14 @@ def read_wider(folder: Path, limit: int) -> list[tuple[Path, np.ndarray, np.ndar
     return out[:limit] if limit else out
 
 
-def average_precision(results: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], min_height: float) -> float:
+def average_precision(
+    results: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], min_height: float, ignore_iou: float = 0.5
+) -> float:
     """AP50 (all-point interpolation) over photos of (truth xyxy, truth ignored?, detected xyxy, scores); truth
     shorter than ``min_height`` or ignored is neither to be found nor wrong to find, and detections shorter
-    than ``min_height`` matching nothing are left out."""
+    than ``min_height`` matching nothing are left out. ``ignore_iou``: a detection that overlaps an ignored face
+    this much (and matches nothing) is left out too (below 0.5 where the ignored faces are boxed another way,
+    e.g. masked faces boxed from the mask to the chin)."""
     records, positives = [], 0
     for truth, ignored, boxes, scores in results:
         valid = ((truth[:, 3] - truth[:, 1]) >= min_height) & ~ignored
@@ -265,6 +269,8 @@ def average_precision(results: list[tuple[np.ndarray, np.ndarray, np.ndarray, np
                     records.append((scores[k], 1))
                 continue  # a match of an ignored face: neither right nor wrong
             if best >= 0 and overlaps[row, best] >= 0.5 and not valid[best]:
+                continue
+            if ignore_iou < 0.5 and len(truth) and np.any(ignored & (overlaps[row] >= ignore_iou)):
                 continue
             if boxes[k, 3] - boxes[k, 1] >= min_height:
                 records.append((scores[k], 0))
