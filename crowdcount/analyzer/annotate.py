@@ -142,7 +142,7 @@ def draw_lines(
     for name, points in lines:
         a, b = (tuple(int(v) for v in p) for p in np.round(points))
         cv2.arrowedLine(canvas, a, b, LINE_COLOUR, 2, cv2.LINE_AA, tipLength=0.03)
-        _label(canvas, f"line {name}", (b[0] + 6, b[1] - 8), LINE_COLOUR, scale, top)  # by the arrow head
+        _label(canvas, _named("line", name), (b[0] + 6, b[1] - 8), LINE_COLOUR, scale, top)  # by the arrow head
 
 
 def draw_zones(
@@ -164,7 +164,7 @@ def draw_zones(
             cv2.addWeighted(tinted, 0.2, roi, 0.8, 0, dst=roi)
         cv2.polylines(canvas, [pts], True, ZONE_COLOUR, 2, cv2.LINE_AA)
         corner = tuple(int(v) for v in np.round(polygon[np.argmin(polygon.sum(axis=1))]))
-        _label(canvas, f"zone {name}", (corner[0] + 6, corner[1] + 18), ZONE_COLOUR, scale, top)
+        _label(canvas, _named("zone", name), (corner[0] + 6, corner[1] + 18), ZONE_COLOUR, scale, top)
 
 
 def draw_boxes(canvas: np.ndarray, category: str, dets: Any, scale: float, top: int = 0) -> None:
@@ -186,6 +186,11 @@ def draw_boxes(canvas: np.ndarray, category: str, dets: Any, scale: float, top: 
             _label(canvas, f"#{track}", (int(box[0]), int(box[1]) - 4), colour, scale, top)
         elif other:
             _label(canvas, category, (int(box[0]), int(box[1]) - 4), colour, scale * 0.8, top)
+
+
+def _named(kind: str, name: str) -> str:
+    """``line door``; a default name (``line1``) as it is."""
+    return name if name.startswith(kind) else f"{kind} {name}"
 
 
 def _legend(detections: dict[str, Any]) -> list[str]:
