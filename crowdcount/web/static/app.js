@@ -39,7 +39,7 @@ function makeChart(el, labels, data, time = true) {
     width: chartWidth(el), height: 220, series, padding: [12, 28, 0, 0],
     scales: { x: { time }, y: { range: (u, min, max) => [0, Math.max(2, Math.ceil(max * 1.15))] } },
     axes: [
-      time ? { space: 70, incrs: TIME_STEPS, values: (u, ticks) => ticks.map(clock) } : { label: "seconds into the video" },
+      time ? { space: 100, incrs: TIME_STEPS, values: (u, ticks) => ticks.map(clock) } : { label: "seconds into the video" },
       { label: "people", incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] },
     ],
     legend: { live: false },
