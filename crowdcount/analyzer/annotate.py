@@ -48,6 +48,9 @@ UNTRACKED = (160, 160, 160)
 LINE_COLOUR = (0, 255, 255)
 ZONE_COLOUR = (255, 160, 0)
 OTHER_COLOUR = (255, 255, 255)
+#: The identity of a face no one in the gallery matches (``crowdcount.faces.gallery.UNKNOWN``; the analyzer does not
+#: import faces): such faces get no name drawn.
+UNKNOWN_NAME = "unknown"
 
 
 def check_annotate_path(path: str | Path, option: str = "--annotate", suffixes: Sequence[str] = VIDEO_SUFFIXES) -> Path:
@@ -169,10 +172,12 @@ def draw_zones(
 
 def draw_boxes(canvas: np.ndarray, category: str, dets: Any, scale: float, top: int = 0) -> None:
     """``dets`` of ``category``: people in their track's colour with ``#id`` (grey: no track), faces thin and white
-    without a label (it would cover the person's id); a weak box no track holds is not drawn."""
+    with the name under a face the gallery knows (no "Face" text: it would cover the person's id); a weak box no
+    track holds is not drawn."""
     ids = dets.data.get(TRACK_ID)
     weak = _weak(dets)
     face = category == "Face"
+    names = dets.data.get("identity") if face else None  # from the identify stage (--identify), when it ran
     for i, box in enumerate(np.round(dets.xyxy).astype(int)):
         track = int(ids[i]) if ids is not None else NO_TRACK
         if weak[i] and track == NO_TRACK:
@@ -184,6 +189,9 @@ def draw_boxes(canvas: np.ndarray, category: str, dets: Any, scale: float, top: 
         )
         if track != NO_TRACK:
             _label(canvas, f"#{track}", (int(box[0]), int(box[1]) - 4), colour, scale, top)
+        if names is not None and str(names[i]) != UNKNOWN_NAME:  # a known face: its name under it
+            name = str(names[i])
+            _label(canvas, name, (int(box[0]), int(box[3]) + text_size(name, scale)[1] + 4), colour, scale, top)
         elif other:
             _label(canvas, category, (int(box[0]), int(box[1]) - 4), colour, scale * 0.8, top)
 

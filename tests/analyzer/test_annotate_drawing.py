@@ -113,3 +113,15 @@ def test_the_header_says_what_each_number_is_and_holds_the_line_and_zone_counts(
                  "left: 3 in zone", "frame 31, 3.0 s", "grey: untracked", "white: faces"):  # fmt: skip
         assert part in joined
     assert header_height(len(texts), processor._scale) < 360 / 4
+
+
+def test_a_known_face_gets_its_name_under_it_and_an_unknown_one_nothing() -> None:
+    from crowdcount.faces.gallery import UNKNOWN
+
+    assert annotate.UNKNOWN_NAME == UNKNOWN
+    faces = people([[100, 100, 140, 150], [300, 100, 340, 150]])
+    named = Detections(faces.xyxy, faces.confidence, faces.class_id, {"identity": np.array(["alice", UNKNOWN], object)})
+    canvas = np.zeros((360, 480, 3), np.uint8)
+    draw_boxes(canvas, "Face", named, 0.5)
+    assert canvas[153:175, 100:160].any()  # "alice" under the first face
+    assert not canvas[153:175, 295:360].any()  # nothing under the unknown one
