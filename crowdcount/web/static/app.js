@@ -36,7 +36,7 @@ function makeChart(el, labels, data, time = true) {
     points: { show: false }, paths: STEPPED,
   })));
   const opts = {
-    width: chartWidth(el), height: 220, series, padding: [12, 28, 0, 0],
+    width: chartWidth(el), height: 220, series, padding: [12, 44, 0, 0], // room for the last clock label
     scales: { x: { time }, y: { range: (u, min, max) => [0, Math.max(2, Math.ceil(max * 1.15))] } },
     axes: [
       time ? { space: 100, incrs: TIME_STEPS, values: (u, ticks) => ticks.map(clock) } : { label: "seconds into the video" },
