@@ -53,7 +53,7 @@ def counts_figure(document: dict[str, Any], title: str | None = None) -> Any:
     zones = {k: v for k, v in series.items() if k.startswith("zone:")}
     lines = sorted({k.rsplit(":", 1)[0] for k in series if k.endswith((":in", ":out")) and not k.startswith("zone:")})
     panels = 1 + bool(zones) + bool(lines)
-    figure = Figure(figsize=(12, 3.2 * panels), constrained_layout=True)
+    figure = Figure(figsize=(10, 3.2 * panels), constrained_layout=True)
     FigureCanvasAgg(figure)
     axes = figure.subplots(panels, 1, sharex=True, squeeze=False)[:, 0]
     video = document.get("video", {})
