@@ -149,3 +149,20 @@ def test_result_pages_in_a_browser(dashboard: str, tmp_path: Path) -> None:
             page.screenshot(path=str(shots / "result-missing.png"), full_page=True)
         finally:
             browser.close()
+
+
+def test_a_result_written_later_appears_without_reloading(dashboard: str, results: Path, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+            page.goto(dashboard)
+            page.locator("#results-table tbody tr").first.wait_for(timeout=20_000)
+            assert page.locator("#results-table tbody tr").count() == 2
+            (results / "later.json").write_text(json.dumps(result_document("later.mp4")))
+            page.locator('#results-table tbody tr[data-id="later"]').wait_for(timeout=30_000)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        finally:
+            browser.close()

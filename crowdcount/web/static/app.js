@@ -285,6 +285,8 @@ async function start() {
   $("#tab-results").hidden = !state.info.results;
   if (!state.info.live) { text($("#conn"), ""); }
   window.addEventListener("hashchange", route);
+  // the server reads its folders again every 10 s: so does the list, while it is shown
+  setInterval(() => { if (document.body.dataset.view === "results") loadResults().catch(() => {}); }, 10000);
   await route();
 }
 start().catch((err) => { text($("#conn"), `✖ ${err.message}`); });
