@@ -45,6 +45,8 @@ PALETTE = [
     (255, 190, 220),
 ]
 UNTRACKED = (160, 160, 160)
+#: People when nothing is tracked (``--no-track``): bright, as grey is for boxes tracking left out.
+PERSON_COLOUR = (60, 220, 60)
 LINE_COLOUR = (0, 255, 255)
 ZONE_COLOUR = (255, 160, 0)
 OTHER_COLOUR = (255, 255, 255)
@@ -183,7 +185,10 @@ def draw_boxes(canvas: np.ndarray, category: str, dets: Any, scale: float, top: 
         if weak[i] and track == NO_TRACK:
             continue  # a weak box no track holds is not reported anywhere
         other = not face and ids is None and category != "Human"
-        colour = FACE_COLOUR if face else OTHER_COLOUR if other else _colour(track)
+        if face or other:
+            colour = FACE_COLOUR if face else OTHER_COLOUR
+        else:  # grey marks a box tracking left out; without tracking, people are simply people
+            colour = _colour(track) if ids is not None else PERSON_COLOUR
         cv2.rectangle(
             canvas, (int(box[0]), int(box[1])), (int(box[2]), int(box[3])), colour, 1 if weak[i] or face else 2
         )

@@ -125,3 +125,11 @@ def test_a_known_face_gets_its_name_under_it_and_an_unknown_one_nothing() -> Non
     draw_boxes(canvas, "Face", named, 0.5)
     assert canvas[153:175, 100:160].any()  # "alice" under the first face
     assert not canvas[153:175, 295:360].any()  # nothing under the unknown one
+
+
+def test_people_are_bright_without_tracking_and_grey_only_when_tracking_left_them_out() -> None:
+    untracked, plain = np.zeros((120, 160, 3), np.uint8), np.zeros((120, 160, 3), np.uint8)
+    draw_boxes(untracked, "Human", people([[20, 20, 60, 100]], ids=[-1]), 0.5)
+    draw_boxes(plain, "Human", people([[20, 20, 60, 100]]), 0.5)
+    assert tuple(int(v) for v in untracked[60, 20]) == annotate.UNTRACKED
+    assert tuple(int(v) for v in plain[60, 20]) == annotate.PERSON_COLOUR
