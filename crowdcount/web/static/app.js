@@ -135,9 +135,10 @@ function renderStatus(status) {
     badge.className = `badge status-${src.status}`;
     text($(".target", n), src.target);
     const count = $(".count", n);
-    text(count, src.count);
+    const counted = src.frames_analyzed > 0; // nothing analysed yet: no count to show, not a count of 0
+    text(count, counted ? src.count : "–");
     count.dataset.count = String(src.count);
-    text($(".max", n), src.max_count);
+    text($(".max", n), counted ? src.max_count : "–");
     text($(".unique", n), src.unique_people ?? "–");
     text($(".fps", n), fmt(src.fps));
     text($(".dropped", n), src.dropped);
@@ -145,6 +146,9 @@ function renderStatus(status) {
     text($(".latency", n), src.latency_ms === null ? "–" : `${Math.round(src.latency_ms)} ms`);
     const img = $(".stream", n); // the view keeps the camera's own shape (no black bars) once a frame has come
     if (img.naturalWidth && !img.dataset.shaped) { img.style.aspectRatio = `${img.naturalWidth} / ${img.naturalHeight}`; img.dataset.shaped = "1"; }
+    const noPicture = $(".no-picture", n); // say why the view is black
+    noPicture.hidden = img.hidden || img.naturalWidth > 0;
+    text(noPicture, `No picture yet: ${STATUS_SYMBOL[src.status] || ""} ${src.status}${src.reconnects ? ` (${src.reconnects} reconnects)` : ""}`);
     const error = $(".error", n);
     error.hidden = !src.last_error || src.status === "streaming";
     text(error, src.last_error ? `Last error: ${src.last_error}` : "");
