@@ -165,6 +165,7 @@ def test_live_view_of_the_sample_clip(browser: Any, shots: Path, tmp_path: Path)
         assert page.evaluate("document.activeElement.classList.contains('toggle-video')")
         page.keyboard.press("Enter")
         assert card.locator(".toggle-video").get_attribute("aria-pressed") == "false"
+        assert card.locator("img.stream").is_hidden()  # not a black box left in its place
         # the video hidden, nobody watches: the server stops drawing and encoding this camera
         deadline = time.monotonic() + 15
         while _get(base + "api/status")["sources"][0]["viewers"] and time.monotonic() < deadline:

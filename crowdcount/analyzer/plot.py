@@ -11,12 +11,37 @@ from typing import Any
 from crowdcount.analyzer.result import frame_series
 
 
-def plot_counts(document: dict[str, Any], path: str | Path, title: str | None = None) -> Path:
-    """Draw ``document``'s counts over time into an image file (PNG, SVG or PDF by ``path``'s suffix).
+def count_label(document: dict[str, Any], category: str) -> str:
+    """What a category's ``count`` series is, for a legend: ``Human (1 s running median)``, or ``(per frame)``."""
+    seconds = (document.get("count_smoothing") or {}).get("seconds") or 0
+    return f"{category} ({seconds:g} s running median)" if seconds else f"{category} (per frame)"
 
-    Top panel: the count per category (as in the result file, smoothed as configured) and, with tracking, the
-    tracked people present. Then, when there are zones, people in each zone; when there are lines, the
-    cumulative crossings in and out of each line.
+
+def peak_label(document: dict[str, Any], category: str) -> str | None:
+    """``max 9 at 13.7 s``: the category's peak as the summary reports it (``None`` without one)."""
+    summary = (document.get("summary") or {}).get(category) or {}
+    if not summary.get("max_count") or summary.get("peak_timestamp") is None:
+        return None
+    return f"max {summary['max_count']} at {summary['peak_timestamp'] / 1000:.1f} s"
+
+
+def plot_counts(document: dict[str, Any], path: str | Path, title: str | None = None) -> Path:
+    """Draw ``document``'s counts over time into an image file (PNG, SVG or PDF by ``path``'s suffix): the
+    figure of :func:`counts_figure`."""
+    figure = counts_figure(document, title)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def counts_figure(document: dict[str, Any], title: str | None = None) -> Any:
+    """A matplotlib ``Figure`` of ``document``'s counts over time.
+
+    Top panel: the count per category (as in the result file, smoothed as configured: the legend says how, and
+    where the summary's peak is, marked with a dot) and, with tracking, the tracked people present. Then, when
+    there are zones, people in each zone; when there are lines, the cumulative crossings in and out of each line.
+    Legends sit to the right of the panels, never over the data.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -41,10 +66,15 @@ def plot_counts(document: dict[str, Any], path: str | Path, title: str | None = 
     ax = axes[0]
     for category in categories:
         counts = [f[category].get("count", len(f[category]["scores"])) for f in frames]
-        ax.step(seconds, counts, where="post", label=f"{category} (detected)")
+        label = count_label(document, category)
+        peak = peak_label(document, category)
+        (drawn,) = ax.step(seconds, counts, where="post", label=f"{label}, {peak}" if peak else label)
+        summary = document.get("summary", {}).get(category, {})
+        if peak:
+            ax.plot([summary["peak_timestamp"] / 1000], [summary["max_count"]], "o", color=drawn.get_color())
     if "occupancy" in series:
-        ax.step(seconds, series["occupancy"], where="post", label="people tracked", linestyle="--")
-    ax.set_ylabel("people in frame")
+        ax.step(seconds, series["occupancy"], where="post", label="people tracked (per frame)", linestyle="--")
+    ax.set_ylabel("people in frame" if categories == ["Human"] else "count in frame")
     _finish_axes(ax)
     panel = 1
     if zones:
@@ -61,11 +91,8 @@ def plot_counts(document: dict[str, Any], path: str | Path, title: str | None = 
             ax.step(seconds, series[f"{name}:out"], where="post", label=f"{name} out", color=drawn.get_color(), ls=":")
         ax.set_ylabel("crossings so far")
         _finish_axes(ax)
-    axes[-1].set_xlabel("time (s)")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    return path
+    axes[-1].set_xlabel("time into the video (s)")
+    return figure
 
 
 def _finish_axes(ax: Any) -> None:
@@ -74,4 +101,4 @@ def _finish_axes(ax: Any) -> None:
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left", fontsize="small")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", borderaxespad=0)

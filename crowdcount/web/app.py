@@ -72,42 +72,22 @@ def check_token(host: str, token: str | None) -> None:
 
 
 def annotate(frame: Any, scale: float = 0.5) -> np.ndarray:
-    """The BGR image of a hub frame: boxes with track ids, lines, zones and the count drawn."""
-    from crowdcount.analyzer.annotate import LINE_COLOUR, PALETTE, UNTRACKED, ZONE_COLOUR
-    from crowdcount.analyzer.tracking import NO_TRACK, TRACK_ID
+    """The BGR image of a hub frame: boxes with track ids, faces, lines, zones and the count drawn (as in
+    ``analyze --annotate``: :mod:`crowdcount.analyzer.annotate` draws both), the count in a bar at the bottom."""
+    from crowdcount.analyzer.annotate import draw_boxes, draw_lines, draw_text, draw_zones, frame_scale, text_size
 
     canvas = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR)
-    height = canvas.shape[0]
-    scale = max(0.4, min(1.2, height / 720))
-    font = cv2.FONT_HERSHEY_SIMPLEX
-
-    def text(label: str, org: tuple[int, int], colour: tuple[int, int, int]) -> None:
-        cv2.putText(canvas, label, org, font, scale, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(canvas, label, org, font, scale, colour, 1, cv2.LINE_AA)
-
+    scale = frame_scale(canvas.shape[0])
     lines, zones = frame.geometry
-    for name, polygon in zones:
-        pts = np.round(polygon).astype(np.int32).reshape(-1, 1, 2)
-        cv2.polylines(canvas, [pts], True, ZONE_COLOUR, 2, cv2.LINE_AA)
-        corner = np.round(polygon[np.argmin(polygon.sum(axis=1))]).astype(int)
-        text(f"zone {name}", (int(corner[0]) + 4, int(corner[1]) + 16), ZONE_COLOUR)
-    for name, points in lines:
-        a, b = (tuple(int(v) for v in p) for p in np.round(points))
-        cv2.arrowedLine(canvas, a, b, LINE_COLOUR, 2, cv2.LINE_AA, tipLength=0.03)
-        text(f"line {name}", (a[0] + 4, a[1] + 16), LINE_COLOUR)
-    for dets in frame.detections.values():
-        ids = dets.data.get(TRACK_ID)
-        for i, box in enumerate(np.round(dets.xyxy).astype(int)):
-            track = int(ids[i]) if ids is not None else NO_TRACK
-            colour = PALETTE[track % len(PALETTE)] if track != NO_TRACK else UNTRACKED
-            cv2.rectangle(canvas, (int(box[0]), int(box[1])), (int(box[2]), int(box[3])), colour, 2)
-            if track != NO_TRACK:
-                text(f"#{track}", (int(box[0]), max(12, int(box[1]) - 4)), colour)
+    draw_zones(canvas, zones, scale)
+    draw_lines(canvas, lines, scale)
+    for category, dets in frame.detections.items():
+        draw_boxes(canvas, category, dets, scale)
     # the count in a bar at the bottom left, where it hides no line or zone label
-    (width, height_text), base = cv2.getTextSize(frame.header, font, scale, 1)
+    width, height_text, base = text_size(frame.header, scale)
     bottom = canvas.shape[0]
     cv2.rectangle(canvas, (0, bottom - height_text - base - 10), (width + 12, bottom), (0, 0, 0), -1)
-    text(frame.header, (6, bottom - base - 5), (255, 255, 255))
+    draw_text(canvas, frame.header, (6, bottom - base - 5), (255, 255, 255), scale)
     return canvas
 
 

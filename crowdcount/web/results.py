@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from crowdcount.analyzer.plot import count_label, peak_label
 from crowdcount.analyzer.result import csv_rows, frame_series
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,8 @@ def detail(entry: Entry, document: dict[str, Any] | None) -> dict[str, Any]:
     out["series"] = {
         "t": [round(f.get("frame_timestamp", 0.0) / 1000.0, 3) for f in frames[::step]],
         "counts": counts,
+        "labels": {c: count_label(document, c) for c in categories},
+        "peaks": {c: peak_label(document, c) for c in categories},
         "tracked": _thin(series["occupancy"], step) if "occupancy" in series else None,
         "zones": {k.removeprefix("zone:"): _thin(v, step) for k, v in series.items() if k.startswith("zone:")},
         "lines": {

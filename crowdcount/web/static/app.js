@@ -28,16 +28,18 @@ const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
 function clock(t) { return new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" }); }
 function chartWidth(el) { return Math.max(260, Math.floor(el.getBoundingClientRect().width || 600)); }
 
+const STEPPED = uPlot.paths && uPlot.paths.stepped ? uPlot.paths.stepped({ align: 1 }) : undefined; // counts are steps
+
 function makeChart(el, labels, data, time = true) {
   const series = [{}].concat(labels.map((label, i) => ({
     label, stroke: SERIES_COLOURS[i % SERIES_COLOURS.length], width: 2, dash: DASHES[i % DASHES.length],
-    points: { show: false },
+    points: { show: false }, paths: STEPPED,
   })));
   const opts = {
-    width: chartWidth(el), height: 220, series, padding: [12, 28, 0, 0],
+    width: chartWidth(el), height: 220, series, padding: [12, 44, 0, 0], // room for the last clock label
     scales: { x: { time }, y: { range: (u, min, max) => [0, Math.max(2, Math.ceil(max * 1.15))] } },
     axes: [
-      time ? { space: 70, incrs: TIME_STEPS, values: (u, ticks) => ticks.map(clock) } : { label: "seconds into the video" },
+      time ? { space: 100, incrs: TIME_STEPS, values: (u, ticks) => ticks.map(clock) } : { label: "seconds into the video" },
       { label: "people", incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] },
     ],
     legend: { live: false },
@@ -133,14 +135,20 @@ function renderStatus(status) {
     badge.className = `badge status-${src.status}`;
     text($(".target", n), src.target);
     const count = $(".count", n);
-    text(count, src.count);
+    const counted = src.frames_analyzed > 0; // nothing analysed yet: no count to show, not a count of 0
+    text(count, counted ? src.count : "–");
     count.dataset.count = String(src.count);
-    text($(".max", n), src.max_count);
+    text($(".max", n), counted ? src.max_count : "–");
     text($(".unique", n), src.unique_people ?? "–");
     text($(".fps", n), fmt(src.fps));
     text($(".dropped", n), src.dropped);
     text($(".reconnects", n), src.reconnects);
     text($(".latency", n), src.latency_ms === null ? "–" : `${Math.round(src.latency_ms)} ms`);
+    const img = $(".stream", n); // the view keeps the camera's own shape (no black bars) once a frame has come
+    if (img.naturalWidth && !img.dataset.shaped) { img.style.aspectRatio = `${img.naturalWidth} / ${img.naturalHeight}`; img.dataset.shaped = "1"; }
+    const noPicture = $(".no-picture", n); // say why the view is black
+    noPicture.hidden = img.hidden || img.naturalWidth > 0;
+    text(noPicture, `No picture yet: ${STATUS_SYMBOL[src.status] || ""} ${src.status}${src.reconnects ? ` (${src.reconnects} reconnects)` : ""}`);
     const error = $(".error", n);
     error.hidden = !src.last_error || src.status === "streaming";
     text(error, src.last_error ? `Last error: ${src.last_error}` : "");
@@ -187,15 +195,42 @@ async function loadResults() {
       <td>${r.duration_s == null ? "–" : `${fmt(r.duration_s)} s`}</td><td>${fmt(r.max_count)}</td><td>${fmt(r.mean_count, 2)}</td>
       <td>${fmt(r.unique_people)}</td><td>${fmt(r.crossings)}</td><td>${esc(r.status)}</td></tr>`);
   $("#results-empty").hidden = data.results.length > 0;
+  $("#results-table").closest(".scroll").hidden = !data.results.length;
   const errors = $("#results-errors");
   errors.hidden = !data.errors.length;
   text(errors, data.errors.length ? `Not readable: ${data.errors.join("; ")}` : "");
 }
 
+function showResultParts(shown) {
+  for (const el of document.querySelectorAll("#view-result .result-part")) el.hidden = !shown;
+}
+
+function tableOrNote(table, items, note) {
+  const wrap = table.closest(".scroll");
+  wrap.hidden = !items.length;
+  const p = wrap.nextElementSibling;
+  p.hidden = items.length > 0;
+  text(p, note);
+}
+
 async function loadResult(id) {
-  const r = await getJSON(`api/results/${id.split("/").map(encodeURIComponent).join("/")}`);
+  const response = await fetch(`api/results/${id.split("/").map(encodeURIComponent).join("/")}`, { credentials: "same-origin", cache: "no-store" });
+  if (response.status === 404) {
+    text($("#result-heading"), "Video not found");
+    showResultParts(false);
+    const missing = $("#result-missing");
+    missing.hidden = false;
+    text(missing, `No finished video with the id “${id}” here: it may have been removed or renamed. Pick one from the list of finished videos.`);
+    return;
+  }
+  if (!response.ok) throw new Error(`api/results/${id}: ${response.status}`);
+  const r = await response.json();
+  $("#result-missing").hidden = true;
+  showResultParts(true);
   text($("#result-heading"), r.video || r.id);
-  const stats = [["Duration", r.duration_s == null ? "–" : `${fmt(r.duration_s)} s`], ["Max count", fmt(r.max_count)],
+  const peak = r.series && r.series.peaks ? r.series.peaks[r.category] : null;
+  const stats = [["Duration", r.duration_s == null ? "–" : `${fmt(r.duration_s)} s`],
+    [`Max count${r.category ? ` (${r.category})` : ""}`, peak ? `${fmt(r.max_count)} at ${peak.replace(/^max \S+ at /, "")}` : fmt(r.max_count)],
     ["Mean count", fmt(r.mean_count, 2)], ["Unique people", fmt(r.unique_people)], ["Crossings", fmt(r.crossings)],
     ["Job status", r.status]];
   $("#result-summary").innerHTML = stats.map(([k, v]) => `<div><dt>${esc(k)}</dt><dd>${esc(v)}</dd></div>`).join("");
@@ -208,14 +243,17 @@ async function loadResult(id) {
   plot.innerHTML = "";
   if (r.series) {
     const labels = []; const data = [r.series.t];
-    for (const [c, values] of Object.entries(r.series.counts)) { labels.push(`${c} (detected)`); data.push(values); }
-    if (r.series.tracked) { labels.push("people tracked"); data.push(r.series.tracked); }
+    for (const [c, values] of Object.entries(r.series.counts)) { labels.push((r.series.labels || {})[c] || c); data.push(values); }
+    if (r.series.tracked) { labels.push("people tracked (per frame)"); data.push(r.series.tracked); }
     for (const [z, values] of Object.entries(r.series.zones)) { labels.push(`zone ${z}`); data.push(values); }
     state.resultPlot = makeChart(plot, labels, data, false);
     state.resultPlot.setSize({ width: chartWidth(plot), height: 260 });
   } else {
     plot.textContent = "No result file yet.";
   }
+  tableOrNote($("#result-lines"), r.lines || [], "No counting lines in this analysis (analyze --line).");
+  tableOrNote($("#result-zones"), r.zones || [], "No zones in this analysis (analyze --zone).");
+  tableOrNote($("#result-people"), r.people || [], r.series && r.series.tracked ? "Nobody was tracked for long enough." : "People were not tracked in this analysis.");
   rows($("#result-lines tbody"), r.lines || [], (l) => `<tr><th scope="row">${esc(l.name)}</th><td>${l.in}</td><td>${l.out}</td>
       <td>${l.crossings.slice(0, 50).map((c) => `${fmt(c.time_s)} s ${esc(c.direction)} #${c.track_id}`).join(", ")}</td></tr>`);
   rows($("#result-zones tbody"), r.zones || [], (z) => `<tr><th scope="row">${esc(z.name)}</th><td>${fmt(z.visitors)}</td>
@@ -251,6 +289,8 @@ async function start() {
   $("#tab-results").hidden = !state.info.results;
   if (!state.info.live) { text($("#conn"), ""); }
   window.addEventListener("hashchange", route);
+  // the server reads its folders again every 10 s: so does the list, while it is shown
+  setInterval(() => { if (document.body.dataset.view === "results") loadResults().catch(() => {}); }, 10000);
   await route();
 }
 start().catch((err) => { text($("#conn"), `✖ ${err.message}`); });
