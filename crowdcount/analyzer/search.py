@@ -261,9 +261,16 @@ def search_document(
     return sorted(matches, key=lambda m: -m.similarity)
 
 
+#: Contact sheets: each view's size, the header's height, and the least width (room for the header's text).
+TILE = (96, 192)
+HEADER = 40
+MIN_SHEET_WIDTH = 4 * TILE[0]
+
+
 def contact_sheet(match: Match, path: Path, tiles: int = 8) -> Path | None:
-    """A PNG of up to ``tiles`` views of a match, evenly spread over its frames (``None`` when its video cannot
-    be read)."""
+    """A PNG of up to ``tiles`` views of a match, evenly spread over its frames, each marked with its time into
+    the video, under a header naming the video, the person's track, the similarity and when they were seen
+    (``None`` when its video cannot be read)."""
     import cv2
 
     if not match.video_path or not Path(match.video_path).is_file() or not match.frames:
@@ -271,6 +278,7 @@ def contact_sheet(match: Match, path: Path, tiles: int = 8) -> Path | None:
     picks = [match.frames[int(i)] for i in np.linspace(0, len(match.frames) - 1, min(tiles, len(match.frames)))]
     wanted = {p["frame_index"]: p["box"] for p in picks}
     capture = cv2.VideoCapture(match.video_path)
+    fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
     crops: list[np.ndarray] = []
     index = 0
     while wanted and len(crops) < len(picks):
@@ -284,13 +292,26 @@ def contact_sheet(match: Match, path: Path, tiles: int = 8) -> Path | None:
         height, width = frame.shape[:2]
         y0, x0, y1, x1 = (round(v * s) for v, s in zip(box, (height, width, height, width), strict=True))
         crop = frame[max(0, y0) : max(y0 + 1, y1), max(0, x0) : max(x0 + 1, x1)]
-        tile = cv2.resize(crop, (96, 192))
-        cv2.putText(tile, f"#{index}", (3, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 255, 255), 1)
+        tile = cv2.resize(crop, TILE)
+        when = f"{(index - 1) / fps:.1f} s" if fps > 0 else f"frame {index}"
+        cv2.rectangle(tile, (0, 0), (TILE[0] - 1, 17), (0, 0, 0), -1)
+        cv2.putText(tile, when, (3, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 255, 255), 1, cv2.LINE_AA)
         crops.append(tile)
     capture.release()
     if not crops:
         return None
+    views = np.hstack(crops)
+    sheet = np.full((HEADER + TILE[1], max(MIN_SHEET_WIDTH, views.shape[1]), 3), 32, np.uint8)
+    sheet[HEADER:, : views.shape[1]] = views
+    name = match.video if len(match.video) <= 40 else match.video[:37] + "..."
+    for row, text in enumerate(
+        (
+            f"{name}, person #{match.track_id}",
+            f"similarity {match.similarity:.2f}, seen {match.first_s:.1f}-{match.last_s:.1f} s",
+        )
+    ):
+        cv2.putText(sheet, text, (4, 15 + 18 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), np.hstack(crops)):
+    if not cv2.imwrite(str(path), sheet):
         return None
     return path

@@ -273,3 +273,22 @@ def test_find_cli_rejects_a_look_alike_seen_with_the_person(tmp_path: Path) -> N
     assert [round(m["similarity"], 2) for m in matches] == [1.0, 0.8, 0.6]
     assert [len(m["frames"]) for m in matches] == [6, 4, 9]
     assert set(matches[0]) == {"video", "track_id", "similarity", "first_s", "last_s", "frames"}
+
+
+def test_a_contact_sheet_names_the_match_and_times_its_views(tmp_path: Path) -> None:
+    from crowdcount.analyzer.search import HEADER, MIN_SHEET_WIDTH, TILE, Match, contact_sheet
+
+    video = tmp_path / "walk.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (64, 48))
+    for _ in range(20):
+        writer.write(np.full((48, 64, 3), 200, np.uint8))
+    writer.release()
+    frames = [{"frame_index": i, "box": [0.1, 0.1, 0.9, 0.5]} for i in (1, 11)]
+    match = Match("walk.mp4", 4, 0.61, 0.0, 1.0, frames, str(video), str(video))
+    sheet = contact_sheet(match, tmp_path / "sheets" / "walk-4.png")
+    assert sheet is not None
+    image = cv2.imread(str(sheet))
+    assert image.shape == (HEADER + TILE[1], MIN_SHEET_WIDTH, 3)  # two views, padded to the header's width
+    assert image[:HEADER].max() > 200 and image[HEADER:, : 2 * TILE[0]].max() > 32  # the header's text; the views
+    missing = Match("gone.mp4", 1, 0.7, 0.0, 1.0, frames, "", str(tmp_path / "gone.mp4"))
+    assert contact_sheet(missing, tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
