@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,61 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from webserve import REPO, crowdcount_process, free_port, get_json, stop, wait_http
 
 from conftest import SAMPLE_CLIP
 
 pytestmark = pytest.mark.real_model
 
-REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 #: a vertical line through the middle of the clip: people walk across it (the clip's result: 1 in, 2 out)
 LINE = "door=0.5,0,0.5,1"
 ZONE = "left=0,0,0.5,0,0.5,1,0,1"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.loads(response.read())
-
-
-def _wait_http(url: str, process: subprocess.Popen[bytes], seconds: float = 90.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the server exited with {process.returncode}")
-        try:
-            _get(url)
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer in {seconds} s")
-
-
-def _crowdcount(*args: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "crowdcount.cli.main", *args],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
-    )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 @pytest.fixture(scope="module")
@@ -116,16 +69,16 @@ def test_live_view_of_the_sample_clip(browser: Any, shots: Path, tmp_path: Path)
     """Page loads, the live view streams, a line crossing shows, a zone alert shows, the chart grows, and the
     count, maximum and crossings on the page equal /api/status. The clip plays looped in real time: on a busy
     machine the watcher drops frames (live mode), and a crossing may need a second pass."""
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}/"
     log = tmp_path / "watch.log"
-    process = _crowdcount(
+    process = crowdcount_process(
         "watch", f"cam={SAMPLE_CLIP}", "--realtime", "--loop", "-d", "human", "--line", LINE, "--zone", ZONE,
         "--max-occupancy", "left=0", "--web", f"127.0.0.1:{port}", "--no-table", "-o", str(tmp_path / "r.jsonl"),
         log=log,
     )  # fmt: skip
     try:
-        _wait_http(base + "api/status", process)
+        wait_http(base + "api/status", process, log)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.goto(base)
         card = page.locator("#camera-cam")
@@ -168,17 +121,17 @@ def test_live_view_of_the_sample_clip(browser: Any, shots: Path, tmp_path: Path)
         assert card.locator("img.stream").is_hidden()  # not a black box left in its place
         # the video hidden, nobody watches: the server stops drawing and encoding this camera
         deadline = time.monotonic() + 15
-        while _get(base + "api/status")["sources"][0]["viewers"] and time.monotonic() < deadline:
+        while get_json(base + "api/status")["sources"][0]["viewers"] and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert _get(base + "api/status")["sources"][0]["viewers"] == 0
+        assert get_json(base + "api/status")["sources"][0]["viewers"] == 0
         page.keyboard.press("Enter")
         page.wait_for_function("document.querySelector('#camera-cam img.stream').naturalWidth > 0", timeout=20_000)
-        assert _get(base + "api/status")["sources"][0]["viewers"] == 1
+        assert get_json(base + "api/status")["sources"][0]["viewers"] == 1
         # what the page shows is /api/status: count, maximum and crossings together, within a few updates
         row = card.locator('tr[data-line="door"]')
         seen = []
         for _ in range(40):
-            status = _get(base + "api/status")["sources"][0]
+            status = get_json(base + "api/status")["sources"][0]
             shown = page.evaluate(
                 "(() => { const c = document.querySelector('#camera-cam');"
                 " const r = c.querySelector('tr[data-line=\"door\"]');"
@@ -202,7 +155,7 @@ def test_live_view_of_the_sample_clip(browser: Any, shots: Path, tmp_path: Path)
         page.screenshot(path=str(shots / "live-later.png"), full_page=True)
         page.close()
     finally:
-        _stop(process)
+        stop(process)
     assert process.returncode == 0, log.read_text()
 
 
@@ -221,13 +174,12 @@ def result_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_results_table_and_plot(browser: Any, shots: Path, result_folder: Path, tmp_path: Path) -> None:
     """The table lists the finished video; its page shows the plot, crossings, zones, people and downloads."""
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}/"
-    process = _crowdcount(
-        "dashboard", str(result_folder), "--no-jobs", "--web", f"127.0.0.1:{port}", log=tmp_path / "dash.log"
-    )
+    log = tmp_path / "dash.log"
+    process = crowdcount_process("dashboard", str(result_folder), "--no-jobs", "--web", f"127.0.0.1:{port}", log=log)
     try:
-        _wait_http(base + "api/results", process)
+        wait_http(base + "api/results", process, log)
         document = json.loads((result_folder / "vtest-15s.json").read_text())
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.goto(base)
@@ -254,4 +206,4 @@ def test_results_table_and_plot(browser: Any, shots: Path, result_folder: Path, 
         page.close()
         phone(browser, base + "#result/vtest-15s", shots / "result-video-phone.png", "#result-plot canvas")
     finally:
-        _stop(process)
+        stop(process)

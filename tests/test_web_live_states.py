@@ -6,24 +6,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from webserve import free_port, serving
 
-REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_a_camera_without_a_picture_says_so(tmp_path: Path) -> None:
@@ -31,40 +19,10 @@ def test_a_camera_without_a_picture_says_so(tmp_path: Path) -> None:
         pytest.skip("chromium is not installed (apt-get install chromium; scripts/test.sh does it as root)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
     pytest.importorskip("starlette", reason="the web extra is not installed (pip install 'crowdcount[web]')")
-    port, dead = _free_port(), _free_port()  # nothing listens on the second
-    log = tmp_path / "watch.log"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "crowdcount.cli.main",
-            "watch",
-            f"gate=rtsp://127.0.0.1:{dead}/live",
-            "-d",
-            "human",
-            "--web",
-            str(port),
-            "--duration",
-            "90s",
-            "-o",
-            os.devnull,
-        ],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
-    )
-    base = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(base + "api/info", timeout=5).read()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(log.read_text()) from None
-                time.sleep(0.2)
+    port, dead = free_port(), free_port()  # nothing listens on the second
+    with serving("watch", f"gate=rtsp://127.0.0.1:{dead}/live", "-d", "human", "--web", str(port), "--duration", "90s",
+                 "-o", os.devnull, port=port, log=tmp_path / "watch.log"):  # fmt: skip
+        base = f"http://127.0.0.1:{port}/"
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
             try:
@@ -83,10 +41,3 @@ def test_a_camera_without_a_picture_says_so(tmp_path: Path) -> None:
                 page.screenshot(path=str(Path(os.environ.get("WEB_SCREENSHOTS") or tmp_path) / "live-no-picture.png"))
             finally:
                 browser.close()
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)

@@ -8,12 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,11 +17,11 @@ import pytest
 pytest.importorskip("starlette", reason="the web extra is not installed (pip install 'crowdcount[web]')")
 
 from starlette.testclient import TestClient
+from webserve import REPO, free_port, serving
 
 from crowdcount.web import ResultsCatalog
 from crowdcount.web.app import create_app
 
-REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 STATIC = REPO / "crowdcount" / "web" / "static"
 
@@ -79,44 +73,15 @@ def test_the_page_asks_for_no_missing_icon_and_has_room_for_empty_states() -> No
     assert page.count('<p class="note" hidden></p>') == 3  # lines, zones, people: why they are empty
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def dashboard(results: Path, tmp_path: Path) -> Iterator[str]:
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (apt-get install chromium; scripts/test.sh does it as root)")
     pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "crowdcount.cli.main", "dashboard", str(results), "--no-jobs", "--web", str(port)],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "dashboard.log").open("wb"),
-    )
-    base = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(base + "api/info", timeout=5).read()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError((tmp_path / "dashboard.log").read_text()) from None
-                time.sleep(0.2)
+    port = free_port()
+    with serving("dashboard", str(results), "--no-jobs", "--web", str(port), port=port,
+                 log=tmp_path / "dashboard.log") as base:  # fmt: skip
         yield base
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 def test_result_pages_in_a_browser(dashboard: str, tmp_path: Path) -> None:
