@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from click.testing import CliRunner
 
-from conftest import REPO
 from crowdcount.cli.main import cli
+
+from conftest import REPO
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -61,4 +61,53 @@ def test_a_file_that_is_not_a_video_is_one_line_without_ffmpegs_own(tmp_path: Pa
     assert done.returncode == 1
     assert done.stderr == (
         f"Error: {str(fake)!r} cannot be opened as a video (not a video, or a codec OpenCV's FFmpeg lacks)\n"
+    )
+
+
+ENDPOINT_HINT = (
+    "(e.g. --endpoint-url http://127.0.0.1:4566; check --endpoint-url, AWS_ENDPOINT_URL and aws_endpoint_url)"
+)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["status", "1"],
+        ["results", "1"],
+        ["submit", "VIDEO", "--video-id", "1"],
+        ["worker", "--max-jobs", "1"],
+        ["faces", "list", "-g", "dynamodb://faces"],
+        ["edge", "VIDEO", "--frames", "1"],
+    ],
+)
+@pytest.mark.parametrize("url", ["notaurl", "127.0.0.1:4566", "ftp://host", "http://127.0.0.1:99999"])
+def test_an_endpoint_that_is_not_an_http_url_is_a_usage_error(
+    args: list[str], url: str, video_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    video = str(video_factory("clip.mp4", frames=2))
+    code, out, err = run(*[video if a == "VIDEO" else a for a in args], "--endpoint-url", url)
+    assert (code, out, err) == (
+        2,
+        "",
+        f"Error: endpoint URL {url!r} is not an http:// or https:// URL {ENDPOINT_HINT}\n",
+    )
+
+
+def test_a_bad_aws_endpoint_url_variable_is_a_usage_error_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "localhost:4566")
+    code, _, err = run("status", "1")
+    assert (code, err) == (
+        2,
+        f"Error: endpoint URL 'localhost:4566' is not an http:// or https:// URL {ENDPOINT_HINT}\n",
+    )
+
+
+def test_edge_with_nothing_listening_is_exit_3_and_one_line(video_factory) -> None:
+    video = str(video_factory("clip.mp4", frames=2))
+    code, out, err = run("edge", video, "--frames", "1", "--endpoint-url", "http://127.0.0.1:1")
+    assert (code, out) == (3, "")
+    assert err == (
+        "Error: opening queue 'crowdcount-results': cannot reach http://127.0.0.1:1 "
+        "(is the sandbox running (crowdcount sandbox)? check --endpoint-url / AWS_ENDPOINT_URL)\n"
     )
