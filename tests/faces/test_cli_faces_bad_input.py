@@ -1,0 +1,64 @@
+"""`crowdcount faces` and `--identify` given bad input: one line, exit 2, and the gallery as it was."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from .support import COLOURS, write_people_video, write_photo
+from conftest import run_cli as run
+
+pytestmark = pytest.mark.usefixtures("fake_faces")
+
+NAME_HINT = "(a name is a label: printable characters without / or \\, not . or .., at most 100 characters)"
+
+
+def test_a_gallery_that_cannot_be_written_is_one_line_and_keeps_what_it_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_photo(tmp_path / "carol.png", [COLOURS["carol"]])
+    write_photo(tmp_path / "bob.png", [COLOURS["bob"]])
+    gallery = tmp_path / "g.json"
+    code, _, err = run(
+        "faces", "enroll", "carol", str(tmp_path / "carol.png"), "-g", str(gallery), "--embedder", "colour"
+    )
+    assert code == 0, err
+    before = gallery.read_bytes()
+
+    def read_only_folder(*args: object, **kwargs: object) -> tuple[int, str]:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only_folder)
+    code, out, err = run(
+        "faces", "enroll", "bob", str(tmp_path / "bob.png"), "-g", str(gallery), "--embedder", "colour"
+    )
+    assert (code, out) == (2, "")
+    assert err == (
+        f"Error: gallery {gallery} cannot be written: Permission denied "
+        "(check the folder's permissions and free space, or give another --gallery)\n"
+    )
+    assert gallery.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bob.png", "carol.png", "g.json"]
+
+
+def test_a_name_that_is_not_valid_text_says_so(tmp_path: Path) -> None:
+    write_photo(tmp_path / "carol.png", [COLOURS["carol"]])
+    name = "bo\udcffb"  # the byte 0xff in a UTF-8 terminal's argument
+    code, _, err = run("faces", "enroll", name, str(tmp_path / "carol.png"), "-g", str(tmp_path / "g.json"))
+    assert code == 2
+    assert err == f"Error: invalid name {name!r}: not valid text in the terminal's encoding (UTF-8?) {NAME_HINT}\n"
+    assert not (tmp_path / "g.json").exists()
+
+
+def test_identify_against_a_gallery_that_does_not_exist_is_an_error_not_no_one_known(tmp_path: Path) -> None:
+    video = write_people_video(tmp_path / "room.avi", [["carol"]] * 4)
+    missing = tmp_path / "typo.json"
+    code, out, err = run("analyze", str(video), "-d", "face", "--identify", str(missing), "-o", str(tmp_path / "out"))
+    assert (code, out) == (2, "")
+    assert err == (
+        f"Error: gallery {missing} does not exist (enrol people into it first (crowdcount faces enroll NAME PHOTO "
+        f"-g {missing}), or check --identify / faces.gallery)\n"
+    )
+    assert not missing.exists()
