@@ -111,3 +111,16 @@ def test_edge_with_nothing_listening_is_exit_3_and_one_line(video_factory) -> No
         "Error: opening queue 'crowdcount-results': cannot reach http://127.0.0.1:1 "
         "(is the sandbox running (crowdcount sandbox)? check --endpoint-url / AWS_ENDPOINT_URL)\n"
     )
+
+
+@pytest.mark.usefixtures("fake_detectors")
+def test_watch_output_that_cannot_be_written_is_one_line(tmp_path: Path, video_factory) -> None:
+    video = str(video_factory("clip.mp4", frames=2))
+    folder = tmp_path / "records"
+    folder.mkdir()
+    code, out, err = run("watch", video, "-d", "squares", "--no-track", "-o", str(folder), "--duration", "5s")
+    assert (code, out) == (2, "")
+    assert (
+        err == f"Error: --output {str(folder)!r} cannot be written: Is a directory (give a file in a writable folder)\n"
+    )
+    assert list(folder.iterdir()) == []

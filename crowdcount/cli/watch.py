@@ -362,7 +362,12 @@ def watch(
     show_table = sys.stderr.isatty() if table is None else table
     sinks: list[Any] = []
     if output is not None:
-        sinks.append(JsonLinesSink(output))
+        try:
+            sinks.append(JsonLinesSink(output))
+        except OSError as exc:  # a read-only folder, a folder given as the file
+            raise ConfigError(
+                f"--output {output!r} cannot be written: {exc.strerror or exc}", "give a file in a writable folder"
+            ) from None
     elif not sys.stdout.isatty() and not as_json:
         sinks.append(JsonLinesSink("-"))
     if redis_url is not None:
