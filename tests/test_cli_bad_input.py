@@ -124,3 +124,31 @@ def test_watch_output_that_cannot_be_written_is_one_line(tmp_path: Path, video_f
         err == f"Error: --output {str(folder)!r} cannot be written: Is a directory (give a file in a writable folder)\n"
     )
     assert list(folder.iterdir()) == []
+
+
+@pytest.mark.usefixtures("fake_detectors")
+def test_a_failed_analysis_leaves_no_empty_output_folders(
+    tmp_path: Path, video_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "missing.mp4"
+    code, _, err = run("analyze", str(missing), "-d", "squares", "-o", "a/b/", "--csv", "c/d.csv", "--plot", "p/")
+    assert (code, err) == (1, f"Error: {str(missing)!r} does not exist (check the path)\n")
+    code, _, err = run(
+        "analyze", str(video_factory("clip.mp4", frames=2)), "-d", "squares", "--detector-arg", "squares.x=1"
+    )
+    assert code == 2 and err.startswith("Error: detector 'squares' has no argument 'x'")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]  # not even crowdcount_results/
+
+
+@pytest.mark.usefixtures("fake_detectors")
+def test_a_still_image_is_not_a_video(tmp_path: Path) -> None:
+    import cv2
+    import numpy as np
+
+    photo = tmp_path / "photo.mp4"  # a PNG, whatever its name
+    cv2.imwrite(str(tmp_path / "photo.png"), np.zeros((32, 32, 3), np.uint8))
+    (tmp_path / "photo.png").rename(photo)
+    code, _, err = run("analyze", str(photo), "-d", "squares", "-o", str(tmp_path / "out"))
+    assert (code, err) == (1, f"Error: {str(photo)!r} is a still image (PNG), not a video (give a video file)\n")
+    assert not (tmp_path / "out").exists()

@@ -20,7 +20,14 @@ from crowdcount.analyzer.counting import CountingProcessor, parse_lines, parse_z
 from crowdcount.analyzer.files import find_videos, plan_outputs
 from crowdcount.analyzer.plot import plot_counts
 from crowdcount.analyzer.video import probe_video
-from crowdcount.cli.common import config_option, detector_options, get_config, parse_key_values, pipeline_for
+from crowdcount.cli.common import (
+    config_option,
+    detector_options,
+    get_config,
+    parse_key_values,
+    pipeline_for,
+    remove_new_empty_folders_at_exit,
+)
 from crowdcount.detectors import detector_parameters, resolve_name
 from crowdcount.errors import ConfigError, CrowdcountError, VideoError
 
@@ -200,6 +207,7 @@ def analyze(
     Writes one result JSON per video and prints a summary. One bad video is reported and the others
     still run; the exit status is 0 only when every video succeeded.
     """
+    remove_new_empty_folders_at_exit(output, csv_path, annotate, plot)
     counting_lines = parse_lines(lines, "--line") if lines else None
     counting_zones = parse_zones(zones, "--zone") if zones else None
     config = get_config(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -169,3 +170,26 @@ def camera_geometry(
             "drop --no-track",
         )
     return own
+
+
+def remove_new_empty_folders_at_exit(*outputs: str | None) -> None:
+    """Folders that ``outputs`` (files or folders, some not there yet) would add, removed again when the command
+    ends, on success or failure, if they are still empty: a run that fails leaves nothing behind."""
+    from pathlib import Path
+
+    new: list[Path] = []
+    for output in outputs:
+        if not output:
+            continue
+        path = Path(output).absolute()
+        while not path.exists() and path != path.parent:
+            new.append(path)
+            path = path.parent
+
+    def remove() -> None:
+        for folder in sorted(set(new), key=lambda p: len(p.parts), reverse=True):  # the deepest first
+            if folder.is_dir() and not folder.is_symlink():
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only an empty one
+
+    click.get_current_context().call_on_close(remove)
