@@ -152,3 +152,18 @@ def test_a_still_image_is_not_a_video(tmp_path: Path) -> None:
     code, _, err = run("analyze", str(photo), "-d", "squares", "-o", str(tmp_path / "out"))
     assert (code, err) == (1, f"Error: {str(photo)!r} is a still image (PNG), not a video (give a video file)\n")
     assert not (tmp_path / "out").exists()
+
+
+def test_sandbox_on_a_taken_port_is_one_line() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, err = run("sandbox", "--port", str(port))
+    assert (code, out) == (3, "")
+    assert err == (
+        f"Error: cannot listen on 127.0.0.1:{port}: Address already in use "
+        "(choose another --port or --host (port 0 picks a free one))\n"
+    )
