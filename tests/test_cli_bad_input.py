@@ -167,3 +167,35 @@ def test_sandbox_on_a_taken_port_is_one_line() -> None:
         f"Error: cannot listen on 127.0.0.1:{port}: Address already in use "
         "(choose another --port or --host (port 0 picks a free one))\n"
     )
+
+
+def test_find_checks_where_results_go_and_the_endpoint_before_searching(tmp_path: Path, video_factory) -> None:
+    video = str(video_factory("clip.mp4", frames=2))
+    photo = str(tmp_path / "photo.jpg")  # never read: each check comes first
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, out, err = run("find", photo, "--in", video, "--annotate", str(blocker / "sheets"))
+    assert (code, out, err) == (
+        2,
+        "",
+        f"Error: --annotate: cannot write into {str(blocker / 'sheets')!r}: Not a directory\n",
+    )
+    code, _, err = run("find", photo, "--in", "s3://bucket/results/", "--endpoint-url", "localhost:4566")
+    assert (code, err) == (
+        2,
+        f"Error: endpoint URL 'localhost:4566' is not an http:// or https:// URL {ENDPOINT_HINT}\n",
+    )
+    code, _, err = run("find", photo, "--in", video, "--frame-ratio", "0")
+    assert (code, err) == (
+        2,
+        "Error: Invalid value for '--frame-ratio': 0.0 is not in the range 0<x<=1. (see 'crowdcount find --help')\n",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "file"]
+
+
+def test_find_given_a_folder_as_a_photo_says_so(tmp_path: Path, video_factory) -> None:
+    code, _, err = run("find", str(tmp_path), "--in", str(video_factory("clip.mp4", frames=2)))
+    assert (code, err) == (
+        1,
+        f"Error: photo {str(tmp_path)!r} is a folder (give the photos themselves (e.g. folder/*.jpg))\n",
+    )
