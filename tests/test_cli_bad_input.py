@@ -199,3 +199,12 @@ def test_find_given_a_folder_as_a_photo_says_so(tmp_path: Path, video_factory) -
         1,
         f"Error: photo {str(tmp_path)!r} is a folder (give the photos themselves (e.g. folder/*.jpg))\n",
     )
+
+
+def test_submit_of_a_file_that_is_not_a_video_fails_before_any_upload(tmp_path: Path) -> None:
+    fake = tmp_path / "clip.mp4"
+    fake.write_text("not a video\n")
+    # nothing listens there: the file is refused before AWS is asked anything (else this would be exit 3)
+    code, out, err = run("submit", str(fake), "--video-id", "1", "--endpoint-url", "http://127.0.0.1:1")
+    assert (code, out) == (1, "")
+    assert err == f"Error: {str(fake)!r} cannot be opened as a video (not a video, or a codec OpenCV's FFmpeg lacks)\n"

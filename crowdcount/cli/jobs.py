@@ -39,6 +39,10 @@ def submit(
 ) -> None:
     """Upload VIDEO, create its DynamoDB document and enqueue its analysis for `crowdcount worker`."""
     config = get_config(config_path)
+    if Path(video).is_file() and Path(video).stat().st_size:
+        from crowdcount.analyzer.video import probe_video  # (OpenCV) only here
+
+        probe_video(video)  # not a video, a still image: said now, not by a failed job after the upload
     done = submit_video(context_from_config(config, endpoint_url), config, video, video_id, key, force)
     if as_json:
         click.echo(json.dumps(done.to_dict(), indent=2))
