@@ -208,3 +208,9 @@ def test_submit_of_a_file_that_is_not_a_video_fails_before_any_upload(tmp_path: 
     code, out, err = run("submit", str(fake), "--video-id", "1", "--endpoint-url", "http://127.0.0.1:1")
     assert (code, out) == (1, "")
     assert err == f"Error: {str(fake)!r} cannot be opened as a video (not a video, or a codec OpenCV's FFmpeg lacks)\n"
+
+
+def test_deploy_run_task_and_service_together_is_a_usage_error_before_aws() -> None:
+    code, out, err = run("deploy", "--run-task", "--service", "--dry-run", "--endpoint-url", "http://127.0.0.1:1")
+    assert (code, out) == (2, "")
+    assert err == "Error: --run-task and --service exclude each other (give one) (see 'crowdcount deploy --help')\n"
