@@ -214,3 +214,17 @@ def test_deploy_run_task_and_service_together_is_a_usage_error_before_aws() -> N
     code, out, err = run("deploy", "--run-task", "--service", "--dry-run", "--endpoint-url", "http://127.0.0.1:1")
     assert (code, out) == (2, "")
     assert err == "Error: --run-task and --service exclude each other (give one) (see 'crowdcount deploy --help')\n"
+
+
+@pytest.mark.parametrize("text", ['{"human_detection": {', '{"schema_version": 1}', "[1, 2]"])
+def test_dashboard_given_a_file_that_is_not_a_result_says_so_instead_of_serving_nothing(
+    tmp_path: Path, text: str
+) -> None:
+    bad = tmp_path / "r.json"
+    bad.write_text(text)
+    code, out, err = run("dashboard", str(bad), "--web", "0", "--no-jobs")
+    assert (code, out) == (2, "")
+    assert err == (
+        f"Error: {str(bad)!r} is not a crowdcount result file (give result JSONs written by analyze or the worker, "
+        "folders of them, or s3://BUCKET/PREFIX)\n"
+    )
