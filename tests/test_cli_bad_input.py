@@ -228,3 +228,15 @@ def test_dashboard_given_a_file_that_is_not_a_result_says_so_instead_of_serving_
         f"Error: {str(bad)!r} is not a crowdcount result file (give result JSONs written by analyze or the worker, "
         "folders of them, or s3://BUCKET/PREFIX)\n"
     )
+
+
+@pytest.mark.usefixtures("fake_detectors")
+def test_watch_with_a_malformed_redis_url_is_a_usage_error_not_an_unreachable_broker(video_factory) -> None:
+    pytest.importorskip("redis")
+    video = str(video_factory("clip.mp4", frames=2))
+    code, out, err = run("watch", video, "-d", "squares", "--redis", "rdis://user:secret@host", "--duration", "5s")
+    assert (code, out) == (2, "")
+    assert err == (
+        "Error: Redis URL 'rdis://user:***@host' is not valid: Redis URL must specify one of the following schemes "
+        "(redis://, rediss://, unix://) (e.g. --redis redis://127.0.0.1:6379/0; check --redis and live.redis_url)\n"
+    )
