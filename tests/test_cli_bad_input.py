@@ -240,3 +240,35 @@ def test_watch_with_a_malformed_redis_url_is_a_usage_error_not_an_unreachable_br
         "Error: Redis URL 'rdis://user:***@host' is not valid: Redis URL must specify one of the following schemes "
         "(redis://, rediss://, unix://) (e.g. --redis redis://127.0.0.1:6379/0; check --redis and live.redis_url)\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "value"),
+    [
+        (["analyze", "VIDEO", "--frame-ratio", "nan"], "--frame-ratio", "nan"),
+        (["analyze", "VIDEO", "--smooth", "nan"], "--smooth", "nan"),
+        (["analyze", "VIDEO", "--contact-distance", "inf"], "--contact-distance", "inf"),
+        (["eval", "VIDEO", "--gt", "gt.txt", "--iou", "nan"], "--iou", "nan"),
+        (["worker", "--idle-timeout", "nan"], "--idle-timeout", "nan"),
+        (["watch", "VIDEO", "--realtime", "--speed", "inf"], "--speed", "inf"),
+    ],
+)
+def test_nan_and_inf_are_refused_by_every_number_option(
+    args: list[str], option: str, value: str, video_factory
+) -> None:
+    video = str(video_factory("clip.mp4", frames=2))
+    code, out, err = run(*[video if a == "VIDEO" else a for a in args])
+    command = args[0]
+    assert (code, out) == (2, "")
+    assert err == (
+        f"Error: Invalid value for '{option}': {value!r} is not a finite number. (see 'crowdcount {command} --help')\n"
+    )
+
+
+def test_a_number_option_given_a_word_says_it_wants_a_number(video_factory) -> None:
+    code, _, err = run("analyze", str(video_factory("clip.mp4", frames=2)), "--contact-seconds", "abc")
+    assert (code, err) == (
+        2,
+        "Error: Invalid value for '--contact-seconds': 'abc' is not a valid number. "
+        "(see 'crowdcount analyze --help')\n",
+    )

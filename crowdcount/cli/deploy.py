@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from crowdcount.cli.common import config_option, get_config
+from crowdcount.cli.common import FloatRange, config_option, get_config
 
 logger = logging.getLogger(__name__)
 
@@ -147,8 +147,8 @@ def _deploy_kubernetes(
 @click.option("--tag", default=None, help="Image tag (default: deploy.image_tag; '-cpu' added with --cpu).")
 @click.option("--cpu", is_flag=True, help="The CPU variant: CPU base image, no GPU requirement or constraint.")
 @click.option("--wait/--no-wait", default=False, show_default=True, help="Wait for the task and exit with its code.")
-@click.option("--wait-timeout", type=click.FloatRange(min=0), default=3600, show_default=True, help="Seconds.")
-@click.option("--poll-interval", type=click.FloatRange(min=0), default=10, show_default=True, help="Seconds.")
+@click.option("--wait-timeout", type=FloatRange(min=0), default=3600, show_default=True, help="Seconds.")
+@click.option("--poll-interval", type=FloatRange(min=0), default=10, show_default=True, help="Seconds.")
 @click.option("--cluster", default=None, help="ECS cluster (default: deploy.cluster).")
 @click.option("--context", type=click.Path(file_okay=False), default=".", show_default=True, help="Build context.")
 @click.option("--registry", default=None, metavar="HOST[:PORT]", help="Push here instead of ECR (local registry).")

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crowdcount.cli.aws_common import endpoint_option
-from crowdcount.cli.common import config_option, get_config, remove_new_empty_folders_at_exit
+from crowdcount.cli.common import FloatRange, config_option, get_config, remove_new_empty_folders_at_exit
 from crowdcount.errors import ConfigError, CrowdcountError
 
 logger = logging.getLogger(__name__)
@@ -70,14 +70,14 @@ def _sources(values: tuple[str, ...]) -> list[tuple[str, Path | str]]:
 @click.option("-o", "--output", type=click.Path(), default=None, help="Write the matches as JSON to this file.")
 @click.option(
     "--threshold",
-    type=click.FloatRange(-1.0, 1.0),
+    type=FloatRange(-1.0, 1.0),
     default=None,
     help="Least cosine similarity of a match (default: the embedder's match threshold).",
 )
 @click.option("--annotate", type=click.Path(), default=None, help="Write a contact sheet (PNG) per match here.")
 @click.option(
     "--frame-ratio",
-    type=click.FloatRange(0, 1, min_open=True),
+    type=FloatRange(0, 1, min_open=True),
     default=None,
     help="Share of frames analysed in videos, in (0, 1] (default: the config's; 1 tracks best, costs most).",
 )
