@@ -272,3 +272,30 @@ def test_a_number_option_given_a_word_says_it_wants_a_number(video_factory) -> N
         "Error: Invalid value for '--contact-seconds': 'abc' is not a valid number. "
         "(see 'crowdcount analyze --help')\n",
     )
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity"])
+def test_nan_in_a_config_file_is_one_line_not_a_traceback(tmp_path: Path, video_factory, constant: str) -> None:
+    config = tmp_path / "variables.json"
+    config.write_text(f'{{"human_detection": {{"count_smoothing_s": {constant}}}}}')
+    code, _, err = run("analyze", str(video_factory("clip.mp4", frames=2)), "--config", str(config))
+    assert (code, err) == (
+        2,
+        f"Error: config file {str(config)!r} is not valid JSON: {constant} is not a JSON number "
+        "(give a finite number)\n",
+    )
+
+
+def test_nan_in_a_config_variable_is_not_a_number(video_factory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CROWDCOUNT_HUMAN_DETECTION__COUNT_SMOOTHING_S", "NaN")
+    code, _, err = run("analyze", str(video_factory("clip.mp4", frames=2)))
+    assert (code, err) == (2, "Error: config key 'human_detection.count_smoothing_s' must be a number, got 'NaN'\n")
+
+
+def test_a_folder_as_the_config_file_says_so(tmp_path: Path, video_factory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CROWDCOUNT_CONFIG", str(tmp_path))
+    code, _, err = run("analyze", str(video_factory("clip.mp4", frames=2)))
+    assert (code, err) == (
+        2,
+        f"Error: config file {str(tmp_path)!r} is a folder (check --config / $CROWDCOUNT_CONFIG)\n",
+    )
