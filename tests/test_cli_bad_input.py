@@ -299,3 +299,14 @@ def test_a_folder_as_the_config_file_says_so(tmp_path: Path, video_factory, monk
         2,
         f"Error: config file {str(tmp_path)!r} is a folder (check --config / $CROWDCOUNT_CONFIG)\n",
     )
+
+
+def test_stream_produce_reports_a_missing_file_before_asking_the_broker(tmp_path: Path) -> None:
+    pytest.importorskip("confluent_kafka")
+    missing = tmp_path / "nope.mp4"
+    code, out, err = run("stream", "produce", str(missing), "--bootstrap", "127.0.0.1:1", "--duration", "5s")
+    assert (code, out) == (2, "")
+    assert err == (
+        f"Error: source {str(missing)!r} is not a URL, a webcam index or an existing file "
+        "(give rtsp://..., http(s)://..., a webcam number (0) or a video file)\n"
+    )

@@ -96,13 +96,13 @@ def produce(
 
     config = get_config(config_path)
     live = config["live"]
+    readers = build_sources(sources, config, realtime, speed, loop, read_timeout, open_timeout, retries)  # first
     producer = FrameProducer(
         bootstrap or live["kafka_bootstrap"],
         topic or live["kafka_raw_topic"],
         partitions or live["kafka_partitions"],
         quality or live["jpeg_quality"],
     )
-    readers = build_sources(sources, config, realtime, speed, loop, read_timeout, open_timeout, retries)
     metrics = None
     server = None
     if metrics_port is not None:
