@@ -15,7 +15,7 @@ from crowdcount.aws.resources import context_from_config
 from crowdcount.cli.aws_common import endpoint_option
 from crowdcount.cli.common import config_option, get_config
 from crowdcount.config import Config
-from crowdcount.errors import ConfigError, GalleryError
+from crowdcount.errors import ConfigError, CrowdcountError, GalleryError
 from crowdcount.faces.gallery import Gallery, LocalGallery
 
 logger = logging.getLogger(__name__)
@@ -238,6 +238,7 @@ def forget(
                 f"(delete them yourself if they are copies): {', '.join(gone.left)}",
                 err=True,
             )
+    left: list[str] = []
     for where in results:
         if where.startswith("s3://"):
             from crowdcount.aws.gallery import redact_s3
@@ -251,4 +252,11 @@ def forget(
         click.echo(
             f"redacted {name} in {len(report.changed)} of {report.scanned} result file(s) in {where} "
             f"({report.replaced} mention(s) now 'forgotten')"
+        )
+        left.extend(report.left)
+    if left:  # the others are done; these still may name the person
+        raise CrowdcountError(
+            f"{name} may still be named in {len(left)} file(s) that could not be redacted (unreadable, or not "
+            f"valid JSON): {', '.join(left)}",
+            "fix or delete them, then run forget again",
         )

@@ -62,3 +62,26 @@ def test_identify_against_a_gallery_that_does_not_exist_is_an_error_not_no_one_k
         f"-g {missing}), or check --identify / faces.gallery)\n"
     )
     assert not missing.exists()
+
+
+def test_forget_says_which_result_files_may_still_name_the_person(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    good = results / "a.json"
+    good.write_text('{"faces": {"people": [{"name": "carol"}]}}')
+    broken = results / "b.json"  # cut short: names carol, cannot be parsed, so cannot be redacted
+    broken.write_text('{"faces": {"people": [{"name": "carol"')
+    unrelated = results / "c.json"  # not JSON, and no carol in it: nothing to do
+    unrelated.write_text("not json")
+    gallery = tmp_path / "g.json"
+    code, out, err = run("faces", "forget", "carol", "-g", str(gallery), "--results", str(results))
+    assert code == 1
+    assert out.splitlines()[-1] == (
+        f"redacted carol in 1 of 3 result file(s) in {results} (1 mention(s) now 'forgotten')"
+    )
+    assert err.splitlines()[-1] == (
+        f"Error: carol may still be named in 1 file(s) that could not be redacted (unreadable, or not valid JSON): "
+        f"{broken} (fix or delete them, then run forget again)"
+    )
+    assert "carol" not in good.read_text()
+    assert broken.read_text() == '{"faces": {"people": [{"name": "carol"'
