@@ -310,3 +310,17 @@ def test_stream_produce_reports_a_missing_file_before_asking_the_broker(tmp_path
         f"Error: source {str(missing)!r} is not a URL, a webcam index or an existing file "
         "(give rtsp://..., http(s)://..., a webcam number (0) or a video file)\n"
     )
+
+
+def test_a_webcam_that_is_not_there_gives_crowdcounts_lines_not_opencvs() -> None:
+    done = run_process("watch", "99", "-d", "human", "--retries", "0", "--open-timeout", "1s", "--no-table")
+    lines = done.stderr.splitlines()
+    assert done.returncode == 1
+    assert lines[0] == "live mode (webcam99): the latest frame is analysed, older ones dropped and counted"
+    assert lines[1].endswith(
+        " ERROR crowdcount.live.sources: source webcam99 failed 1 times in a row, giving up: cannot open 99"
+    )
+    assert lines[-1] == "Error: source(s) gave up: webcam99"
+    # the rest is the final table; OpenCV's own "[ WARN:0@0.7] ... can't open camera by index" and its
+    # exception dump are held back
+    assert [line for line in lines if line.startswith(("[", ">")) or "OpenCV" in line] == []

@@ -118,11 +118,21 @@ def configure_logging(level: str, fmt: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     if root.level > logging.DEBUG:
-        # FFmpeg (inside OpenCV) writes its own lines to stderr ("moov atom not found") for a file that is not a
-        # video or is cut short; crowdcount says that in one line of its own. Read at OpenCV's first capture.
-        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+        quiet_opencv()
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "werkzeug", "docker", "tensorflow", "absl"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def quiet_opencv() -> None:
+    """Hold back what OpenCV and its FFmpeg write to stderr themselves ("moov atom not found" for a file that is
+    not a video, "can't open camera by index" and an exception dump for a missing webcam): crowdcount says what
+    failed in one line of its own. A user's own OPENCV_LOG_LEVEL / OPENCV_FFMPEG_LOGLEVEL is kept."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read at OpenCV's first capture
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        os.environ["OPENCV_LOG_LEVEL"] = "SILENT"  # read when cv2 is imported
+        cv2 = sys.modules.get("cv2")  # a subcommand's module may have imported it already
+        if cv2 is not None:
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
