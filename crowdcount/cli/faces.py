@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -123,17 +124,25 @@ def enroll(
     report = []
     for name, photo_faces in found.items():
         kept: list[str] = []
-        if keep_photos and isinstance(gallery, LocalGallery):  # checked above: --keep-photos needs a local file
-            kept = [gallery.keep_photo(name, f.path) for f in photo_faces]
-        person = gallery.enroll(
-            name,
-            np.array([f.embedding for f in photo_faces], np.float32),
-            info,
-            details=details,
-            sources=[f.path.name for f in photo_faces],
-            photos=kept,
-            update=update,
-        )
+        try:
+            if keep_photos and isinstance(gallery, LocalGallery):  # checked above: --keep-photos needs a local file
+                kept.extend(gallery.keep_photo(name, f.path) for f in photo_faces)
+            person = gallery.enroll(
+                name,
+                np.array([f.embedding for f in photo_faces], np.float32),
+                info,
+                details=details,
+                sources=[f.path.name for f in photo_faces],
+                photos=kept,
+                update=update,
+            )
+        except CrowdcountError:  # not enrolled: no copies of the photos left behind either
+            for copy in kept:
+                Path(copy).unlink(missing_ok=True)
+            for folder in {Path(copy).parent for copy in kept}:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # when empty
+            raise
         report.append({"name": person.name, "photos": len(photo_faces), "embeddings": len(person.embeddings)})
     if as_json:
         click.echo(json.dumps({"gallery": gallery.location, "enrolled": report}, indent=2))

@@ -448,13 +448,19 @@ class LocalGallery(Gallery):
             raise GalleryError(
                 f"the photo folder {folder} is a link or lies outside {self.photo_dir}", "remove the link"
             )
-        folder.mkdir(parents=True, exist_ok=True)
         target = folder / Path(photo).name
         stem, n = target.stem, 1
         while target.exists() or target.is_symlink():
             target = folder / f"{stem}-{n}{target.suffix}"
             n += 1
-        shutil.copyfile(photo, target)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(photo, target)
+        except OSError as exc:  # a read-only folder, a full disk
+            raise GalleryError(
+                f"the photo folder {folder} cannot be written: {exc.strerror or exc}",
+                "check the folder's permissions and free space, or leave out --keep-photos",
+            ) from None
         return str(target)
 
     def _write(self) -> None:

@@ -85,3 +85,43 @@ def test_forget_says_which_result_files_may_still_name_the_person(tmp_path: Path
     )
     assert "carol" not in good.read_text()
     assert broken.read_text() == '{"faces": {"people": [{"name": "carol"'
+
+
+def test_a_gallery_write_that_fails_leaves_no_kept_photos_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_photo(tmp_path / "carol.png", [COLOURS["carol"]])
+    gallery = tmp_path / "g.json"
+
+    def full_disk(*args: object, **kwargs: object) -> tuple[int, str]:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkstemp", full_disk)
+    code, _, err = run(
+        "faces", "enroll", "carol", str(tmp_path / "carol.png"), "-g", str(gallery), "--embedder", "colour",
+        "--keep-photos",
+    )  # fmt: skip
+    assert code == 2
+    assert err == (
+        f"Error: gallery {gallery} cannot be written: No space left on device "
+        "(check the folder's permissions and free space, or give another --gallery)\n"
+    )
+    assert not gallery.exists()
+    assert [str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")] in (
+        ["carol.png", "g.json.photos"],
+        ["carol.png"],
+    )
+
+
+def test_a_photo_folder_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    write_photo(tmp_path / "carol.png", [COLOURS["carol"]])
+    gallery = tmp_path / "g.json"
+    (tmp_path / "g.json.photos").write_text("a file where the photo folder goes")
+    code, _, err = run(
+        "faces", "enroll", "carol", str(tmp_path / "carol.png"), "-g", str(gallery), "--embedder", "colour",
+        "--keep-photos",
+    )  # fmt: skip
+    assert code == 2
+    assert err.startswith(f"Error: the photo folder {tmp_path / 'g.json.photos' / 'carol'} cannot be written: ")
+    assert err.endswith(" (check the folder's permissions and free space, or leave out --keep-photos)\n")
+    assert not gallery.exists()
