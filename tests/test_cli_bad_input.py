@@ -337,3 +337,12 @@ def test_a_webcam_that_is_not_there_gives_crowdcounts_lines_not_opencvs() -> Non
     # the rest is the final table; OpenCV's own "[ WARN:0@0.7] ... can't open camera by index" and its
     # exception dump are held back
     assert [line for line in lines if line.startswith(("[", ">")) or "OpenCV" in line] == []
+
+
+def test_the_same_detector_twice_says_how_to_fix_it(video_factory) -> None:
+    code, _, err = run("analyze", str(video_factory("clip.mp4", frames=2)), "-d", "human", "-d", "person")
+    assert (code, err) == (
+        2,
+        "Error: more than one detector reports category Human (run each kind of detector once, e.g. -d human -d face "
+        "(an alias such as person is human))\n",
+    )
