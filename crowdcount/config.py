@@ -613,7 +613,7 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         for part in path:
             schema = schema[part]
         try:
-            value: Any = json.loads(raw)
+            value: Any = json.loads(raw, parse_constant=_no_json_constant)
         except ValueError:
             value = raw
         if schema is str or (isinstance(schema, Optional) and schema.kind is str and value is not None):
@@ -694,6 +694,11 @@ def find_config_file(
     return local if local.is_file() else None
 
 
+def _no_json_constant(name: str) -> Any:
+    """``parse_constant`` of :func:`json.loads`: NaN and Infinity are not JSON (and not settings)."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def load_config(
     path: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -705,16 +710,20 @@ def load_config(
     data: dict[str, Any] = {}
     source = "defaults"
     if file is not None:
+        if file.is_dir():
+            raise ConfigError(f"config file {str(file)!r} is a folder", "check --config / $CROWDCOUNT_CONFIG")
         if not file.is_file():
             raise ConfigError(f"config file {str(file)!r} does not exist", "check --config / $CROWDCOUNT_CONFIG")
         try:
-            data = json.loads(file.read_text(encoding="utf-8"))
+            data = json.loads(file.read_text(encoding="utf-8"), parse_constant=_no_json_constant)
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {str(file)!r} cannot be read: {exc}") from None
         except json.JSONDecodeError as exc:
             raise ConfigError(
                 f"config file {str(file)!r} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
             ) from None
+        except ValueError as exc:  # NaN, Infinity: Python's json reads them, JSON has no such numbers
+            raise ConfigError(f"config file {str(file)!r} is not valid JSON: {exc}", "give a finite number") from None
         if not isinstance(data, dict):
             raise ConfigError(f"config file {str(file)!r} must hold a JSON object")
         source = str(file)

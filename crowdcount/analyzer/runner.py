@@ -70,7 +70,10 @@ class FrameBatchRunner:
         categories = [d.category for d in detectors]
         duplicates = sorted({c for c in categories if categories.count(c) > 1})
         if duplicates:
-            raise ConfigError(f"more than one detector reports category {', '.join(duplicates)}")
+            raise ConfigError(
+                f"more than one detector reports category {', '.join(duplicates)}",
+                "run each kind of detector once, e.g. -d human -d face (an alias such as person is human)",
+            )
         if max_batch_size is not None and (isinstance(max_batch_size, bool) or int(max_batch_size) < 1):
             raise ConfigError(f"max_batch_size must be >= 1, got {max_batch_size!r}")
         check_processor_names(processors)

@@ -93,6 +93,8 @@ def read_photo(path: str | Path) -> np.ndarray:
     import cv2
 
     path = Path(path)
+    if path.is_dir():
+        raise SearchError(f"photo {str(path)!r} is a folder", "give the photos themselves (e.g. folder/*.jpg)")
     if not path.is_file():
         raise SearchError(f"photo {str(path)!r} does not exist", "give the path of a JPEG or PNG photo")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)

@@ -56,6 +56,25 @@ def _fourcc_text(code: int) -> str:
     return text.strip("\x00 ") if text.isprintable() else ""
 
 
+#: How still-image files start (FFmpeg opens them as one-frame videos): magic bytes -> format.
+_IMAGE_MAGIC = {
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"BM": "BMP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+}
+
+
+def _still_image_kind(path: Path) -> str | None:
+    """The image format ``path`` starts with (PNG, JPEG, BMP, TIFF, WebP), else None."""
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((kind for magic, kind in _IMAGE_MAGIC.items() if head.startswith(magic)), None)
+
+
 def probe_video(path: str | Path) -> VideoInfo:
     """Open ``path`` and read its metadata and first frame; :class:`VideoError` when it is not a video."""
     path = Path(path)
@@ -74,6 +93,9 @@ def probe_video(path: str | Path) -> VideoInfo:
         ok, frame = cap.read()
         if not ok or frame is None:
             raise VideoError(f"{str(path)!r} has no decodable frames (empty or corrupt video)")
+        kind = _still_image_kind(path)
+        if kind and not cap.grab():  # FFmpeg opens a photo as a one-frame video
+            raise VideoError(f"{str(path)!r} is a still image ({kind}), not a video", "give a video file")
         code = int(cap.get(cv2.CAP_PROP_FOURCC)) & 0xFFFFFFFF
         fps = float(cap.get(cv2.CAP_PROP_FPS))
         count = cap.get(cv2.CAP_PROP_FRAME_COUNT)

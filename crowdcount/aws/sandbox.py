@@ -8,6 +8,7 @@ credentials (dummy ones are used when none are configured). Its state lives in m
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 import urllib.request
@@ -64,6 +65,21 @@ def _wait_until_answering(endpoint: str, timeout: float = 15.0) -> None:
             time.sleep(0.1)
 
 
+def _check_can_listen(host: str, port: int) -> None:
+    """:class:`AWSError` (one line) when ``host:port`` cannot be listened on: taken, or not an address here."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+            probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise AWSError(
+            f"cannot listen on {host}:{port}: {reason}", "choose another --port or --host (port 0 picks a free one)"
+        ) from None
+
+
 def start_sandbox(config: Config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> Sandbox:
     """Start moto's server on ``host:port`` (0: a free port) in a background thread of this process, wait until
     it answers, and create the resources named in ``config``. :class:`AWSError` when the port is taken."""
@@ -75,6 +91,7 @@ def start_sandbox(config: Config, host: str = DEFAULT_HOST, port: int = DEFAULT_
         ) from None
     from werkzeug.serving import make_server
 
+    _check_can_listen(host, port)  # werkzeug prints its own lines and exits when it cannot
     try:
         server = make_server(
             host,
@@ -84,7 +101,10 @@ def start_sandbox(config: Config, host: str = DEFAULT_HOST, port: int = DEFAULT_
             request_handler=MotoRequestHandler,
         )
     except (OSError, SystemExit) as exc:
-        raise AWSError(f"cannot listen on {host}:{port}: {exc}", "choose another --port, or 0 for a free one") from None
+        reason = getattr(exc, "strerror", None) or "taken meanwhile"
+        raise AWSError(
+            f"cannot listen on {host}:{port}: {reason}", "choose another --port, or 0 for a free one"
+        ) from None
     address, bound_port = server.server_address[:2]
     bound_host = address.decode() if isinstance(address, bytes) else address
     endpoint = f"http://{bound_host}:{bound_port}"

@@ -11,9 +11,12 @@ import logging
 import os
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config as BotoConfig
+
+from crowdcount.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +49,25 @@ def make_context(
     """An :class:`AwsContext` for ``region``. With an endpoint (sandbox) and no credentials anywhere,
     dummy credentials are used, since moto accepts any."""
     endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+    if endpoint_url:
+        check_endpoint_url(endpoint_url)
     if session is None:
         session = boto3.Session(profile_name=profile, region_name=region)
         if endpoint_url and session.get_credentials() is None:
             session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region)
     return AwsContext(session=session, endpoint_url=endpoint_url)
+
+
+def check_endpoint_url(url: str) -> None:
+    """:class:`ConfigError` unless ``url`` is an ``http://`` or ``https://`` URL with a host (botocore would raise
+    a bare ValueError, or fail on the first request)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (a bad port raises ValueError)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"endpoint URL {url!r} is not an http:// or https:// URL",
+            "e.g. --endpoint-url http://127.0.0.1:4566; check --endpoint-url, AWS_ENDPOINT_URL and aws_endpoint_url",
+        )

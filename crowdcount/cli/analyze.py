@@ -20,7 +20,15 @@ from crowdcount.analyzer.counting import CountingProcessor, parse_lines, parse_z
 from crowdcount.analyzer.files import find_videos, plan_outputs
 from crowdcount.analyzer.plot import plot_counts
 from crowdcount.analyzer.video import probe_video
-from crowdcount.cli.common import config_option, detector_options, get_config, parse_key_values, pipeline_for
+from crowdcount.cli.common import (
+    FloatRange,
+    config_option,
+    detector_options,
+    get_config,
+    parse_key_values,
+    pipeline_for,
+    remove_new_empty_folders_at_exit,
+)
 from crowdcount.detectors import detector_parameters, resolve_name
 from crowdcount.errors import ConfigError, CrowdcountError, VideoError
 
@@ -90,13 +98,13 @@ def _fmt_time(ms: float | None) -> str:
 @detector_options
 @click.option(
     "--frame-ratio",
-    type=click.FloatRange(0, 1, min_open=True),
+    type=FloatRange(0, 1, min_open=True),
     default=None,
     help="Share of frames to analyse, in (0, 1] (default: from --sample-fps).",
 )
 @click.option(
     "--sample-fps",
-    type=click.FloatRange(0, 1000, min_open=True),
+    type=FloatRange(0, 1000, min_open=True),
     default=None,
     metavar="FPS",
     help="Analyse this many frames of each second of video, whatever its frame rate (default 8; "
@@ -105,7 +113,7 @@ def _fmt_time(ms: float | None) -> str:
 @click.option(
     "--smooth",
     "smooth_s",
-    type=click.FloatRange(0, 60),
+    type=FloatRange(0, 60),
     default=None,
     metavar="SECONDS",
     help="Report counts as a running median over this many seconds (0: raw per-frame counts; default 1).",
@@ -158,8 +166,10 @@ def _fmt_time(ms: float | None) -> str:
     default=None,
     help="Ground calibration (JSON: 4+ image points and their ground metres): report close contacts.",
 )
-@click.option("--contact-distance", type=float, default=None, help="Contact distance in metres (default 1.5).")
-@click.option("--contact-seconds", type=float, default=None, help="Shortest contact reported, seconds (default 2).")
+@click.option("--contact-distance", type=FloatRange(), default=None, help="Contact distance in metres (default 1.5).")
+@click.option(
+    "--contact-seconds", type=FloatRange(), default=None, help="Shortest contact reported, seconds (default 2)."
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table.")
 @click.option(
@@ -200,6 +210,7 @@ def analyze(
     Writes one result JSON per video and prints a summary. One bad video is reported and the others
     still run; the exit status is 0 only when every video succeeded.
     """
+    remove_new_empty_folders_at_exit(output, csv_path, annotate, plot)
     counting_lines = parse_lines(lines, "--line") if lines else None
     counting_zones = parse_zones(zones, "--zone") if zones else None
     config = get_config(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -17,6 +19,19 @@ if TYPE_CHECKING:
     from crowdcount.live.cameras import Camera
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class FloatRange(click.FloatRange):
+    """click's ``FloatRange`` (no bounds: any number) that also refuses ``nan`` and ``inf``, which pass its bound
+    checks (every comparison with nan is false) and fail later, deep in the work, with a traceback."""
+
+    name = "number"  # "'abc' is not a valid number."
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 def config_option(func: F) -> F:
@@ -35,7 +50,7 @@ def detector_options(func: F) -> F:
     their arguments (see ``crowdcount detectors``)."""
     options = [
         click.option("-d", "--detector", "detectors", multiple=True, help="Detector to run (repeatable): human, face."),
-        click.option("--min-score", type=click.FloatRange(0, 1), default=None, help="Minimum detection score."),
+        click.option("--min-score", type=FloatRange(0, 1), default=None, help="Minimum detection score."),
         click.option(
             "--detector-arg",
             "detector_arg",
@@ -169,3 +184,26 @@ def camera_geometry(
             "drop --no-track",
         )
     return own
+
+
+def remove_new_empty_folders_at_exit(*outputs: str | None) -> None:
+    """Folders that ``outputs`` (files or folders, some not there yet) would add, removed again when the command
+    ends, on success or failure, if they are still empty: a run that fails leaves nothing behind."""
+    from pathlib import Path
+
+    new: list[Path] = []
+    for output in outputs:
+        if not output:
+            continue
+        path = Path(output).absolute()
+        while not path.exists() and path != path.parent:
+            new.append(path)
+            path = path.parent
+
+    def remove() -> None:
+        for folder in sorted(set(new), key=lambda p: len(p.parts), reverse=True):  # the deepest first
+            if folder.is_dir() and not folder.is_symlink():
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only an empty one
+
+    click.get_current_context().call_on_close(remove)

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from crowdcount.cli.common import config_option, get_config
+from crowdcount.cli.common import FloatRange, config_option, get_config
 
 logger = logging.getLogger(__name__)
 
@@ -65,18 +65,21 @@ def _print_summary(result: Any) -> None:
 #: Options that only --target kubernetes reads, and those it does not (ECS's).
 _KUBERNETES_ONLY = ("output", "namespace", "role_arn", "cameras")
 _ECS_ONLY = (
-    *("method", "mode", "build", "cpu", "wait", "wait_timeout", "poll_interval", "cluster", "context", "registry"),
-    *("templates_dir", "stack_name", "skip_gpu_check", "endpoint_url"),
+    *("method", "run_task service", "build", "cpu", "wait", "wait_timeout", "poll_interval", "cluster"),
+    *("context", "registry", "templates_dir", "stack_name", "skip_gpu_check", "endpoint_url"),
 )
 
 
 def _check_target_options(ctx: click.Context, target: str) -> None:
-    """An option of the other target, given on the command line, is a usage error (exit 2)."""
+    """An option of the other target, given on the command line, is a usage error (exit 2); so are --run-task
+    and --service together."""
     other = _ECS_ONLY if target == "kubernetes" else _KUBERNETES_ONLY
-    for name in other:
-        if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
-            flags = "/".join(p.opts[-1] for p in ctx.command.params if p.name == name)
+    for names in other:
+        if any(ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE for n in names.split()):
+            flags = "/".join(p.opts[-1] for p in ctx.command.params if p.name in names.split())
             raise click.UsageError(f"{flags} does not apply to --target {target}", ctx)
+    if ctx.params.get("run_task") and ctx.params.get("service"):
+        raise click.UsageError("--run-task and --service exclude each other (give one)", ctx)
 
 
 def _deploy_kubernetes(
@@ -136,16 +139,16 @@ def _deploy_kubernetes(
     show_default=True,
     help="Call the ECS/IAM/Auto Scaling APIs directly, or create/update the CloudFormation stack.",
 )
-@click.option("--run-task", "mode", flag_value="task", help="Run one task (default with --method ecs).")
-@click.option("--service", "mode", flag_value="service", help="Create/update the autoscaled service.")
+@click.option("--run-task", "run_task", is_flag=True, help="Run one task (default with --method ecs).")
+@click.option("--service", "service", is_flag=True, help="Create/update the autoscaled service.")
 @click.option("--dry-run", is_flag=True, help="Print what would be deployed and the difference; change nothing.")
 @click.option("--image", metavar="URI", default=None, help="Deploy this existing image (no build).")
 @click.option("--build/--no-build", default=True, show_default=True, help="--no-build: deploy the pushed tag.")
 @click.option("--tag", default=None, help="Image tag (default: deploy.image_tag; '-cpu' added with --cpu).")
 @click.option("--cpu", is_flag=True, help="The CPU variant: CPU base image, no GPU requirement or constraint.")
 @click.option("--wait/--no-wait", default=False, show_default=True, help="Wait for the task and exit with its code.")
-@click.option("--wait-timeout", type=click.FloatRange(min=0), default=3600, show_default=True, help="Seconds.")
-@click.option("--poll-interval", type=click.FloatRange(min=0), default=10, show_default=True, help="Seconds.")
+@click.option("--wait-timeout", type=FloatRange(min=0), default=3600, show_default=True, help="Seconds.")
+@click.option("--poll-interval", type=FloatRange(min=0), default=10, show_default=True, help="Seconds.")
 @click.option("--cluster", default=None, help="ECS cluster (default: deploy.cluster).")
 @click.option("--context", type=click.Path(file_okay=False), default=".", show_default=True, help="Build context.")
 @click.option("--registry", default=None, metavar="HOST[:PORT]", help="Push here instead of ECR (local registry).")
@@ -162,7 +165,8 @@ def deploy(
     role_arn: str | None,
     cameras: tuple[str, ...],
     method: str,
-    mode: str | None,
+    run_task: bool,
+    service: bool,
     dry_run: bool,
     image: str | None,
     build: bool,
@@ -207,7 +211,7 @@ def deploy(
     ctx = make_context(config.aws_region, endpoint)
     options = DeployOptions(
         method=method,
-        mode=mode,
+        mode="task" if run_task else "service" if service else None,
         dry_run=dry_run,
         image=image,
         build=build,

@@ -9,9 +9,10 @@ import time
 import click
 
 from crowdcount.aws.edge import EdgeClient
+from crowdcount.aws.errors import is_aws_exception, to_aws_error
 from crowdcount.aws.resources import context_from_config
 from crowdcount.cli.aws_common import endpoint_option
-from crowdcount.cli.common import config_option, get_config
+from crowdcount.cli.common import FloatRange, config_option, get_config
 from crowdcount.errors import ConfigError
 from crowdcount.live.capture import capture
 
@@ -39,7 +40,12 @@ def _seconds(text: str) -> float:
     help="Run the handler here on each upload's event (the sandbox); --no-invoke when S3 notifies a Lambda.",
 )
 @click.option(
-    "--timeout", "timeout_s", type=float, default=30.0, show_default=True, help="Seconds to wait for the last answers."
+    "--timeout",
+    "timeout_s",
+    type=FloatRange(),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for the last answers.",
 )
 @endpoint_option
 @config_option
@@ -61,7 +67,12 @@ def edge(
     ctx = context_from_config(config, endpoint_url)
     queue = results_queue or config.aws_queues.results
     sqs = ctx.client("sqs", config.aws_region)
-    url = sqs.create_queue(QueueName=queue)["QueueUrl"]
+    try:
+        url = sqs.create_queue(QueueName=queue)["QueueUrl"]
+    except Exception as exc:
+        if not is_aws_exception(exc):
+            raise
+        raise to_aws_error(exc, f"opening queue {queue!r}", ctx.endpoint_url) from None
     handle = None
     if invoke:
         from crowdcount.aws.events import handler_from_environment

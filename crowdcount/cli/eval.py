@@ -17,7 +17,7 @@ from crowdcount.analyzer.pipeline import build_processors
 from crowdcount.analyzer.scenery import SceneryModel
 from crowdcount.analyzer.tracking import TrackingProcessor
 from crowdcount.cli.analyze import detector_specs
-from crowdcount.cli.common import config_option, get_config, parse_key_values
+from crowdcount.cli.common import FloatRange, config_option, get_config, parse_key_values
 from crowdcount.config import build_detectors
 from crowdcount.detectors import DETECTORS, resolve_name
 from crowdcount.errors import ConfigError
@@ -58,7 +58,9 @@ logger = logging.getLogger(__name__)
     help="Evaluate every clip a JSON manifest lists (video, ground truth, dev or held-out): one row per clip, "
     "and the mean of each split.",
 )
-@click.option("--gt-scale", type=float, default=None, help="Multiply the ground-truth pixel coordinates by this.")
+@click.option(
+    "--gt-scale", type=FloatRange(), default=None, help="Multiply the ground-truth pixel coordinates by this."
+)
 @click.option("--gt-size", default=None, metavar="WxH", help="Resolution the ground truth was annotated at.")
 @click.option(
     "--ignore",
@@ -68,10 +70,10 @@ logger = logging.getLogger(__name__)
     help="Ignore region in video pixels (repeatable): boxes whose bottom-centre lies inside count for nothing.",
 )
 @click.option("--frames", default=None, metavar="A-B", help="Evaluate only these annotated frames, e.g. 63-124.")
-@click.option("--iou", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True, help="IoU match.")
+@click.option("--iou", type=FloatRange(0, 1, min_open=True), default=0.5, show_default=True, help="IoU match.")
 @click.option(
     "--min-score",
-    type=click.FloatRange(0, 1),
+    type=FloatRange(0, 1),
     default=None,
     help="Score threshold for counts, precision and recall (default: the detector's min_detection_score).",
 )
@@ -87,7 +89,7 @@ logger = logging.getLogger(__name__)
 @click.option(
     "--smooth",
     "smooth_s",
-    type=click.FloatRange(0, 60),
+    type=FloatRange(0, 60),
     default=None,
     metavar="SECONDS",
     help="Count metrics on the running median of the counts over this many seconds, as analyze reports them "
@@ -101,7 +103,7 @@ logger = logging.getLogger(__name__)
 )
 @click.option(
     "--frame-ratio",
-    type=click.FloatRange(0, 1, min_open=True),
+    type=FloatRange(0, 1, min_open=True),
     default=1.0,
     show_default=True,
     help="With --track on a video: share of frames analysed (the others are not scored).",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -15,7 +16,7 @@ from crowdcount.aws.resources import context_from_config
 from crowdcount.cli.aws_common import endpoint_option
 from crowdcount.cli.common import config_option, get_config
 from crowdcount.config import Config
-from crowdcount.errors import ConfigError, GalleryError
+from crowdcount.errors import ConfigError, CrowdcountError, GalleryError
 from crowdcount.faces.gallery import Gallery, LocalGallery
 
 logger = logging.getLogger(__name__)
@@ -123,17 +124,25 @@ def enroll(
     report = []
     for name, photo_faces in found.items():
         kept: list[str] = []
-        if keep_photos and isinstance(gallery, LocalGallery):  # checked above: --keep-photos needs a local file
-            kept = [gallery.keep_photo(name, f.path) for f in photo_faces]
-        person = gallery.enroll(
-            name,
-            np.array([f.embedding for f in photo_faces], np.float32),
-            info,
-            details=details,
-            sources=[f.path.name for f in photo_faces],
-            photos=kept,
-            update=update,
-        )
+        try:
+            if keep_photos and isinstance(gallery, LocalGallery):  # checked above: --keep-photos needs a local file
+                kept.extend(gallery.keep_photo(name, f.path) for f in photo_faces)
+            person = gallery.enroll(
+                name,
+                np.array([f.embedding for f in photo_faces], np.float32),
+                info,
+                details=details,
+                sources=[f.path.name for f in photo_faces],
+                photos=kept,
+                update=update,
+            )
+        except CrowdcountError:  # not enrolled: no copies of the photos left behind either
+            for copy in kept:
+                Path(copy).unlink(missing_ok=True)
+            for folder in {Path(copy).parent for copy in kept}:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # when empty
+            raise
         report.append({"name": person.name, "photos": len(photo_faces), "embeddings": len(person.embeddings)})
     if as_json:
         click.echo(json.dumps({"gallery": gallery.location, "enrolled": report}, indent=2))
@@ -238,6 +247,7 @@ def forget(
                 f"(delete them yourself if they are copies): {', '.join(gone.left)}",
                 err=True,
             )
+    left: list[str] = []
     for where in results:
         if where.startswith("s3://"):
             from crowdcount.aws.gallery import redact_s3
@@ -251,4 +261,11 @@ def forget(
         click.echo(
             f"redacted {name} in {len(report.changed)} of {report.scanned} result file(s) in {where} "
             f"({report.replaced} mention(s) now 'forgotten')"
+        )
+        left.extend(report.left)
+    if left:  # the others are done; these still may name the person
+        raise CrowdcountError(
+            f"{name} may still be named in {len(left)} file(s) that could not be redacted (unreadable, or not "
+            f"valid JSON): {', '.join(left)}",
+            "fix or delete them, then run forget again",
         )

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crowdcount.cli.aws_common import endpoint_option
-from crowdcount.cli.common import config_option, get_config
+from crowdcount.cli.common import FloatRange, config_option, get_config, remove_new_empty_folders_at_exit
 from crowdcount.errors import ConfigError, CrowdcountError
 
 logger = logging.getLogger(__name__)
@@ -70,16 +70,16 @@ def _sources(values: tuple[str, ...]) -> list[tuple[str, Path | str]]:
 @click.option("-o", "--output", type=click.Path(), default=None, help="Write the matches as JSON to this file.")
 @click.option(
     "--threshold",
-    type=click.FloatRange(-1.0, 1.0),
+    type=FloatRange(-1.0, 1.0),
     default=None,
     help="Least cosine similarity of a match (default: the embedder's match threshold).",
 )
 @click.option("--annotate", type=click.Path(), default=None, help="Write a contact sheet (PNG) per match here.")
 @click.option(
     "--frame-ratio",
-    type=float,
+    type=FloatRange(0, 1, min_open=True),
     default=None,
-    help="Share of frames analysed in videos (default: the config's; 1 tracks best, costs most).",
+    help="Share of frames analysed in videos, in (0, 1] (default: the config's; 1 tracks best, costs most).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the matches as JSON instead of a table.")
 @endpoint_option
@@ -102,17 +102,26 @@ def find(
     written by 'crowdcount analyze --embeddings' are searched without running the detector.
     """
     from crowdcount.analyzer import VideoAnalyzer, to_document
+    from crowdcount.analyzer.files import check_writable
     from crowdcount.analyzer.pipeline import build_processors
     from crowdcount.analyzer.search import QueryVectors, contact_sheet, embed_photos, search_document
+    from crowdcount.aws.resources import context_from_config
     from crowdcount.config import build_detectors
     from crowdcount.detectors import resolve_name
     from crowdcount.detectors.reid import build_person_embedder
     from crowdcount.eval.runner import load_document
 
+    remove_new_empty_folders_at_exit(output and str(Path(output).parent), annotate)
     config = get_config(config_path, {"human_detection": {"frame_ratio": frame_ratio}})
     planned = _sources(sources)
     if output is not None and Path(output).is_dir():
         raise ConfigError(f"--output {output!r} is a folder", "give a file name, e.g. matches.json")
+    # what would fail at the end fails now, before the search: where results go, how S3 is reached
+    if output is not None:
+        check_writable(Path(output).parent, "--output")
+    if annotate is not None:
+        check_writable(Path(annotate), "--annotate")
+    s3_context = context_from_config(config, endpoint_url) if any(kind == "s3" for kind, _ in planned) else None
     block = config.human_detection
     human = next(([n, a] for n, a in block.detectors if resolve_name(n) == "human"), ["human", {}])
     (detector,) = build_detectors([human])
@@ -130,7 +139,7 @@ def find(
     for kind, path in planned:
         try:
             if kind == "s3":
-                matches.extend(_search_s3(str(path), config, endpoint_url, query, threshold))
+                matches.extend(_search_s3(str(path), s3_context, query, threshold))
                 continue
             if kind == "result":
                 document = load_document(path)
@@ -196,13 +205,12 @@ def find(
         click.echo(f"contact sheet {sheet}")
 
 
-def _search_s3(uri: str, config: Any, endpoint_url: str | None, query: Any, threshold: float) -> list[Any]:
+def _search_s3(uri: str, context: Any, query: Any, threshold: float) -> list[Any]:
     """The matches in the result files under an S3 location (those without appearance vectors are skipped)."""
     from crowdcount.analyzer.search import SearchError, search_document
-    from crowdcount.aws.resources import context_from_config
     from crowdcount.aws.results import result_documents
 
-    s3 = context_from_config(config, endpoint_url).client("s3")
+    s3 = context.client("s3")
     matches: list[Any] = []
     searched = 0
     for source, document in result_documents(s3, uri):

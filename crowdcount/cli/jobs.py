@@ -18,6 +18,7 @@ from crowdcount.aws.resources import context_from_config
 from crowdcount.aws.status import lease_left
 from crowdcount.cli.aws_common import endpoint_option
 from crowdcount.cli.common import config_option, get_config
+from crowdcount.errors import ConfigError
 
 
 @click.command()
@@ -39,6 +40,10 @@ def submit(
 ) -> None:
     """Upload VIDEO, create its DynamoDB document and enqueue its analysis for `crowdcount worker`."""
     config = get_config(config_path)
+    if Path(video).is_file() and Path(video).stat().st_size:
+        from crowdcount.analyzer.video import probe_video  # (OpenCV) only here
+
+        probe_video(video)  # not a video, a still image: said now, not by a failed job after the upload
     done = submit_video(context_from_config(config, endpoint_url), config, video, video_id, key, force)
     if as_json:
         click.echo(json.dumps(done.to_dict(), indent=2))
@@ -111,6 +116,12 @@ def results(
             _, path = fetch_result(ctx, config, video_id, Path(folder) / "result.json", step)
             sys.stdout.write(path.read_text(encoding="utf-8") + "\n")
         return
-    entry, path = fetch_result(ctx, config, video_id, output, step)
+    try:
+        entry, path = fetch_result(ctx, config, video_id, output, step)
+    except OSError as exc:  # a read-only folder, a file where a folder should be (the partial download is gone)
+        where = output or "crowdcount_results/"
+        raise ConfigError(
+            f"--output {where!r} cannot be written: {exc.strerror or exc}", "give a file or folder you can write to"
+        ) from None
     rf = entry["result_file"]
     click.echo(f"s3://{rf['bucket']}/{rf['key']} -> {path}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
 import sys
 import time
 from typing import Any
@@ -61,19 +62,31 @@ class LazyGroup(click.Group):
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:  # an option of the group itself (--log-level loud, --bogus)
+            raise one_line_usage_error(exc) from None
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except CrowdcountError as exc:
             raise UserError(exc) from None
-        except click.UsageError as exc:
-            if exc.ctx is None or exc.ctx is ctx:
-                raise
-            # one line, not click's usage block: say what is wrong and where help is
-            error = click.UsageError(f"{exc.format_message()} (see '{exc.ctx.command_path} --help')")
-            error.exit_code = exc.exit_code  # type: ignore[misc]  # per instance, as above
-            error.ctx = None
-            raise error from None
+        except click.UsageError as exc:  # no such command, or a subcommand's bad option
+            raise one_line_usage_error(exc) from None
+
+
+def one_line_usage_error(exc: click.UsageError) -> click.UsageError:
+    """``exc`` as one line, not click's usage block: what is wrong and where help is."""
+    if exc.ctx is None:
+        return exc
+    error = click.UsageError(f"{exc.format_message()} (see '{exc.ctx.command_path} --help')")
+    error.exit_code = exc.exit_code  # type: ignore[misc]  # per instance, as above
+    error.ctx = None
+    return error
 
 
 class JsonFormatter(logging.Formatter):
@@ -104,8 +117,22 @@ def configure_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    if root.level > logging.DEBUG:
+        quiet_opencv()
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "werkzeug", "docker", "tensorflow", "absl"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def quiet_opencv() -> None:
+    """Hold back what OpenCV and its FFmpeg write to stderr themselves ("moov atom not found" for a file that is
+    not a video, "can't open camera by index" and an exception dump for a missing webcam): crowdcount says what
+    failed in one line of its own. A user's own OPENCV_LOG_LEVEL / OPENCV_FFMPEG_LOGLEVEL is kept."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read at OpenCV's first capture
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        os.environ["OPENCV_LOG_LEVEL"] = "SILENT"  # read when cv2 is imported
+        cv2 = sys.modules.get("cv2")  # a subcommand's module may have imported it already
+        if cv2 is not None:
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

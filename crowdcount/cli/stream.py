@@ -14,6 +14,7 @@ import click
 from crowdcount.analyzer.counting import parse_lines, parse_zones
 from crowdcount.cli.analyze import detector_specs
 from crowdcount.cli.common import (
+    FloatRange,
     camera_geometry,
     cameras_option,
     config_option,
@@ -64,7 +65,7 @@ def _kafka_options(func: F) -> F:
 @_kafka_options
 @click.option(
     "--max-fps",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FloatRange(min=0, min_open=True),
     default=None,
     help="Publish at most this many frames per second per source (others are dropped).",
 )
@@ -95,13 +96,13 @@ def produce(
 
     config = get_config(config_path)
     live = config["live"]
+    readers = build_sources(sources, config, realtime, speed, loop, read_timeout, open_timeout, retries)  # first
     producer = FrameProducer(
         bootstrap or live["kafka_bootstrap"],
         topic or live["kafka_raw_topic"],
         partitions or live["kafka_partitions"],
         quality or live["jpeg_quality"],
     )
-    readers = build_sources(sources, config, realtime, speed, loop, read_timeout, open_timeout, retries)
     metrics = None
     server = None
     if metrics_port is not None:

@@ -21,6 +21,7 @@ from crowdcount.analyzer.annotate import check_annotate_path
 from crowdcount.analyzer.counting import parse_lines, parse_zones
 from crowdcount.cli.analyze import detector_specs
 from crowdcount.cli.common import (
+    FloatRange,
     camera_geometry,
     cameras_option,
     config_option,
@@ -74,7 +75,7 @@ def source_options(func: Any) -> Any:
             ),
             click.option(
                 "--speed",
-                type=click.FloatRange(min=0, min_open=True),
+                type=FloatRange(min=0, min_open=True),
                 default=1.0,
                 show_default=True,
                 help="With --realtime: playback rate (2 = twice real time).",
@@ -362,7 +363,12 @@ def watch(
     show_table = sys.stderr.isatty() if table is None else table
     sinks: list[Any] = []
     if output is not None:
-        sinks.append(JsonLinesSink(output))
+        try:
+            sinks.append(JsonLinesSink(output))
+        except OSError as exc:  # a read-only folder, a folder given as the file
+            raise ConfigError(
+                f"--output {output!r} cannot be written: {exc.strerror or exc}", "give a file in a writable folder"
+            ) from None
     elif not sys.stdout.isatty() and not as_json:
         sinks.append(JsonLinesSink("-"))
     if redis_url is not None:

@@ -8,16 +8,14 @@ import click
 
 from crowdcount.aws.worker import Worker
 from crowdcount.cli.aws_common import endpoint_option
-from crowdcount.cli.common import config_option, get_config
+from crowdcount.cli.common import FloatRange, config_option, get_config
 
 
 @click.command()
 @endpoint_option
 @click.option("--queue", default=None, help="Queue to serve (default: aws_queues.human_detection).")
 @click.option("--max-jobs", type=click.IntRange(min=1), default=None, help="Stop after handling N messages.")
-@click.option(
-    "--idle-timeout", type=click.FloatRange(min=0), default=None, help="Stop after S seconds without messages."
-)
+@click.option("--idle-timeout", type=FloatRange(min=0), default=None, help="Stop after S seconds without messages.")
 @click.option("--wait-time", type=click.IntRange(0, 20), default=None, help="Long-poll wait, seconds (max 20).")
 @click.option("--visibility-timeout", type=click.IntRange(min=1), default=None, help="Message lease, seconds.")
 @click.option("--heartbeat", type=click.IntRange(min=1), default=None, help="Lease extension interval, seconds.")

@@ -61,6 +61,8 @@ def check_name(name: str) -> str:
     separators = {"/", "\\", os.sep, *([os.altsep] if os.altsep else [])}
     if any(sep in cleaned for sep in separators):
         raise GalleryError(f"invalid name {name!r}: holds a path separator", NAME_HINT)
+    if any("\udc80" <= c <= "\udcff" for c in cleaned):  # bytes the terminal's encoding could not decode
+        raise GalleryError(f"invalid name {name!r}: not valid text in the terminal's encoding (UTF-8?)", NAME_HINT)
     if not cleaned.isprintable():
         raise GalleryError(f"invalid name {name!r}: holds a control character", NAME_HINT)
     if len(cleaned) > MAX_NAME_LENGTH:
@@ -446,13 +448,19 @@ class LocalGallery(Gallery):
             raise GalleryError(
                 f"the photo folder {folder} is a link or lies outside {self.photo_dir}", "remove the link"
             )
-        folder.mkdir(parents=True, exist_ok=True)
         target = folder / Path(photo).name
         stem, n = target.stem, 1
         while target.exists() or target.is_symlink():
             target = folder / f"{stem}-{n}{target.suffix}"
             n += 1
-        shutil.copyfile(photo, target)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(photo, target)
+        except OSError as exc:  # a read-only folder, a full disk
+            raise GalleryError(
+                f"the photo folder {folder} cannot be written: {exc.strerror or exc}",
+                "check the folder's permissions and free space, or leave out --keep-photos",
+            ) from None
         return str(target)
 
     def _write(self) -> None:
@@ -462,16 +470,22 @@ class LocalGallery(Gallery):
             "embedder": self._data["embedder"],
             "people": [p.to_dict() for p in self.people()],
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(document, fh, indent=1)
-            os.replace(tmp, self.path)
-            self._stamp = self.version()
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    json.dump(document, fh, indent=1)
+                os.replace(tmp, self.path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:  # a read-only folder, a full disk: the gallery as it was is untouched
+            raise GalleryError(
+                f"gallery {self.path} cannot be written: {exc.strerror or exc}",
+                "check the folder's permissions and free space, or give another --gallery",
+            ) from None
+        self._stamp = self.version()
 
 
 #: Opens a gallery: ``(location, options)`` -> :class:`Gallery`; ``options`` are what the caller knows (e.g.

@@ -12,6 +12,7 @@ many different people showed their face.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -22,7 +23,7 @@ from crowdcount.analyzer.processors import FrameProcessor
 from crowdcount.config import Config
 from crowdcount.detectors.base import Detections
 from crowdcount.detectors.embedders import FaceEmbedder
-from crowdcount.errors import ConfigError
+from crowdcount.errors import ConfigError, GalleryError
 from crowdcount.faces.gallery import UNKNOWN, Gallery, GalleryIndex
 
 if TYPE_CHECKING:
@@ -262,6 +263,12 @@ def gallery_stage(config: Config, options: Mapping[str, Any] | None = None) -> C
     opener_options = {"config": config, **(options or {})}
 
     def stage(location: str) -> FaceIdentifier:
+        if "://" not in location and not os.path.lexists(location):  # a typo would name no one, silently
+            raise GalleryError(
+                f"gallery {location} does not exist",
+                f"enrol people into it first (crowdcount faces enroll NAME PHOTO -g {location}), "
+                "or check --identify / faces.gallery",
+            )
         return identifier_from_config(config["faces"], open_gallery(location, opener_options))
 
     return stage

@@ -40,6 +40,8 @@ class Redaction:
     scanned: int = 0
     changed: list[str] = field(default_factory=list)
     replaced: int = 0
+    #: Files that may still hold the name: unreadable, or mentioning it without being valid JSON.
+    left: list[str] = field(default_factory=list)
 
     def add(self, where: str, count: int) -> None:
         self.scanned += 1
@@ -113,12 +115,23 @@ def redact_files(paths: Iterable[str | Path], name: str, check: bool = True) -> 
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             logger.warning("%s skipped: %s", path, exc)
+            report.left.append(str(path))
             continue
         new, count = redact_text(text, name)
         if new is not None:
             _replace(path, new)
+        elif json.dumps(name)[1:-1] in text and not _is_json(text):  # named, yet nothing could be redacted
+            report.left.append(str(path))
         report.add(str(path), count)
     return report
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _replace(path: Path, text: str) -> None:

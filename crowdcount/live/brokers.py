@@ -83,6 +83,12 @@ class RedisStreamSink:
         self.maxlen = maxlen
         try:
             self.client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+        except ValueError as exc:  # not a Redis URL: a usage error, not an unreachable broker
+            raise ConfigError(
+                f"Redis URL {redact_url(url)!r} is not valid: {str(exc).replace(url, redact_url(url))}",
+                "e.g. --redis redis://127.0.0.1:6379/0; check --redis and live.redis_url",
+            ) from None
+        try:
             self.client.ping()
         except (redis.exceptions.RedisError, ValueError) as exc:
             raise BrokerError(
