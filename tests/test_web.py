@@ -391,10 +391,52 @@ def test_watch_serves_the_dashboard_until_its_duration(
     thread = threading.Thread(target=poll, daemon=True)
     thread.start()
     code, _, err = run_cli("watch", f"cam={lobby}", "-d", "squares", "--line", LINE, "--zone", ZONE, "--web",
-                           str(port), "--duration", "8", "--no-table")  # fmt: skip
+                           str(port), "--duration", "12", "--no-table")  # fmt: skip
     thread.join(5)
     assert code == 0, err
     assert f"dashboard on http://127.0.0.1:{port}/" in err and "the dashboard stays up until Ctrl-C" in err
     assert "status" in seen, f"the source never showed as ended: {seen}, stderr: {err}"
     (cam,) = seen["status"]["sources"]
     assert cam["lines"] == {"door": {"in": 2, "out": 2}} and cam["frames_analyzed"] == 40
+
+
+def test_an_unreadable_results_root_is_said_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    class Flaky:
+        down = True
+
+        def get_paginator(self, name: str) -> Any:
+            if self.down:
+                raise ConnectionError("no route to the bucket")
+            return self
+
+        def paginate(self, **kwargs: Any) -> list[dict[str, Any]]:
+            return [{"Contents": []}]
+
+    s3 = Flaky()
+    catalog = ResultsCatalog([str(tmp_path), "s3://gone/x"], s3=s3, rescan_s=0)
+    with caplog.at_level("WARNING", logger="crowdcount.web.results"):
+        catalog.entries()  # the first listing: its errors are the caller's to say (the CLI prints them)
+        catalog.entries()  # the same error again: not repeated at every rescan
+        assert catalog.failed_roots == ["s3://gone/x"] and not caplog.records
+        s3.down = False
+        catalog.entries()  # it clears ...
+        assert catalog.errors == [] and catalog.failed_roots == []
+        s3.down = True
+        catalog.entries()  # ... and comes back: said once
+        catalog.entries()
+    assert [r.getMessage() for r in caplog.records] == [
+        "results in s3://gone/x cannot be listed: no route to the bucket"
+    ]
+
+
+def test_dashboard_of_results_nothing_can_read_is_exit_3(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    code, _, err = run_cli("dashboard", "s3://gone/results/", "--no-jobs", "--web", "0")
+    assert code == 3, err
+    assert err.startswith("Error: results in s3://gone/results/ cannot be listed: ") and len(err.splitlines()) == 1

@@ -11,7 +11,7 @@ import click
 
 from crowdcount.cli.common import config_option, get_config, token_option
 from crowdcount.config import Config
-from crowdcount.errors import ConfigError
+from crowdcount.errors import AWSError, ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,12 @@ def dashboard(results: tuple[str, ...], bind: str, token: str | None, jobs: bool
         raise ConfigError(
             "nothing to show: no RESULTS given and no job table reachable", "give result files or folders"
         )
-    for error in catalog.errors:
+    if roots and len(catalog.failed_roots) == len(roots) and dynamodb is None:  # nothing at all could be read
+        failed = "; ".join(catalog.errors)
+        if any(r.startswith("s3://") for r in roots):
+            raise AWSError(failed, "check the bucket, the endpoint and the credentials")
+        raise ConfigError(failed, "check the folders' permissions")
+    for error in catalog.errors:  # some could be read: served, and said once
         click.echo(f"warning: {error}", err=True)
     from prometheus_client import CollectorRegistry, Gauge
 

@@ -173,7 +173,10 @@ class ResultsCatalog:
         self._objects: dict[tuple[str, str], tuple[tuple[Any, ...], dict[str, Any] | None]] = {}
         self._scanned = -float("inf")
         self._lock = threading.Lock()
+        #: what the last listing could not read (after the first listing, each is logged once as a warning)
         self.errors: list[str] = []
+        #: the roots the last listing could not read
+        self.failed_roots: list[str] = []
 
     # -- listing --------------------------------------------------------------------------------------
     def entries(self, refresh: bool = False) -> dict[str, Entry]:
@@ -197,18 +200,22 @@ class ResultsCatalog:
     def _scan(self) -> dict[str, Entry]:
         found: list[Entry] = []
         errors = []
+        self.failed_roots = []
         for root in self.roots:
             try:
                 found += self._scan_s3(root) if root.startswith("s3://") else self._scan_folder(Path(root))
             except Exception as exc:  # one unreadable root must not hide the others
-                errors.append(f"{root}: {exc}")
-                logger.warning("results in %s cannot be listed: %s", root, exc)
+                errors.append(f"results in {root} cannot be listed: {exc}")
+                self.failed_roots.append(root)
         if self.dynamodb is not None and self.table:
             try:
                 found = self._merge_jobs(found, self._scan_jobs())
             except Exception as exc:
-                errors.append(f"job table {self.table}: {type(exc).__name__}")
-                logger.warning("job table %s cannot be read: %s", self.table, exc)
+                errors.append(f"job table {self.table} cannot be read: {type(exc).__name__}")
+        if self._scanned > -float("inf"):  # the first listing's errors are the caller's to report (see errors)
+            for error in errors:  # once each, not at every rescan, until it clears
+                if error not in self.errors:
+                    logger.warning("%s", error)
         self.errors = errors
         out: dict[str, Entry] = {}
         for entry in found:
