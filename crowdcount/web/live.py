@@ -128,7 +128,8 @@ class LiveHub:
                     series.popleft()
             if state.viewers > 0:
                 state.seq += 1
-                header = f"{self.category} {count}"
+                # the page's words: "people now" (a Human count) or the category's own
+                header = f"{'people' if self.category == 'Human' else self.category} now {count}"
                 if "unique_people" in totals:
                     header += f"  people so far {totals['unique_people']}"
                 geometry = self.watcher.pipelines.geometry(frame.source)
