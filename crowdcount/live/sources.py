@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -57,6 +57,8 @@ class SourceSpec:
     id: str
     kind: str
     target: str
+    #: the id was given (``NAME=...``), not made from the target
+    named: bool = field(default=False, compare=False)
 
     @property
     def display(self) -> str:
@@ -92,9 +94,9 @@ def parse_source(text: str) -> SourceSpec:
             return _file_spec(name, urlsplit(text).path)
         parts = urlsplit(text)
         default = (parts.hostname or "stream") + (f":{parts.port}" if parts.port else "") + parts.path.rstrip("/")
-        return SourceSpec(name or default, "url", text)
+        return SourceSpec(name or default, "url", text, named=name is not None)
     if text.isdigit():
-        return SourceSpec(name or f"webcam{int(text)}", "webcam", text)
+        return SourceSpec(name or f"webcam{int(text)}", "webcam", text, named=name is not None)
     return _file_spec(name, text)
 
 
@@ -105,11 +107,16 @@ def _file_spec(name: str | None, path: str) -> SourceSpec:
             f"source {path!r} is not a URL, a webcam index or an existing file",
             "give rtsp://..., http(s)://..., a webcam number (0) or a video file",
         )
-    return SourceSpec(name or p.name, "file", str(p))
+    return SourceSpec(name or p.name, "file", str(p), named=name is not None)
 
 
 def unique_ids(specs: list[SourceSpec]) -> list[SourceSpec]:
-    """The specs with repeated ids made unique (``cam``, ``cam#2``, ...)."""
+    """The specs with repeated ids made unique (``cam``, ``cam#2``, ...); :class:`ConfigError` when one name is
+    given twice (``NAME=``: a cameras file's lines and zones are by name)."""
+    named = [spec.id for spec in specs if spec.named]
+    twice = sorted({name for name in named if named.count(name) > 1})
+    if twice:
+        raise ConfigError(f"two sources are named {twice[0]!r}", "give each source its own NAME=")
     seen: dict[str, int] = {}
     out = []
     for spec in specs:

@@ -35,6 +35,8 @@ def test_parse_source_kinds_names_and_credentials(squares_clip: Path) -> None:
     assert parse_source(f"gate={squares_clip}") == SourceSpec("gate", "file", str(squares_clip))
     assert parse_source(str(squares_clip)).id == "squares.mp4"
     assert [s.id for s in unique_ids([parse_source("0"), parse_source("webcam0=1")])] == ["webcam0", "webcam0#2"]
+    with pytest.raises(ConfigError, match="two sources are named 'door'"):
+        unique_ids([parse_source("door=0"), parse_source("door=1")])
     with pytest.raises(ConfigError, match="is not a URL, a webcam index or an existing file"):
         parse_source("nothere.mp4")
     with pytest.raises(ConfigError, match="has nothing after"):
