@@ -346,3 +346,13 @@ def test_the_same_detector_twice_says_how_to_fix_it(video_factory) -> None:
         "Error: more than one detector reports category Human (run each kind of detector once, e.g. -d human -d face "
         "(an alias such as person is human))\n",
     )
+
+
+@pytest.mark.parametrize(("option", "value"), [("--contact-distance", "-1"), ("--contact-seconds", "0")])
+def test_contact_settings_are_checked_as_options(option: str, value: str, video_factory) -> None:
+    code, _, err = run("analyze", str(video_factory("clip.mp4", frames=2)), option, value)
+    assert (code, err) == (
+        2,
+        f"Error: Invalid value for '{option}': {float(value)} is not in the range x>0. "
+        "(see 'crowdcount analyze --help')\n",
+    )

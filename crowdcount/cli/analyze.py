@@ -166,9 +166,17 @@ def _fmt_time(ms: float | None) -> str:
     default=None,
     help="Ground calibration (JSON: 4+ image points and their ground metres): report close contacts.",
 )
-@click.option("--contact-distance", type=FloatRange(), default=None, help="Contact distance in metres (default 1.5).")
 @click.option(
-    "--contact-seconds", type=FloatRange(), default=None, help="Shortest contact reported, seconds (default 2)."
+    "--contact-distance",
+    type=FloatRange(min=0, min_open=True),
+    default=None,
+    help="Contact distance in metres (default 1.5).",
+)
+@click.option(
+    "--contact-seconds",
+    type=FloatRange(min=0, min_open=True),
+    default=None,
+    help="Shortest contact reported, seconds (default 2).",
 )
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table.")
