@@ -109,8 +109,23 @@ def _kafka() -> Any:
     return _require("confluent_kafka", "kafka")
 
 
+def check_bootstrap(bootstrap: str) -> None:
+    """:class:`ConfigError` unless ``bootstrap`` is ``HOST:PORT[,HOST:PORT...]`` (a usage error, not a broker
+    that cannot be reached)."""
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        bracketed = host.startswith("[") and host.endswith("]")  # an IPv6 address
+        if not host or not port.isdigit() or not 0 < int(port) < 65536 or (":" in host and not bracketed):
+            raise ConfigError(
+                f"Kafka bootstrap servers {bootstrap!r} are not HOST:PORT[,HOST:PORT...]",
+                "e.g. --bootstrap 127.0.0.1:9092; check --bootstrap and live.kafka_bootstrap",
+            )
+
+
 def check_kafka(bootstrap: str, timeout_s: float = 5.0) -> None:
-    """:class:`BrokerError` unless the Kafka cluster at ``bootstrap`` answers within ``timeout_s``."""
+    """:class:`ConfigError` for a malformed ``bootstrap``; :class:`BrokerError` unless the Kafka cluster there
+    answers within ``timeout_s``."""
+    check_bootstrap(bootstrap)
     kafka = _kafka()
     from confluent_kafka.admin import AdminClient
 

@@ -158,3 +158,14 @@ def test_stream_cli_produce_then_consume(kafka_bootstrap: str, squares_clip: Pat
     got = read_results(kafka_bootstrap, f"res-{tag}", expected=24)
     assert [r["frame_index"] for _, r in got] == list(range(1, 25))
     assert [r["counts"]["Human"] for _, r in got] == [squares_in_frame(i) for i in range(24)]
+
+
+@pytest.mark.parametrize("bootstrap", ["a:b:c", "broker", "broker:0", ":9092", "h1:9092,h2"])
+def test_malformed_bootstrap_servers_are_a_usage_error_not_an_unreachable_broker(bootstrap: str) -> None:
+    from crowdcount.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"are not HOST:PORT\[,HOST:PORT\.\.\.\]"):
+        check_kafka(bootstrap)
+    result = CliRunner().invoke(cli, ["stream", "consume", "--bootstrap", bootstrap, "--duration", "1"])
+    assert result.exit_code == 2 and result.stderr.startswith("Error: Kafka bootstrap servers "), result.stderr
+    assert len(result.stderr.splitlines()) == 1
