@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,19 @@ from crowdcount.detectors import DETECTORS, Detections, Detector
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("CROWDCOUNT_DATA_DIR", REPO.parent / "shared" / "data"))
 SAMPLE_CLIP = REPO / "samples" / "vtest-15s.mp4"
+
+
+@pytest.fixture
+def keep_logging() -> Iterator[None]:
+    """The CLI configures logging for the process (the root logger; the worker raises crowdcount.aws to INFO):
+    put it back for the other tests. Use it in a module that runs commands: ``pytestmark =
+    pytest.mark.usefixtures("keep_logging")``."""
+    root, aws = logging.getLogger(), logging.getLogger("crowdcount.aws")
+    handlers, level, aws_level = root.handlers[:], root.level, aws.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    aws.setLevel(aws_level)
 
 
 def run_cli(*args: str) -> tuple[int, str, str]:

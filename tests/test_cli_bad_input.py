@@ -3,11 +3,9 @@ traceback, nothing left behind (found by an audit of every command; each case he
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,16 +15,7 @@ from crowdcount.cli.main import cli
 
 from conftest import REPO
 
-
-@pytest.fixture(autouse=True)
-def keep_logging() -> Iterator[None]:
-    """The CLI configures logging for the process (the worker raises crowdcount.aws to INFO); put it back."""
-    root, aws = logging.getLogger(), logging.getLogger("crowdcount.aws")
-    handlers, level, aws_level = root.handlers[:], root.level, aws.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    aws.setLevel(aws_level)
+pytestmark = pytest.mark.usefixtures("keep_logging")
 
 
 def run(*args: str) -> tuple[int, str, str]:

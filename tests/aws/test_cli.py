@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,15 +19,7 @@ from crowdcount.errors import AWSError
 
 from .support import REGION, MockAws
 
-
-@pytest.fixture(autouse=True)
-def keep_logging() -> Iterator[None]:
-    """The CLI configures the root logger; put it back for the other tests."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("keep_logging")
 
 
 def invoke(*args: str) -> Result:
