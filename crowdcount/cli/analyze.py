@@ -291,6 +291,7 @@ def analyze(
                     "ok": True,
                     "result_file": str(json_path) if json_path else None,
                     "csv_file": str(csv_out) if csv_out else None,
+                    "plot_file": str(plot_out) if plot_out else None,
                     "summary": document["summary"],
                     "count_smoothing": document["count_smoothing"],
                     "frames_decoded": result.frames_decoded,
@@ -402,6 +403,10 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
             )
         if row["result_file"]:
             notes.append(f"{name}: result file {row['result_file']}")
+        if row.get("csv_file"):
+            notes.append(f"{name}: counts CSV {row['csv_file']}")
+        if row.get("plot_file"):
+            notes.append(f"{name}: count plot {row['plot_file']}")
         for line in row.get("lines", []):
             notes.append(f"{name}: line {line['name']}: {line['in']} in, {line['out']} out")
         for zone in row.get("zones", []):
