@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ def dashboard(results: tuple[str, ...], bind: str, token: str | None, jobs: bool
     zones, people, CSV and JSON downloads. Runs until Ctrl-C.
     """
     from crowdcount.web.app import WebServer, check_token, create_app, parse_bind
-    from crowdcount.web.results import ResultsCatalog, is_result
+    from crowdcount.web.results import ResultsCatalog, is_result, read_json
 
     host, port = parse_bind(bind)
     check_token(host, token)
@@ -49,7 +48,7 @@ def dashboard(results: tuple[str, ...], bind: str, token: str | None, jobs: bool
     for root in roots:
         if not root.startswith("s3://") and not Path(root).exists():
             raise ConfigError(f"{root!r} does not exist", "give result files, folders or s3://BUCKET/PREFIX")
-        if Path(root).is_file() and not is_result(_read_json(Path(root))):  # else it is left out, silently
+        if Path(root).is_file() and not is_result(read_json(Path(root))):  # else it is left out, silently
             raise ConfigError(
                 f"{root!r} is not a crowdcount result file",
                 "give result JSONs written by analyze or the worker, folders of them, or s3://BUCKET/PREFIX",
@@ -108,11 +107,3 @@ def _aws_clients(config: Config, jobs: bool) -> tuple[Any, Any | None, str | Non
         click.echo(f"note: job table {table!r} not shown ({type(exc).__name__}); --no-jobs skips it", err=True)
         return s3, None, None
     return s3, dynamodb, table
-
-
-def _read_json(path: Path) -> Any:
-    """The JSON document in ``path``; None when it cannot be read or parsed."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None

@@ -135,7 +135,8 @@ def to_csv(document: dict[str, Any]) -> str:
     return buffer.getvalue()
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """The JSON document in ``path``; None when it cannot be read or parsed."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
@@ -244,7 +245,7 @@ class ResultsCatalog:
             if document is None:
                 continue
             rel = path.relative_to(base).with_suffix("").as_posix()
-            entries.append(Entry(rel, summary_row(document), functools.partial(_read_json, real), str(path)))
+            entries.append(Entry(rel, summary_row(document), functools.partial(read_json, real), str(path)))
         return entries
 
     def _cached(self, path: Path) -> dict[str, Any] | None:
@@ -256,7 +257,7 @@ class ResultsCatalog:
         cached = self._files.get(path)
         if cached is not None and cached[:2] == (stat.st_mtime, stat.st_size):
             return cached[2]
-        document = _read_json(path)
+        document = read_json(path)
         light = None
         if is_result(document):
             light = {k: v for k, v in document.items() if k != "frames"}
