@@ -61,7 +61,7 @@ def test_the_series_carry_the_legend_and_the_peak(results: Path) -> None:
     client = TestClient(create_app(catalog=ResultsCatalog([str(results)])))
     series = client.get("/api/results/door").json()["series"]
     assert series["labels"] == {"Human": "Human (1 s running median)"}
-    assert series["peaks"] == {"Human": "max 5 at 1.5 s"}
+    assert series["peaks"] == {"Human": {"count": 5, "t": 1.5}}
     assert series["counts"]["Human"] == [1, 3, 3, 5, 2]
     assert client.get("/api/results/nope").status_code == 404
 

@@ -17,12 +17,19 @@ def count_label(document: dict[str, Any], category: str) -> str:
     return f"{category} ({seconds:g} s running median)" if seconds else f"{category} (per frame)"
 
 
-def peak_label(document: dict[str, Any], category: str) -> str | None:
-    """``max 9 at 13.7 s``: the category's peak as the summary reports it (``None`` without one)."""
+def peak(document: dict[str, Any], category: str) -> tuple[int, float] | None:
+    """The category's peak as the summary reports it: ``(max count, seconds into the video)``, ``None`` without
+    one."""
     summary = (document.get("summary") or {}).get(category) or {}
     if not summary.get("max_count") or summary.get("peak_timestamp") is None:
         return None
-    return f"max {summary['max_count']} at {summary['peak_timestamp'] / 1000:.1f} s"
+    return int(summary["max_count"]), round(float(summary["peak_timestamp"]) / 1000, 3)
+
+
+def peak_label(document: dict[str, Any], category: str) -> str | None:
+    """``max 9 at 13.7 s``: the category's peak as the summary reports it (``None`` without one)."""
+    found = peak(document, category)
+    return None if found is None else f"max {found[0]} at {found[1]:.1f} s"
 
 
 def plot_counts(document: dict[str, Any], path: str | Path, title: str | None = None) -> Path:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crowdcount.analyzer.plot import count_label, peak_label
+from crowdcount.analyzer.plot import count_label, peak
 from crowdcount.analyzer.result import csv_rows, frame_series
 
 logger = logging.getLogger(__name__)
@@ -83,6 +83,11 @@ def _thin(values: list[Any], step: int) -> list[Any]:
     return [max(values[i : i + step]) for i in range(0, len(values), step)]
 
 
+def _peak(document: dict[str, Any], category: str) -> dict[str, Any] | None:
+    found = peak(document, category)
+    return None if found is None else {"count": found[0], "t": found[1]}
+
+
 def detail(entry: Entry, document: dict[str, Any] | None) -> dict[str, Any]:
     """``GET /api/results/ID``: the row, and with a document: the plot's series (seconds, count per category,
     tracked people, people per zone, crossings so far per line), the lines' crossings, the zones and the
@@ -102,7 +107,7 @@ def detail(entry: Entry, document: dict[str, Any] | None) -> dict[str, Any]:
         "t": [round(f.get("frame_timestamp", 0.0) / 1000.0, 3) for f in frames[::step]],
         "counts": counts,
         "labels": {c: count_label(document, c) for c in categories},
-        "peaks": {c: peak_label(document, c) for c in categories},
+        "peaks": {c: _peak(document, c) for c in categories},
         "tracked": _thin(series["occupancy"], step) if "occupancy" in series else None,
         "zones": {k.removeprefix("zone:"): _thin(v, step) for k, v in series.items() if k.startswith("zone:")},
         "lines": {

@@ -230,7 +230,7 @@ async function loadResult(id) {
   text($("#result-heading"), r.video || r.id);
   const peak = r.series && r.series.peaks ? r.series.peaks[r.category] : null;
   const stats = [["Duration", r.duration_s == null ? "–" : `${fmt(r.duration_s)} s`],
-    [`Max count${r.category ? ` (${r.category})` : ""}`, peak ? `${fmt(r.max_count)} at ${peak.replace(/^max \S+ at /, "")}` : fmt(r.max_count)],
+    [`Max count${r.category ? ` (${r.category})` : ""}`, peak ? `${fmt(peak.count)} at ${peak.t.toFixed(1)} s` : fmt(r.max_count)],
     ["Mean count", fmt(r.mean_count, 2)], ["Unique people", fmt(r.unique_people)], ["Crossings", fmt(r.crossings)],
     ["Job status", r.status]];
   $("#result-summary").innerHTML = stats.map(([k, v]) => `<div><dt>${esc(k)}</dt><dd>${esc(v)}</dd></div>`).join("");
