@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from crowdcount.analyzer.video import ImageSequence
 from crowdcount.errors import ConfigError
 
 #: File extensions treated as videos when a folder is given.
@@ -16,15 +18,17 @@ VIDEO_EXTENSIONS = frozenset(
 
 
 def find_videos(paths: Iterable[str | Path]) -> list[Path]:
-    """Expand folders (recursively, by extension, sorted) and keep files as given, in order, without repeats.
+    """Expand folders and keep files as given, in order, without repeats.
 
+    A folder that is an image sequence (:class:`~crowdcount.analyzer.video.ImageSequence`) is one video; any
+    other folder gives its video files (by extension) and the image sequences in it, recursively, sorted.
     Paths that do not exist are kept, so the analysis reports them as failed videos.
     """
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS))
+            found.extend(_videos_in(path))
         else:
             found.append(path)
     seen: set[Path] = set()
@@ -35,6 +39,25 @@ def find_videos(paths: Iterable[str | Path]) -> list[Path]:
             seen.add(key)
             unique.append(path)
     return unique
+
+
+def _videos_in(folder: Path) -> list[Path]:
+    sequence = ImageSequence.find(folder)
+    if sequence is not None:
+        return [sequence.folder]
+    videos: list[Path] = []
+    for root, dirs, files in os.walk(folder):
+        here = Path(root)
+        videos.extend(here / f for f in files if Path(f).suffix.lower() in VIDEO_EXTENSIONS)
+        keep = []
+        for name in sorted(dirs):
+            sequence = ImageSequence.find(here / name)
+            if sequence is None:
+                keep.append(name)
+            elif sequence.folder == here / name:  # (its img1/ resolves to this folder: found once)
+                videos.append(sequence.folder)
+        dirs[:] = keep  # a sequence's own folders are not searched further
+    return sorted(videos)
 
 
 def plan_outputs(videos: Sequence[Path], output: str | Path | None, suffix: str, option: str) -> list[Path | None]:
@@ -57,10 +80,11 @@ def plan_outputs(videos: Sequence[Path], output: str | Path | None, suffix: str,
     used: set[str] = set()
     planned: list[Path | None] = []
     for video in videos:
-        name, n = video.stem, 1
+        stem = video.name if video.is_dir() else video.stem  # an image-sequence folder keeps its whole name
+        name, n = stem, 1
         while name.lower() in used:
             n += 1
-            name = f"{video.stem}-{n}"
+            name = f"{stem}-{n}"
         used.add(name.lower())
         planned.append(output / f"{name}{suffix}")
     return planned

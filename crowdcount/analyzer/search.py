@@ -275,11 +275,13 @@ def contact_sheet(match: Match, path: Path, tiles: int = 8) -> Path | None:
     (``None`` when its video cannot be read)."""
     import cv2
 
-    if not match.video_path or not Path(match.video_path).is_file() or not match.frames:
+    from crowdcount.analyzer.video import open_capture
+
+    if not match.video_path or not Path(match.video_path).exists() or not match.frames:
         return None
     picks = [match.frames[int(i)] for i in np.linspace(0, len(match.frames) - 1, min(tiles, len(match.frames)))]
     wanted = {p["frame_index"]: p["box"] for p in picks}
-    capture = cv2.VideoCapture(match.video_path)
+    capture = open_capture(match.video_path)
     fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
     crops: list[np.ndarray] = []
     index = 0

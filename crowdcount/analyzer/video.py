@@ -1,13 +1,17 @@
 """Video decoding: probing a file, sampling frames by ratio, and a reader thread that overlaps decoding.
 
-Frames leave this module as RGB ``uint8`` arrays: the one place where OpenCV's BGR order is converted.
+A "video" is a video file or an image-sequence folder (:class:`ImageSequence`: a MOTChallenge sequence, or a
+folder of numbered frames), both read through :func:`open_capture`. Frames leave this module as RGB ``uint8``
+arrays: the one place where OpenCV's BGR order is converted.
 """
 
 from __future__ import annotations
 
+import configparser
 import logging
 import math
 import queue
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -51,6 +55,161 @@ class Frame:
     rgb: np.ndarray
 
 
+#: Image file extensions an image-sequence folder may hold.
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+#: The frame rate assumed for an image-sequence folder that does not give one (no ``seqinfo.ini``).
+SEQUENCE_FPS = 25.0
+_NUMBER = re.compile(r"(\d+)")
+
+
+@dataclass(frozen=True)
+class ImageSequence:
+    """A folder of numbered images read as a video, in the order of their numbers.
+
+    Two layouts: a **MOTChallenge sequence** (``SEQ/seqinfo.ini`` naming ``imDir``, ``frameRate`` and ``imExt``;
+    the frames in ``SEQ/img1/``), given as ``SEQ`` or ``SEQ/img1``; and a **folder of exported frames**: at least
+    two images of one extension whose names differ only in one number (``000001.jpg``, ``frame_0002.png``...),
+    at :data:`SEQUENCE_FPS` frames a second unless a ``seqinfo.ini`` beside them says otherwise. ``folder`` is
+    the sequence's own folder (``SEQ``), which names the video.
+    """
+
+    folder: Path
+    files: tuple[Path, ...]
+    fps: float
+    fps_given: bool
+
+    @classmethod
+    def find(cls, path: str | Path) -> ImageSequence | None:
+        """The image sequence in the folder ``path``, or None when it holds none."""
+        path = Path(path)
+        if not path.is_dir():
+            return None
+        info = _seqinfo(path)
+        if info is None and (path.parent / "seqinfo.ini").is_file():
+            parent = _seqinfo(path.parent)
+            if parent is not None and parent[0] == path.name:
+                return cls.find(path.parent)
+        if info is not None:
+            image_dir, fps, ext = info
+            files = _numbered_images(path / image_dir, ext)
+            if files:
+                return cls(path, files, fps or SEQUENCE_FPS, fps is not None)
+            return None
+        files = _numbered_images(path, None)
+        return cls(path, files, SEQUENCE_FPS, False) if len(files) >= 2 else None
+
+
+def _seqinfo(folder: Path) -> tuple[str, float | None, str | None] | None:
+    """``(imDir, frameRate or None, imExt or None)`` from ``folder/seqinfo.ini``; None without a usable one."""
+    ini = folder / "seqinfo.ini"
+    if not ini.is_file():
+        return None
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(ini, encoding="utf-8")
+        section = parser["Sequence"]
+        image_dir = section.get("imDir", "img1").strip() or "img1"
+        rate = section.get("frameRate")
+        fps = float(rate) if rate else None
+    except (configparser.Error, KeyError, ValueError, UnicodeDecodeError):
+        logger.warning("%s has no usable [Sequence] section: its folder is not read as a sequence", ini)
+        return None
+    if fps is not None and not (math.isfinite(fps) and 0 < fps < 1000):
+        fps = None
+    ext = section.get("imExt")
+    return image_dir, fps, ext.strip().lower() if ext else None
+
+
+def _numbered_images(folder: Path, ext: str | None) -> tuple[Path, ...]:
+    """The images of ``folder`` (of extension ``ext``, else of its one image extension) sorted by their number,
+    when their names differ only in that number; else ()."""
+    if not folder.is_dir():
+        return ()
+    images = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    if ext is not None:
+        images = [p for p in images if p.suffix.lower() == ext]
+    if not images or len({p.suffix.lower() for p in images}) != 1:
+        return ()
+    keyed = []
+    shape = None
+    for image in images:
+        parts = _NUMBER.split(image.stem)
+        numbers = parts[1::2]
+        if len(numbers) == 0:
+            return ()
+        # The last number counts; everything else must be the same in every name.
+        this = (tuple(parts[:-2]), parts[-1])
+        if shape is None:
+            shape = this
+        elif this != shape:
+            return ()
+        keyed.append((int(numbers[-1]), image.name, image))
+    return tuple(p for _, _, p in sorted(keyed))
+
+
+class SequenceCapture:
+    """The part of ``cv2.VideoCapture``'s interface this package uses, over an :class:`ImageSequence`.
+
+    A frame that cannot be read, or whose size differs from the first frame's, raises :class:`VideoError`
+    naming the file (a capture would silently end the video there)."""
+
+    def __init__(self, sequence: ImageSequence) -> None:
+        self.sequence = sequence
+        self._next = 0
+        self._size: tuple[int, int] | None = None
+
+    def isOpened(self) -> bool:  # cv2.VideoCapture's name
+        return bool(self.sequence.files)
+
+    def grab(self) -> bool:
+        if self._next >= len(self.sequence.files):
+            return False
+        self._next += 1
+        return True
+
+    def retrieve(self) -> tuple[bool, np.ndarray | None]:
+        if self._next == 0:
+            return False, None
+        file = self.sequence.files[self._next - 1]
+        image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+        if image is None or image.size == 0:
+            raise VideoError(f"{str(file)!r} in the image sequence cannot be read as an image")
+        size = (int(image.shape[1]), int(image.shape[0]))
+        if self._size is None:
+            self._size = size
+        elif size != self._size:
+            raise VideoError(
+                f"{str(file)!r} is {size[0]}x{size[1]}, the sequence's first frame {self._size[0]}x{self._size[1]}",
+                "every frame of an image sequence must have one size",
+            )
+        return True, image
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        return self.retrieve() if self.grab() else (False, None)
+
+    def get(self, prop: int) -> float:
+        fps = self.sequence.fps
+        if prop == cv2.CAP_PROP_FPS:
+            return fps
+        if prop == cv2.CAP_PROP_FRAME_COUNT:
+            return float(len(self.sequence.files))
+        if prop == cv2.CAP_PROP_POS_FRAMES:
+            return float(self._next)
+        if prop == cv2.CAP_PROP_POS_MSEC:
+            return max(0, self._next - 1) * 1000.0 / fps
+        return 0.0
+
+    def release(self) -> None:
+        self._next = len(self.sequence.files)
+
+
+def open_capture(path: str | Path) -> Any:
+    """A ``cv2.VideoCapture`` of the video file ``path``, or a :class:`SequenceCapture` when ``path`` is an
+    image-sequence folder."""
+    sequence = ImageSequence.find(path)
+    return SequenceCapture(sequence) if sequence is not None else cv2.VideoCapture(str(path))
+
+
 def _fourcc_text(code: int) -> str:
     text = "".join(chr((code >> (8 * i)) & 0xFF) for i in range(4))
     return text.strip("\x00 ") if text.isprintable() else ""
@@ -76,10 +235,13 @@ def _still_image_kind(path: Path) -> str | None:
 
 
 def probe_video(path: str | Path) -> VideoInfo:
-    """Open ``path`` and read its metadata and first frame; :class:`VideoError` when it is not a video."""
+    """Open ``path`` (a video file or an image-sequence folder) and read its metadata and first frame;
+    :class:`VideoError` when it is not a video."""
     path = Path(path)
     if not path.exists():
         raise VideoError(f"{str(path)!r} does not exist", "check the path")
+    if path.is_dir():
+        return _probe_sequence(path)
     if not path.is_file():
         raise VideoError(f"{str(path)!r} is not a file")
     if path.stat().st_size == 0:
@@ -110,6 +272,34 @@ def probe_video(path: str | Path) -> VideoInfo:
         )
     finally:
         cap.release()
+
+
+def _probe_sequence(path: Path) -> VideoInfo:
+    sequence = ImageSequence.find(path)
+    if sequence is None:
+        raise VideoError(
+            f"{str(path)!r} is a folder, not a video or an image sequence",
+            "give a video file, or a folder of numbered frames (000001.jpg, ...) or a MOTChallenge sequence",
+        )
+    if not sequence.fps_given:
+        logger.warning(
+            "%s: an image sequence without a frame rate, read at %g frames a second "
+            "(a seqinfo.ini with [Sequence] frameRate=N in its folder sets it)",
+            sequence.folder,
+            SEQUENCE_FPS,
+        )
+    ok, frame = SequenceCapture(sequence).read()
+    if not ok or frame is None:  # pragma: no cover - find() returns sequences with images; retrieve raises
+        raise VideoError(f"{str(path)!r} has no frames")
+    return VideoInfo(
+        path=str(sequence.folder),
+        width=int(frame.shape[1]),
+        height=int(frame.shape[0]),
+        fps=sequence.fps,
+        frame_count=len(sequence.files),
+        codec=f"images ({sequence.files[0].suffix.lower().lstrip('.')})",
+        codec_code=0,
+    )
 
 
 def sample_ratio(fps: float, sample_fps: float) -> float:
@@ -170,7 +360,7 @@ class FrameReader:
         return False
 
     def _run(self) -> None:
-        cap = cv2.VideoCapture(self.info.path)
+        cap = open_capture(self.info.path)
         try:
             fps = self.info.fps
             i = 0
@@ -206,6 +396,8 @@ class FrameReader:
                 yield item
         finally:
             self.close()
+        if isinstance(self._error, VideoError):
+            raise self._error
         if self._error is not None:
             raise VideoError(f"decoding {self.info.path!r} failed: {self._error}")
 

@@ -240,7 +240,10 @@ def analyze(
     )
     paths = find_videos(videos)
     if not paths:
-        raise ConfigError("no videos found in " + ", ".join(videos), "give video files or folders holding videos")
+        raise ConfigError(
+            "no videos found in " + ", ".join(videos),
+            "give video files, image-sequence folders (numbered frames, MOTChallenge sequences) or folders of them",
+        )
     json_paths = plan_outputs(paths, output, ".json", "--output")
     csv_paths = plan_outputs(paths, csv_path, ".csv", "--csv")
     annotate_paths = plan_media(paths, annotate, VIDEO_SUFFIXES, "--annotate")

@@ -89,7 +89,7 @@ def load_manifest(path: str | Path) -> list[Clip]:
             raise ConfigError(f"{where}: 'ignore' must be a list of 'X0,Y0,X1,Y1' strings")
         video, gt = base / entry["video"], base / entry["gt"]
         for label, file in (("video", video), ("gt", gt)):
-            if not file.is_file():
+            if not (file.is_file() or (label == "video" and file.is_dir())):  # a video or an image sequence
                 raise ConfigError(f"{where}: {label} {str(file)!r} does not exist")
         out.append(
             Clip(
