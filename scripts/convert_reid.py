@@ -94,10 +94,14 @@ def read_ir(xml: Path) -> tuple[Any, str]:
     for path in (xml, xml.with_suffix(".bin")):
         if not path.is_file():
             raise SystemExit(f"{path}: no such file (the IR's .xml and its .bin beside it)")
-    model = ov.Core().read_model(str(xml))
+    try:
+        model = ov.Core().read_model(str(xml))
+    except RuntimeError as error:
+        reason = [line for line in str(error).splitlines() if line.strip() and not line.startswith("Exception from")]
+        raise SystemExit(f"{xml}: openvino cannot read it: {(reason or ['?'])[-1].strip()}") from None
     results = model.get_results()
-    shape = model.inputs[0].get_partial_shape() if len(model.inputs) == 1 else None
-    if shape is None or shape.rank.get_length() != 4 or [d.get_length() for d in list(shape)[1:]] != [3, HEIGHT, WIDTH]:
+    dims = [d.get_length() if d.is_static else -1 for d in model.inputs[0].get_partial_shape()] if model.inputs else []
+    if len(model.inputs) != 1 or len(dims) != 4 or dims[1:] != [3, HEIGHT, WIDTH]:
         raise SystemExit(f"{xml.name}: expected one input [N, 3, {HEIGHT}, {WIDTH}], got {model.inputs}")
     if len(results) != 1:
         raise SystemExit(f"{xml.name}: expected one output, got {len(results)}")
@@ -112,7 +116,11 @@ class Embedder:
     def __init__(self, tf: Any, model: Any, output: str) -> None:
         self.module = tf.Module()
 
-        @tf.function(input_signature=[tf.TensorSpec([None, HEIGHT, WIDTH, 3], tf.uint8, name="images")])
+        # autograph off: rebuild has no tensor-dependent Python control flow, and its UnsupportedOp reaches main()
+        # as itself (autograph would wrap it in a StagingError)
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, HEIGHT, WIDTH, 3], tf.uint8, name="images")], autograph=False
+        )
         def serve(images: Any) -> dict[str, Any]:
             bgr = tf.reverse(tf.cast(images, tf.float32), axis=[-1])
             (embeddings,) = openvino_ir.rebuild(tf, model, [output], bgr)
