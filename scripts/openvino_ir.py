@@ -1,15 +1,20 @@
-"""Rebuild (part of) an OpenVINO IR network with TensorFlow ops, for the conversion scripts in ``scripts/``.
+"""Rebuild (part of) an OpenVINO IR network with TensorFlow ops, for the conversion scripts in ``scripts/``
+(``convert_person_detection.py``, ``convert_reid.py``).
 
 No converter package is used (``openvino2tensorflow`` is unmaintained): the IR is read with the ``openvino``
 wheel (``ov.Core().read_model``), which gives every op's type, attributes, inputs and constant values, and each op
 is rebuilt with a TensorFlow op. Every 4-D feature map is kept NHWC (TensorFlow's CPU layout); the IR's NCHW
 semantics are kept by mapping axes (``ShapeOf`` of a 4-D tensor answers in NCHW order, 4-D constants are
-transposed, ``MVN`` / ``Interpolate`` axes are mapped). Shape sub-graphs (``ShapeOf``, ``Gather``, ``Range``...)
-are evaluated with numpy when their inputs are known and otherwise with TensorFlow ops on the tensors' dynamic
-shapes, so the rebuilt network takes any input size the IR's own shape logic allows.
+transposed, ``MVN`` / ``Interpolate`` / ``ReduceMean`` / ``Gather`` axes are mapped, ``Reshape`` reshapes in NCHW
+order). Constants stay numpy, in the IR's layout, until they meet a TensorFlow tensor. Shape sub-graphs
+(``ShapeOf``, ``Gather``, ``Range``...) are evaluated with numpy when their inputs are known and otherwise with
+TensorFlow ops on the tensors' dynamic shapes, so the rebuilt network takes any input size (or batch) the IR's own
+shape logic allows.
 
 ``rebuild(tf, model, outputs, image)`` returns the TensorFlow tensors of the named IR ops (``outputs``), computing
-only what they need: a network can be cut before its post-processing (TopK, NonMaxSuppression...).
+only what they need: a network can be cut before its post-processing (TopK, NonMaxSuppression...), or its
+``Result`` named to take the whole network. An op type outside :data:`SUPPORTED`, or an attribute an op's rebuild
+does not implement, raises :class:`UnsupportedOp` (never a silently different network).
 
     import openvino as ov, tensorflow as tf
     model = ov.Core().read_model("net.xml")
@@ -50,6 +55,13 @@ SUPPORTED = frozenset(
         "Gather",
         "Concat",
         "Floor",
+        "MaxPool",
+        "AvgPool",
+        "ReduceMean",
+        "Reshape",
+        "MatMul",
+        "PRelu",
+        "Result",
     ]
 )
 
@@ -136,6 +148,29 @@ def rebuild(tf: Any, model: Any, outputs: Sequence[str], image: Any, half_weight
         bottom, right = attrs["pads_end"]
         return [[0, 0], [int(top), int(bottom)], [int(left), int(right)], [0, 0]]
 
+    def reshape(x: Any, shape: Any, special_zero: bool, name: str) -> Any:
+        """``Reshape`` in the IR's (NCHW) element order: a 4-D tensor goes NCHW first, a 4-D result NHWC after."""
+        source = tf.transpose(x, [0, 3, 1, 2]) if _is_tf(x) and _rank(x) == 4 else tf.convert_to_tensor(x)
+        if isinstance(shape, np.ndarray):
+            dims = [int(d) for d in shape.reshape(-1)]
+            if 0 in dims and not special_zero:
+                raise UnsupportedOp(f"Reshape {name}: a zero dimension without special_zero")
+            out_rank = len(dims)
+            if 0 in dims:  # a 0 copies the input's dimension
+                dynamic = tf.shape(source, out_type=tf.int64)
+                dims = tf.stack([dynamic[i] if d == 0 else tf.constant(d, tf.int64) for i, d in enumerate(dims)])
+            out = tf.reshape(source, dims)
+        else:
+            if shape.shape.rank != 1 or shape.shape[0] is None:
+                raise UnsupportedOp(f"Reshape {name}: target shape of unknown length")
+            out_rank = int(shape.shape[0])
+            computed = tf.cast(shape, tf.int64)
+            if special_zero and out_rank <= _rank(source):  # a 0 copies the input's dimension
+                computed = tf.where(tf.equal(computed, 0), tf.shape(source, out_type=tf.int64)[:out_rank], computed)
+            out = tf.reshape(source, computed)
+        out.set_shape([None] * out_rank)
+        return tf.transpose(out, [0, 2, 3, 1]) if out_rank == 4 else out
+
     def binary(kind: str, a: Any, b: Any) -> Any:
         if not _is_tf(a) and not _is_tf(b):
             if kind == "Divide" and a.dtype.kind in "iu" and b.dtype.kind in "iu":
@@ -159,8 +194,12 @@ def rebuild(tf: Any, model: Any, outputs: Sequence[str], image: Any, half_weight
         kind = op.get_type_name()
         name = node_name(op)
         attrs = op.get_attributes()
-        args = [values[(node_name(i.get_source_output().get_node()), i.get_source_output().get_index())]
-                for i in op.inputs()]  # fmt: skip
+        args = []
+        for i in op.inputs():
+            source = (node_name(i.get_source_output().get_node()), i.get_source_output().get_index())
+            if source not in values:
+                raise UnsupportedOp(f"{kind} {name}: its input is output {source[1]} of {source[0]}, not rebuilt")
+            args.append(values[source])
         out: Any
         if kind == "Constant":
             out = _const(op)
@@ -269,10 +308,15 @@ def rebuild(tf: Any, model: Any, outputs: Sequence[str], image: Any, half_weight
         elif kind == "Gather":
             data, index, axis = args
             axis = int(np.asarray(axis).reshape(-1)[0])
-            if _rank(data) == 4:
-                raise UnsupportedOp(f"Gather {name} on a 4-D tensor")
+            if int(attrs.get("batch_dims", 0)) != 0:
+                raise UnsupportedOp(f"Gather {name}: batch_dims {attrs['batch_dims']}")
             if isinstance(data, np.ndarray) and isinstance(index, np.ndarray):
                 out = np.take(data, index, axis=axis)
+            elif _rank(data) == 4:
+                # e.g. BGR -> RGB on the channels: a 1-D constant index keeps the rank, the axis is mapped
+                if not _is_tf(data) or _is_tf(index) or np.ndim(index) != 1:
+                    raise UnsupportedOp(f"Gather {name}: on a 4-D tensor only a 1-D constant index of a feature map")
+                out = tf.gather(data, tf.constant(index), axis=NCHW_TO_NHWC_AXIS[axis % 4])
             else:
                 out = tf.gather(data, index, axis=axis)
         elif kind == "Concat":
@@ -286,9 +330,73 @@ def rebuild(tf: Any, model: Any, outputs: Sequence[str], image: Any, half_weight
                 out = tf.concat([tf.cast(a, dtype) for a in args], axis=axis)
         elif kind == "Floor":
             out = np.floor(args[0]) if isinstance(args[0], np.ndarray) else tf.floor(args[0])
+        elif kind in ("MaxPool", "AvgPool"):
+            x = args[0]
+            if not _is_tf(x) or _rank(x) != 4:
+                raise UnsupportedOp(f"{kind} {name}: input is not a 4-D feature map")
+            if attrs.get("rounding_type", "floor") != "floor" or list(attrs.get("dilations", [1, 1])) != [1, 1]:
+                raise UnsupportedOp(f"{kind} {name}: unsupported attributes {attrs}")
+            padding = pads(attrs)
+            if any(p for pair in padding for p in pair):
+                if kind == "AvgPool":
+                    raise UnsupportedOp(f"AvgPool {name}: padding {attrs['pads_begin']} {attrs['pads_end']}")
+                x = tf.pad(x, padding, constant_values=-np.inf)
+            pool = tf.nn.max_pool2d if kind == "MaxPool" else tf.nn.avg_pool2d
+            out = pool(x, [int(k) for k in attrs["kernel"]], [int(s) for s in attrs["strides"]], "VALID")
+        elif kind == "ReduceMean":
+            x, ax = args
+            if _is_tf(ax):
+                raise UnsupportedOp(f"ReduceMean {name}: axes not constant")
+            keep = bool(attrs.get("keep_dims", False))
+            reduced = sorted({int(a) % _rank(x) for a in np.asarray(ax).reshape(-1)})
+            if isinstance(x, np.ndarray):
+                out = np.mean(x, axis=tuple(reduced), keepdims=keep).astype(x.dtype)
+            elif not reduced:
+                out = x
+            elif _rank(x) == 4 and not keep and 1 not in reduced and not {2, 3} <= set(reduced):
+                # channels and a spatial axis remain: the result's order is the IR's (NCHW) one
+                out = tf.reduce_mean(tf.transpose(x, [0, 3, 1, 2]), reduced)
+            else:
+                out = tf.reduce_mean(x, axes(reduced, _rank(x)), keepdims=keep)
+        elif kind == "Reshape":
+            x, shape = args
+            special_zero = bool(attrs.get("special_zero", False))
+            if isinstance(x, np.ndarray) and isinstance(shape, np.ndarray):
+                dims = [x.shape[i] if special_zero and d == 0 else int(d) for i, d in enumerate(shape.reshape(-1))]
+                out = x.reshape(dims)
+            else:
+                out = reshape(x, shape, special_zero, name)
+        elif kind == "MatMul":
+            a, b = args
+            if min(_rank(a), _rank(b)) < 2 or 4 in (_rank(a), _rank(b)):
+                raise UnsupportedOp(f"MatMul {name}: operands of ranks {_rank(a)}, {_rank(b)}")
+            flip_a, flip_b = bool(attrs.get("transpose_a", False)), bool(attrs.get("transpose_b", False))
+            if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+                out = np.matmul(np.swapaxes(a, -1, -2) if flip_a else a, np.swapaxes(b, -1, -2) if flip_b else b)
+            else:
+                a, b = (weight(v) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v for v in (a, b))
+                out = tf.linalg.matmul(a, b, transpose_a=flip_a, transpose_b=flip_b)
+        elif kind == "PRelu":
+            x, slope = args
+            if _is_tf(slope) or not _is_tf(x):
+                raise UnsupportedOp(f"PRelu {name}: slope not constant or input constant")
+            slope = np.asarray(slope, np.float32)
+            channels = x.shape[3 if _rank(x) == 4 else 1] if _rank(x) >= 2 else None
+            if slope.size == 1:
+                factor = tf.constant(slope.reshape(-1)[0])
+            elif slope.ndim == 1 and slope.shape[0] == channels:  # one slope a channel (the IR's axis 1)
+                factor = tf.constant(slope if _rank(x) == 4 else slope.reshape([-1] + [1] * (_rank(x) - 2)))
+            elif _rank(x) != 4 or slope.ndim == 4:
+                factor = tensor4(slope) if _rank(x) == 4 else tf.constant(slope)
+            else:
+                raise UnsupportedOp(f"PRelu {name}: slope of shape {slope.shape} for a 4-D input")
+            out = tf.where(x >= 0, x, x * factor)
+        elif kind == "Result":
+            out = args[0]
         else:  # pragma: no cover - SUPPORTED is checked above
             raise UnsupportedOp(kind)
-        for index in range(op.get_output_size()):
+        # MaxPool's second output (the indices) is not rebuilt: an op reading it is refused above
+        for index in range(1 if kind == "MaxPool" else op.get_output_size()):
             values[(name, index)] = out
     by_name = {node_name(op): op for op in ops}
     return [values[(n, 0)] for n in outputs if n in by_name]
