@@ -91,7 +91,8 @@ class ImageSequence:
                 return cls.find(path.parent)
         if info is not None:
             image_dir, fps, ext = info
-            files = _numbered_images(path / image_dir, ext)
+            # its imDir (img1/), else the frames beside it (a seqinfo.ini giving a folder of frames its rate)
+            files = _numbered_images(path / image_dir, ext) or _numbered_images(path, ext)
             if files:
                 return cls(path, files, fps or SEQUENCE_FPS, fps is not None)
             return None

@@ -141,3 +141,20 @@ def test_analyze_and_eval_take_a_mot_sequence(tmp_path: Path) -> None:
     assert code == 0, err
     report = json.loads(out)
     assert (report["count_mae"], report["precision"], report["recall"]) == (0.0, 1.0, 1.0)
+
+
+def test_a_seqinfo_ini_beside_exported_frames_sets_their_frame_rate(tmp_path: Path) -> None:
+    # what the 25 fps warning tells the user to write: [Sequence] frameRate=N in the frames' folder
+    folder = write_frames(tmp_path / "export", [f"{i + 1:06d}.png" for i in range(3)])
+    (folder / "seqinfo.ini").write_text("[Sequence]\nframeRate=10\n")
+    found = ImageSequence.find(folder)
+    assert found is not None
+    assert (found.folder, found.fps, found.fps_given, [p.name for p in found.files]) == (
+        folder,
+        10.0,
+        True,
+        ["000001.png", "000002.png", "000003.png"],
+    )
+    info = probe_video(folder)
+    assert (info.path, info.fps, info.frame_count) == (str(folder), 10.0, 3)
+    assert find_videos([tmp_path]) == [folder]
