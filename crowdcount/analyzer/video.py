@@ -361,8 +361,9 @@ class FrameReader:
         return False
 
     def _run(self) -> None:
-        cap = open_capture(self.info.path)
+        cap = None
         try:
+            cap = open_capture(self.info.path)
             fps = self.info.fps
             i = 0
             while not self._stop.is_set():
@@ -381,7 +382,8 @@ class FrameReader:
         except BaseException as exc:  # handed to the consumer, re-raised there
             self._error = exc
         finally:
-            cap.release()
+            if cap is not None:
+                cap.release()
             self._put(_END)
 
     def __iter__(self) -> Iterator[Frame]:
