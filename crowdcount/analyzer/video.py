@@ -84,6 +84,8 @@ class ImageSequence:
         path = Path(path)
         if not path.is_dir():
             return None
+        if path.name in ("", ".."):  # "." or "..": the folder's own name names the video
+            path = path.resolve()
         info = _seqinfo(path)
         if info is None and (path.parent / "seqinfo.ini").is_file():
             parent = _seqinfo(path.parent)

@@ -158,3 +158,17 @@ def test_a_seqinfo_ini_beside_exported_frames_sets_their_frame_rate(tmp_path: Pa
     info = probe_video(folder)
     assert (info.path, info.fps, info.frame_count) == (str(folder), 10.0, 3)
     assert find_videos([tmp_path]) == [folder]
+
+
+def test_a_sequence_given_as_the_current_folder_is_named_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crowdcount.analyzer.files import plan_outputs
+
+    seq = mot_sequence(tmp_path)
+    for cwd, given in ((seq, "."), (seq / "img1", ".."), (seq / "img1", ".")):
+        monkeypatch.chdir(cwd)
+        (video,) = find_videos([given])
+        assert video.name == "MOT-01"
+        assert probe_video(given).to_dict()["name"] == "MOT-01"
+        assert plan_outputs([video], tmp_path / "out", ".json", "--output") == [tmp_path / "out" / "MOT-01.json"]
