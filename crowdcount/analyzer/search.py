@@ -295,7 +295,8 @@ def contact_sheet(match: Match, path: Path, tiles: int = 8) -> Path | None:
             continue
         height, width = frame.shape[:2]
         y0, x0, y1, x1 = (round(v * s) for v, s in zip(box, (height, width, height, width), strict=True))
-        crop = frame[max(0, y0) : max(y0 + 1, y1), max(0, x0) : max(x0 + 1, x1)]
+        y0, x0 = min(max(0, y0), height - 1), min(max(0, x0), width - 1)  # a box flat against the far edge: 1 px
+        crop = frame[y0 : max(y0 + 1, y1), x0 : max(x0 + 1, x1)]
         tile = cv2.resize(crop, TILE)
         when = f"{(index - 1) / fps:.1f} s" if fps > 0 else f"frame {index}"
         cv2.rectangle(tile, (0, 0), (TILE[0] - 1, 17), (0, 0, 0), -1)
