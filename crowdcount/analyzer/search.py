@@ -193,19 +193,20 @@ def one_at_a_time(
 
 def people_vectors(document: dict[str, Any], source: str) -> list[tuple[dict[str, Any], np.ndarray]]:
     """Each tracked person of a result document with their appearance vector (:class:`SearchError` when the
-    document has no tracks or no stored vectors)."""
+    document has no tracks or no stored vectors). A person without one (followed only through boxes under the
+    detector's threshold, which are never embedded) cannot be matched and is left out."""
     tracking = document.get("tracking")
     if not isinstance(tracking, dict):
         raise SearchError(f"{source}: no tracks (analysed with --no-track)", "analyse it again with tracking on")
     people = tracking.get("people") or []
     if not people:
         raise SearchError(f"{source}: no people were tracked in this video", "nothing to search in it")
-    if "embeddings" not in tracking or not all("embedding" in p for p in people):
+    if "embeddings" not in tracking or not any("embedding" in p for p in people):
         raise SearchError(
             f"{source}: the result file holds no appearance vectors",
             "analyse the video again with 'crowdcount analyze --embeddings', or pass the video itself",
         )
-    return [(p, decode_vector(p["embedding"])) for p in people]
+    return [(p, decode_vector(p["embedding"])) for p in people if "embedding" in p]
 
 
 def stored_model(document: dict[str, Any]) -> str:
