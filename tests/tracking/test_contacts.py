@@ -130,3 +130,17 @@ def test_every_contact_of_a_group_runs_to_its_own_last_frame(tmp_path: Path) -> 
     assert [c["people"] for c in contacts] == [[1, 2], [1, 3], [2, 3]]
     assert [(c["first_frame"], c["last_frame"]) for c in contacts] == [(2, 30)] * 3
     assert [c["end_s"] for c in contacts] == [2.9] * 3
+
+
+def test_contacts_without_a_human_detector_say_so() -> None:
+    from conftest import FaceSquareDetector
+
+    calibration = Calibration.from_points(**TOP_DOWN)
+    with pytest.raises(ConfigError) as err:  # faces alone: nobody is tracked, whatever --track says
+        build_processors(DEFAULTS["tracking"], [FaceSquareDetector()], calibration=calibration)
+    assert str(err.value) == (
+        "close contacts need tracked people, but no Human detector runs (run the Human detector with tracking on)"
+    )
+    with pytest.raises(ConfigError) as err:
+        build_processors({**DEFAULTS["tracking"], "enabled": False}, [SquareDetector()], calibration=calibration)
+    assert str(err.value) == "close contacts need tracked people, but tracking is off (drop --no-track)"
