@@ -80,8 +80,15 @@ class ImageSequence:
 
     @classmethod
     def find(cls, path: str | Path) -> ImageSequence | None:
-        """The image sequence in the folder ``path``, or None when it holds none."""
-        path = Path(path)
+        """The image sequence in the folder ``path``, or None when it holds none (or cannot be listed)."""
+        try:
+            return cls._find(Path(path))
+        except OSError as exc:  # e.g. lost+found on a mounted disk: permission denied
+            logger.debug("%s cannot be read as an image sequence: %s", path, exc)
+            return None
+
+    @classmethod
+    def _find(cls, path: Path) -> ImageSequence | None:
         if not path.is_dir():
             return None
         if path.name in ("", ".."):  # "." or "..": the folder's own name names the video

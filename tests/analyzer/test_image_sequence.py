@@ -172,3 +172,33 @@ def test_a_sequence_given_as_the_current_folder_is_named_after_it(
         assert video.name == "MOT-01"
         assert probe_video(given).to_dict()["name"] == "MOT-01"
         assert plan_outputs([video], tmp_path / "out", ".json", "--output") == [tmp_path / "out" / "MOT-01.json"]
+
+
+def test_an_unreadable_folder_is_skipped_when_searching_and_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # e.g. lost+found at the root of a mounted disk (root's, mode 0700): listing it is "permission denied"
+    root = tmp_path / "disk"
+    (root / "cam").mkdir(parents=True)
+    write_video(root / "cam" / "door.mp4", 3)
+    locked = root / "lost+found"
+    locked.mkdir()
+    listing, checking = Path.iterdir, Path.is_file
+
+    def iterdir(self: Path):  # type: ignore[no-untyped-def]
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return listing(self)
+
+    def is_file(self: Path) -> bool:
+        if self.parent == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return checking(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    monkeypatch.setattr(Path, "is_file", is_file)
+    assert ImageSequence.find(locked) is None
+    assert find_videos([root]) == [root / "cam" / "door.mp4"]
+    with pytest.raises(VideoError) as err:
+        probe_video(locked)
+    assert str(err.value).startswith(f"{str(locked)!r} is a folder, not a video or an image sequence")
