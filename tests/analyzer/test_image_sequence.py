@@ -202,3 +202,17 @@ def test_an_unreadable_folder_is_skipped_when_searching_and_refused_in_one_line(
     with pytest.raises(VideoError) as err:
         probe_video(locked)
     assert str(err.value).startswith(f"{str(locked)!r} is a folder, not a video or an image sequence")
+
+
+def test_numbered_pictures_beside_videos_do_not_hide_the_videos(tmp_path: Path) -> None:
+    # a camera's export: clips with a numbered thumbnail each; given as such and below another folder
+    for root in (tmp_path / "export", tmp_path / "all" / "cam"):
+        write_frames(root, ["thumb_001.png", "thumb_002.png"])
+        write_video(root / "clip_001.mp4", 3)
+        write_video(root / "clip_002.mp4", 3)
+    assert find_videos([tmp_path / "export"]) == [
+        tmp_path / "export" / "clip_001.mp4",
+        tmp_path / "export" / "clip_002.mp4",
+    ]
+    cam = tmp_path / "all" / "cam"
+    assert find_videos([tmp_path / "all"]) == [cam / "clip_001.mp4", cam / "clip_002.mp4"]
