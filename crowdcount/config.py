@@ -24,6 +24,7 @@ import dataclasses
 import difflib
 import json
 import logging
+import math
 import os
 import types
 from collections.abc import Iterable, Mapping, Sequence
@@ -86,8 +87,8 @@ class Limits:
     hint: str = ""
 
     def admits(self, value: float) -> bool:
-        """Whether ``value`` lies in the range."""
-        return not (
+        """Whether ``value`` lies in the range (NaN and infinities never do)."""
+        return (isinstance(value, int) or math.isfinite(value)) and not (
             (self.ge is not None and value < self.ge)
             or (self.gt is not None and value <= self.gt)
             or (self.le is not None and value > self.le)

@@ -100,6 +100,29 @@ def test_json_and_csv_files(tmp_path: Path, video_factory) -> None:
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip.csv", "clip.json"]
 
 
+def test_result_files_get_the_permissions_of_any_new_file(tmp_path: Path) -> None:
+    """Written through a temporary file (atomically), yet readable as the umask allows, like the annotated video and
+    the plot beside them: mkstemp's 0600 left them unreadable to a web server or a colleague."""
+    import os
+    import stat
+
+    document = {
+        "detectors": [{"category": "Human"}],
+        "frames": [{"frame_index": 1, "frame_timestamp": 0.0, "Human": {"scores": []}}],
+    }
+    old = os.umask(0o022)
+    try:
+        modes = [
+            stat.S_IMODE(write(document, tmp_path / name).stat().st_mode)
+            for write, name in ((write_json, "a.json"), (write_csv, "a.csv"))
+        ]
+        os.umask(0o077)
+        modes.append(stat.S_IMODE(write_json(document, tmp_path / "b.json").stat().st_mode))
+    finally:
+        os.umask(old)
+    assert [oct(m) for m in modes] == ["0o644", "0o644", "0o600"]
+
+
 def test_truncated_video_is_analysed_as_far_as_it_decodes(tmp_path: Path, video_factory) -> None:
     full = video_factory("full.avi", frames=60, fourcc="MJPG")
     data = full.read_bytes()

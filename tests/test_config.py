@@ -192,6 +192,19 @@ def test_the_analyzer_and_the_tracker_share_the_configs_limits() -> None:
     assert check_setting(TrackingConfig, "min_iou", 1) == 1.0
 
 
+def test_limits_refuse_numbers_that_are_not_finite() -> None:
+    """NaN compares false with every bound: it passed every limit and failed later (round(nan) in the count
+    smoothing's window: a ValueError traceback) or not at all (a NaN IoU threshold matches nothing)."""
+    from crowdcount.analyzer import VideoAnalyzer
+    from crowdcount.analyzer.tracking import TrackingProcessor
+
+    with pytest.raises(ConfigError, match=r"'human_detection.count_smoothing_s' must be in \[0, 60\] seconds, got nan"):
+        VideoAnalyzer([], count_smoothing_s=float("nan"))
+    with pytest.raises(ConfigError, match=r"'tracking.min_iou' must be in \[0, 1\], got nan"):
+        TrackingProcessor(min_iou=float("nan"))  # else no box would ever match a track: silently no tracks
+    assert not Limits().admits(float("nan"))
+
+
 # -- environment overrides: only the variables of known keys ---------------------------------------------------------
 
 

@@ -53,3 +53,23 @@ def test_frozen_graph_that_is_not_a_detection_model(tmp_path) -> None:
     detector = build_detector("human", {"model_path": str(bogus)})
     with pytest.raises(DetectorError, match="not a TensorFlow frozen graph|not a TF Object Detection API graph"):
         detector.load()
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "message"),
+    [
+        # --detector-arg values are JSON: a list or a word where a name or a count belongs was a TypeError
+        # traceback (unhashable list) or, at the first batch, OpenVINO's RuntimeError "Wrong value for property"
+        ("human", {"preset": ["fast"]}, r"^detector 'human': preset must be one of accurate, nanodet, fast, ssdlite, "),
+        ("face", {"model": ["yunet"]}, r"^detector 'face': model must be one of mtcnn, yunet, got \['yunet'\]$"),
+        (
+            "human",
+            {"num_threads": "four"},
+            r"^detector 'human': num_threads must be an integer >= 0 or null, got 'four'$",
+        ),
+        ("human", {"num_threads": -2}, r"^detector 'human': num_threads must be an integer >= 0 or null, got -2$"),
+    ],
+)
+def test_argument_values_of_the_wrong_kind_are_refused_when_built(name: str, args: dict, message: str) -> None:
+    with pytest.raises(DetectorError, match=message):
+        build_detector(name, args)

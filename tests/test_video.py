@@ -83,3 +83,34 @@ def test_reader_stops_early_without_hanging(video_factory) -> None:
             break
     reader.close()
     assert not reader._thread.is_alive()
+
+
+def test_a_decoder_that_cannot_open_the_video_fails_the_reader_instead_of_hanging_it(
+    video_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from crowdcount.analyzer import video
+
+    info = probe_video(video_factory("a.mp4", frames=3))
+
+    def gone(path: object) -> None:  # e.g. the folder of an image sequence became unreadable after the probe
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(video, "open_capture", gone)
+    outcome: list[BaseException | None] = []
+
+    def consume() -> None:
+        try:
+            list(FrameReader(info))
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    consumer.join(timeout=10)
+    assert not consumer.is_alive(), "the reader waits forever for a decoder thread that died"
+    (error,) = outcome
+    assert isinstance(error, VideoError)
+    assert str(error) == f"decoding {info.path!r} failed: [Errno 13] Permission denied"

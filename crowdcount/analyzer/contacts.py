@@ -218,7 +218,7 @@ class ContactsProcessor(FrameProcessor):
                 else:
                     current[1] = current[2] = now
                     current[3] = min(current[3], distance)
-                    state[5] = frame.index
+                    current[5] = frame.index
         for pair, state in open_.items():
             close(pair, state)
         contacts.sort(key=lambda c: (c["start_s"], c["people"]))

@@ -21,7 +21,8 @@ def find_videos(paths: Iterable[str | Path]) -> list[Path]:
     """Expand folders and keep files as given, in order, without repeats.
 
     A folder that is an image sequence (:class:`~crowdcount.analyzer.video.ImageSequence`) is one video; any
-    other folder gives its video files (by extension) and the image sequences in it, recursively, sorted.
+    other folder gives its video files (by extension) and the image sequences in it, recursively, sorted. Numbered
+    pictures beside video files (thumbnails) are not a sequence: the videos are found.
     Paths that do not exist are kept, so the analysis reports them as failed videos.
     """
     found: list[Path] = []
@@ -41,8 +42,21 @@ def find_videos(paths: Iterable[str | Path]) -> list[Path]:
     return unique
 
 
-def _videos_in(folder: Path) -> list[Path]:
+def _sequence_in(folder: Path) -> ImageSequence | None:
+    """The image sequence ``folder`` is, unless it is a folder of numbered pictures beside video files (a camera's
+    clips and their thumbnails): the videos are what it holds."""
     sequence = ImageSequence.find(folder)
+    if sequence is None or (sequence.folder / "seqinfo.ini").is_file() or sequence.files[0].parent != sequence.folder:
+        return sequence
+    try:
+        beside_videos = any(p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file() for p in sequence.folder.iterdir())
+    except OSError:
+        return sequence
+    return None if beside_videos else sequence
+
+
+def _videos_in(folder: Path) -> list[Path]:
+    sequence = _sequence_in(folder)
     if sequence is not None:
         return [sequence.folder]
     videos: list[Path] = []
@@ -51,7 +65,7 @@ def _videos_in(folder: Path) -> list[Path]:
         videos.extend(here / f for f in files if Path(f).suffix.lower() in VIDEO_EXTENSIONS)
         keep = []
         for name in sorted(dirs):
-            sequence = ImageSequence.find(here / name)
+            sequence = _sequence_in(here / name)
             if sequence is None:
                 keep.append(name)
             elif sequence.folder == here / name:  # (its img1/ resolves to this folder: found once)

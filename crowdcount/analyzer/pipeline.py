@@ -101,6 +101,11 @@ def build_processors(
                 )
             )
     elif calibration is not None:
+        if tracked is None:
+            raise ConfigError(
+                f"close contacts need tracked people, but no {category} detector runs",
+                f"run the {category} detector with tracking on",
+            )
         raise ConfigError("close contacts need tracked people, but tracking is off", "drop --no-track")
     elif lines or zones:
         reason = "tracking is off" if tracked is not None else f"no {category} detector runs"

@@ -193,19 +193,20 @@ def one_at_a_time(
 
 def people_vectors(document: dict[str, Any], source: str) -> list[tuple[dict[str, Any], np.ndarray]]:
     """Each tracked person of a result document with their appearance vector (:class:`SearchError` when the
-    document has no tracks or no stored vectors)."""
+    document has no tracks or no stored vectors). A person without one (followed only through boxes under the
+    detector's threshold, which are never embedded) cannot be matched and is left out."""
     tracking = document.get("tracking")
     if not isinstance(tracking, dict):
         raise SearchError(f"{source}: no tracks (analysed with --no-track)", "analyse it again with tracking on")
     people = tracking.get("people") or []
     if not people:
         raise SearchError(f"{source}: no people were tracked in this video", "nothing to search in it")
-    if "embeddings" not in tracking or not all("embedding" in p for p in people):
+    if "embeddings" not in tracking or not any("embedding" in p for p in people):
         raise SearchError(
             f"{source}: the result file holds no appearance vectors",
             "analyse the video again with 'crowdcount analyze --embeddings', or pass the video itself",
         )
-    return [(p, decode_vector(p["embedding"])) for p in people]
+    return [(p, decode_vector(p["embedding"])) for p in people if "embedding" in p]
 
 
 def stored_model(document: dict[str, Any]) -> str:
@@ -295,7 +296,8 @@ def contact_sheet(match: Match, path: Path, tiles: int = 8) -> Path | None:
             continue
         height, width = frame.shape[:2]
         y0, x0, y1, x1 = (round(v * s) for v, s in zip(box, (height, width, height, width), strict=True))
-        crop = frame[max(0, y0) : max(y0 + 1, y1), max(0, x0) : max(x0 + 1, x1)]
+        y0, x0 = min(max(0, y0), height - 1), min(max(0, x0), width - 1)  # a box flat against the far edge: 1 px
+        crop = frame[y0 : max(y0 + 1, y1), x0 : max(x0 + 1, x1)]
         tile = cv2.resize(crop, TILE)
         when = f"{(index - 1) / fps:.1f} s" if fps > 0 else f"frame {index}"
         cv2.rectangle(tile, (0, 0), (TILE[0] - 1, 17), (0, 0, 0), -1)

@@ -80,10 +80,19 @@ class ImageSequence:
 
     @classmethod
     def find(cls, path: str | Path) -> ImageSequence | None:
-        """The image sequence in the folder ``path``, or None when it holds none."""
-        path = Path(path)
+        """The image sequence in the folder ``path``, or None when it holds none (or cannot be listed)."""
+        try:
+            return cls._find(Path(path))
+        except OSError as exc:  # e.g. lost+found on a mounted disk: permission denied
+            logger.debug("%s cannot be read as an image sequence: %s", path, exc)
+            return None
+
+    @classmethod
+    def _find(cls, path: Path) -> ImageSequence | None:
         if not path.is_dir():
             return None
+        if path.name in ("", ".."):  # "." or "..": the folder's own name names the video
+            path = path.resolve()
         info = _seqinfo(path)
         if info is None and (path.parent / "seqinfo.ini").is_file():
             parent = _seqinfo(path.parent)
@@ -91,7 +100,8 @@ class ImageSequence:
                 return cls.find(path.parent)
         if info is not None:
             image_dir, fps, ext = info
-            files = _numbered_images(path / image_dir, ext)
+            # its imDir (img1/), else the frames beside it (a seqinfo.ini giving a folder of frames its rate)
+            files = _numbered_images(path / image_dir, ext) or _numbered_images(path, ext)
             if files:
                 return cls(path, files, fps or SEQUENCE_FPS, fps is not None)
             return None
@@ -360,8 +370,9 @@ class FrameReader:
         return False
 
     def _run(self) -> None:
-        cap = open_capture(self.info.path)
+        cap = None
         try:
+            cap = open_capture(self.info.path)
             fps = self.info.fps
             i = 0
             while not self._stop.is_set():
@@ -380,7 +391,8 @@ class FrameReader:
         except BaseException as exc:  # handed to the consumer, re-raised there
             self._error = exc
         finally:
-            cap.release()
+            if cap is not None:
+                cap.release()
             self._put(_END)
 
     def __iter__(self) -> Iterator[Frame]:

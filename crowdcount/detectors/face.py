@@ -106,6 +106,8 @@ class FaceDetector(Detector):
         verify: str | None = None,
         upscale: bool | None = None,
     ) -> None:
+        if not isinstance(model, str) or model not in MODELS:
+            raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
         if verify is None:
             verify = "onet" if model == "yunet" and not model_path else "none"
         if verify not in VERIFIERS:
@@ -117,8 +119,6 @@ class FaceDetector(Detector):
         super().__init__(min_detection_score, max_batch_size)
         if isinstance(min_face_size, bool) or not isinstance(min_face_size, int) or min_face_size < 4:
             raise ValueError(f"min_face_size must be an integer >= 4, got {min_face_size!r}")
-        if model not in MODELS:
-            raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
         if isinstance(nms_threshold, bool) or not isinstance(nms_threshold, (int, float)) or not 0 < nms_threshold < 1:
             raise ValueError(f"nms_threshold must be a number in (0, 1), got {nms_threshold!r}")
         if upscale is None:

@@ -128,12 +128,16 @@ class HumanDetector(Detector):
         upscale: float | None = None,
         zoom: bool | None = None,
     ) -> None:
-        if preset not in PRESETS:
+        if not isinstance(preset, str) or preset not in PRESETS:
             raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
         settings = dict(PRESETS[preset])
         if min_detection_score is None:
             min_detection_score = 0.4 if model_path else settings["min_detection_score"]
         super().__init__(min_detection_score, max_batch_size)
+        if num_threads is not None and (
+            isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 0
+        ):
+            raise ValueError(f"num_threads must be an integer >= 0 or null, got {num_threads!r}")
         if isinstance(person_class_id, bool) or not isinstance(person_class_id, int):
             raise ValueError(f"person_class_id must be an integer, got {person_class_id!r}")
         if input_size is not None:

@@ -87,6 +87,12 @@ def load_manifest(path: str | Path) -> list[Clip]:
         ignore = entry.get("ignore", [])
         if not isinstance(ignore, list) or not all(isinstance(r, str) for r in ignore):
             raise ConfigError(f"{where}: 'ignore' must be a list of 'X0,Y0,X1,Y1' strings")
+        frames = entry.get("frames")
+        if frames is not None and not isinstance(frames, str):
+            raise ConfigError(f'{where}: \'frames\' must be text such as "1-62" or "1,5,9", got {frames!r}')
+        mot17 = entry.get("mot17", False)
+        if not isinstance(mot17, bool):
+            raise ConfigError(f"{where}: 'mot17' must be true or false, got {mot17!r}")
         video, gt = base / entry["video"], base / entry["gt"]
         for label, file in (("video", video), ("gt", gt)):
             if not (file.is_file() or (label == "video" and file.is_dir())):  # a video or an image sequence
@@ -99,8 +105,8 @@ def load_manifest(path: str | Path) -> list[Clip]:
                 split,
                 None if scale is None else float(scale),
                 tuple(IgnoreRegion.parse(r) for r in ignore),
-                entry.get("frames"),
-                bool(entry.get("mot17", False)),
+                frames,
+                mot17,
                 {"notes": entry["notes"]} if "notes" in entry else {},
             )
         )

@@ -133,8 +133,9 @@ class FaceIdentifier(FrameProcessor):
         self._known = {}
         self._unknown = []
         self._faces = 0
-        # each analysed frame stands for this long on screen
-        self._frame_ms = 1000.0 / (video.fps * frame_ratio) if video.fps > 0 else 0.0
+        # each analysed frame stands for this long on screen (an unknown frame rate is taken as 25 fps, as the
+        # tracker, the zones and the annotated video take it)
+        self._frame_ms = 1000.0 / ((video.fps if video.fps > 0 else 25.0) * frame_ratio)
 
     def identify(self, image: np.ndarray, faces: Detections) -> Detections:
         """``faces`` (of one RGB ``image``) with each face's ``identity`` (a gallery name, or ``unknown``) and

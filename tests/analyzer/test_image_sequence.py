@@ -141,3 +141,78 @@ def test_analyze_and_eval_take_a_mot_sequence(tmp_path: Path) -> None:
     assert code == 0, err
     report = json.loads(out)
     assert (report["count_mae"], report["precision"], report["recall"]) == (0.0, 1.0, 1.0)
+
+
+def test_a_seqinfo_ini_beside_exported_frames_sets_their_frame_rate(tmp_path: Path) -> None:
+    # what the 25 fps warning tells the user to write: [Sequence] frameRate=N in the frames' folder
+    folder = write_frames(tmp_path / "export", [f"{i + 1:06d}.png" for i in range(3)])
+    (folder / "seqinfo.ini").write_text("[Sequence]\nframeRate=10\n")
+    found = ImageSequence.find(folder)
+    assert found is not None
+    assert (found.folder, found.fps, found.fps_given, [p.name for p in found.files]) == (
+        folder,
+        10.0,
+        True,
+        ["000001.png", "000002.png", "000003.png"],
+    )
+    info = probe_video(folder)
+    assert (info.path, info.fps, info.frame_count) == (str(folder), 10.0, 3)
+    assert find_videos([tmp_path]) == [folder]
+
+
+def test_a_sequence_given_as_the_current_folder_is_named_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crowdcount.analyzer.files import plan_outputs
+
+    seq = mot_sequence(tmp_path)
+    for cwd, given in ((seq, "."), (seq / "img1", ".."), (seq / "img1", ".")):
+        monkeypatch.chdir(cwd)
+        (video,) = find_videos([given])
+        assert video.name == "MOT-01"
+        assert probe_video(given).to_dict()["name"] == "MOT-01"
+        assert plan_outputs([video], tmp_path / "out", ".json", "--output") == [tmp_path / "out" / "MOT-01.json"]
+
+
+def test_an_unreadable_folder_is_skipped_when_searching_and_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # e.g. lost+found at the root of a mounted disk (root's, mode 0700): listing it is "permission denied"
+    root = tmp_path / "disk"
+    (root / "cam").mkdir(parents=True)
+    write_video(root / "cam" / "door.mp4", 3)
+    locked = root / "lost+found"
+    locked.mkdir()
+    listing, checking = Path.iterdir, Path.is_file
+
+    def iterdir(self: Path):  # type: ignore[no-untyped-def]
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return listing(self)
+
+    def is_file(self: Path) -> bool:
+        if self.parent == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return checking(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    monkeypatch.setattr(Path, "is_file", is_file)
+    assert ImageSequence.find(locked) is None
+    assert find_videos([root]) == [root / "cam" / "door.mp4"]
+    with pytest.raises(VideoError) as err:
+        probe_video(locked)
+    assert str(err.value).startswith(f"{str(locked)!r} is a folder, not a video or an image sequence")
+
+
+def test_numbered_pictures_beside_videos_do_not_hide_the_videos(tmp_path: Path) -> None:
+    # a camera's export: clips with a numbered thumbnail each; given as such and below another folder
+    for root in (tmp_path / "export", tmp_path / "all" / "cam"):
+        write_frames(root, ["thumb_001.png", "thumb_002.png"])
+        write_video(root / "clip_001.mp4", 3)
+        write_video(root / "clip_002.mp4", 3)
+    assert find_videos([tmp_path / "export"]) == [
+        tmp_path / "export" / "clip_001.mp4",
+        tmp_path / "export" / "clip_002.mp4",
+    ]
+    cam = tmp_path / "all" / "cam"
+    assert find_videos([tmp_path / "all"]) == [cam / "clip_001.mp4", cam / "clip_002.mp4"]

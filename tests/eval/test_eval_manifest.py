@@ -38,6 +38,15 @@ def test_manifest_paths_are_relative_to_it(tmp_path: Path) -> None:
         ([{"name": "a", "video": "v.mp4", "gt": "gt.txt", "gt_scale": -1}], "'gt_scale'"),
         ([{"name": "a", "video": "v.mp4", "gt": "gt.txt", "colour": 1}], "unknown keys colour"),
         ([{"name": "a", "video": "v.mp4", "gt": "gt.txt"}] * 2, "used twice"),
+        # once an AttributeError traceback when the clip came to be evaluated, after the clips before it
+        (
+            [{"name": "a", "video": "v.mp4", "gt": "gt.txt", "frames": [1, 62]}],
+            r"^manifest m.json clip 1: 'frames' must be text such as \"1-62\" or \"1,5,9\", got \[1, 62\]$",
+        ),
+        (
+            [{"name": "a", "video": "v.mp4", "gt": "gt.txt", "mot17": "no"}],
+            r"^manifest m.json clip 1: 'mot17' must be true or false, got 'no'$",
+        ),
     ],
 )
 def test_bad_manifests(tmp_path: Path, clips: list, message: str) -> None:

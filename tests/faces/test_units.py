@@ -75,3 +75,23 @@ def test_dlib_embedder_loads_only_the_5_point_predictor(tmp_path: Path) -> None:
     (tmp_path / DlibEmbedder.PREDICTOR_FILE).unlink()
     with pytest.raises(DetectorError, match="shape_predictor_5_face_landmarks.dat' does not exist"):
         DlibEmbedder(tmp_path / DlibEmbedder.MODEL_FILE)._paths()
+
+
+def test_seconds_on_screen_in_a_video_of_unknown_frame_rate(tmp_path: Path) -> None:
+    """A video whose frame rate is unknown (0) is taken as 25 fps by every frame processor (tracking, zones,
+    contacts, the annotated video): a face seen in 3 analysed frames was on screen 0.12 s, not 0."""
+    from crowdcount.analyzer import FrameResult, VideoInfo
+    from crowdcount.detectors import Detections
+    from crowdcount.faces.identify import FaceIdentifier
+
+    from .support import ColourEmbedder
+
+    identifier = FaceIdentifier(LocalGallery(tmp_path / "g.json"), ColourEmbedder())
+    identifier.start(VideoInfo("raw.h264", 160, 120, 0.0, 0, "h264", 0), 1.0)
+    image = np.zeros((120, 160, 3), np.uint8)
+    image[40:64, 8:32] = (200, 150, 150)
+    for index, timestamp in ((1, 0.0), (2, 40.0), (3, 80.0)):
+        face = Detections(np.array([[8, 40, 32, 64]], np.float32), np.array([0.9]), np.array([1]))
+        identifier.process(FrameResult(index, timestamp, {"Face": face}), image)
+    (unknown,) = identifier.finish()["unknown"]
+    assert (unknown["frames"], unknown["seconds_on_screen"]) == (3, 0.12)

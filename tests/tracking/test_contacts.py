@@ -112,3 +112,35 @@ def test_no_calibration_no_contacts_and_a_bad_one_fails_before_analysis(
     assert code == 0, err
     document = json.loads(out.read_text())
     assert document["contacts"]["count"] == 0 and "close contacts" in stdout
+
+
+def test_every_contact_of_a_group_runs_to_its_own_last_frame(tmp_path: Path) -> None:
+    # three people walking abreast (feet 3.6 m and 7.2 m apart) for 3 s: three contacts open at once, all to frame 30
+    video = write_moving(
+        tmp_path / "group.mp4",
+        30,
+        [
+            lambda i: (4 + 2 * i, 10),
+            lambda i: (4 + 2 * i, 10 + SQUARE + 12),
+            lambda i: (4 + 2 * i, 10 + 2 * (SQUARE + 12)),
+        ],
+    )
+    document = analyse(video, Calibration.from_points(**TOP_DOWN), distance_m=8.0, min_seconds=2.0)
+    contacts = document["contacts"]["contacts"]
+    assert [c["people"] for c in contacts] == [[1, 2], [1, 3], [2, 3]]
+    assert [(c["first_frame"], c["last_frame"]) for c in contacts] == [(2, 30)] * 3
+    assert [c["end_s"] for c in contacts] == [2.9] * 3
+
+
+def test_contacts_without_a_human_detector_say_so() -> None:
+    from conftest import FaceSquareDetector
+
+    calibration = Calibration.from_points(**TOP_DOWN)
+    with pytest.raises(ConfigError) as err:  # faces alone: nobody is tracked, whatever --track says
+        build_processors(DEFAULTS["tracking"], [FaceSquareDetector()], calibration=calibration)
+    assert str(err.value) == (
+        "close contacts need tracked people, but no Human detector runs (run the Human detector with tracking on)"
+    )
+    with pytest.raises(ConfigError) as err:
+        build_processors({**DEFAULTS["tracking"], "enabled": False}, [SquareDetector()], calibration=calibration)
+    assert str(err.value) == "close contacts need tracked people, but tracking is off (drop --no-track)"

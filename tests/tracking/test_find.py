@@ -292,3 +292,37 @@ def test_a_contact_sheet_names_the_match_and_times_its_views(tmp_path: Path) -> 
     assert image[:HEADER].max() > 200 and image[HEADER:, : 2 * TILE[0]].max() > 32  # the header's text; the views
     missing = Match("gone.mp4", 1, 0.7, 0.0, 1.0, frames, "", str(tmp_path / "gone.mp4"))
     assert contact_sheet(missing, tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
+
+
+def test_a_contact_sheet_takes_boxes_flat_against_the_frame_edge(tmp_path: Path) -> None:
+    from crowdcount.analyzer.search import HEADER, TILE, Match, contact_sheet
+
+    video = tmp_path / "edge.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (64, 48))
+    for _ in range(5):
+        writer.write(np.full((48, 64, 3), 200, np.uint8))
+    writer.release()
+    # boxes clipped to the frame that kept no height (bottom edge) or no width (right edge), as a result file holds
+    frames = [{"frame_index": 2, "box": [1.0, 0.2, 1.0, 0.6]}, {"frame_index": 4, "box": [0.1, 1.0, 0.5, 1.0]}]
+    sheet = contact_sheet(Match("edge.mp4", 1, 0.7, 0.1, 0.3, frames, "", str(video)), tmp_path / "edge-1.png")
+    assert sheet is not None
+    image = cv2.imread(str(sheet))
+    assert image.shape[0] == HEADER + TILE[1] and image[HEADER:, : 2 * TILE[0]].max() > 150  # two views of the frame
+
+
+def test_a_person_tracked_without_a_vector_leaves_the_others_searchable() -> None:
+    """A person the tracker followed only through weak boxes (under the detector's threshold: never embedded)
+    has no ``embedding`` in a result file written with --embeddings; the file's other people can still be found."""
+    from crowdcount.analyzer.search import search_document
+
+    query = np.zeros(256, np.float32)
+    query[0] = 1.0
+    seen = {"first_s": 0.0, "last_s": 1.0}
+    document = result_document([{"track_id": 1, **seen}, {"track_id": 2, **seen, "embedding": encode_vector(query)}])
+    document["frames"] = [{"frame_index": 1, "Human": {"boxes": [[0.1, 0.1, 0.5, 0.3]], "track_ids": [2]}}]
+    (match,) = search_document(document, query, 0.5, "result.json")
+    assert (match.track_id, round(match.similarity, 3), match.frames) == (
+        2,
+        1.0,
+        [{"frame_index": 1, "box": [0.1, 0.1, 0.5, 0.3]}],
+    )
