@@ -126,8 +126,8 @@ def _seqinfo(folder: Path) -> tuple[str, float | None, str | None] | None:
         return None
     if fps is not None and not (math.isfinite(fps) and 0 < fps < 1000):
         fps = None
-    ext = section.get("imExt")
-    return image_dir, fps, ext.strip().lower() if ext else None
+    ext = (section.get("imExt") or "").strip().lower()
+    return image_dir, fps, ("." + ext.lstrip(".")) if ext else None  # "jpg" as ".jpg"
 
 
 def _numbered_images(folder: Path, ext: str | None) -> tuple[Path, ...]:

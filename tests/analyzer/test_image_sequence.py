@@ -37,12 +37,12 @@ def write_frames(folder: Path, names: list[str], sizes: dict[int, tuple[int, int
     return folder
 
 
-def mot_sequence(root: Path, name: str = "MOT-01", frames: int = 6, rate: str = "10") -> Path:
+def mot_sequence(root: Path, name: str = "MOT-01", frames: int = 6, rate: str = "10", ext: str = ".png") -> Path:
     seq = root / name
     write_frames(seq / "img1", [f"{i + 1:06d}.png" for i in range(frames)])
     (seq / "gt").mkdir()
     (seq / "seqinfo.ini").write_text(
-        f"[Sequence]\nname={name}\nimDir=img1\nframeRate={rate}\nseqLength={frames}\nimExt=.png\n"
+        f"[Sequence]\nname={name}\nimDir=img1\nframeRate={rate}\nseqLength={frames}\nimExt={ext}\n"
     )
     return seq
 
@@ -59,8 +59,9 @@ def test_numbered_frames_are_read_in_the_order_of_their_numbers(tmp_path: Path) 
     assert [f.timestamp_ms for f in frames[:3]] == [0.0, 40.0, 80.0]
 
 
-def test_a_mot_sequence_is_found_from_its_folder_or_its_img1_at_its_frame_rate(tmp_path: Path) -> None:
-    seq = mot_sequence(tmp_path)
+@pytest.mark.parametrize("ext", [".png", "png", ".PNG"])
+def test_a_mot_sequence_is_found_from_its_folder_or_its_img1_at_its_frame_rate(tmp_path: Path, ext: str) -> None:
+    seq = mot_sequence(tmp_path, ext=ext)
     for given in (seq, seq / "img1"):
         found = ImageSequence.find(given)
         assert found is not None
