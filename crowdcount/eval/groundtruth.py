@@ -207,7 +207,10 @@ def infer_annotation_size(max_right: float, max_bottom: float, width: int, heigh
     return None
 
 
-def _read_mot_rows(path: Path) -> np.ndarray:
+def read_mot_rows(path: Path, columns: int = 7) -> np.ndarray:
+    """The numbers of a MOTChallenge text file (comma- or semicolon-separated, ``#`` comments), ``columns`` of
+    them a row: ``frame, id, left, top, width, height, conf`` (conf 1 where a row stops at height), and with
+    ``columns=8`` the class too, which every row must then have."""
     rows = []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -223,14 +226,16 @@ def _read_mot_rows(path: Path) -> np.ndarray:
                 f"{path.name} line {number}: expected frame,id,left,top,width,height[,conf,...], got {line!r}",
                 "MOTChallenge ground truth is comma-separated",
             )
+        if columns > 7 and len(parts) < columns:
+            raise ConfigError(f"{path.name} line {number}: MOT17 ground truth needs frame,id,l,t,w,h,conf,class,...")
         try:
-            values = [float(p) for p in parts[:7]]
+            values = [float(p) for p in parts[:columns]]
         except ValueError:
             raise ConfigError(f"{path.name} line {number}: not numbers: {line!r}") from None
         if len(values) == 6:
             values.append(1.0)
         rows.append(values)
-    return np.array(rows, np.float64).reshape(-1, 7)
+    return np.array(rows, np.float64).reshape(-1, columns)
 
 
 def read_mot(
@@ -249,7 +254,7 @@ def read_mot(
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"ground truth {str(path)!r} does not exist", "give a MOTChallenge gt.txt")
-    rows = _read_mot_rows(path)
+    rows = read_mot_rows(path)
     if not len(rows):
         raise ConfigError(f"ground truth {str(path)!r} has no rows")
     if np.any(rows[:, 0] < 1) or np.any(rows[:, 0] != np.round(rows[:, 0])):

@@ -27,7 +27,14 @@ from typing import Any
 import numpy as np
 
 from crowdcount.errors import ConfigError
-from crowdcount.eval.groundtruth import GroundTruth, GroundTruthFrame, IgnoreRegion, parse_frames, read_mot
+from crowdcount.eval.groundtruth import (
+    GroundTruth,
+    GroundTruthFrame,
+    IgnoreRegion,
+    parse_frames,
+    read_mot,
+    read_mot_rows,
+)
 
 SPLITS = ("dev", "held-out")
 #: MOTChallenge 2017 classes that are neither right nor wrong.
@@ -118,9 +125,7 @@ def read_clip_gt(clip: Clip, video_size: tuple[int, int]) -> GroundTruth:
     gt = read_mot(clip.gt, video_size, scale=clip.gt_scale)
     if not clip.mot17:
         return gt
-    rows = np.loadtxt(clip.gt, delimiter=",", ndmin=2)
-    if rows.shape[1] < 8:
-        raise ConfigError(f"{clip.gt}: 'mot17' needs the class column (frame,id,l,t,w,h,conf,class,...)")
+    rows = read_mot_rows(clip.gt, columns=8)
     frames: dict[int | str, GroundTruthFrame] = {}
     for key in gt.frames:
         mine = rows[rows[:, 0] == key]

@@ -82,6 +82,21 @@ def test_mot17_classes(tmp_path: Path) -> None:
     assert frame.ids.tolist() == [1, 2, 4]
 
 
+def test_mot17_ground_truth_is_read_as_read_mot_reads_it(tmp_path: Path) -> None:
+    gt = tmp_path / "gt.txt"
+    gt.write_text("# frame;id;l;t;w;h;conf;class;vis\n1;1;0;0;10;20;1;1;1\n1;2;20;0;10;20;0;7;1\n")
+    (tmp_path / "v.mp4").write_bytes(b"x")
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"clips": [{"name": "a", "video": "v.mp4", "gt": "gt.txt", "mot17": True}]}))
+    (clip,) = load_manifest(path)
+    frame = read_clip_gt(clip, (100, 100)).frames[1]
+    assert frame.count == 1 and frame.ignore.tolist() == [False, True]
+    gt.write_text("1,1,0,0,10,20,1,1,1\n1,2,20,0,10,20,1\n")
+    with pytest.raises(ConfigError) as err:
+        read_clip_gt(clip, (100, 100))
+    assert str(err.value) == "gt.txt line 2: MOT17 ground truth needs frame,id,l,t,w,h,conf,class,..."
+
+
 def test_rows_and_means() -> None:
     from crowdcount.eval.manifest import Clip
 
