@@ -15,6 +15,7 @@ is a look-alike (:func:`one_at_a_time`).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -283,7 +284,8 @@ def contact_sheet(match: Match, path: Path, tiles: int = 8) -> Path | None:
     picks = [match.frames[int(i)] for i in np.linspace(0, len(match.frames) - 1, min(tiles, len(match.frames)))]
     wanted = {p["frame_index"]: p["box"] for p in picks}
     capture = open_capture(match.video_path)
-    fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
+    fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+    fps = fps if math.isfinite(fps) and 0 < fps < 1000 else 0.0  # probe_video's rule: else unknown ("frame N")
     crops: list[np.ndarray] = []
     index = 0
     while wanted and len(crops) < len(picks):
