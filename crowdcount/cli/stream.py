@@ -22,6 +22,7 @@ from crowdcount.cli.common import (
     detector_options,
     get_config,
     identify_option,
+    metrics_host_option,
     parse_key_values,
     pipeline_for,
 )
@@ -87,6 +88,7 @@ def produce(
     retries: int | None,
     duration: float | None,
     metrics_port: int | None,
+    metrics_host: str,
     config_path: str | None,
 ) -> None:
     """Publish the frames of SOURCES (URLs, webcams, files; NAME=SOURCE names one) to the raw topic as JPEG,
@@ -109,7 +111,7 @@ def produce(
         from crowdcount.metrics import serve_metrics
 
         metrics = LiveMetrics()
-        server = serve_metrics(metrics.registry, metrics_port)
+        server = serve_metrics(metrics.registry, metrics_port, metrics_host)
     click.echo(mode_line(readers), err=True)
     wake = threading.Event()
     stop = threading.Event()
@@ -194,6 +196,7 @@ def produce(
     default=None,
     help="Serve Prometheus metrics on this port (/metrics).",
 )
+@metrics_host_option
 @config_option
 def consume(
     bootstrap: str | None,
@@ -215,6 +218,7 @@ def consume(
     duration: float | None,
     max_frames: int | None,
     metrics_port: int | None,
+    metrics_host: str,
     config_path: str | None,
 ) -> None:
     """Count people in the raw topic's frames as a member of a consumer group; publish one JSON result per
@@ -262,7 +266,7 @@ def consume(
     if metrics is not None and metrics_port is not None:
         from crowdcount.metrics import serve_metrics
 
-        server = serve_metrics(metrics.registry, metrics_port)
+        server = serve_metrics(metrics.registry, metrics_port, metrics_host)
     stop = threading.Event()
 
     def stop_when_asked() -> None:
