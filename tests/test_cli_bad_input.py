@@ -8,9 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
+from crowdcount.cli.common import FloatRange
 from crowdcount.cli.main import cli
 
 from conftest import REPO
@@ -345,3 +347,37 @@ def test_contact_settings_are_checked_as_options(option: str, value: str, video_
         f"Error: Invalid value for '{option}': {float(value)} is not in the range x>0. "
         "(see 'crowdcount analyze --help')\n",
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "value", "bound"),
+    [
+        (["eval", "VIDEO", "--gt", "gt.txt", "--gt-scale"], "--gt-scale", "0", "x>0"),
+        (["edge", "VIDEO", "--timeout"], "--timeout", "-1", "x>=0"),
+    ],
+)
+def test_scale_and_timeout_refuse_what_means_nothing(
+    args: list[str], option: str, value: str, bound: str, video_factory
+) -> None:
+    video = str(video_factory("clip.mp4", frames=2))
+    code, out, err = run(*[video if a == "VIDEO" else a for a in args], value)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"Error: Invalid value for '{option}': {float(value)} is not in the range {bound}. "
+        f"(see 'crowdcount {args[0]} --help')\n"
+    )
+
+
+def test_help_never_shows_a_range_without_bounds() -> None:
+    for command in (["eval"], ["edge"], ["find"], ["analyze"], ["worker"]):
+        result = CliRunner().invoke(cli, [*command, "--help"], terminal_width=200)
+        assert result.exit_code == 0 and "None" not in result.output, command
+    edge = CliRunner().invoke(cli, ["edge", "--help"], terminal_width=200).output
+
+    @click.command()
+    @click.option("--any", type=FloatRange(), default=None, help="Any number.")
+    def command(any: float | None) -> None:
+        """A number option without bounds."""
+
+    assert "Any number.\n" in CliRunner().invoke(command, ["--help"], terminal_width=200).output
+    assert "Seconds to wait for the last answers.  [default: 30.0; x>=0]" in edge

@@ -34,6 +34,10 @@ class FloatRange(click.FloatRange):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return number
 
+    def _describe_range(self) -> str:
+        # click describes a range without bounds as "x<=None" in --help
+        return "" if self.min is None and self.max is None else str(super()._describe_range())
+
 
 def metrics_host_option(func: F) -> F:
     """``--metrics-host``: the address ``--metrics-port`` binds (this machine only unless told otherwise)."""
