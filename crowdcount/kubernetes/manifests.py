@@ -471,7 +471,7 @@ def base_objects(config: Config, options: KubernetesOptions) -> dict[str, list[d
         "spec": {
             "type": "ClusterIP",
             "selector": selector("watch"),
-            # The `watch --web` dashboard (not built yet) will add a `web` port here and on the container.
+            # The `watch --web` dashboard (not rendered yet) will add a `web` port here and on the container.
             "ports": [{"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"}],
         },
     }
