@@ -381,3 +381,14 @@ def test_help_never_shows_a_range_without_bounds() -> None:
 
     assert "Any number.\n" in CliRunner().invoke(command, ["--help"], terminal_width=200).output
     assert "Seconds to wait for the last answers.  [default: 30.0; x>=0]" in edge
+
+
+def test_an_expected_error_is_printed_on_one_line_whatever_its_message_holds() -> None:
+    from crowdcount.cli.main import UserError
+    from crowdcount.errors import AWSError
+
+    error = UserError(AWSError("deploying failed: 500: <html>\n  <title>500</title>\n</html>", "check the endpoint"))
+    assert (error.format_message(), error.exit_code) == (
+        "deploying failed: 500: <html> <title>500</title> </html> (check the endpoint)",
+        3,
+    )
