@@ -3,6 +3,7 @@ traceback, nothing left behind (found by an audit of every command; each case he
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -392,3 +393,18 @@ def test_an_expected_error_is_printed_on_one_line_whatever_its_message_holds() -
         "deploying failed: 500: <html> <title>500</title> </html> (check the endpoint)",
         3,
     )
+
+
+def test_find_in_a_folder_of_results_without_vectors_says_so(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "clip.json").write_text(json.dumps({"video": {"name": "clip.mp4"}, "tracking": {"people": []}}))
+    (tmp_path / "photo.jpg").write_bytes(b"never read: the sources are checked first")
+    code, out, err = run("find", str(tmp_path / "photo.jpg"), "--in", str(results), "-o", str(tmp_path / "m.json"))
+    assert (code, out, err.splitlines()[-1]) == (
+        1,
+        "",
+        f"Error: {results}: no result files with appearance vectors (1 without) (analyse the videos with "
+        "'crowdcount analyze --embeddings', or set the worker's tracking.embeddings)",
+    )
+    assert not (tmp_path / "m.json").exists()
