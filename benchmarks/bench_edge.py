@@ -5,9 +5,10 @@
 
 A camera is simulated by a clip of real faces (``../shared/data/faces`` photos, else the sample clip): one
 frame every ``--every`` seconds is JPEG-encoded, uploaded to S3, its object-created event handed to the real
-handler (MTCNN + MobileFace, a gallery with one enrolled person) running in a background thread as Lambda
-would, and the answer read back from the results queue. Compared, in the same run, with the handler's
-analysis alone on the same JPEG bytes (no S3, no queues): the ratio is what the cloud path costs on top.
+handler (the default face detector, YuNet x O-Net, + MobileFace, a gallery with one enrolled person) running
+in a background thread as Lambda would, and the answer read back from the results queue. Compared, in the same
+run, with the handler's analysis alone on the same JPEG bytes (no S3, no queues): the ratio is what the cloud
+path costs on top.
 """
 
 from __future__ import annotations
@@ -82,8 +83,8 @@ def main() -> None:
             )
             LocalGallery(gallery).enroll("tom", face.embedding[None], {"name": "mobileface", "dim": 256})
         env = {"AWS_ENDPOINT_URL": box.endpoint, "CROWDCOUNT_AWS_QUEUES__RESULTS": "bench-results"}
-        if gallery.exists():
-            env["CROWDCOUNT_FACES__GALLERY"] = str(gallery)
+        if gallery.exists():  # enrolled with MobileFace above: the handler must embed with it too (default: dlib)
+            env.update(CROWDCOUNT_FACES__GALLERY=str(gallery), CROWDCOUNT_FACES__EMBEDDER="mobileface")
         ctx = make_context(config["aws_region"], box.endpoint)
         sqs, s3 = ctx.client("sqs"), ctx.client("s3")
         url = sqs.create_queue(QueueName="bench-results")["QueueUrl"]
@@ -108,7 +109,7 @@ def main() -> None:
             client.send(frame)
         report = client.finish(timeout_s=30).to_dict()
     d = np.asarray(direct)
-    print(f"{args.frames} frames 640x480, one every {args.every}s; handler: MTCNN + MobileFace, gallery of 1\n")
+    print(f"{args.frames} frames 640x480, one every {args.every}s; handler: YuNet x O-Net + MobileFace, gallery of 1\n")
     print("path | p50 ms | p95 ms | max ms | answered")
     print("---|---|---|---|---")
     print(

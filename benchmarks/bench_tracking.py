@@ -89,10 +89,14 @@ def main() -> None:
             n, seconds = analyse(detectors, processors, video, block)
             times[name].append(seconds)
             shares[name].append(SPENT[0] / seconds)
-            if processors and getattr(processors[0], "appearance", False):
-                crops = processors[0].embedded
+            tracker = next((p for p in processors if getattr(p, "appearance", False)), None)  # after the scenery filter
+            if tracker is not None:
+                crops = tracker.embedded
+    # a fixed frame_ratio, or (the default) sample_fps analysed frames per second of video
+    ratio = block["frame_ratio"]
+    sampling = f"frame ratio {ratio:g}" if ratio is not None else f"{block['sample_fps']:g} analysed frames a second"
     table = Table(
-        title=f"default analyze: {video.name}, {n} frames decoded, frame ratio {block['frame_ratio']:g}, "
+        title=f"default analyze: {video.name}, {n} frames decoded, {sampling}, "
         f"detectors {', '.join(d.name for d in detectors)}"
     )
     for column in ("variant", "fps (best)", "ratio to no tracking", "ratio to ByteTrack only", "time in tracker"):

@@ -3,14 +3,17 @@ traceback, nothing left behind (found by an audit of every command; each case he
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
+from crowdcount.cli.common import FloatRange
 from crowdcount.cli.main import cli
 
 from conftest import REPO
@@ -345,3 +348,63 @@ def test_contact_settings_are_checked_as_options(option: str, value: str, video_
         f"Error: Invalid value for '{option}': {float(value)} is not in the range x>0. "
         "(see 'crowdcount analyze --help')\n",
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "value", "bound"),
+    [
+        (["eval", "VIDEO", "--gt", "gt.txt", "--gt-scale"], "--gt-scale", "0", "x>0"),
+        (["edge", "VIDEO", "--timeout"], "--timeout", "-1", "x>=0"),
+    ],
+)
+def test_scale_and_timeout_refuse_what_means_nothing(
+    args: list[str], option: str, value: str, bound: str, video_factory
+) -> None:
+    video = str(video_factory("clip.mp4", frames=2))
+    code, out, err = run(*[video if a == "VIDEO" else a for a in args], value)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"Error: Invalid value for '{option}': {float(value)} is not in the range {bound}. "
+        f"(see 'crowdcount {args[0]} --help')\n"
+    )
+
+
+def test_help_never_shows_a_range_without_bounds() -> None:
+    for command in (["eval"], ["edge"], ["find"], ["analyze"], ["worker"]):
+        result = CliRunner().invoke(cli, [*command, "--help"], terminal_width=200)
+        assert result.exit_code == 0 and "None" not in result.output, command
+    edge = CliRunner().invoke(cli, ["edge", "--help"], terminal_width=200).output
+
+    @click.command()
+    @click.option("--any", type=FloatRange(), default=None, help="Any number.")
+    def command(any: float | None) -> None:
+        """A number option without bounds."""
+
+    assert "Any number.\n" in CliRunner().invoke(command, ["--help"], terminal_width=200).output
+    assert "Seconds to wait for the last answers.  [default: 30.0; x>=0]" in edge
+
+
+def test_an_expected_error_is_printed_on_one_line_whatever_its_message_holds() -> None:
+    from crowdcount.cli.main import UserError
+    from crowdcount.errors import AWSError
+
+    error = UserError(AWSError("deploying failed: 500: <html>\n  <title>500</title>\n</html>", "check the endpoint"))
+    assert (error.format_message(), error.exit_code) == (
+        "deploying failed: 500: <html> <title>500</title> </html> (check the endpoint)",
+        3,
+    )
+
+
+def test_find_in_a_folder_of_results_without_vectors_says_so(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "clip.json").write_text(json.dumps({"video": {"name": "clip.mp4"}, "tracking": {"people": []}}))
+    (tmp_path / "photo.jpg").write_bytes(b"never read: the sources are checked first")
+    code, out, err = run("find", str(tmp_path / "photo.jpg"), "--in", str(results), "-o", str(tmp_path / "m.json"))
+    assert (code, out, err.splitlines()[-1]) == (
+        1,
+        "",
+        f"Error: {results}: no result files with appearance vectors (1 without) (analyse the videos with "
+        "'crowdcount analyze --embeddings', or set the worker's tracking.embeddings)",
+    )
+    assert not (tmp_path / "m.json").exists()

@@ -8,6 +8,7 @@ credentials (dummy ones are used when none are configured). Its state lives in m
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -80,9 +81,15 @@ def _check_can_listen(host: str, port: int) -> None:
         ) from None
 
 
-def start_sandbox(config: Config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> Sandbox:
+def start_sandbox(
+    config: Config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, aws_managed_policies: bool = False
+) -> Sandbox:
     """Start moto's server on ``host:port`` (0: a free port) in a background thread of this process, wait until
-    it answers, and create the resources named in ``config``. :class:`AWSError` when the port is taken."""
+    it answers, and create the resources named in ``config``. :class:`AWSError` when the port is taken.
+
+    ``aws_managed_policies``: IAM knows AWS's managed policies (``crowdcount deploy`` attaches
+    AmazonECSTaskExecutionRolePolicy). moto reads the switch from this process's environment, so only a process
+    that is the sandbox (``crowdcount sandbox``) should set it: moto's in-process mocks would load them too."""
     try:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     except ImportError:
@@ -92,6 +99,8 @@ def start_sandbox(config: Config, host: str = DEFAULT_HOST, port: int = DEFAULT_
     from werkzeug.serving import make_server
 
     _check_can_listen(host, port)  # werkzeug prints its own lines and exits when it cannot
+    if aws_managed_policies:
+        os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"  # read when an account's IAM is first used
     try:
         server = make_server(
             host,

@@ -12,6 +12,7 @@ import click
 
 from crowdcount.config import Config, load_config
 from crowdcount.errors import ConfigError
+from crowdcount.metrics import DEFAULT_METRICS_HOST
 
 if TYPE_CHECKING:
     from crowdcount.analyzer.counting import Line, Zone
@@ -32,6 +33,20 @@ class FloatRange(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return number
+
+    def _describe_range(self) -> str:
+        # click describes a range without bounds as "x<=None" in --help
+        return "" if self.min is None and self.max is None else str(super()._describe_range())
+
+
+def metrics_host_option(func: F) -> F:
+    """``--metrics-host``: the address ``--metrics-port`` binds (this machine only unless told otherwise)."""
+    return click.option(
+        "--metrics-host",
+        default=DEFAULT_METRICS_HOST,
+        show_default=True,
+        help="Address the metrics server binds (0.0.0.0: every interface, e.g. in a container scraped from outside).",
+    )(func)
 
 
 def config_option(func: F) -> F:

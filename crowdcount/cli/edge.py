@@ -42,7 +42,7 @@ def _seconds(text: str) -> float:
 @click.option(
     "--timeout",
     "timeout_s",
-    type=FloatRange(),
+    type=FloatRange(min=0),
     default=30.0,
     show_default=True,
     help="Seconds to wait for the last answers.",

@@ -59,7 +59,10 @@ logger = logging.getLogger(__name__)
     "and the mean of each split.",
 )
 @click.option(
-    "--gt-scale", type=FloatRange(), default=None, help="Multiply the ground-truth pixel coordinates by this."
+    "--gt-scale",
+    type=FloatRange(min=0, min_open=True),
+    default=None,
+    help="Multiply the ground-truth pixel coordinates by this.",
 )
 @click.option("--gt-size", default=None, metavar="WxH", help="Resolution the ground truth was annotated at.")
 @click.option(

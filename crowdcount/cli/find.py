@@ -23,8 +23,10 @@ def _sources(values: tuple[str, ...]) -> list[tuple[str, Path | str]]:
     expanded (their result files with appearance vectors, and their videos but those such a result file in the
     same folder covers), S3 locations as given."""
     from crowdcount.analyzer.files import find_videos
+    from crowdcount.analyzer.search import SearchError
 
     out: list[tuple[str, Path | str]] = []
+    without_vectors = 0
     for value in values:
         if value.startswith("s3://"):
             out.append(("s3", value))
@@ -46,11 +48,17 @@ def _sources(values: tuple[str, ...]) -> list[tuple[str, Path | str]]:
                     covered.add((result.parent, str((document.get("video") or {}).get("name"))))
                 else:  # its video, when it is in the folder, is analysed instead
                     logger.warning("%s holds no appearance vectors: skipped", result)
+                    without_vectors += 1
             out.extend(("video", v) for v in find_videos([path]) if (v.parent, v.name) not in covered)
         elif path.suffix.lower() == ".json":
             out.append(("result", path))
         else:
             out.append(("video", path))
+    if not out and without_vectors:
+        raise SearchError(
+            f"{', '.join(values)}: no result files with appearance vectors ({without_vectors} without)",
+            "analyse the videos with 'crowdcount analyze --embeddings', or set the worker's tracking.embeddings",
+        )
     if not out:
         raise ConfigError("no videos or result files found in " + ", ".join(values))
     return out

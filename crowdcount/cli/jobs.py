@@ -72,8 +72,9 @@ def status(video_id: int, as_json: bool, endpoint_url: str | None, config_path: 
         click.echo(json.dumps(document, indent=2, default=str))
         return
     table = Table(title=f"VideoId {video_id}")
-    for column in ("Step", "State", "Attempt", "Updated", "Result / reason"):
+    for column in ("Step", "State", "Attempt", "Updated"):
         table.add_column(column)
+    table.add_column("Result / reason", overflow="fold")  # an S3 URI folded, never cut short with "…"
     for entry in document.get("process_steps") or []:
         if not isinstance(entry, dict):
             continue
@@ -91,7 +92,7 @@ def status(video_id: int, as_json: bool, endpoint_url: str | None, config_path: 
     if not table.rows:
         click.echo(f"VideoId {video_id}: no steps recorded yet")
         return
-    Console(soft_wrap=True).print(table)
+    Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200).print(table)  # piped: the URI on one line
 
 
 @click.command()

@@ -39,7 +39,7 @@ class UserError(click.ClickException):
     """A :class:`CrowdcountError` shown as one line (``Error: ...``) with its exit code."""
 
     def __init__(self, error: CrowdcountError) -> None:
-        super().__init__(str(error))
+        super().__init__(" ".join(line.strip() for line in str(error).splitlines() if line.strip()))
         # click types exit_code as a ClassVar, yet reads it per instance (as its own Exit sets it)
         self.exit_code = error.exit_code  # type: ignore[misc]
 

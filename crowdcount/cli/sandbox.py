@@ -23,7 +23,7 @@ def sandbox(host: str, port: int, config_path: str | None) -> None:
     """Start a local AWS endpoint (moto) and create the bucket, queue with its DLQ, and table named in
     variables.json. Runs until Ctrl-C or SIGTERM; its data lives in memory only."""
     config = get_config(config_path)
-    box = start_sandbox(config, host, port)
+    box = start_sandbox(config, host, port, aws_managed_policies=True)  # `crowdcount deploy` attaches one
     res = box.resources
     stop = threading.Event()
 

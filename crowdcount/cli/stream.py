@@ -22,6 +22,7 @@ from crowdcount.cli.common import (
     detector_options,
     get_config,
     identify_option,
+    metrics_host_option,
     parse_key_values,
     pipeline_for,
 )
@@ -67,7 +68,8 @@ def _kafka_options(func: F) -> F:
     "--max-fps",
     type=FloatRange(min=0, min_open=True),
     default=None,
-    help="Publish at most this many frames per second per source (others are dropped).",
+    help="Publish at most this many frames per second per source (others are dropped; a file without "
+    "--realtime: per second of the file).",
 )
 @click.option("--quality", type=click.IntRange(1, 100), default=None, help="JPEG quality (default: live.jpeg_quality).")
 @source_options
@@ -87,11 +89,12 @@ def produce(
     retries: int | None,
     duration: float | None,
     metrics_port: int | None,
+    metrics_host: str,
     config_path: str | None,
 ) -> None:
     """Publish the frames of SOURCES (URLs, webcams, files; NAME=SOURCE names one) to the raw topic as JPEG,
     keyed by source, with the source, capture time and frame index in the headers."""
-    from crowdcount.live import LiveMetrics
+    from crowdcount.live import FILE, LiveMetrics
     from crowdcount.live.brokers import FrameProducer
 
     config = get_config(config_path)
@@ -109,7 +112,7 @@ def produce(
         from crowdcount.metrics import serve_metrics
 
         metrics = LiveMetrics()
-        server = serve_metrics(metrics.registry, metrics_port)
+        server = serve_metrics(metrics.registry, metrics_port, metrics_host)
     click.echo(mode_line(readers), err=True)
     wake = threading.Event()
     stop = threading.Event()
@@ -117,6 +120,7 @@ def produce(
         reader.notify = wake.set
     last: dict[str, float] = {}
     skipped: dict[str, int] = dict.fromkeys((r.id for r in readers), 0)
+    by_file = {r.id for r in readers if r.mode == FILE}
     started = time.monotonic()
     try:
         with stop_on_signals(stop):
@@ -133,8 +137,12 @@ def produce(
                     wake.wait(0.1)
                     continue
                 for frame in frames:
-                    now = time.monotonic()
-                    if max_fps is not None and now - last.get(frame.source, -1e9) < 1.0 / max_fps:
+                    # a file read frame by frame is capped per second of the file, not of the wall clock (it is
+                    # read far faster than real time: every frame but the first would be dropped)
+                    position = frame.position_ms if frame.source in by_file else None
+                    now = position / 1000 if position is not None else frame.captured_mono
+                    since = now - last.get(frame.source, -1e9)
+                    if max_fps is not None and 0 <= since < 1.0 / max_fps - 1e-6:  # < 0: a looped file restarted
                         skipped[frame.source] += 1
                         continue
                     last[frame.source] = now
@@ -194,6 +202,7 @@ def produce(
     default=None,
     help="Serve Prometheus metrics on this port (/metrics).",
 )
+@metrics_host_option
 @config_option
 def consume(
     bootstrap: str | None,
@@ -215,6 +224,7 @@ def consume(
     duration: float | None,
     max_frames: int | None,
     metrics_port: int | None,
+    metrics_host: str,
     config_path: str | None,
 ) -> None:
     """Count people in the raw topic's frames as a member of a consumer group; publish one JSON result per
@@ -262,7 +272,7 @@ def consume(
     if metrics is not None and metrics_port is not None:
         from crowdcount.metrics import serve_metrics
 
-        server = serve_metrics(metrics.registry, metrics_port)
+        server = serve_metrics(metrics.registry, metrics_port, metrics_host)
     stop = threading.Event()
 
     def stop_when_asked() -> None:

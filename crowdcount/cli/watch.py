@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import re
@@ -29,6 +30,7 @@ from crowdcount.cli.common import (
     detector_options,
     get_config,
     identify_option,
+    metrics_host_option,
     parse_key_values,
     pipeline_for,
     token_option,
@@ -66,6 +68,14 @@ class Duration(click.ParamType):  # type: ignore[type-arg]  # subscripting fails
 DURATION = Duration()
 
 
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or name) is this machine only."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def source_options(func: Any) -> Any:
     """The options shared by the commands that read live sources."""
     for option in reversed(
@@ -96,6 +106,7 @@ def source_options(func: Any) -> Any:
                 default=None,
                 help="Serve Prometheus metrics on this port (/metrics).",
             ),
+            metrics_host_option,
         ]
     ):
         func = option(func)
@@ -305,6 +316,7 @@ def watch(
     retries: int | None,
     duration: float | None,
     metrics_port: int | None,
+    metrics_host: str,
     every: float | None,
     output: str | None,
     no_boxes: bool,
@@ -392,7 +404,7 @@ def watch(
     if metrics is not None and metrics_port is not None:
         from crowdcount.metrics import serve_metrics
 
-        server = serve_metrics(metrics.registry, metrics_port)
+        server = serve_metrics(metrics.registry, metrics_port, metrics_host)
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
     watcher = Watcher(built, watched, sinks, every=every, metrics=metrics, boxes=not no_boxes, processors=factory)
     dashboard = None
@@ -409,7 +421,8 @@ def watch(
         )
     click.echo(mode_line(watched), err=True)
     if server is not None:
-        click.echo(f"metrics on {server.url} (this machine only)", err=True)
+        where = " (this machine only)" if _is_loopback(metrics_host) else ""
+        click.echo(f"metrics on {server.url}{where}", err=True)
     if dashboard is not None:
         click.echo(f"dashboard on {dashboard[1].url}{'?token=…' if token else ''}", err=True)
     stop = threading.Event()

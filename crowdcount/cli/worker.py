@@ -8,7 +8,7 @@ import click
 
 from crowdcount.aws.worker import Worker
 from crowdcount.cli.aws_common import endpoint_option
-from crowdcount.cli.common import FloatRange, config_option, get_config
+from crowdcount.cli.common import FloatRange, config_option, get_config, metrics_host_option
 
 
 @click.command()
@@ -25,12 +25,7 @@ from crowdcount.cli.common import FloatRange, config_option, get_config
 @click.option(
     "--metrics-port", type=click.IntRange(0, 65535), default=None, help="Serve Prometheus job metrics on this port."
 )
-@click.option(
-    "--metrics-host",
-    default="127.0.0.1",
-    show_default=True,
-    help="Address the metrics server binds (0.0.0.0: every interface, e.g. in a container scraped from outside).",
-)
+@metrics_host_option
 @config_option
 def worker(
     endpoint_url: str | None,

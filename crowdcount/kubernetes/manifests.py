@@ -31,6 +31,9 @@ from crowdcount.errors import ConfigError
 
 #: The port of every container's Prometheus ``/metrics`` (``--metrics-port``).
 METRICS_PORT = 9108
+#: The arguments that serve ``/metrics`` on the pod's address: the kubelet's probes and Prometheus reach the pod
+#: IP, and the commands bind 127.0.0.1 unless ``--metrics-host`` says otherwise.
+METRICS_ARGS = ("--metrics-port", str(METRICS_PORT), "--metrics-host", "0.0.0.0")
 #: The image's user and group (``useradd --uid 10001`` in the Dockerfile).
 UID = 10001
 #: Where the ConfigMap's ``variables.json`` is mounted (``$CROWDCOUNT_CONFIG``).
@@ -424,8 +427,8 @@ def base_objects(config: Config, options: KubernetesOptions) -> dict[str, list[d
                 results_topic=live.kafka_results_topic,
                 partitions=str(live.kafka_partitions),
                 max_age=CONSUME_MAX_AGE,
-                metrics_port=str(METRICS_PORT),
             ),
+            *METRICS_ARGS,
         ],
         env={},
         service_account="crowdcount-live",
@@ -440,7 +443,7 @@ def base_objects(config: Config, options: KubernetesOptions) -> dict[str, list[d
         "watch",
         config,
         options,
-        args=["watch", *camera_args, "--every", "1s", "--no-table", "-o", "-", "--metrics-port", str(METRICS_PORT)],
+        args=["watch", *camera_args, "--every", "1s", "--no-table", "-o", "-", *METRICS_ARGS],
         env={},
         service_account="crowdcount-live",
         grace_s=LIVE_GRACE_S,
@@ -468,7 +471,7 @@ def base_objects(config: Config, options: KubernetesOptions) -> dict[str, list[d
         "spec": {
             "type": "ClusterIP",
             "selector": selector("watch"),
-            # The `watch --web` dashboard (not built yet) will add a `web` port here and on the container.
+            # The `watch --web` dashboard (not rendered yet) will add a `web` port here and on the container.
             "ports": [{"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"}],
         },
     }
@@ -487,7 +490,7 @@ def base_objects(config: Config, options: KubernetesOptions) -> dict[str, list[d
         "worker",
         config,
         options,
-        args=["worker", "--metrics-port", str(METRICS_PORT)],
+        args=["worker", *METRICS_ARGS],
         env=worker_env,
         service_account="crowdcount-worker",
         grace_s=worker_grace_s(config),

@@ -36,7 +36,7 @@ HEADER = (
 #: What a file's reader should know beyond its objects.
 NOTES = {
     "watch.yaml": (
-        "# The `watch --web` dashboard (not built yet) plugs in here: a `web` containerPort on the watch container,\n"
+        "# The `watch --web` dashboard (not rendered) plugs in here: a `web` containerPort on the watch container,\n"
         "# a `web` port on the crowdcount-watch Service beside `metrics`, and an ingress rule for it in\n"
         "# networkpolicies.yaml (all three from base_objects in crowdcount/kubernetes/manifests.py).\n"
     ),

@@ -8,7 +8,7 @@ import copy
 from typing import Any
 
 from crowdcount.config import Config
-from crowdcount.kubernetes.manifests import AWS_SECRET, METRICS_PORT, KubernetesOptions, base_objects, object_meta
+from crowdcount.kubernetes.manifests import AWS_SECRET, METRICS_ARGS, KubernetesOptions, base_objects, object_meta
 
 #: Scale in one pod a minute at most, after 5 minutes of lower demand (the ECS service's 300 s scale-in cooldown).
 _SCALE_DOWN = {"stabilizationWindowSeconds": 300, "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]}
@@ -107,7 +107,7 @@ def keda_jobs_objects(config: Config, options: KubernetesOptions) -> list[dict[s
     template["spec"]["restartPolicy"] = "Never"
     main = template["spec"]["containers"][0]
     # one message, then exit 0; a Job started for a message another took stops after a minute without one
-    main["args"] = ["worker", "--max-jobs", "1", "--idle-timeout", "60", "--metrics-port", str(METRICS_PORT)]
+    main["args"] = ["worker", "--max-jobs", "1", "--idle-timeout", "60", *METRICS_ARGS]
     del main["readinessProbe"]  # nothing routes to a Job's pod
     return [
         {

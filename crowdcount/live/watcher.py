@@ -285,12 +285,15 @@ class Watcher:
         rows = []
         for s in self.sources:
             st = self._stats[s.id]
+            status = s.status
+            if status == ENDED and st.analyzed + s.frames_dropped < s.frames_decoded:
+                status = STREAMING  # its last frames are still being analysed: ended once they are counted
             rows.append(
                 SourceStatus(
                     source=s.id,
                     target=s.spec.display,
                     mode=s.mode,
-                    status=s.status,
+                    status=status,
                     decode_fps=round(s.decode_meter.rate(now), 1),
                     inference_fps=round(st.meter.rate(now), 1),
                     people_now=dict(st.people_now),

@@ -48,6 +48,7 @@ def test_submit_status_results(aws: MockAws, tiny_video: Path, tmp_path: Path) -
 
     table = invoke("status", "3")
     assert table.exit_code == 0 and "human_detector" in table.output and "done" in table.output
+    assert f"s3://{aws.bucket}/videos/3/human_detector/tiny.json" in table.output  # whole, not cut with "…"
     document = json.loads(invoke("status", "3", "--json").output)
     assert document["video"] == submitted["s3"] and document["process_steps"][0]["state"] == "done"
 

@@ -334,3 +334,25 @@ def test_build_push_to_local_registry_and_run(
     registered = use_ctx.client("ecs").describe_task_definition(taskDefinition="crowdcount-worker")["taskDefinition"]
     assert registered["containerDefinitions"][0]["image"] == image
     assert result.stdout.splitlines()[-1] == "task exit code: 0"
+
+
+def test_a_dry_run_that_would_build_checks_the_dockerfile_and_the_docker_engine(
+    workdir: Path, use_ctx: AwsContext, gpu_cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_engine() -> Any:
+        raise image_mod.DeployError("no Docker engine is reachable (Connection refused)", image_mod.NO_ENGINE_HINT)
+
+    monkeypatch.setattr(image_mod, "docker_client", no_engine)
+    result = deploy("--dry-run")
+    assert result.exit_code == 0, result.output
+    assert f"warning: no Dockerfile in {str(workdir.resolve())!r} (run from the repository root" in result.stderr
+    (workdir / "Dockerfile").write_text("FROM scratch\n")
+    result = deploy("--dry-run")
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert warnings == [f"warning: no Docker engine is reachable (Connection refused) ({image_mod.NO_ENGINE_HINT})"]
+    nothing_created(use_ctx)
+    # the same check without --dry-run is the end, before anything changes: exit 1
+    result = deploy()
+    assert result.exit_code == 1 and result.stderr.startswith("Error: no Docker engine is reachable"), result.output
+    nothing_created(use_ctx)

@@ -4,7 +4,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -14,7 +19,7 @@ from click.testing import CliRunner
 from crowdcount.cli.main import cli
 
 from .conftest import add_instance
-from .helpers import REGION, TEST_CONFIG, put_ecr_image
+from .helpers import REGION, REPO, TEST_CONFIG, put_ecr_image
 
 
 @pytest.fixture
@@ -68,3 +73,79 @@ def test_service_through_environment_endpoint(moto_server: str, sandbox: boto3.S
     assert [(t["ResourceId"], t["MinCapacity"], t["MaxCapacity"]) for t in targets] == [
         ("service/sandbox/crowdcount-worker", 0, 4)
     ]
+
+
+@pytest.fixture(scope="module")
+def crowdcount_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`crowdcount sandbox --port 0` as a real process (what docs/deploy.md deploys against); its endpoint."""
+    folder = tmp_path_factory.mktemp("crowdcount-sandbox")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MOTO_", "CROWDCOUNT_", "AWS_"))}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    with open(folder / "sandbox.err", "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "crowdcount.cli.main", "sandbox", "--port", "0"],
+            stdout=subprocess.PIPE, stderr=err, env=env, cwd=folder, text=True,
+        )  # fmt: skip
+    try:
+        endpoint = None
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 60
+        while endpoint is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            if line.strip().startswith("export AWS_ENDPOINT_URL="):
+                endpoint = line.strip().split("=", 1)[1]
+        assert endpoint, (folder / "sandbox.err").read_text()
+        yield endpoint
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_deploy_runs_against_crowdcount_sandbox(
+    crowdcount_sandbox: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the sandbox's IAM knows AWS's managed policies: deploy attaches AmazonECSTaskExecutionRolePolicy to the
+    # execution role it creates (without them: "NoSuchEntity: Policy ... does not exist or is not attachable")
+    (tmp_path / "variables.json").write_text(json.dumps(TEST_CONFIG))
+    monkeypatch.chdir(tmp_path)
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+    session.client("ecs", endpoint_url=crowdcount_sandbox).create_cluster(clusterName="sandbox")
+    add_instance(session, "sandbox", "g4dn.xlarge", gpu=True, endpoint=crowdcount_sandbox)
+    image = put_ecr_image(session.client("ecr", endpoint_url=crowdcount_sandbox), "crowdcount-worker", "v1")
+    result = CliRunner().invoke(
+        cli,
+        ["deploy", "--cluster", "sandbox", "--image", image, "--wait", "--poll-interval", "0"],
+        env={"AWS_ENDPOINT_URL": crowdcount_sandbox},
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "task exit code: 0"
+    iam = session.client("iam", endpoint_url=crowdcount_sandbox)
+    attached = iam.list_attached_role_policies(RoleName="crowdcount-worker-execution")["AttachedPolicies"]
+    assert [p["PolicyName"] for p in attached] == ["AmazonECSTaskExecutionRolePolicy"]
+
+
+def test_an_html_error_page_from_the_endpoint_is_one_line(
+    crowdcount_sandbox: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # moto's run_task fails with an HTML 500 page on a cluster without instances (--skip-gpu-check skips the look)
+    (tmp_path / "variables.json").write_text(json.dumps(TEST_CONFIG))
+    monkeypatch.chdir(tmp_path)
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+    session.client("ecs", endpoint_url=crowdcount_sandbox).create_cluster(clusterName="empty")
+    image = put_ecr_image(session.client("ecr", endpoint_url=crowdcount_sandbox), "crowdcount-worker", "v2")
+    result = CliRunner().invoke(
+        cli,
+        ["deploy", "--cluster", "empty", "--image", image, "--skip-gpu-check"],
+        env={"AWS_ENDPOINT_URL": crowdcount_sandbox},
+    )
+    assert result.exit_code == 3
+    line = result.stderr.splitlines()[-1]  # progress lines before it
+    assert line.startswith("Error: running a task of arn:aws:ecs:")
+    assert " on empty failed: 500: the endpoint answered HTTP 500 with an HTML page, not an AWS error" in line
+    assert not any(text.startswith(("<", "</")) for text in result.stderr.splitlines())

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import click
 import pytest
 import yaml
 
@@ -38,13 +40,13 @@ def test_the_manifests_carry_the_configured_queue_topic_bucket_and_table(tmp_pat
     assert env["CROWDCOUNT_DYNAMODB__TABLE_ID"] == "tt-videos-7"
     assert env["CROWDCOUNT_VIDEO_SPLIT__OUTPUT_BUCKET"] == "bb-bucket-7"
     assert env["CROWDCOUNT_AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "eu-west-3"
-    assert container(worker)["args"] == ["worker", "--metrics-port", "9108"]
+    assert container(worker)["args"] == ["worker", "--metrics-port", "9108", "--metrics-host", "0.0.0.0"]
 
     consume = find(objects, "Deployment", "crowdcount-consume")
     assert container(consume)["args"] == [
         *("stream", "consume", "--bootstrap", "kafka-a.kafka:9093,kafka-b.kafka:9093", "--group", "group-7"),
         *("--topic", "frames-7", "--results-topic", "results-7", "--partitions", "12", "--max-age", "2s"),
-        *("--metrics-port", "9108"),
+        *("--metrics-port", "9108", "--metrics-host", "0.0.0.0"),
     ]
 
     (config_map,) = documents(files["base/config.yaml"])
@@ -273,3 +275,39 @@ def test_a_bad_configuration_is_refused_before_rendering(
     config = load(write_config(tmp_path)).with_overrides(changes)
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         render(config, KubernetesOptions(**options))
+
+
+def _parsed(args: list[str]) -> dict[str, Any]:
+    """The parameters the real CLI parses from a container's ``args`` (options that do not exist fail here)."""
+    from crowdcount.cli.main import cli
+
+    command: click.Command = cli
+    ctx = command.make_context("crowdcount", list(args), resilient_parsing=False)
+    while isinstance(command, click.Group):
+        name, sub, rest = command.resolve_command(ctx, ctx.protected_args + ctx.args)
+        assert sub is not None, name
+        command, ctx = sub, sub.make_context(str(name), rest, parent=ctx)
+    return dict(ctx.params)
+
+
+def test_every_workload_serves_metrics_where_its_probes_and_prometheus_reach_it(tmp_path: Path) -> None:
+    # The commands bind /metrics to 127.0.0.1 by default; the kubelet's probes and Prometheus connect to the pod's
+    # IP, so a pod rendered without --metrics-host would fail its startup probe and never be scraped.
+    config = load(write_config(tmp_path))
+    objects = build_objects(config, KubernetesOptions(role_arn=ROLE), "gpu", "keda-jobs")
+    objects += build_objects(config, KubernetesOptions(role_arn=ROLE), "gpu")
+    pods = [o["spec"]["template"]["spec"] for o in objects if o["kind"] == "Deployment"]
+    pods += [o["spec"]["jobTargetRef"]["template"]["spec"] for o in objects if o["kind"] == "ScaledJob"]
+    commands = set()
+    for pod in pods:
+        (main,) = pod["containers"]
+        params = _parsed(main["args"])
+        commands.add(" ".join(main["args"][:2]))
+        assert (params["metrics_port"], params["metrics_host"]) == (9108, "0.0.0.0")
+        assert main["ports"] == [{"name": "metrics", "containerPort": 9108, "protocol": "TCP"}]
+    assert commands == {
+        "stream consume",
+        "watch camera-1=$(CROWDCOUNT_CAMERA_CAMERA_1)",
+        "worker --max-jobs",
+        "worker --metrics-port",
+    }

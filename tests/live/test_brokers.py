@@ -160,6 +160,15 @@ def test_stream_cli_produce_then_consume(kafka_bootstrap: str, squares_clip: Pat
     assert [r["counts"]["Human"] for _, r in got] == [squares_in_frame(i) for i in range(24)]
 
 
+def test_produce_max_fps_caps_a_file_per_second_of_the_file(kafka_bootstrap: str, squares_clip: Path) -> None:
+    # the clip: 24 frames at 10 fps, read frame by frame far faster than real time; the wall clock kept 1 of them
+    topics = ["--bootstrap", kafka_bootstrap, "--topic", f"raw-{uuid.uuid4().hex[:6]}", "--partitions", "1"]
+    produced = CliRunner().invoke(cli, ["stream", "produce", f"gate={squares_clip}", "--max-fps", "5", *topics])
+    assert produced.exit_code == 0, produced.output
+    summary = json.loads(produced.stdout.strip().splitlines()[-1])
+    assert (summary["published"], summary["sources"]["gate"]["dropped"]) == (12, 12)
+
+
 @pytest.mark.parametrize("bootstrap", ["a:b:c", "broker", "broker:0", ":9092", "h1:9092,h2"])
 def test_malformed_bootstrap_servers_are_a_usage_error_not_an_unreachable_broker(bootstrap: str) -> None:
     from crowdcount.errors import ConfigError

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from crowdcount.config import DEFAULTS, build_detectors
+from crowdcount.detectors import Detections
 from crowdcount.live import IntervalAggregator, JsonLinesSink, LiveMetrics, Source, Watcher, parse_source
-from crowdcount.live.sources import FAILED, STREAMING
+from crowdcount.live.sources import ENDED, FAILED, STREAMING
 from crowdcount.metrics import serve_metrics
 
 from .mjpeg import MjpegServer, free_port
@@ -40,6 +44,31 @@ def test_file_mode_counts_every_frame_exactly(squares_clip: Path) -> None:
     (row,) = rows
     assert (row.frames_decoded, row.frames_analyzed, row.frames_dropped) == (24, 24, 0)
     assert row.people_max == {"Human": 3} and row.status == "ended" and row.mode == "file"
+
+
+def test_a_file_shows_as_ended_only_once_its_last_frame_is_counted(squares_clip: Path) -> None:
+    release = threading.Event()
+
+    class SlowLast(SquareDetector):
+        def _detect(self, frames: Sequence[np.ndarray]) -> list[Detections]:
+            self.seen = getattr(self, "seen", 0) + len(frames)
+            if self.seen == 24:  # the clip's last frame: the file has ended meanwhile, this frame is not counted yet
+                release.wait(30)
+            return super()._detect(frames)
+
+    source = Source(parse_source(f"a={squares_clip}"))
+    watcher = Watcher([SlowLast()], [source]).start()
+    try:
+        wait_for(lambda: source.status == ENDED)
+        (row,) = watcher.snapshot()
+        assert (row.status, row.frames_decoded, row.frames_analyzed) == (STREAMING, 24, 23)
+        release.set()
+        assert watcher.wait(30)
+        (row,) = watcher.snapshot()
+        assert (row.status, row.frames_decoded, row.frames_analyzed) == (ENDED, 24, 24)
+    finally:
+        release.set()
+        watcher.stop()
 
 
 def test_two_sources_and_a_dead_one_that_does_not_stop_them(squares_clip: Path, mjpeg: MjpegServer) -> None:

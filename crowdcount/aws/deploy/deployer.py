@@ -242,15 +242,19 @@ class Deployer:
             digest = self._soft(result, lambda: image_mod.ecr_image_digest(self.client("ecr"), result.image))
             if digest:
                 result.image = image_mod.pinned(result.image, digest)
-        if options.build and not options.image and not options.dry_run:
-            dockerfile = Path(options.context) / deploy["dockerfile"]
-            if not dockerfile.is_file():
-                raise ConfigError(
-                    f"no {deploy['dockerfile']} in {str(Path(options.context).resolve())!r}",
-                    "run from the repository root, give --context, or deploy an existing image with --image",
-                )
-            state["buildargs"] = {"BASE_IMAGE": cpu_base_image(dockerfile)} if options.cpu else {}
-            self._docker = self.docker_factory()
+        if options.build and not options.image:
+
+            def prepare_build() -> None:  # the Dockerfile and a Docker engine (a warning in a dry run)
+                dockerfile = Path(options.context) / deploy["dockerfile"]
+                if not dockerfile.is_file():
+                    raise ConfigError(
+                        f"no {deploy['dockerfile']} in {str(Path(options.context).resolve())!r}",
+                        "run from the repository root, give --context, or deploy an existing image with --image",
+                    )
+                state["buildargs"] = {"BASE_IMAGE": cpu_base_image(dockerfile)} if options.cpu else {}
+                self._docker = self.docker_factory()
+
+            self._soft(result, prepare_build)
         if options.method == "ecs":
             roles = iam_mod.plan_roles(self.config, account)
             state["roles"] = roles

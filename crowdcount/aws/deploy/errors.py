@@ -62,6 +62,9 @@ def aws_errors(action: str) -> Iterator[None]:
         raise AWSError(f"cannot reach AWS while {action}: {exc}", "check the network or --endpoint-url") from None
     except ClientError as exc:
         message = exc.response.get("Error", {}).get("Message") or str(exc)
+        if message.lstrip().startswith("<"):  # an HTML error page (a proxy, the sandbox's own failure)
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+            message = f"the endpoint answered HTTP {status} with an HTML page, not an AWS error"
         code = error_code(exc)
         hint = CREDENTIALS_HINT if code in {"InvalidClientTokenId", "UnrecognizedClientException"} else None
         raise AWSError(f"{action} failed: {code}: {message}", hint) from None
