@@ -54,6 +54,7 @@ def _sources(values: tuple[str, ...]) -> list[tuple[str, Path | str]]:
             out.append(("result", path))
         else:
             out.append(("video", path))
+    out = _drop_covered_videos(out)
     if not out and without_vectors:
         raise SearchError(
             f"{', '.join(values)}: no result files with appearance vectors ({without_vectors} without)",
@@ -62,6 +63,30 @@ def _sources(values: tuple[str, ...]) -> list[tuple[str, Path | str]]:
     if not out:
         raise ConfigError("no videos or result files found in " + ", ".join(values))
     return out
+
+
+def _drop_covered_videos(sources: list[tuple[str, Path | str]]) -> list[tuple[str, Path | str]]:
+    """The sources without repeats, and without the videos that a result file among them was written for (its
+    tracks are searched from the result: analysing the video again would list each of them twice)."""
+    covered: set[Path] = set()
+    for kind, source in sources:
+        if kind != "result":
+            continue
+        try:
+            video = (json.loads(Path(source).read_text(encoding="utf-8")).get("video") or {}).get("path")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            continue  # reported when the result is read for the search
+        if isinstance(video, str) and video:
+            covered.add(Path(video).resolve())
+    kept: list[tuple[str, Path | str]] = []
+    seen: set[tuple[str, str]] = set()
+    for kind, source in sources:
+        key = (kind, str(Path(source).resolve()) if kind != "s3" else str(source))
+        if key in seen or (kind == "video" and Path(source).resolve() in covered):
+            continue
+        seen.add(key)
+        kept.append((kind, source))
+    return kept
 
 
 @click.command("find")

@@ -326,3 +326,16 @@ def test_a_person_tracked_without_a_vector_leaves_the_others_searchable() -> Non
         1.0,
         [{"frame_index": 1, "box": [0.1, 0.1, 0.5, 0.3]}],
     )
+
+
+def test_a_video_given_with_its_own_result_file_is_searched_once(tmp_path: Path) -> None:
+    from crowdcount.cli.find import _drop_covered_videos
+
+    video, other = tmp_path / "door.mp4", tmp_path / "hall.mp4"
+    video.write_bytes(b"x")
+    other.write_bytes(b"x")
+    result = tmp_path / "results" / "door.json"
+    result.parent.mkdir()
+    result.write_text(json.dumps({**result_document([]), "video": {"name": "door.mp4", "path": str(video)}}))
+    sources = [("video", video), ("result", result), ("video", other), ("video", tmp_path / "." / "hall.mp4")]
+    assert _drop_covered_videos(sources) == [("result", result), ("video", other)]  # type: ignore[arg-type]
