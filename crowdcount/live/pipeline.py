@@ -105,6 +105,7 @@ class LivePipelines:
         self._clock: dict[str, tuple[float, float]] = {}  # source -> (first capture time, last timestamp_ms)
         self._positions: dict[str, tuple[float, float | None]] = {}  # source -> (offset, last position_ms)
         self._last_step: dict[str, float] = {}  # source -> the timestamp_ms before the last one
+        self._indices: dict[str, tuple[int, int | None]] = {}  # file source -> (frames before a restart, last index)
 
     @property
     def enabled(self) -> bool:
@@ -119,7 +120,11 @@ class LivePipelines:
         fps = self.fps.get(source, 0.0)
         first, last = self._clock.get(source, (captured_s, -np.inf))
         if fps > 0:
-            timestamp = (index - 1) * 1000.0 / fps
+            skipped, last_index = self._indices.get(source, (0, None))
+            if last_index is not None and index <= last_index:  # the file started again: its frames carry on
+                skipped += last_index + 1 - index
+            self._indices[source] = (skipped, index)
+            timestamp = (index - 1 + skipped) * 1000.0 / fps
         elif position_ms is not None:
             offset, previous = self._positions.get(source, (0.0, None))
             if previous is not None and position_ms < previous:  # the file started again

@@ -191,6 +191,9 @@ def test_one_runner_keeps_each_pipeline_in_order_across_sizes() -> None:
     # a file's frames through Kafka: its position; played again from its start, time carries on
     times = [pipelines.frame("f", i, 99.0, small, position_ms=p).timestamp_ms for i, p in enumerate([0, 100, 0, 100])]
     assert times == [0.0, 100.0, 200.0, 300.0]
+    # a file of known frame rate whose frames are counted again from 1 (opened again): time carries on too
+    timed = LivePipelines(pipelines.factory, {"g": 10.0})
+    assert [timed.frame("g", i, 99.0, small).timestamp_ms for i in (1, 2, 3, 1, 2)] == [0, 100, 200, 300, 400]
 
 
 def test_kafka_consumers_count_lines_and_zones(kafka_bootstrap: str, lobby: Path, fake_detectors: None) -> None:
