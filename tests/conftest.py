@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,36 @@ def keep_logging() -> Iterator[None]:
     root.handlers[:] = handlers
     root.setLevel(level)
     aws.setLevel(aws_level)
+
+
+@contextlib.contextmanager
+def running_sandbox(cwd: Path, env: dict[str, str], log: Path) -> Iterator[str]:
+    """``crowdcount sandbox --port 0`` as a real process in ``cwd`` (its stderr into ``log``): yields the endpoint
+    it prints, and stops it afterwards."""
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "crowdcount.cli.main", "sandbox", "--port", "0"],
+            stdout=subprocess.PIPE, stderr=err, env=env, cwd=cwd, text=True,
+        )  # fmt: skip
+    try:
+        endpoint = None
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 60
+        while endpoint is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            if line.strip().startswith("export AWS_ENDPOINT_URL="):
+                endpoint = line.strip().split("=", 1)[1]
+        assert endpoint, f"the sandbox did not start: {log.read_text()}"
+        yield endpoint
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def run_cli(*args: str) -> tuple[int, str, str]:

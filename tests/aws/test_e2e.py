@@ -27,6 +27,7 @@ from crowdcount.aws.storage import TEMP_PREFIX
 from crowdcount.config import Config, load_config
 
 from .support import REGION, REPO, SAMPLE, write_video
+from conftest import running_sandbox
 
 #: Worker processes load TensorFlow and the model: on a busy 2-core machine that alone takes 10-20 s.
 START_TIMEOUT = 120
@@ -60,29 +61,8 @@ CLI = [sys.executable, "-m", "crowdcount.cli.main"]
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`crowdcount sandbox --port 0` as a real process; yields its endpoint."""
     log = tmp_path_factory.mktemp("sandbox") / "sandbox.err"
-    with open(log, "wb") as err:
-        proc = subprocess.Popen(
-            [*CLI, "sandbox", "--port", "0"], stdout=subprocess.PIPE, stderr=err, env=child_env(), cwd=REPO, text=True
-        )
-    try:
-        endpoint = None
-        deadline = time.monotonic() + 60
-        assert proc.stdout is not None
-        while endpoint is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            if line.strip().startswith("export AWS_ENDPOINT_URL="):
-                endpoint = line.strip().split("=", 1)[1]
-        assert endpoint, f"the sandbox did not start: {log.read_text()}"
+    with running_sandbox(REPO, child_env(), log) as endpoint:
         yield endpoint
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @dataclass

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +17,7 @@ from crowdcount.cli.main import cli
 
 from .conftest import add_instance
 from .helpers import REGION, REPO, TEST_CONFIG, put_ecr_image
+from conftest import running_sandbox
 
 
 @pytest.fixture
@@ -81,30 +79,8 @@ def crowdcount_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     folder = tmp_path_factory.mktemp("crowdcount-sandbox")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MOTO_", "CROWDCOUNT_", "AWS_"))}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-    with open(folder / "sandbox.err", "wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "crowdcount.cli.main", "sandbox", "--port", "0"],
-            stdout=subprocess.PIPE, stderr=err, env=env, cwd=folder, text=True,
-        )  # fmt: skip
-    try:
-        endpoint = None
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 60
-        while endpoint is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            if line.strip().startswith("export AWS_ENDPOINT_URL="):
-                endpoint = line.strip().split("=", 1)[1]
-        assert endpoint, (folder / "sandbox.err").read_text()
+    with running_sandbox(folder, env, folder / "sandbox.err") as endpoint:
         yield endpoint
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_deploy_runs_against_crowdcount_sandbox(
