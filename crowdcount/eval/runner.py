@@ -87,8 +87,11 @@ def detect_video(
     """Run ``detector`` on the given 1-based ``frames`` of a video, decoding no further than the last one.
 
     With ``scenery`` (as ``analyze`` runs it by default), boxes at or above the threshold that it takes for
-    scenery are dropped, as ``analyze`` drops them from its result file.
+    scenery are dropped, as ``analyze`` drops them from its result file; like ``analyze``, only a ``Human``
+    detector's boxes (the tracked category): faces are never scenery.
     """
+    if scenery is not None and detector.category != "Human":
+        scenery = None
     info = probe_video(path)
     wanted = set(frames)
     last = max(wanted)

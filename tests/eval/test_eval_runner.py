@@ -63,3 +63,21 @@ def test_eval_cli_on_video_with_the_fast_preset(shared_data: Path) -> None:
     assert metrics["frames"] == 10 and metrics["threshold"] == 0.45
     assert metrics["count_mae"] <= 1.5 and metrics["ap"] >= 0.6
     assert metrics["detectors"][0]["arguments"]["input_size"] == 320
+
+
+def test_the_scenery_check_drops_only_a_human_detector_s_boxes(tmp_path: Path) -> None:
+    """As ``analyze``: the scenery filter follows the tracked (Human) category; faces are never scenery."""
+    from crowdcount.eval.runner import detect_video
+
+    from conftest import FaceSquareDetector, SquareDetector, write_video
+
+    class EverythingIsScenery:
+        def judge(self, rgb: np.ndarray, dets: Detections, strong: np.ndarray, now_s: float) -> np.ndarray:
+            return np.ones(len(dets), bool)
+
+    video = write_video(tmp_path / "v.mp4", 4)
+    kept = {}
+    for detector in (SquareDetector(), FaceSquareDetector()):
+        run = detect_video(video, detector, [2, 3, 4], scenery=EverythingIsScenery())  # type: ignore[arg-type]
+        kept[detector.category] = [len(run.detections[k][0]) for k in (2, 3, 4)]
+    assert kept == {"Human": [0, 0, 0], "Face": [1, 2, 3]}
