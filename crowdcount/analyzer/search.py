@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 CROP_ASPECT = 1.5
 #: A detected person covering at least this share of a tall photo: the photo is the crop.
 CROP_FILL = 0.5
+#: A photo whose pixels vary less than this (standard deviation, 0-255) is blank: one colour, no person.
+BLANK_STD = 2.0
 
 
 class SearchError(CrowdcountError):
@@ -116,7 +118,7 @@ def person_box(rgb: np.ndarray, detector: Detector, source: str) -> tuple[np.nda
         if tall and float(areas.max()) >= CROP_FILL * width * height:
             return whole, True
         return best.astype(np.float32), False
-    if tall:
+    if tall and float(rgb.std()) >= BLANK_STD:  # a tight crop shows someone; a blank one shows no one
         return whole, True
     raise SearchError(
         f"no person found in photo {source!r}",

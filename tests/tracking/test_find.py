@@ -111,6 +111,7 @@ def result_document(people: list[dict], embeddings: bool = True) -> dict:
         ("unreadable", 1, "cannot be read as an image"),
         ("missing", 1, "does not exist"),
         ("no person", 1, "no person found in photo"),
+        ("blank tall photo", 1, "no person found in photo"),
         ("no vectors", 1, "holds no appearance vectors"),
         ("no people", 1, "no people were tracked"),
         ("no tracks", 1, "no people were tracked"),
@@ -132,6 +133,9 @@ def test_bad_inputs_fail_on_one_line_and_write_nothing(tmp_path: Path, case: str
     elif case == "no person":
         photo = tmp_path / "wall.png"
         cv2.imwrite(str(photo), np.full((240, 320, 3), 128, np.uint8))
+    elif case == "blank tall photo":  # the shape of a tight crop, but one colour: nobody in it
+        photo = tmp_path / "blank.png"
+        cv2.imwrite(str(photo), np.full((300, 100, 3), 128, np.uint8))
     elif case == "no vectors":
         source.write_text(json.dumps(result_document([{k: v for k, v in person.items() if k != "embedding"}], False)))
     elif case == "no people":
