@@ -12,7 +12,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from crowdcount.analyzer.counts import smoothing_window
 from crowdcount.analyzer.pipeline import build_processors
 from crowdcount.analyzer.scenery import SceneryModel
 from crowdcount.analyzer.tracking import TrackingProcessor
@@ -24,6 +23,7 @@ from crowdcount.errors import ConfigError
 from crowdcount.eval import (
     EvalReport,
     IgnoreRegion,
+    count_window,
     detect_images,
     detect_video,
     detections_from_document,
@@ -197,19 +197,20 @@ def eval_command(
             run = detections_from_document(document, category, source)
             recorded = (document.get("count_smoothing") or {}).get("seconds", 0.0)
             seconds = recorded if smooth_s is None else smooth_s
-            window = smoothing_window(seconds, float(document.get("fps") or 0), float(document.get("frame_ratio", 1)))
             gt = read_mot(gt_path, (run.width, run.height), gt_scale, annotation_size)
             keys = parse_frames(frames, [k for k in gt.frames if isinstance(k, int)])
+            fps, ratio = float(document.get("fps") or 0), float(document.get("frame_ratio", 1))
+            window = count_window(seconds, fps, ratio, run, keys)
         else:
             from crowdcount.analyzer import probe_video
 
             info = probe_video(source)
             seconds = config.human_detection.count_smoothing_s if smooth_s is None else smooth_s
-            window = smoothing_window(seconds, info.fps, 1.0)
             gt = read_mot(gt_path, (info.width, info.height), gt_scale, annotation_size)
             keys = parse_frames(frames, [k for k in gt.frames if isinstance(k, int)])
             scenery = SceneryModel() if config.tracking.scenery else None
             run = detect_video(source, build(), keys, SCORE_FLOOR, scenery)
+            window = count_window(seconds, info.fps, 1.0, run, keys)
     report = evaluate_run(run, gt, keys, min_score, iou, regions, window)
     for warning in report.extra.get("warnings", []):
         click.echo(f"Warning: {warning}", err=True)
@@ -261,7 +262,7 @@ def run_manifest(
         scenery = SceneryModel() if config.tracking.scenery else None
         run = detect_video(clip.video, built, keys, SCORE_FLOOR, scenery)
         report = evaluate_run(
-            run, gt, keys, min_score, iou, list(clip.ignore), smoothing_window(seconds, info.fps, 1.0)
+            run, gt, keys, min_score, iou, list(clip.ignore), count_window(seconds, info.fps, 1.0, run, keys)
         )
         for warning in report.extra.get("warnings", []):
             click.echo(f"Warning: {clip.name}: {warning}", err=True)

@@ -31,6 +31,7 @@ from crowdcount.eval.metrics import (
 from crowdcount.eval.runner import (
     SCORE_FLOOR,
     DetectionRun,
+    count_window,
     detect_images,
     detect_video,
     detections_from_document,
@@ -49,6 +50,7 @@ __all__ = [
     "IgnoreRegion",
     "apply_ignore_regions",
     "average_precision",
+    "count_window",
     "detect_images",
     "detect_video",
     "detections_from_document",

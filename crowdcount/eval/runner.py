@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from crowdcount.analyzer.counts import smooth_counts
+from crowdcount.analyzer.counts import smooth_counts, smoothing_window
 from crowdcount.analyzer.scenery import SceneryModel
 from crowdcount.analyzer.video import FrameReader, probe_video
 from crowdcount.detectors import Detections, Detector
@@ -223,6 +223,22 @@ def match_run(
         for key in keys
         if key in run.detections
     ]
+
+
+def count_window(seconds: float, fps: float, frame_ratio: float, run: DetectionRun, keys: Sequence[int | str]) -> int:
+    """The running-median window, in evaluated frames, that spans ``seconds`` of video as ``analyze``'s does.
+
+    The evaluated frames are the annotated ones with detections. When they are as dense as the analysed
+    frames (``frame_ratio``: 1 for a video, the result file's for a result), the window is ``analyze``'s; when
+    the ground truth is sparser (every 10th frame annotated), their own spacing turns seconds into frames, so
+    they are not smoothed over ten times the time."""
+    frames = sorted(k for k in keys if isinstance(k, int) and k in run.detections)
+    if len(frames) < 2 or frames[-1] == frames[0]:
+        return 1
+    evaluated_ratio = (len(frames) - 1) / (frames[-1] - frames[0])
+    # a sampler's floor spreads frames a little unevenly: within 10 % the analysis's own ratio is meant
+    ratio = frame_ratio if evaluated_ratio >= 0.9 * frame_ratio else evaluated_ratio
+    return smoothing_window(seconds, fps, ratio)
 
 
 def evaluate_run(

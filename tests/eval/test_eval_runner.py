@@ -81,3 +81,21 @@ def test_the_scenery_check_drops_only_a_human_detector_s_boxes(tmp_path: Path) -
         run = detect_video(video, detector, [2, 3, 4], scenery=EverythingIsScenery())  # type: ignore[arg-type]
         kept[detector.category] = [len(run.detections[k][0]) for k in (2, 3, 4)]
     assert kept == {"Human": [0, 0, 0], "Face": [1, 2, 3]}
+
+
+def test_the_count_window_spans_the_same_seconds_however_sparse_the_ground_truth() -> None:
+    from crowdcount.eval.runner import DetectionRun, count_window
+
+    def run_on(frames: list[int]) -> DetectionRun:
+        empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+        return DetectionRun({k: empty for k in frames}, "v.mp4", "Human", 0.5, 0.05, 160, 120)
+
+    every = list(range(1, 101))
+    assert count_window(1.0, 10.0, 1.0, run_on(every), every) == 11  # as analyze at frame ratio 1
+    tenth = list(range(1, 101, 10))
+    assert count_window(1.0, 10.0, 1.0, run_on(tenth), tenth) == 1  # one annotated frame a second: no smoothing
+    assert count_window(5.0, 10.0, 1.0, run_on(tenth), tenth) == 5
+    analysed = [1 + int(i * 3.75) for i in range(80)]  # a result file at 8 of 30 frames a second
+    assert count_window(1.0, 30.0, 0.2667, run_on(analysed), every) == 9  # the window analyze wrote it with
+    assert count_window(1.0, 30.0, 0.2667, run_on(analysed), every[::30]) == 1  # ground truth once a second
+    assert count_window(1.0, 30.0, 1.0, run_on([1]), [1]) == 1
