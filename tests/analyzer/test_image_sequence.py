@@ -42,7 +42,7 @@ def mot_sequence(root: Path, name: str = "MOT-01", frames: int = 6, rate: str = 
     write_frames(seq / "img1", [f"{i + 1:06d}.png" for i in range(frames)])
     (seq / "gt").mkdir()
     (seq / "seqinfo.ini").write_text(
-        f"[Sequence]\nname={name}\nimDir=img1\nframeRate={rate}\nseqLength={frames}\nimExt={ext}\n"
+        f"[Sequence]\nname={name}\nimDir=img1\nframeRate={rate}\nseqLength={frames}\nimWidth=160\nimHeight=120\nimExt={ext}\n"
     )
     return seq
 
@@ -142,6 +142,9 @@ def test_analyze_and_eval_take_a_mot_sequence(tmp_path: Path) -> None:
     assert code == 0, err
     report = json.loads(out)
     assert (report["count_mae"], report["precision"], report["recall"]) == (0.0, 1.0, 1.0)
+    code, out, err = run_cli("eval", str(seq), "-d", "squares", "--smooth", "0", "--json")  # its own gt/gt.txt
+    assert code == 0 and err == f"ground truth: {seq / 'gt' / 'gt.txt'}\n"
+    assert json.loads(out)["count_mae"] == 0.0
 
 
 def test_a_seqinfo_ini_beside_exported_frames_sets_their_frame_rate(tmp_path: Path) -> None:
