@@ -440,3 +440,13 @@ def test_dashboard_of_results_nothing_can_read_is_exit_3(monkeypatch: pytest.Mon
     code, _, err = run_cli("dashboard", "s3://gone/results/", "--no-jobs", "--web", "0")
     assert code == 3, err
     assert err.startswith("Error: results in s3://gone/results/ cannot be listed: ") and len(err.splitlines()) == 1
+
+
+def test_download_of_an_unknown_kind_is_404_json(tmp_path: Path) -> None:
+    """Only .json and .csv are served: /download/a.xml is no JSON body named a.xml."""
+    (tmp_path / "a.json").write_text(json.dumps({"video": {"name": "a.mp4"}, "frames": []}))
+    client = TestClient(create_app(catalog=ResultsCatalog([str(tmp_path)])))
+    assert client.get("/download/a.json").status_code == 200
+    response = client.get("/download/a.xml")
+    assert response.status_code == 404
+    assert response.json() == {"error": "no download 'xml': ask for .json or .csv"}

@@ -249,6 +249,8 @@ def create_app(
 
     async def download(request: Request) -> Response:
         video, kind = request.path_params["video"], request.path_params["kind"]
+        if kind not in ("json", "csv"):
+            return JSONResponse({"error": f"no download {kind!r}: ask for .json or .csv"}, status_code=404)
         entry = catalog.get(video) if catalog is not None else None
         document = await run_in_threadpool(catalog.document, entry) if entry is not None else None  # type: ignore[union-attr]
         if document is None:
