@@ -450,3 +450,39 @@ def test_download_of_an_unknown_kind_is_404_json(tmp_path: Path) -> None:
     response = client.get("/download/a.xml")
     assert response.status_code == 404
     assert response.json() == {"error": "no download 'xml': ask for .json or .csv"}
+
+
+def test_an_s3_result_deleted_after_the_listing_is_no_500(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Moto: a result file listed, then deleted (a new run, a lifecycle rule): its page and download say it is
+    gone (404 JSON), and a rescan of the prefix still lists the others."""
+    moto = pytest.importorskip("moto")
+    import boto3
+
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    document = {"video": {"name": "a.mp4"}, "frames": []}
+    with moto.mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="videos")
+        for key in ("results/a.json", "results/b.json"):
+            s3.put_object(Bucket="videos", Key=key, Body=json.dumps(document).encode())
+        catalog = ResultsCatalog(["s3://videos/results/"], s3=s3, rescan_s=3600)
+        client = TestClient(create_app(catalog=catalog), raise_server_exceptions=False)
+        assert [r["id"] for r in client.get("/api/results").json()["results"]] == ["a", "b"]
+        s3.delete_object(Bucket="videos", Key="results/a.json")
+        download = client.get("/download/a.json")
+        assert (download.status_code, download.json()) == (404, {"error": "no such result"})
+        page = client.get("/api/results/a")
+        assert page.status_code == 200 and "series" not in page.json()
+        # a key listed but gone before it is read hides no other result of its prefix
+        catalog._objects.clear()
+        real_list = s3.list_objects_v2
+        s3.put_object(Bucket="videos", Key="results/a.json", Body=b"{}")
+        listing = real_list(Bucket="videos", Prefix="results/")
+        s3.delete_object(Bucket="videos", Key="results/a.json")
+        paginator = s3.get_paginator("list_objects_v2")
+        monkeypatch.setattr(paginator, "paginate", lambda **kw: [listing])
+        monkeypatch.setattr(s3, "get_paginator", lambda name: paginator)
+        assert [e.id for e in catalog.entries(refresh=True).values()] == ["b"] and catalog.errors == []

@@ -310,11 +310,18 @@ class ResultsCatalog:
         return light
 
     def _s3_json(self, bucket: str, key: str) -> Any:
+        """The JSON document of an S3 object; None when it cannot be parsed, or is gone since it was listed."""
+        from crowdcount.aws.errors import is_not_found
+
         assert self.s3 is not None  # only S3 sources are read here
         try:
             return json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
         except (UnicodeDecodeError, json.JSONDecodeError):
             return None
+        except Exception as exc:
+            if is_not_found(exc):
+                return None
+            raise
 
     def _scan_jobs(self) -> list[Entry]:
         from crowdcount.aws.status import deserialize_item
