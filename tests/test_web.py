@@ -486,3 +486,15 @@ def test_an_s3_result_deleted_after_the_listing_is_no_500(monkeypatch: pytest.Mo
         monkeypatch.setattr(paginator, "paginate", lambda **kw: [listing])
         monkeypatch.setattr(s3, "get_paginator", lambda name: paginator)
         assert [e.id for e in catalog.entries(refresh=True).values()] == ["b"] and catalog.errors == []
+
+
+def test_the_chart_never_goes_back_when_the_wall_clock_does(lobby: Path) -> None:
+    """An NTP step back of the wall clock: the chart's seconds never go back (the frames count in the newest
+    point), so an hour of history stays an hour instead of growing until the clock catches up."""
+    _, hub, _ = watched(lobby)
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    for i, (epoch, n) in enumerate([(10_000.2, 1), (10_001.5, 2), (9_000.0, 4), (9_001.0, 3)], start=1):
+        hub.observe(CapturedFrame("cam", i, epoch, float(i), rgb), {"Human": [None] * n}, {})
+    assert [p[:2] for p in hub._states["cam"].series] == [[10_000, 1], [10_001, 4]]
+    assert hub.series("cam", 300) == {"source": "cam", "t": [10_000, 10_001], "count": [1, 4], "lines": {},
+                                      "zones": {}}  # fmt: skip

@@ -117,6 +117,8 @@ class LiveHub:
                 state.day, state.max_count = day, 0
             state.max_count = max(state.max_count, count)
             series = state.series
+            if series and second < series[-1][0]:  # the wall clock went back: the chart's time does not
+                second = series[-1][0]
             if series and series[-1][0] == second:
                 point = series[-1]
                 point[1] = max(point[1], count)
