@@ -24,6 +24,7 @@ import json
 import logging
 import posixpath
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -182,7 +183,7 @@ class Checkpointer:
             raise
         try:
             checkpoint = decode(data)
-        except (ValueError, KeyError, OSError) as exc:
+        except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:  # empty, cut short, not ours
             logger.warning("checkpoint %s is unreadable (%s); starting from the beginning", self.uri, exc)
             return None
         mismatch = [k for k, v in self.identity.items() if checkpoint.header.get(k) != v]

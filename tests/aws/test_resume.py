@@ -123,3 +123,16 @@ def test_a_checkpoint_of_another_input_is_ignored(aws: MockAws, tmp_path: Path, 
     detector = FakeDetector()
     assert run(aws.worker(detector, max_jobs=1)).done == 1
     assert step(aws, 42)["resumed_from_frame"] == 0 and detector.frames == 6  # 12 frames at ratio 0.5
+
+
+def test_a_corrupt_checkpoint_is_ignored(aws: MockAws, tiny_video: Path) -> None:
+    """An empty or truncated checkpoint object (not a zip, no data) is started over, not a job that fails on every
+    receive until the dead-letter queue."""
+    for video_id, body in ((43, b""), (44, b"PK\x03\x04 cut short")):
+        key = aws.put_video(tiny_video, video_id)
+        aws.s3.put_object(Bucket=aws.bucket, Key=checkpoint_key(key, "human_detector", video_id, "results/"), Body=body)
+        aws.send(job_body(video_id, aws.bucket, key))
+    detector = FakeDetector()
+    stats = run(aws.worker(detector, max_jobs=2))
+    assert (stats.done, stats.failed) == (2, 0)
+    assert [step(aws, v)["resumed_from_frame"] for v in (43, 44)] == [0, 0] and detector.frames == 12
