@@ -29,9 +29,12 @@ def capture(source: str, every_s: float, max_frames: int | None = None) -> Itera
                 return
             index += 1
             if camera:
-                if time.monotonic() < next_time:
+                now = time.monotonic()
+                if now < next_time:
                     continue
                 next_time += every_s
+                if next_time <= now:  # the consumer was slow: start again from now, no burst of frames to catch up
+                    next_time = now + every_s
             elif (index - 1) % stride:
                 continue
             sent += 1
