@@ -498,3 +498,17 @@ def test_the_chart_never_goes_back_when_the_wall_clock_does(lobby: Path) -> None
     assert [p[:2] for p in hub._states["cam"].series] == [[10_000, 1], [10_001, 4]]
     assert hub.series("cam", 300) == {"source": "cam", "t": [10_000, 10_001], "count": [1, 4], "lines": {},
                                       "zones": {}}  # fmt: skip
+
+
+def test_an_odd_result_file_hides_no_other_result_of_its_folder(tmp_path: Path) -> None:
+    """A JSON file shaped almost like a result (a string for its video, a list for its summary) is skipped; the
+    folder's other results are still listed and served (it made the whole folder 'cannot be listed')."""
+    good = {"video": {"name": "a.mp4"}, "frames": []}
+    (tmp_path / "a.json").write_text(json.dumps(good))
+    (tmp_path / "b.json").write_text(json.dumps({"video": "b.mp4", "frames": []}))
+    (tmp_path / "c.json").write_text(json.dumps({"video": {}, "frames": [], "summary": ["Human"]}))
+    catalog = ResultsCatalog([str(tmp_path)])
+    client = TestClient(create_app(catalog=catalog), raise_server_exceptions=False)
+    body = client.get("/api/results").json()
+    assert ([r["id"] for r in body["results"]], body["errors"]) == (["a"], [])
+    assert client.get("/download/a.json").json() == good

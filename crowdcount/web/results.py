@@ -77,6 +77,16 @@ def summary_row(document: dict[str, Any], status: str = "done") -> dict[str, Any
     }
 
 
+def _row_of(document: dict[str, Any], where: str, status: str = "done") -> dict[str, Any] | None:
+    """:func:`summary_row`, or None (logged) for a file shaped almost like a result (its video a string, its
+    summary a list...): it is skipped, never the reason its folder cannot be listed."""
+    try:
+        return summary_row(document, status)
+    except (AttributeError, TypeError, ValueError, KeyError) as exc:
+        logger.info("%s is no result file crowdcount wrote (%s: %s): skipped", where, type(exc).__name__, exc)
+        return None
+
+
 def _thin(values: list[Any], step: int) -> list[Any]:
     if step <= 1:
         return list(values)
@@ -249,8 +259,11 @@ class ResultsCatalog:
             document = self._cached(real)
             if document is None:
                 continue
+            row = _row_of(document, str(path))
+            if row is None:
+                continue
             rel = path.relative_to(base).with_suffix("").as_posix()
-            entries.append(Entry(rel, summary_row(document), functools.partial(read_json, real), str(path)))
+            entries.append(Entry(rel, row, functools.partial(read_json, real), str(path)))
         return entries
 
     def _cached(self, path: Path) -> dict[str, Any] | None:
@@ -286,13 +299,14 @@ class ResultsCatalog:
         entries = []
         for key, etag, size in objects:
             document = self._s3_light(bucket, key, (etag, size))
-            if document is None:
+            row = _row_of(document, f"s3://{bucket}/{key}") if document is not None else None
+            if row is None:
                 continue
             rel = key[len(prefix) :].lstrip("/") if key.startswith(prefix) else key
             entries.append(
                 Entry(
                     rel.removesuffix(".json") or key,
-                    summary_row(document),
+                    row,
                     functools.partial(self._s3_json, bucket, key),
                     f"s3://{bucket}/{key}",
                 )
@@ -355,8 +369,9 @@ class ResultsCatalog:
                     load = lambda b=result["bucket"], k=result["key"]: self._s3_json(b, k)  # noqa: E731
                     version = (step.get("run_id"), step.get("updated_at"), step.get("rev"))
                     document = self._s3_light(result["bucket"], result["key"], version)
-                    if document is not None:
-                        row = summary_row(document, str(row["status"]))
+                    done_row = _row_of(document, location, str(row["status"])) if document is not None else None
+                    if done_row is not None:
+                        row = done_row
                     else:
                         load = None
                 extra = {
