@@ -512,3 +512,24 @@ def test_an_odd_result_file_hides_no_other_result_of_its_folder(tmp_path: Path) 
     body = client.get("/api/results").json()
     assert ([r["id"] for r in body["results"]], body["errors"]) == (["a"], [])
     assert client.get("/download/a.json").json() == good
+
+
+def test_a_result_file_that_cannot_be_shown_is_a_json_error_not_a_500(tmp_path: Path) -> None:
+    """A file listed as a result but with no detectors, odd frames, or rewritten since into no result at all: its
+    page and downloads answer JSON (422, or 404 once it is no result), never a 500 with a traceback."""
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps({"video": {"name": "a.mp4"}, "frames": [7]}))
+    client = TestClient(create_app(catalog=ResultsCatalog([str(tmp_path)])), raise_server_exceptions=False)
+    assert [r["id"] for r in client.get("/api/results").json()["results"]] == ["a"]
+    error = {"error": "result 'a' cannot be shown: its file is no complete crowdcount result"}
+    for url in ("/download/a.csv", "/api/results/a"):
+        response = client.get(url)
+        assert (response.status_code, response.json()) == (422, error), url
+    assert client.get("/download/a.json").status_code == 200
+    path.write_text(json.dumps({"video": "a.mp4", "frames": []}))  # rewritten since the listing
+    response = client.get("/download/a.json")
+    assert response.status_code == 200 and response.headers["content-disposition"] == 'attachment; filename="a.json"'
+    path.write_text("[1, 2]")  # rewritten since the listing
+    for url, status in (("/download/a.json", 404), ("/download/a.csv", 404), ("/api/results/a", 200)):
+        response = client.get(url)
+        assert response.status_code == status and "series" not in response.json(), url

@@ -25,7 +25,7 @@ import numpy as np
 
 from crowdcount.errors import ConfigError
 from crowdcount.web.live import LiveHub
-from crowdcount.web.results import ResultsCatalog, detail, to_csv
+from crowdcount.web.results import ResultsCatalog, detail, is_result, to_csv
 
 logger = logging.getLogger(__name__)
 
@@ -234,6 +234,10 @@ def create_app(
             frames(), media_type="multipart/x-mixed-replace; boundary=frame", headers={"Cache-Control": "no-store"}
         )
 
+    def cannot_show(entry_id: str) -> Response:
+        error = f"result {entry_id!r} cannot be shown: its file is no complete crowdcount result"
+        return JSONResponse({"error": error}, status_code=422)
+
     async def results(request: Request) -> Response:
         if catalog is None:
             return JSONResponse({"results": [], "errors": []})
@@ -245,7 +249,10 @@ def create_app(
         if entry is None:
             return JSONResponse({"error": "no such result"}, status_code=404)
         document = await run_in_threadpool(catalog.document, entry)  # type: ignore[union-attr]
-        return no_store(JSONResponse(detail(entry, document)))
+        try:
+            return no_store(JSONResponse(detail(entry, document if is_result(document) else None)))
+        except (AttributeError, TypeError, ValueError, KeyError, IndexError):
+            return cannot_show(entry.id)
 
     async def download(request: Request) -> Response:
         video, kind = request.path_params["video"], request.path_params["kind"]
@@ -253,12 +260,17 @@ def create_app(
             return JSONResponse({"error": f"no download {kind!r}: ask for .json or .csv"}, status_code=404)
         entry = catalog.get(video) if catalog is not None else None
         document = await run_in_threadpool(catalog.document, entry) if entry is not None else None  # type: ignore[union-attr]
-        if document is None:
+        if document is None or entry is None or not is_result(document):  # gone, or rewritten into no result
             return JSONResponse({"error": "no such result"}, status_code=404)
-        stem = Path(str(document.get("video", {}).get("name") or video)).stem or "result"
+        described = document.get("video")
+        name = described.get("name") if isinstance(described, dict) else None
+        stem = Path(str(name or video)).stem or "result"
         stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
         if kind == "csv":
-            body, media = to_csv(document), "text/csv"
+            try:
+                body, media = to_csv(document), "text/csv"
+            except (AttributeError, TypeError, ValueError, KeyError, IndexError):
+                return cannot_show(entry.id)
         else:
             body, media = json.dumps(document, separators=(",", ":")), "application/json"
         return Response(
