@@ -120,13 +120,19 @@ class IntervalAggregator:
             raise ValueError(f"interval must be > 0, got {interval_s!r}")
         self.interval_s = interval_s
         self.categories = categories
-        self._start_wall = time.time() if now is None else now
+        self._wall0, self._mono0 = time.time(), time.monotonic()
+        self._start_wall = self._now() if now is None else now
         self._start = {s: self._start_wall for s in sources}
         self._acc: dict[str, dict[str, Any]] = {s: self._empty() for s in sources}
 
+    def _now(self) -> float:
+        """Epoch seconds that never go back: the wall clock at the start plus the monotonic clock since (a wall
+        clock set back would hold the intervals back, or end one before it began)."""
+        return self._wall0 + (time.monotonic() - self._mono0)
+
     def reset(self, now: float | None = None) -> None:
         """Start every source's first interval now (when the watching starts, after the models loaded)."""
-        now = time.time() if now is None else now
+        now = self._now() if now is None else now
         self._start = dict.fromkeys(self._start, now)
 
     def _empty(self) -> dict[str, Any]:
@@ -140,7 +146,7 @@ class IntervalAggregator:
             acc["counts"].setdefault(category, []).append(n)
 
     def due(self, now: float | None = None) -> bool:
-        now = time.time() if now is None else now
+        now = self._now() if now is None else now
         return any(now - start >= self.interval_s for start in self._start.values())
 
     def flush(
@@ -148,7 +154,7 @@ class IntervalAggregator:
     ) -> list[dict[str, Any]]:
         """Records of every source whose interval is over (all of them with ``force``); ``dropped`` is each
         source's total dropped frames so far (the record carries the interval's share)."""
-        now = time.time() if now is None else now
+        now = self._now() if now is None else now
         out = []
         for source, start in list(self._start.items()):
             if not force and now - start < self.interval_s:

@@ -163,3 +163,26 @@ def test_real_default_detector_counts_people_in_a_real_stream(mjpeg: MjpegServer
     assert max(r["counts"]["Human"] for r in got) >= 3  # PETS09: several walkers in every frame
     assert all(r["latency_ms"] < 10_000 for r in got)
     assert time.time() - got[-1]["timestamp"] < 60
+
+
+def test_interval_records_never_go_back_when_the_wall_clock_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An NTP step back of 10 minutes: the next interval still ends 1 s after it began (no 10 minutes without a
+    record, no negative interval), its times carry on from the last record's."""
+    clock = {"wall": 1000.0, "mono": 50.0}
+    monkeypatch.setattr(time, "time", lambda: clock["wall"])
+    monkeypatch.setattr(time, "monotonic", lambda: clock["mono"])
+    agg = IntervalAggregator(1.0, ["a"], ["Human"])
+    agg.reset()
+    agg.add("a", 0.05, {"Human": 2})
+    clock["wall"], clock["mono"] = 400.0, 51.25  # 1.25 s later, the wall clock set back 601.25 s
+    assert agg.due()
+    (record,) = agg.flush({"a": 0}, {"a": STREAMING})
+    assert (record["start"], record["end"], record["interval_s"]) == (
+        "1970-01-01T00:16:40.000Z", "1970-01-01T00:16:41.000Z", 1.0)  # fmt: skip
+    clock["mono"] = 51.5
+    (last,) = agg.flush({"a": 0}, {"a": STREAMING}, force=True)
+    assert (last["start"], last["end"], last["interval_s"]) == (
+        "1970-01-01T00:16:41.000Z",
+        "1970-01-01T00:16:41.500Z",
+        0.5,
+    )
