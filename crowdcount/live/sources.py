@@ -250,6 +250,9 @@ class Source:
         self.size_changes = 0
         self.decode_meter = RateMeter()
         self.drop_meter = RateMeter()
+        # capture times: the wall clock at the start plus the monotonic clock since, so that they never go back
+        # (a wall clock set back by NTP or by hand)
+        self._wall0, self._mono0 = time.time(), time.monotonic()
 
         self._latest: CapturedFrame | None = None
         self._cond = threading.Condition()
@@ -422,7 +425,8 @@ class Source:
         self.frames_decoded += 1
         self.decode_meter.add()
         self.status = STREAMING
-        frame = CapturedFrame(self.id, self.frames_decoded, time.time(), time.monotonic(), rgb, position_ms)
+        mono = time.monotonic()
+        frame = CapturedFrame(self.id, self.frames_decoded, self._wall0 + (mono - self._mono0), mono, rgb, position_ms)
         with self._cond:
             if self.mode == FILE:
                 conn.waiting = True

@@ -6,7 +6,9 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from crowdcount.errors import ConfigError
@@ -190,3 +192,35 @@ def test_a_source_that_never_opens_gives_up_after_its_retries() -> None:
         source.stop()
     assert source.reconnects == 2 and source.frames_decoded == 0
     assert source.last_error.startswith("cannot open http://127.0.0.1:")
+
+
+def test_capture_times_never_go_back_when_the_wall_clock_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wall clock set back 10 minutes between two frames: the second frame's capture time (the records'
+    ``timestamp``) is still after the first's."""
+    wall = [1_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: wall[0])
+
+    class Clocked:
+        n = 0
+
+        def isOpened(self) -> bool:
+            return True
+
+        def get(self, prop: int) -> float:
+            return 0.0
+
+        def read(self) -> tuple[bool, np.ndarray | None]:
+            self.n += 1
+            if self.n == 2:
+                wall[0] -= 600.0
+            return (True, np.zeros((4, 4, 3), np.uint8)) if self.n <= 3 else (False, None)
+
+        def release(self) -> None:
+            pass
+
+    spec = SourceSpec("clip", "file", "clip.mp4")
+    source = Source(spec, capture_factory=lambda _: Clocked()).start()  # file mode: no frame dropped
+    frames: list[Any] = []
+    wait_for(lambda: bool(frames.append(source.take()) or source.finished))
+    times = [f.captured_at for f in frames if f is not None]
+    assert len(times) == 3 and times == sorted(times) and times[0] >= 1_000_000.0, times
