@@ -11,6 +11,8 @@ import shutil
 import socket
 import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Iterator
@@ -533,3 +535,22 @@ def test_a_result_file_that_cannot_be_shown_is_a_json_error_not_a_500(tmp_path: 
     for url, status in (("/download/a.json", 404), ("/download/a.csv", 404), ("/api/results/a", 200)):
         response = client.get(url)
         assert response.status_code == status and "series" not in response.json(), url
+
+
+def test_the_stream_of_a_source_named_after_its_url_path_is_served(lobby: Path) -> None:
+    """A URL source without NAME= is named host:port/path: the page asks for stream/<its name, %-encoded>.mjpg,
+    and gets the stream (its '/' made the route answer 404)."""
+    _, hub, metrics = watched(lobby, "rtsp://user:secret@cam.local:554/live")
+    assert hub.names == ["cam.local:554/live"]
+    server = WebServer(create_app(hub=hub, registry=metrics.registry), "127.0.0.1", 0).start()
+    try:
+        url = f"{server.url}stream/{urllib.parse.quote('cam.local:554/live', safe='')}.mjpg"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.status == 200 and response.headers["Content-Type"].startswith("multipart/x-mixed-replace")
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"{server.url}stream/cam.local%3A554%2Fother.mjpg", timeout=10)
+        assert missing.value.code == 404 and json.loads(missing.value.read()) == {
+            "error": "no source 'cam.local:554/other'"
+        }
+    finally:
+        server.stop()

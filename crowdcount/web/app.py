@@ -290,7 +290,7 @@ def create_app(
         Route("/api/series", series),
         Route("/api/alerts", alerts),
         Route("/events", events),
-        Route("/stream/{name:str}.mjpg", mjpeg),
+        Route("/stream/{name:path}.mjpg", mjpeg),  # a URL source is named host:port/path
         Route("/api/results", results),
         Route("/api/results/{video:path}", result),
         Route("/download/{video:path}.{kind:str}", download),
