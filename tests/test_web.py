@@ -300,14 +300,16 @@ def test_job_table_and_s3_results(result_tree: tuple[Path, Path], monkeypatch: p
             "result_file": {"bucket": "videos", "key": "results/7/lobby.json"},
         }
         running = {"step": "human_detector", "state": "running"}
-        for video_id, step in ((7, done), (8, running)):
+        odd = {"step": "human_detector", "state": "done", "result_file": {"bucket": "videos"}}  # no key: no result
+        for video_id, step in ((7, done), (8, running), (9, odd)):
             item = {"VideoId": video_id, "video": {"bucket": "videos", "key": f"videos/v{video_id}.mp4"},
                     "process_steps": [{"step": "video_split"}, step]}  # fmt: skip
             dynamodb.put_item(TableName="jobs", Item={k: serialize(v) for k, v in item.items()})
         catalog = ResultsCatalog(["s3://videos/results/"], s3=s3, dynamodb=dynamodb, table="jobs")
         client = TestClient(create_app(catalog=catalog))
         rows = {r["id"]: r for r in client.get("/api/results").json()["results"]}
-        assert set(rows) == {"7/lobby", "job/8"}
+        assert set(rows) == {"7/lobby", "job/8", "job/9"}  # the odd row hides no other
+        assert rows["job/9"]["status"] == "done" and "series" not in client.get("/api/results/job/9").json()
         assert rows["7/lobby"]["status"] == "done" and rows["7/lobby"]["unique_people"] == 3
         assert rows["job/8"]["status"] == "running" and rows["job/8"]["video"] == "v8.mp4"
         assert client.get("/api/results/7/lobby").json()["job"]["video_id"] == 7

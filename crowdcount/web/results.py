@@ -352,8 +352,10 @@ class ResultsCatalog:
                 step = steps[-1] if steps else {}
                 video = item.get("video") or {}
                 name = Path(str(video.get("key") or item.get("VideoId"))).name
-                result = step.get("result_file") or {}
-                location = f"s3://{result['bucket']}/{result['key']}" if result.get("bucket") else ""
+                result = step.get("result_file")
+                if not (isinstance(result, dict) and result.get("bucket") and result.get("key")):
+                    result = {}  # none yet, or a row written by hand without one: listed as its job
+                location = f"s3://{result['bucket']}/{result['key']}" if result else ""
                 row = {
                     "video": name,
                     "duration_s": None,
