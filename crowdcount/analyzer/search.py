@@ -15,7 +15,6 @@ is a look-alike (:func:`one_at_a_time`).
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,15 +278,14 @@ def contact_sheet(match: Match, path: Path, tiles: int = 8) -> Path | None:
     (``None`` when its video cannot be read)."""
     import cv2
 
-    from crowdcount.analyzer.video import open_capture
+    from crowdcount.analyzer.video import open_capture, usable_fps
 
     if not match.video_path or not Path(match.video_path).exists() or not match.frames:
         return None
     picks = [match.frames[int(i)] for i in np.linspace(0, len(match.frames) - 1, min(tiles, len(match.frames)))]
     wanted = {p["frame_index"]: p["box"] for p in picks}
     capture = open_capture(match.video_path)
-    fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
-    fps = fps if math.isfinite(fps) and 0 < fps < 1000 else 0.0  # probe_video's rule: else unknown ("frame N")
+    fps = usable_fps(float(capture.get(cv2.CAP_PROP_FPS) or 0.0))  # unknown (0): tiles say "frame N"
     crops: list[np.ndarray] = []
     index = 0
     while wanted and len(crops) < len(picks):

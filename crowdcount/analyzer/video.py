@@ -120,12 +120,10 @@ def _seqinfo(folder: Path) -> tuple[str, float | None, str | None] | None:
         section = parser["Sequence"]
         image_dir = section.get("imDir", "img1").strip() or "img1"
         rate = section.get("frameRate")
-        fps = float(rate) if rate else None
+        fps = (usable_fps(float(rate)) or None) if rate else None
     except (configparser.Error, KeyError, ValueError, UnicodeDecodeError):
         logger.warning("%s has no usable [Sequence] section: its folder is not read as a sequence", ini)
         return None
-    if fps is not None and not (math.isfinite(fps) and 0 < fps < 1000):
-        fps = None
     ext = (section.get("imExt") or "").strip().lower()
     return image_dir, fps, ("." + ext.lstrip(".")) if ext else None  # "jpg" as ".jpg"
 
@@ -213,6 +211,12 @@ class SequenceCapture:
         self._next = len(self.sequence.files)
 
 
+def usable_fps(fps: float) -> float:
+    """``fps`` as a frame rate, or 0.0 (unknown) when it is not a finite number in (0, 1000): what containers
+    report for raw streams and still images."""
+    return fps if math.isfinite(fps) and 0 < fps < 1000 else 0.0
+
+
 def open_capture(path: str | Path) -> Any:
     """A ``cv2.VideoCapture`` of the video file ``path``, or a :class:`SequenceCapture` when ``path`` is an
     image-sequence folder."""
@@ -275,7 +279,7 @@ def probe_video(path: str | Path) -> VideoInfo:
             path=str(path),
             width=int(frame.shape[1]),
             height=int(frame.shape[0]),
-            fps=fps if math.isfinite(fps) and 0 < fps < 1000 else 0.0,
+            fps=usable_fps(fps),
             frame_count=int(count) if math.isfinite(count) and count > 0 else 0,
             codec=_fourcc_text(code),
             codec_code=code,

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 import cv2
 import numpy as np
 
+from crowdcount.analyzer.video import usable_fps
 from crowdcount.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -371,8 +372,8 @@ class Source:
             if not cap.isOpened():
                 conn.outcome, conn.error = FAILED, f"cannot open {self.spec.display}"
                 return
-            fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0) if self.realtime else 0.0
-            if self.realtime and not (0 < fps < 1000):
+            fps = usable_fps(float(cap.get(cv2.CAP_PROP_FPS) or 0.0)) if self.realtime else 0.0
+            if self.realtime and not fps:
                 fps = 25.0
                 logger.warning("source %s announces no frame rate: playing it at %g fps", self.id, fps)
             start = time.monotonic()

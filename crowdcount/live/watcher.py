@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from crowdcount.analyzer.runner import FrameBatchRunner
+from crowdcount.analyzer.video import usable_fps
 from crowdcount.detectors import Detector
 from crowdcount.errors import ConfigError, CrowdcountError
 from crowdcount.live.metrics import LiveMetrics
@@ -331,4 +332,4 @@ def _file_fps(source: Source) -> float:
         fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0) if capture.isOpened() else 0.0
     finally:
         capture.release()
-    return fps if 0 < fps < 1000 else 0.0
+    return usable_fps(fps)
