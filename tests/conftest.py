@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from processes import stop_process
 
 from crowdcount.cli.main import cli
 from crowdcount.detectors import DETECTORS, Detections, Detector
@@ -60,12 +61,7 @@ def running_sandbox(cwd: Path, env: dict[str, str], log: Path) -> Iterator[str]:
         assert endpoint, f"the sandbox did not start: {log.read_text()}"
         yield endpoint
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 15)
 
 
 def run_cli(*args: str) -> tuple[int, str, str]:

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from processes import stop_process
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -61,13 +63,7 @@ def wait_http(url: str, process: subprocess.Popen[bytes], log: Path, seconds: fl
 
 def stop(process: subprocess.Popen[bytes]) -> None:
     """Ctrl-C, then kill if it does not end in 20 s."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+    stop_process(process, 20, signal.SIGINT)
 
 
 @contextmanager

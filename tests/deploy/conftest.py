@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from processes import stop_process
 
 from crowdcount.aws.session import AwsContext, make_context
 from crowdcount.config import Config
@@ -217,12 +218,7 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             pytest.fail(f"moto server did not start on {url}")
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 10)
         log.close()
 
 
@@ -252,15 +248,6 @@ def _ping(base_url: str | None) -> bool:
         return True
     except Exception:
         return False
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture(scope="session")
@@ -329,5 +316,5 @@ def docker_engine() -> Iterator[Engine]:
         yield Engine(host or "unix:///var/run/docker.sock", f"127.0.0.1:{port}")
     finally:
         for proc in reversed(started):
-            _stop(proc)
+            stop_process(proc, 20)
         shutil.rmtree(root, ignore_errors=True)

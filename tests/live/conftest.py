@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from processes import stop_process
 
 from .mjpeg import MjpegServer, free_port, load_jpegs
 from conftest import SAMPLE_CLIP
@@ -42,15 +43,6 @@ def _wait_port(port: int, process: subprocess.Popen[bytes], seconds: float = 15.
     return False
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
-
-
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server (Debian's package) on a free port, in memory; skipped where none is installed."""
@@ -65,10 +57,10 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     if not _wait_port(port, process):
-        _stop(process)
+        stop_process(process, 10)
         pytest.skip("redis-server did not start")
     yield f"redis://127.0.0.1:{port}/0"
-    _stop(process)
+    stop_process(process, 10)
 
 
 def _tansu() -> str | None:
@@ -109,7 +101,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
     if not _wait_port(port, process):
-        _stop(process)
+        stop_process(process, 10)
         pytest.skip(f"the tansu Kafka broker did not start (see {log})")
     yield f"127.0.0.1:{port}"
     process.kill()  # in memory only: nothing to lose, and a clean shutdown takes seconds
