@@ -103,7 +103,8 @@ def test_result_pages_in_a_browser(dashboard: str, tmp_path: Path) -> None:
             assert page.locator("#result-people").is_visible()
             page.screenshot(path=str(shots / "result-door.png"), full_page=True)
 
-            page.goto(dashboard + "#result/plain")
+            page.goto(dashboard + "#result/plain")  # the same page, another hash: wait for the new result's heading
+            page.locator("#result-heading", has_text="plain.mp4").wait_for(timeout=20_000)
             page.locator("#result-plot .u-legend").wait_for(timeout=20_000)
             assert "People were not tracked in this analysis." in page.locator("#view-result").inner_text()
 
