@@ -74,7 +74,8 @@ def main() -> None:
     detector = next(d for d in detectors if d.category == "Human")
     plain_block = {**DEFAULTS["tracking"], "appearance": False}
     variants = {
-        "no tracking": lambda: [],
+        # the scenery filter runs in every variant (it is not the tracker's cost)
+        "no tracking": lambda: build_processors({**DEFAULTS["tracking"], "enabled": False}, detectors),
         "ByteTrack only (appearance off)": lambda: build_processors(plain_block, detectors),
         "ByteTrack + appearance (default)": lambda: build_processors(DEFAULTS["tracking"], detectors),
     }
