@@ -1,7 +1,7 @@
-"""The face detector: YuNet with MTCNN's O-Net as a second look by default, MTCNN (``model="mtcnn"``), or a TF
-Object Detection API face model from a path. Every model gives boxes and scores; MTCNN and YuNet also the 5
-keypoints (eyes, nose, mouth corners, in that order, the eye and mouth corner seen on the left first) that the
-face embedders align with."""
+"""The face detector: CenterFace with MTCNN's O-Net as a second look by default, YuNet (``model="yunet"``, the
+default before), MTCNN (``model="mtcnn"``), or a TF Object Detection API face model from a path. Every model gives
+boxes and scores; CenterFace, YuNet and MTCNN also the 5 keypoints (eyes, nose, mouth corners, in that order, the
+eye and mouth corner seen on the left first) that the face embedders align with."""
 
 from __future__ import annotations
 
@@ -21,12 +21,25 @@ from crowdcount.errors import DetectorError
 logger = logging.getLogger(__name__)
 
 #: The face models built in, by name.
-MODELS = ("mtcnn", "yunet")
+MODELS = ("centerface", "mtcnn", "yunet")
+#: The models that O-Net can check (one-stage detectors; MTCNN ends with O-Net itself).
+VERIFIABLE = ("centerface", "yunet")
 YUNET_FILE = "face_detection_yunet_2026may.onnx"
+CENTERFACE_FILE = "centerface.onnx"
 #: The default model.
-DEFAULT_MODEL = "yunet"
-#: The default ``min_detection_score`` of each model (``yunet+onet``: YuNet's score times O-Net's face probability).
-DEFAULT_SCORES = {"mtcnn": 0.5, "yunet": 0.7, "yunet+onet": 0.5}
+DEFAULT_MODEL = "centerface"
+#: The default ``min_detection_score`` of each model (``+onet``: the model's score times O-Net's face probability).
+DEFAULT_SCORES = {"mtcnn": 0.5, "yunet": 0.7, "yunet+onet": 0.5, "centerface": 0.5, "centerface+onet": 0.5}
+#: CenterFace's input sides are multiples of this (the frame is resized to the next one up).
+CENTERFACE_STRIDE = 32
+#: CenterFace finds faces of ~10-450 px: frames larger than 1.5x this are searched again at this long side.
+CENTERFACE_COARSE = 400
+#: A face whose area lies this much inside a face at least :data:`FRAGMENT_AREA` times larger, found with a higher
+#: score, is a fragment of it (CenterFace breaks faces larger than it finds whole into pieces).
+FRAGMENT_INSIDE = 0.6
+FRAGMENT_AREA = 2.0
+#: CenterFace's output names: face-centre heatmap, log sizes, centre offsets, keypoints.
+CENTERFACE_OUTPUTS = ("537", "538", "539", "540")
 #: YuNet finds faces of ~10-300 px: frames larger than 1.5x this are searched again at this long side.
 YUNET_COARSE = 320
 #: Small frames (long side at most :data:`YUNET_FINE_BELOW` px) are searched again at this scale, for the faces of
@@ -51,9 +64,14 @@ def yunet_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "models" / "yunet"
 
 
-def yunet_info(verify: str = "none") -> dict[str, Any]:
-    """Where YuNet (and its verifier, if any) come from."""
-    info = json.loads((yunet_dir() / "model.json").read_text(encoding="utf-8"))
+def centerface_dir() -> Path:
+    """The shipped CenterFace model folder."""
+    return Path(__file__).resolve().parents[1] / "models" / "centerface"
+
+
+def yunet_info(verify: str = "none", folder: Path | None = None) -> dict[str, Any]:
+    """Where YuNet, or the one-stage model shipped in ``folder`` (and its verifier, if any), come from."""
+    info = json.loads(((folder or yunet_dir()) / "model.json").read_text(encoding="utf-8"))
     info = {k: info[k] for k in ("name", "format", "source", "licence")}
     if verify == "onet":
         onet = ONetVerifier.model_info()
@@ -68,27 +86,47 @@ def yunet_info(verify: str = "none") -> dict[str, Any]:
     return info
 
 
+def _drop_fragments(boxes: np.ndarray, scores: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``keep`` (indices, by descending score) less the boxes lying mostly inside a larger kept box that scores
+    higher (:data:`FRAGMENT_INSIDE`, :data:`FRAGMENT_AREA`)."""
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    kept: list[int] = []
+    for j in keep[np.argsort(-scores[keep], kind="stable")]:
+        for i in kept:
+            if areas[i] < FRAGMENT_AREA * areas[j]:
+                continue
+            w = min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0])
+            h = min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1])
+            if w > 0 and h > 0 and w * h >= FRAGMENT_INSIDE * areas[j]:
+                break
+        else:
+            kept.append(int(j))
+    return np.array(kept, np.int64)
+
+
 class FaceDetector(Detector):
     """Finds faces.
 
     Args:
-        min_detection_score: keep faces scoring at least this (default: 0.5 for YuNet checked by O-Net, and for
-            MTCNN, whose scores are nearly all above 0.8; 0.7 for YuNet alone, where its precision and recall on
-            the face-mask photos equal MTCNN's; docs/faces.md).
+        min_detection_score: keep faces scoring at least this (default: 0.5 for CenterFace, alone or checked by
+            O-Net, for YuNet checked by O-Net, and for MTCNN, whose scores are nearly all above 0.8; 0.7 for YuNet
+            alone, where its precision and recall on the face-mask photos equal MTCNN's; docs/faces.md).
         max_batch_size: frames per model call.
-        model: ``yunet`` (default; OpenCV's YuNet, shipped as ONNX in ``crowdcount/models/yunet/`` and run by
-            OpenCV's DNN module, CPU) or ``mtcnn`` (PyPI ``mtcnn``, TensorFlow; docs/faces.md compares them).
+        model: ``centerface`` (default; CenterFace, shipped as ONNX in ``crowdcount/models/centerface/`` and run
+            by OpenVINO on the CPU, at the frame's own size), ``yunet`` (OpenCV's YuNet, shipped as ONNX in
+            ``crowdcount/models/yunet/`` and run by OpenCV's DNN module, CPU; the default before) or ``mtcnn``
+            (PyPI ``mtcnn``, TensorFlow); docs/faces.md compares them.
         model_path: a TF Object Detection API face model (frozen ``.pb`` or SavedModel), instead of ``model``.
         face_class_id: the class id of a face in that model's label map.
         min_face_size: MTCNN only: the smallest face searched for, in pixels.
-        nms_threshold: YuNet only: the IoU above which overlapping faces are merged.
+        nms_threshold: CenterFace and YuNet: the IoU above which overlapping faces are merged.
         upscale: YuNet only: search frames whose long side is at most 640 px again at twice their size for faces
             under 64 px, and merge by NMS on the final score (off by default: it finds more small faces in
             small photos, but costs about 5 times the face detector's time on such frames, which halves the
             default ``analyze``'s speed on 480x360 video; docs/faces.md).
-        verify: YuNet only: ``onet`` (default) scores each face YuNet's score times the probability that MTCNN's
-            O-Net gives its square crop of being a human face (YuNet alone scores animals' faces up to 0.88);
-            ``none``: YuNet's own score.
+        verify: CenterFace and YuNet: ``onet`` (default) scores each face the model's score times the probability
+            that MTCNN's O-Net gives its square crop of being a human face (YuNet alone scores animals' faces up
+            to 0.88; CenterFace alone names a face in more photos of animals); ``none``: the model's own score.
     """
 
     category = "Face"
@@ -109,11 +147,13 @@ class FaceDetector(Detector):
         if not isinstance(model, str) or model not in MODELS:
             raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
         if verify is None:
-            verify = "onet" if model == "yunet" and not model_path else "none"
+            verify = "onet" if model in VERIFIABLE and not model_path else "none"
         if verify not in VERIFIERS:
             raise ValueError(f"verify must be one of {', '.join(VERIFIERS)}, got {verify!r}")
-        if verify != "none" and (model != "yunet" or model_path):
-            raise ValueError(f"verify={verify} applies to model=yunet only (MTCNN has O-Net as its last stage)")
+        if verify != "none" and (model not in VERIFIABLE or model_path):
+            raise ValueError(
+                f"verify={verify} applies to model=centerface or yunet only (MTCNN has O-Net as its last stage)"
+            )
         if min_detection_score is None:  # the model's own operating point (docs/faces.md)
             min_detection_score = DEFAULT_SCORES.get(model if verify == "none" else f"{model}+{verify}", 0.5)
         super().__init__(min_detection_score, max_batch_size)
@@ -138,6 +178,8 @@ class FaceDetector(Detector):
         self._yunet_by_size: dict[tuple[int, int], Any] = {}
         self._yunet_score = self.min_detection_score
         self._nms_on_yunet = False  # True: merge by YuNet's own score, as before (benchmarks/bench_faces_verify.py)
+        self._centerface: Any = None  # the OpenVINO model, read once; compiled per input size
+        self._centerface_by_size: dict[tuple[int, int], Any] = {}
         self.model_path = model_path
         self.face_class_id = face_class_id
         self.min_face_size = min_face_size
@@ -147,6 +189,22 @@ class FaceDetector(Detector):
     def _load(self) -> None:
         if self._od_model is not None:
             self._od_model.load()
+            return
+        if self.model == "centerface":
+            import openvino
+
+            path = centerface_dir() / CENTERFACE_FILE
+            if not path.is_file():
+                raise DetectorError(f"the CenterFace model {path} is missing", "reinstall crowdcount")
+            try:
+                self._centerface = openvino.Core().read_model(str(path))
+            except RuntimeError as exc:
+                raise DetectorError(
+                    f"the CenterFace model {path} cannot be read: {exc}", "reinstall crowdcount"
+                ) from exc
+            self._centerface_by_size = {}
+            if self._verifier is not None:
+                self._verifier.load()
             return
         if self.model == "yunet":
             import cv2
@@ -175,6 +233,8 @@ class FaceDetector(Detector):
                 to_detections(boxes, scores, classes, width, height, self.face_class_id)
                 for boxes, scores, classes in self._od_model(frames)
             ]
+        if self._centerface is not None:
+            return [self._detect_centerface(frame) for frame in frames]
         if self._yunet is not None:
             return [self._detect_yunet(frame) for frame in frames]
         rows = self._mtcnn.detect_faces(
@@ -261,6 +321,81 @@ class FaceDetector(Detector):
             {"keypoints": rows[:, 4:14].reshape(-1, 5, 2)},
         )
 
+    def _detect_centerface(self, frame: np.ndarray) -> Detections:
+        """CenterFace at the frame's own size, and again on a copy whose long side is :data:`CENTERFACE_COARSE`
+        px when the frame is larger (faces over ~450 px come out as fragments at full size); the passes' faces
+        merged by NMS on CenterFace's score, and a face lying mostly inside one at least twice its area, found
+        with a higher score, dropped (a fragment of a close-up face); then each scored by the verifier, if any."""
+        import cv2
+
+        height, width = frame.shape[:2]
+        image = np.ascontiguousarray(frame)
+        found = [self._centerface_pass(image)]
+        longest = max(height, width)
+        if longest > CENTERFACE_COARSE * 1.5:
+            scale = CENTERFACE_COARSE / longest
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            boxes, scores, keypoints = self._centerface_pass(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+            found.append((boxes / scale, scores, keypoints / scale))
+        boxes = np.concatenate([f[0] for f in found])
+        scores = np.concatenate([f[1] for f in found])
+        keypoints = np.concatenate([f[2] for f in found])
+        boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, width)
+        boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, height)
+        nonempty = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        boxes, scores, keypoints = boxes[nonempty], scores[nonempty], keypoints[nonempty]
+        if not len(boxes):
+            return Detections.empty()
+        xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+        keep = np.asarray(cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), 0.0, self.nms_threshold), np.int64)
+        keep = _drop_fragments(boxes, scores, keep.reshape(-1))
+        boxes, scores, keypoints = boxes[keep], scores[keep], keypoints[keep]
+        if self._verifier is not None:  # a second look: CenterFace's score times O-Net's face probability
+            scores = scores * self._verifier.face_probability(frame, boxes)
+        return Detections(
+            boxes, scores.astype(np.float32), np.ones(len(boxes), np.int32), {"keypoints": keypoints.astype(np.float32)}
+        )
+
+    def _centerface_pass(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """CenterFace on the RGB ``image`` resized to the next multiples of 32 (at most 31 px more a side): every
+        heatmap cell at or above the candidate score is a face, its box (``(n, 4)`` xyxy in the image's pixels,
+        not clipped), score and 5 keypoints (``(n, 5, 2)``) decoded from the other heads (stride 4)."""
+        import cv2
+
+        height, width = image.shape[:2]
+        in_h, in_w = (-(-n // CENTERFACE_STRIDE) * CENTERFACE_STRIDE for n in (height, width))
+        blob = cv2.dnn.blobFromImage(image, 1.0, (in_w, in_h), (0, 0, 0), swapRB=False)
+        compiled = self._centerface_for((in_w, in_h))
+        result = compiled(blob)
+        heat, sizes, offsets, marks = (result[compiled.output(name)][0] for name in CENTERFACE_OUTPUTS)
+        rows, cols = np.nonzero(heat[0] >= self.candidate_score)
+        scores = heat[0, rows, cols].astype(np.float32)
+        box_h, box_w = np.exp(sizes[0, rows, cols]) * 4, np.exp(sizes[1, rows, cols]) * 4
+        x1 = (cols + offsets[1, rows, cols] + 0.5) * 4 - box_w / 2
+        y1 = (rows + offsets[0, rows, cols] + 0.5) * 4 - box_h / 2
+        sx, sy = width / in_w, height / in_h
+        boxes = np.stack([x1 * sx, y1 * sy, (x1 + box_w) * sx, (y1 + box_h) * sy], axis=1).astype(np.float32)
+        keypoints = np.stack(
+            [(marks[1::2, rows, cols] * box_w + x1) * sx, (marks[0::2, rows, cols] * box_h + y1) * sy], axis=-1
+        ).transpose(1, 0, 2)  # (n, 5, 2): the eye seen on the left, the other eye, nose, mouth corners (as YuNet)
+        return boxes, scores, keypoints.astype(np.float32)
+
+    def _centerface_for(self, size: tuple[int, int]) -> Any:
+        """CenterFace compiled for input ``size`` (``(width, height)``); a few sizes are kept."""
+        compiled = self._centerface_by_size.get(size)
+        if compiled is None:
+            import openvino
+
+            if len(self._centerface_by_size) >= 8:  # another video size: start again
+                self._centerface_by_size.clear()
+            model = self._centerface.clone()
+            model.reshape({model.inputs[0].get_any_name(): [1, 3, size[1], size[0]]})
+            # f32: this CPU's default (bf16 where it has it) moves the heads by up to 0.02 (docs/faces.md)
+            config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+            compiled = openvino.Core().compile_model(model, "CPU", config)
+            self._centerface_by_size[size] = compiled
+        return compiled
+
     def _yunet_for(self, size: tuple[int, int]) -> Any:
         """The YuNet instance planned for input ``size`` (``(width, height)``); a few sizes are kept."""
         yunet = self._yunet_by_size.get(size)
@@ -289,12 +424,14 @@ class FaceDetector(Detector):
 
     @classmethod
     def default_model_info(cls) -> dict[str, Any]:
-        """The models loaded when no ``model_path`` is given: YuNet, checked by O-Net."""
-        return yunet_info("onet")
+        """The models loaded when no ``model_path`` is given: CenterFace, checked by O-Net."""
+        return yunet_info("onet", centerface_dir())
 
     def model_info(self) -> dict[str, Any]:
         if self._od_model is None and self.model == "yunet":
             return yunet_info(self.verify)
+        if self._od_model is None and self.model == "centerface":
+            return yunet_info(self.verify, centerface_dir())
         if self._od_model is None:
             return dict(MTCNN_INFO)
         return {

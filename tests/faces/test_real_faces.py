@@ -1,5 +1,5 @@
-"""The real MTCNN + the real embedders (dlib, the default, and MobileFace) on the real faces of
-../shared/data/faces."""
+"""The real default face detector (CenterFace checked by O-Net) and the real embedders (dlib, the default, and
+MobileFace) on the real faces of ../shared/data/faces."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.real_model, pytest.mark.needs_data]
 
 @pytest.fixture(scope="module")
 def models() -> tuple:
-    return build_detector("face", {"min_detection_score": 0.9}), build_embedder()
+    return build_detector("face"), build_embedder()
 
 
 @pytest.mark.parametrize(("name", "dim"), [("dlib", 128), ("mobileface", 256)])

@@ -1,5 +1,5 @@
 """YuNet itself (``face`` with ``model=yunet, verify=none``): arguments, the shipped file, real photos. The default
-(YuNet checked by O-Net) is tested in test_face_default.py."""
+(CenterFace checked by O-Net) and YuNet checked by O-Net are tested in test_face_default.py."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from crowdcount.errors import DetectorError
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ({"model": "retinaface"}, "model must be one of mtcnn, yunet, got 'retinaface'"),
+        ({"model": "retinaface"}, "model must be one of centerface, mtcnn, yunet, got 'retinaface'"),
         ({"model": "yunet", "nms_threshold": 1.5}, r"nms_threshold must be a number in \(0, 1\), got 1.5"),
         ({"model": "yunet", "nms_threshold": True}, "nms_threshold must be a number"),
     ],
