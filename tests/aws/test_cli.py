@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,25 @@ def test_worker_command_with_an_unknown_detector_is_exit_2(
 def test_worker_rejects_inconsistent_timings(aws: MockAws) -> None:
     result = invoke("worker", "--visibility-timeout", "5", "--heartbeat", "5")
     assert result.exit_code == 2 and "heartbeat_seconds" in result.output
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback here")
+def test_sandbox_on_an_ipv6_address_gives_a_bracketed_endpoint(aws_env: None) -> None:
+    config = load_config(None, environ={})
+    with start_sandbox(config, host="::1", port=0) as box:
+        port = int(box.endpoint.rsplit(":", 1)[1])
+        assert box.endpoint == f"http://[::1]:{port}"
+        ctx = make_context(REGION, box.endpoint)
+        assert ctx.client("sqs").get_queue_url(QueueName=config.get("aws_queues.human_detection"))["QueueUrl"]
 
 
 def test_sandbox_library_serves_provisions_and_refuses_a_taken_port(aws_env: None) -> None:
