@@ -203,6 +203,36 @@ def test_stack_creates_the_resources(ctx: AwsContext, gpu_cluster: str, config: 
     assert moto_policy(document) == iam.task_role_policy(config, ACCOUNT)
 
 
+def test_a_customer_managed_kms_key_is_usable_by_the_task_role(ctx: AwsContext, gpu_cluster: str, config: Config) -> None:
+    """With KmsKeyArn the queues, the table and the bucket are encrypted with that key: the worker can only
+    receive, read and write them when its role may use the key (through those services only)."""
+    key = ctx.client("kms").create_key(Description="crowdcount")["KeyMetadata"]["Arn"]
+    parameters = {**cfn.stack_parameters(config, IMAGE), "KmsKeyArn": key}
+    outcome = cfn.deploy_stack(ctx.client("cloudformation"), "kms", TEMPLATE_PATH.read_text(), parameters, poll=0)
+    assert outcome.status == "CREATE_COMPLETE"
+    role = outcome.outputs["TaskRoleArn"].rsplit("/", 1)[-1]
+    document = moto_policy(ctx.client("iam").get_role_policy(RoleName=role, PolicyName=iam.TASK_POLICY_NAME)["PolicyDocument"])
+    base = iam.task_role_policy(config, ACCOUNT)["Statement"]
+    assert document["Statement"][: len(base)] == base
+    assert document["Statement"][len(base) :] == [
+        {
+            "Sid": "UseKmsKey",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": [key],
+            "Condition": {
+                "StringEquals": {
+                    "kms:ViaService": [
+                        f"dynamodb.{REGION}.amazonaws.com",
+                        f"s3.{REGION}.amazonaws.com",
+                        f"sqs.{REGION}.amazonaws.com",
+                    ]
+                }
+            },
+        }
+    ]
+
+
 @pytest.mark.parametrize("prefix", [None, "", "videos/"])
 def test_both_deploy_paths_refuse_a_result_prefix_that_grants_too_much_or_nothing(prefix: str | None) -> None:
     config = Config({**TEST_CONFIG, "human_detection": {"result_prefix": prefix}})
