@@ -233,6 +233,22 @@ def test_a_customer_managed_kms_key_is_usable_by_the_task_role(ctx: AwsContext, 
     ]
 
 
+def test_an_update_keeps_the_parameters_deploy_does_not_set(ctx: AwsContext, gpu_cluster: str, config: Config) -> None:
+    """KmsKeyArn, AccessLogBucket, FootageRetentionDays, TableKey are set outside deploy (aws cloudformation
+    deploy, the console): a deploy that updates the stack keeps them rather than resetting them to defaults."""
+    key = ctx.client("kms").create_key(Description="crowdcount")["KeyMetadata"]["Arn"]
+    cfn_client = ctx.client("cloudformation")
+    outside = {"KmsKeyArn": key, "FootageRetentionDays": "30"}
+    parameters = {**cfn.stack_parameters(config, IMAGE), **outside}
+    assert cfn.deploy_stack(cfn_client, "crowdcount", TEMPLATE_PATH.read_text(), parameters, poll=0).action == "created"
+
+    result = _deploy(ctx, Config({**TEST_CONFIG, "deploy": {**TEST_CONFIG["deploy"], "max_tasks": 6}}))
+    assert result.stack.action == "updated"
+    stack = cfn_client.describe_stacks(StackName="crowdcount")["Stacks"][0]
+    values = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+    assert (values["KmsKeyArn"], values["FootageRetentionDays"], values["MaxTasks"]) == (key, "30", "6")
+
+
 @pytest.mark.parametrize("prefix", [None, "", "videos/"])
 def test_both_deploy_paths_refuse_a_result_prefix_that_grants_too_much_or_nothing(prefix: str | None) -> None:
     config = Config({**TEST_CONFIG, "human_detection": {"result_prefix": prefix}})

@@ -186,7 +186,7 @@ def deploy_stack(
 ) -> StackOutcome:
     """Create stack ``name`` or update it, wait until it settles and return the outcome. A failure is a
     :class:`DeployError` with CloudFormation's reasons and whether it rolled back."""
-    params = [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()]
+    params: list[dict[str, Any]] = [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()]
     stack = describe_stack(cfn, name)
     if stack is not None and stack["StackStatus"] == "ROLLBACK_COMPLETE":
         raise DeployError(
@@ -207,6 +207,14 @@ def deploy_stack(
             )
     else:
         action = "updated"
+        # parameters set outside deploy (KmsKeyArn, AccessLogBucket...) keep their values: left out, an update
+        # would reset them to the template's defaults
+        declared = load_template(template_body).get("Parameters") or {}
+        params += [
+            {"ParameterKey": key, "UsePreviousValue": True}
+            for key, value in ((p["ParameterKey"], p.get("ParameterValue")) for p in stack.get("Parameters", []))
+            if key not in parameters and key in declared and value != str((declared[key] or {}).get("Default"))
+        ]
         with aws_errors(f"updating stack {name}"):
             try:
                 cfn.update_stack(
