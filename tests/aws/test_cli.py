@@ -70,6 +70,25 @@ def test_submit_of_a_missing_file_is_an_error(aws: MockAws, tmp_path: Path) -> N
     assert aws.queue_counts() == (0, 0)
 
 
+@pytest.mark.parametrize(
+    ("key", "error"),
+    [
+        (
+            "videos/6/video/x.mp4",
+            "Error: --key: 'VideoId' 5 does not match the VideoId 6 of its key 'videos/6/video/x.mp4' "
+            "(send the VideoId of the video the key names)\n",
+        ),
+        ("videos/5/", "Error: --key: 's3.key' must be the key of an S3 object, got 'videos/5/'\n"),
+    ],
+)
+def test_submit_refuses_a_key_the_worker_would_dead_letter(aws: MockAws, tiny_video: Path, key: str, error: str) -> None:
+    result = CliRunner().invoke(cli, ["submit", str(tiny_video), "--video-id", "5", "--key", key])
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", error)
+    assert aws.queue_counts() == (0, 0)
+    assert aws.s3.list_objects_v2(Bucket=aws.bucket).get("KeyCount") == 0  # nothing uploaded
+    assert aws.dynamodb.scan(TableName=aws.resources.table)["Items"] == []
+
+
 def test_submit_to_a_missing_queue_is_exit_3(aws: MockAws, tiny_video: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CROWDCOUNT_AWS_QUEUES__HUMAN_DETECTION", "nope")
     result = invoke("submit", str(tiny_video), "--video-id", "1")
