@@ -82,6 +82,7 @@ def submit_video(
     sqs = ctx.client("sqs", config["aws_region"])
     store = StatusStore(ctx.client("dynamodb", config.get("dynamodb.region")), config.get("dynamodb.table_id"))
     url = queue_url(sqs, queue, ctx.endpoint_url, "start `crowdcount sandbox`, or check variables.json")
+    store.get_document(video_id)  # the table is there: no video is uploaded that could get no document
     try:
         s3.upload_file(str(path), bucket, key)
     except Exception as exc:

@@ -95,6 +95,17 @@ def test_submit_to_a_missing_queue_is_exit_3(aws: MockAws, tiny_video: Path, mon
     assert result.exit_code == 3 and "queue 'nope' does not exist" in result.output
 
 
+def test_submit_to_a_missing_table_uploads_nothing(aws: MockAws, tiny_video: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CROWDCOUNT_DYNAMODB__TABLE_ID", "nope")
+    result = CliRunner().invoke(cli, ["submit", str(tiny_video), "--video-id", "1"])
+    assert (result.exit_code, result.stdout) == (3, "")
+    assert result.stderr == (
+        "Error: reading VideoId 1 from table 'nope': ResourceNotFoundException: Requested resource not found\n"
+    )
+    assert aws.s3.list_objects_v2(Bucket=aws.bucket).get("KeyCount") == 0  # no video left without a document
+    assert aws.queue_counts() == (0, 0)
+
+
 def test_worker_command_with_an_unknown_detector_is_exit_2(
     aws: MockAws, tiny_video: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
