@@ -74,7 +74,9 @@ def submit_video(
     queue = config.get("aws_queues.human_detection")
     if key:  # one the worker would refuse as malformed (and dead-letter) is refused here, before the upload
         try:
-            parse_job({"VideoId": video_id, "s3": {"bucket": bucket, "key": key}}, config.get("video_split.input_prefix"))
+            parse_job(
+                {"VideoId": video_id, "s3": {"bucket": bucket, "key": key}}, config.get("video_split.input_prefix")
+            )
         except MessageError as exc:
             raise ConfigError(f"--key: {exc.message}", exc.hint) from None
     key = key or video_key(config.get("video_split.input_prefix"), video_id, path.name)

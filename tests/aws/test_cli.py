@@ -81,7 +81,9 @@ def test_submit_of_a_missing_file_is_an_error(aws: MockAws, tmp_path: Path) -> N
         ("videos/5/", "Error: --key: 's3.key' must be the key of an S3 object, got 'videos/5/'\n"),
     ],
 )
-def test_submit_refuses_a_key_the_worker_would_dead_letter(aws: MockAws, tiny_video: Path, key: str, error: str) -> None:
+def test_submit_refuses_a_key_the_worker_would_dead_letter(
+    aws: MockAws, tiny_video: Path, key: str, error: str
+) -> None:
     result = CliRunner().invoke(cli, ["submit", str(tiny_video), "--video-id", "5", "--key", key])
     assert (result.exit_code, result.stdout, result.stderr) == (2, "", error)
     assert aws.queue_counts() == (0, 0)
@@ -95,7 +97,9 @@ def test_submit_to_a_missing_queue_is_exit_3(aws: MockAws, tiny_video: Path, mon
     assert result.exit_code == 3 and "queue 'nope' does not exist" in result.output
 
 
-def test_submit_to_a_missing_table_uploads_nothing(aws: MockAws, tiny_video: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_submit_to_a_missing_table_uploads_nothing(
+    aws: MockAws, tiny_video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CROWDCOUNT_DYNAMODB__TABLE_ID", "nope")
     result = CliRunner().invoke(cli, ["submit", str(tiny_video), "--video-id", "1"])
     assert (result.exit_code, result.stdout) == (3, "")

@@ -203,7 +203,9 @@ def test_stack_creates_the_resources(ctx: AwsContext, gpu_cluster: str, config: 
     assert moto_policy(document) == iam.task_role_policy(config, ACCOUNT)
 
 
-def test_a_customer_managed_kms_key_is_usable_by_the_task_role(ctx: AwsContext, gpu_cluster: str, config: Config) -> None:
+def test_a_customer_managed_kms_key_is_usable_by_the_task_role(
+    ctx: AwsContext, gpu_cluster: str, config: Config
+) -> None:
     """With KmsKeyArn the queues, the table and the bucket are encrypted with that key: the worker can only
     receive, read and write them when its role may use the key (through those services only)."""
     key = ctx.client("kms").create_key(Description="crowdcount")["KeyMetadata"]["Arn"]
@@ -211,7 +213,9 @@ def test_a_customer_managed_kms_key_is_usable_by_the_task_role(ctx: AwsContext, 
     outcome = cfn.deploy_stack(ctx.client("cloudformation"), "kms", TEMPLATE_PATH.read_text(), parameters, poll=0)
     assert outcome.status == "CREATE_COMPLETE"
     role = outcome.outputs["TaskRoleArn"].rsplit("/", 1)[-1]
-    document = moto_policy(ctx.client("iam").get_role_policy(RoleName=role, PolicyName=iam.TASK_POLICY_NAME)["PolicyDocument"])
+    document = moto_policy(
+        ctx.client("iam").get_role_policy(RoleName=role, PolicyName=iam.TASK_POLICY_NAME)["PolicyDocument"]
+    )
     base = iam.task_role_policy(config, ACCOUNT)["Statement"]
     assert document["Statement"][: len(base)] == base
     assert document["Statement"][len(base) :] == [
@@ -359,3 +363,40 @@ def test_rolled_back_creation_must_be_deleted_first() -> None:
     with pytest.raises(DeployError, match="ROLLBACK_COMPLETE after a failed creation") as info:
         cfn.deploy_stack(StubCfn(["ROLLBACK_COMPLETE"], exists=True), "crowdcount", "body", {})
     assert "aws cloudformation delete-stack --stack-name crowdcount" in str(info.value.hint)
+
+
+class StubCfnUpdate(StubCfn):
+    """A stack whose update fails, with the failures of an earlier failed update further down its history."""
+
+    def update_stack(self, **kwargs: Any) -> dict[str, Any]:
+        return {"StackId": "id"}
+
+    def describe_stack_events(self, StackName: str) -> dict[str, Any]:
+        def event(logical: str, status: str, reason: str | None = None) -> dict[str, Any]:
+            return {
+                "LogicalResourceId": logical,
+                "ResourceStatus": status,
+                **({"ResourceStatusReason": reason} if reason else {}),
+            }
+
+        return {  # newest first, as CloudFormation lists them
+            "StackEvents": [
+                event(StackName, "UPDATE_ROLLBACK_COMPLETE"),
+                event("TaskDefinition", "UPDATE_FAILED", "Invalid 'memory' setting for container 'worker'"),
+                event(StackName, "UPDATE_IN_PROGRESS", "User Initiated"),
+                event(StackName, "UPDATE_ROLLBACK_COMPLETE"),
+                event("Service", "UPDATE_FAILED", "an old failure, fixed since"),
+                event(StackName, "UPDATE_IN_PROGRESS", "User Initiated"),
+                event(StackName, "CREATE_COMPLETE"),
+            ]
+        }
+
+
+def test_a_failed_update_reports_its_own_failures_not_an_earlier_updates() -> None:
+    stub = StubCfnUpdate(["UPDATE_ROLLBACK_COMPLETE", "UPDATE_IN_PROGRESS", "UPDATE_ROLLBACK_COMPLETE"], exists=True)
+    with pytest.raises(DeployError) as info:
+        cfn.deploy_stack(stub, "crowdcount", "Resources: {}", {}, poll=0, sleep=lambda s: None)
+    assert str(info.value) == (
+        "stack crowdcount ended UPDATE_ROLLBACK_COMPLETE (CloudFormation rolled the change back): "
+        "TaskDefinition: Invalid 'memory' setting for container 'worker'"
+    )

@@ -165,11 +165,15 @@ def _failure_reasons(cfn: Any, name: str, limit: int = 5) -> str:
         events = cfn.describe_stack_events(StackName=name)["StackEvents"]
     except ClientError:
         return ""
-    reasons = [
-        f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason', e['ResourceStatus'])}"
-        for e in events
-        if str(e.get("ResourceStatus", "")).endswith("FAILED")
-    ]
+    reasons = []
+    for e in events:  # newest first, back to the start of this create or update (older failures are not its own)
+        if e.get("LogicalResourceId") == name and e.get("ResourceStatus") in {
+            "CREATE_IN_PROGRESS",
+            "UPDATE_IN_PROGRESS",
+        }:
+            break
+        if str(e.get("ResourceStatus", "")).endswith("FAILED"):
+            reasons.append(f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason', e['ResourceStatus'])}")
     return "; ".join(reversed(reasons[:limit]))
 
 
