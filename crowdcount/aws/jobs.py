@@ -135,9 +135,9 @@ def fetch_result(
     if entry.get("state") != "done":
         detail = f": {entry['reason']}" if entry.get("reason") else ""
         raise CrowdcountError(f"step {step!r} of VideoId {video_id} is {entry.get('state')}{detail}")
-    result = entry.get("result_file") or {}
-    bucket, key = result.get("bucket"), result.get("key")
-    if not bucket or not key:
+    result = entry.get("result_file")
+    bucket, key = (result.get("bucket"), result.get("key")) if isinstance(result, dict) else (None, None)
+    if not (isinstance(bucket, str) and isinstance(key, str) and bucket and key):
         raise CrowdcountError(f"step {step!r} of VideoId {video_id} is done but names no result file")
     target = Path(destination) if destination is not None else Path("crowdcount_results")
     if target.is_dir() or destination is None or str(destination).endswith(("/", os.sep)):

@@ -13,7 +13,7 @@ from crowdcount.aws.messages import job_body
 from crowdcount.aws.resources import Resources, provision
 from crowdcount.aws.sandbox import start_sandbox
 from crowdcount.aws.session import make_context
-from crowdcount.aws.status import StatusStore
+from crowdcount.aws.status import StatusStore, serialize
 from crowdcount.cli.main import cli
 from crowdcount.config import load_config
 from crowdcount.errors import AWSError
@@ -57,6 +57,24 @@ def test_submit_status_results(aws: MockAws, tiny_video: Path, tmp_path: Path) -
     fetched = invoke("results", "3", "-o", str(out) + "/")
     assert fetched.exit_code == 0 and (out / "tiny.json").read_text() == '{"frames": []}'
     assert invoke("results", "3", "-o", "-").output.strip() == '{"frames": []}'
+
+
+def test_status_and_results_read_other_systems_steps_as_they_are(aws: MockAws) -> None:
+    """Other steps of the shared document are someone else's: a result_file that is a URI, a summary of numbers."""
+    steps = [
+        {"step": "video_split", "state": "done", "result_file": "s3://other/split.json"},
+        {"step": "counter", "state": "done", "result_file": {"bucket": "b", "key": "k"}, "summary": {"Human": 5}},
+    ]
+    aws.dynamodb.put_item(
+        TableName=aws.resources.table, Item={"VideoId": {"N": "77"}, "process_steps": serialize(steps)}
+    )
+    table = CliRunner().invoke(cli, ["status", "77"])
+    assert table.exit_code == 0, table.output
+    assert "│ video_split │ done  │ -       │ -       │ s3://other/split.json │" in table.stdout
+    assert "│ counter     │ done  │ -       │ -       │ s3://b/k              │" in table.stdout
+    result = CliRunner().invoke(cli, ["results", "77", "--step", "video_split"])
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == "Error: step 'video_split' of VideoId 77 is done but names no result file\n"
 
 
 def test_unknown_video_is_exit_1(aws: MockAws) -> None:
