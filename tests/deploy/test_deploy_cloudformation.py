@@ -282,6 +282,9 @@ def test_existing_bucket_is_not_created_again(ctx: AwsContext, gpu_cluster: str,
     assert result.stack_parameters["CreateBucket"] == "false"
     resources = ctx.client("cloudformation").list_stack_resources(StackName="crowdcount")["StackResourceSummaries"]
     assert "VideoBucket" not in {r["LogicalResourceId"] for r in resources}
+    # deployed again (the stack exists, without the bucket): still not the stack's to create
+    again = _deploy(ctx, Config({**TEST_CONFIG, "deploy": {**TEST_CONFIG["deploy"], "max_tasks": 6}}))
+    assert (again.stack.action, again.stack_parameters["CreateBucket"]) == ("updated", "false")
 
 
 def test_second_deploy_updates_the_stack(ctx: AwsContext, gpu_cluster: str, config: Config) -> None:

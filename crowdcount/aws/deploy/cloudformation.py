@@ -138,9 +138,9 @@ def describe_stack(cfn: Any, name: str) -> dict[str, Any] | None:
 def stack_owns_resource(cfn: Any, name: str, logical_id: str) -> bool:
     """Whether stack ``name`` has (created) resource ``logical_id``."""
     with aws_errors(f"listing the resources of stack {name}"):
-        try:
-            cfn.describe_stack_resource(StackName=name, LogicalResourceId=logical_id)
-            return True
+        try:  # listed rather than described: moto's describe_stack_resource fails (500) on one the stack lacks
+            pages = cfn.get_paginator("list_stack_resources").paginate(StackName=name)
+            return any(r.get("LogicalResourceId") == logical_id for p in pages for r in p["StackResourceSummaries"])
         except ClientError as exc:
             if error_code(exc) == "ValidationError":
                 return False
