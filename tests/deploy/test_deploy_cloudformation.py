@@ -71,6 +71,8 @@ def test_task_definition_matches_the_ecs_template(template: dict[str, Any], conf
     assert container["ResourceRequirements"]["Fn::If"][1] == [{"Type": "GPU", "Value": {"Ref": "GpuCount"}}]
     assert container["Name"] == ecs_container["name"]
     assert container["StopTimeout"] == {"Ref": "StopTimeout"}
+    health = {key[0].lower() + key[1:]: value for key, value in container["HealthCheck"].items()}
+    assert health == ecs_container["healthCheck"]
     assert container["LogConfiguration"]["LogDriver"] == "awslogs"
     assert set(container["LogConfiguration"]["Options"]) == set(ecs_container["logConfiguration"]["options"])
     names = [e["Name"] if "Name" in e else e["Fn::If"][1]["Name"] for e in container["Environment"]]
