@@ -135,7 +135,11 @@ class EdgeClient:
                 answer = json.loads(message["Body"])
             except ValueError:
                 answer = {}
-            key = answer.get("key", "")
+            if not isinstance(answer, dict):  # JSON, but no answer of ours: dropped like any stale one
+                answer = {}
+            key = answer.get("key")
+            if not isinstance(key, str):
+                key = ""
             with self._lock:
                 started = self._sent.pop(key, None)
             if started is not None:

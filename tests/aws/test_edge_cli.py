@@ -40,3 +40,15 @@ def test_a_bucket_that_does_not_exist_is_exit_3_and_one_line(
         r"The specified bucket does not exist\n",
         err,
     ), err
+
+
+def test_answers_that_are_not_objects_are_dropped_not_received_forever(aws: MockAws) -> None:
+    """The results queue is shared: a body that is JSON but no object is deleted like any stale answer."""
+    from crowdcount.aws.edge import EdgeClient
+
+    url = aws.sqs.create_queue(QueueName="answers")["QueueUrl"]
+    client = EdgeClient(aws.s3, aws.sqs, aws.bucket, url)
+    for body in ("[1, 2]", '"text"', "3", '{"key": "elsewhere"}', '{"key": [1]}'):
+        aws.sqs.send_message(QueueUrl=url, MessageBody=body)
+    assert client.poll() == 0
+    assert aws.queue_counts(url) == (0, 0)
