@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from crowdcount.aws.errors import is_aws_exception, to_aws_error
 from crowdcount.aws.events import object_created_event
 from crowdcount.errors import ConfigError
 
@@ -105,7 +106,12 @@ class EdgeClient:
         key = f"{self.prefix}{self.run_id}/{self.report.sent + 1:06d}.jpg"
         with self._lock:
             self._sent[key] = time.perf_counter()
-        response = self.s3.put_object(Bucket=self.bucket, Key=key, Body=jpeg.tobytes(), ContentType="image/jpeg")
+        try:
+            response = self.s3.put_object(Bucket=self.bucket, Key=key, Body=jpeg.tobytes(), ContentType="image/jpeg")
+        except Exception as exc:
+            if not is_aws_exception(exc):
+                raise
+            raise to_aws_error(exc, f"uploading a frame to s3://{self.bucket}/{key}") from None
         self.report.sent += 1
         if self._pool is not None:
             self._pool.submit(self._invoke, object_created_event(self.bucket, key, response.get("ETag", "")))
@@ -129,7 +135,11 @@ class EdgeClient:
                 answer = json.loads(message["Body"])
             except ValueError:
                 answer = {}
-            key = answer.get("key", "")
+            if not isinstance(answer, dict):  # JSON, but no answer of ours: dropped like any stale one
+                answer = {}
+            key = answer.get("key")
+            if not isinstance(key, str):
+                key = ""
             with self._lock:
                 started = self._sent.pop(key, None)
             if started is not None:

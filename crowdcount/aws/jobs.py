@@ -12,11 +12,11 @@ from typing import Any
 
 from crowdcount.aws.errors import is_aws_exception, is_not_found, to_aws_error
 from crowdcount.aws.lease import queue_url
-from crowdcount.aws.messages import MAX_VIDEO_ID, job_body
+from crowdcount.aws.messages import MAX_VIDEO_ID, job_body, parse_job
 from crowdcount.aws.session import AwsContext
 from crowdcount.aws.status import StatusStore
 from crowdcount.config import Config
-from crowdcount.errors import ConfigError, CrowdcountError, VideoError
+from crowdcount.errors import ConfigError, CrowdcountError, MessageError, VideoError
 
 logger = logging.getLogger(__name__)
 
@@ -72,11 +72,19 @@ def submit_video(
         raise VideoError(f"{str(path)!r} is empty (0 bytes)")
     bucket = config.get("video_split.output_bucket")
     queue = config.get("aws_queues.human_detection")
+    if key:  # one the worker would refuse as malformed (and dead-letter) is refused here, before the upload
+        try:
+            parse_job(
+                {"VideoId": video_id, "s3": {"bucket": bucket, "key": key}}, config.get("video_split.input_prefix")
+            )
+        except MessageError as exc:
+            raise ConfigError(f"--key: {exc.message}", exc.hint) from None
     key = key or video_key(config.get("video_split.input_prefix"), video_id, path.name)
     s3 = ctx.client("s3", config["aws_region"])
     sqs = ctx.client("sqs", config["aws_region"])
     store = StatusStore(ctx.client("dynamodb", config.get("dynamodb.region")), config.get("dynamodb.table_id"))
     url = queue_url(sqs, queue, ctx.endpoint_url, "start `crowdcount sandbox`, or check variables.json")
+    store.get_document(video_id)  # the table is there: no video is uploaded that could get no document
     try:
         s3.upload_file(str(path), bucket, key)
     except Exception as exc:
@@ -127,9 +135,9 @@ def fetch_result(
     if entry.get("state") != "done":
         detail = f": {entry['reason']}" if entry.get("reason") else ""
         raise CrowdcountError(f"step {step!r} of VideoId {video_id} is {entry.get('state')}{detail}")
-    result = entry.get("result_file") or {}
-    bucket, key = result.get("bucket"), result.get("key")
-    if not bucket or not key:
+    result = entry.get("result_file")
+    bucket, key = (result.get("bucket"), result.get("key")) if isinstance(result, dict) else (None, None)
+    if not (isinstance(bucket, str) and isinstance(key, str) and bucket and key):
         raise CrowdcountError(f"step {step!r} of VideoId {video_id} is done but names no result file")
     target = Path(destination) if destination is not None else Path("crowdcount_results")
     if target.is_dir() or destination is None or str(destination).endswith(("/", os.sep)):

@@ -116,7 +116,7 @@ def start_sandbox(
         ) from None
     address, bound_port = server.server_address[:2]
     bound_host = address.decode() if isinstance(address, bytes) else address
-    endpoint = f"http://{bound_host}:{bound_port}"
+    endpoint = f"http://[{bound_host}]:{bound_port}" if ":" in bound_host else f"http://{bound_host}:{bound_port}"
     thread = threading.Thread(target=server.serve_forever, name="crowdcount-sandbox", daemon=True)
     thread.start()
     sandbox = Sandbox(endpoint, Resources.from_config(config), {}, server, thread)

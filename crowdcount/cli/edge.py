@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 
@@ -21,7 +22,9 @@ def _seconds(text: str) -> float:
     try:
         value = float(text[:-1] if text.endswith("s") else text)
     except ValueError:
-        raise ConfigError(f"--every {text!r} is not a duration", "e.g. --every 0.5s") from None
+        value = math.nan
+    if not math.isfinite(value):  # nan, inf: no interval a capture can keep
+        raise ConfigError(f"--every {text!r} is not a duration", "e.g. --every 0.5s")
     if value <= 0:
         raise ConfigError(f"--every must be positive, got {text!r}")
     return value
@@ -86,10 +89,14 @@ def edge(
     client = EdgeClient(ctx.client("s3", config.aws_region), sqs, config.video_split.output_bucket, url, prefix, handle)
     client.start()
     next_at = time.monotonic()
-    for frame in capture(source, interval, max_frames):
-        time.sleep(max(0.0, next_at - time.monotonic()))  # a file is sent at the pace a camera would be
-        next_at += interval
-        client.send(frame)
+    try:
+        for frame in capture(source, interval, max_frames):
+            time.sleep(max(0.0, next_at - time.monotonic()))  # a file is sent at the pace a camera would be
+            next_at += interval
+            client.send(frame)
+    except BaseException:
+        client.finish(0)  # stop receiving answers (and the handler's thread) before the error is reported
+        raise
     report = client.finish(timeout_s).to_dict()
     click.echo(json.dumps(report, indent=2))
     if report["missing"]:

@@ -52,10 +52,14 @@ def submit(
 
 
 def _detail(entry: dict[str, Any]) -> str:
-    if entry.get("state") == "done" and entry.get("result_file"):
-        rf = entry["result_file"]
-        counts = ", ".join(f"{c} max {s.get('max_count')}" for c, s in (entry.get("summary") or {}).items())
-        return f"s3://{rf.get('bucket')}/{rf.get('key')}" + (f" ({counts})" if counts else "")
+    rf = entry.get("result_file")
+    if entry.get("state") == "done" and rf:
+        # other systems' steps share the document: a result_file or summary of another shape is shown as it is
+        summary = entry.get("summary")
+        stats = summary.items() if isinstance(summary, dict) else []
+        counts = ", ".join(f"{c} max {s.get('max_count')}" for c, s in stats if isinstance(s, dict))
+        uri = f"s3://{rf.get('bucket')}/{rf.get('key')}" if isinstance(rf, dict) else str(rf)
+        return uri + (f" ({counts})" if counts else "")
     return str(entry.get("reason") or "")
 
 

@@ -116,6 +116,14 @@ def check(config: Config, options: KubernetesOptions) -> list[str]:
             )
     if len(set(options.cameras)) != len(options.cameras):
         raise ConfigError(f"--camera names must differ, got {', '.join(options.cameras)}")
+    variables: dict[str, str] = {}
+    for name in options.cameras:  # the URL reaches watch through a variable named after the camera
+        other = variables.setdefault(_camera_env(name), name)
+        if other != name:
+            raise ConfigError(
+                f"--camera {other!r} and {name!r} would both read their URL from {_camera_env(name)}",
+                "give names that differ in more than '-', '_' and '.'",
+            )
     if options.role_arn is not None and not _ROLE_ARN.match(options.role_arn):
         raise ConfigError(
             f"--role-arn {options.role_arn!r} is not an IAM role ARN",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from crowdcount.aws.messages import job_body
 from crowdcount.aws.resources import Resources, provision
 from crowdcount.aws.sandbox import start_sandbox
 from crowdcount.aws.session import make_context
-from crowdcount.aws.status import StatusStore
+from crowdcount.aws.status import StatusStore, serialize
 from crowdcount.cli.main import cli
 from crowdcount.config import load_config
 from crowdcount.errors import AWSError
@@ -58,6 +59,24 @@ def test_submit_status_results(aws: MockAws, tiny_video: Path, tmp_path: Path) -
     assert invoke("results", "3", "-o", "-").output.strip() == '{"frames": []}'
 
 
+def test_status_and_results_read_other_systems_steps_as_they_are(aws: MockAws) -> None:
+    """Other steps of the shared document are someone else's: a result_file that is a URI, a summary of numbers."""
+    steps = [
+        {"step": "video_split", "state": "done", "result_file": "s3://other/split.json"},
+        {"step": "counter", "state": "done", "result_file": {"bucket": "b", "key": "k"}, "summary": {"Human": 5}},
+    ]
+    aws.dynamodb.put_item(
+        TableName=aws.resources.table, Item={"VideoId": {"N": "77"}, "process_steps": serialize(steps)}
+    )
+    table = CliRunner().invoke(cli, ["status", "77"])
+    assert table.exit_code == 0, table.output
+    assert "│ video_split │ done  │ -       │ -       │ s3://other/split.json │" in table.stdout
+    assert "│ counter     │ done  │ -       │ -       │ s3://b/k              │" in table.stdout
+    result = CliRunner().invoke(cli, ["results", "77", "--step", "video_split"])
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == "Error: step 'video_split' of VideoId 77 is done but names no result file\n"
+
+
 def test_unknown_video_is_exit_1(aws: MockAws) -> None:
     result = invoke("status", "404")
     assert result.exit_code == 1 and "no document for VideoId 404" in result.output
@@ -69,10 +88,44 @@ def test_submit_of_a_missing_file_is_an_error(aws: MockAws, tmp_path: Path) -> N
     assert aws.queue_counts() == (0, 0)
 
 
+@pytest.mark.parametrize(
+    ("key", "error"),
+    [
+        (
+            "videos/6/video/x.mp4",
+            "Error: --key: 'VideoId' 5 does not match the VideoId 6 of its key 'videos/6/video/x.mp4' "
+            "(send the VideoId of the video the key names)\n",
+        ),
+        ("videos/5/", "Error: --key: 's3.key' must be the key of an S3 object, got 'videos/5/'\n"),
+    ],
+)
+def test_submit_refuses_a_key_the_worker_would_dead_letter(
+    aws: MockAws, tiny_video: Path, key: str, error: str
+) -> None:
+    result = CliRunner().invoke(cli, ["submit", str(tiny_video), "--video-id", "5", "--key", key])
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", error)
+    assert aws.queue_counts() == (0, 0)
+    assert aws.s3.list_objects_v2(Bucket=aws.bucket).get("KeyCount") == 0  # nothing uploaded
+    assert aws.dynamodb.scan(TableName=aws.resources.table)["Items"] == []
+
+
 def test_submit_to_a_missing_queue_is_exit_3(aws: MockAws, tiny_video: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CROWDCOUNT_AWS_QUEUES__HUMAN_DETECTION", "nope")
     result = invoke("submit", str(tiny_video), "--video-id", "1")
     assert result.exit_code == 3 and "queue 'nope' does not exist" in result.output
+
+
+def test_submit_to_a_missing_table_uploads_nothing(
+    aws: MockAws, tiny_video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CROWDCOUNT_DYNAMODB__TABLE_ID", "nope")
+    result = CliRunner().invoke(cli, ["submit", str(tiny_video), "--video-id", "1"])
+    assert (result.exit_code, result.stdout) == (3, "")
+    assert result.stderr == (
+        "Error: reading VideoId 1 from table 'nope': ResourceNotFoundException: Requested resource not found\n"
+    )
+    assert aws.s3.list_objects_v2(Bucket=aws.bucket).get("KeyCount") == 0  # no video left without a document
+    assert aws.queue_counts() == (0, 0)
 
 
 def test_worker_command_with_an_unknown_detector_is_exit_2(
@@ -89,6 +142,25 @@ def test_worker_command_with_an_unknown_detector_is_exit_2(
 def test_worker_rejects_inconsistent_timings(aws: MockAws) -> None:
     result = invoke("worker", "--visibility-timeout", "5", "--heartbeat", "5")
     assert result.exit_code == 2 and "heartbeat_seconds" in result.output
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback here")
+def test_sandbox_on_an_ipv6_address_gives_a_bracketed_endpoint(aws_env: None) -> None:
+    config = load_config(None, environ={})
+    with start_sandbox(config, host="::1", port=0) as box:
+        port = int(box.endpoint.rsplit(":", 1)[1])
+        assert box.endpoint == f"http://[::1]:{port}"
+        ctx = make_context(REGION, box.endpoint)
+        assert ctx.client("sqs").get_queue_url(QueueName=config.get("aws_queues.human_detection"))["QueueUrl"]
 
 
 def test_sandbox_library_serves_provisions_and_refuses_a_taken_port(aws_env: None) -> None:

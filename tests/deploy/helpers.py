@@ -91,6 +91,21 @@ EXPECTED_ENVIRONMENT = [
 ]
 
 
+#: The container's health check: the image's HEALTHCHECK, which ECS ignores unless the task definition repeats it.
+HEALTH_CHECK = {
+    "command": [
+        "CMD",
+        "python",
+        "-c",
+        "import os, sys, time; sys.exit(time.time() - os.path.getmtime(os.environ['CROWDCOUNT_HEALTH_FILE']) > 300)",
+    ],
+    "interval": 60,
+    "timeout": 10,
+    "retries": 3,
+    "startPeriod": 300,
+}
+
+
 def expected_taskdef(image: str = IMAGE, task_role: str = TASK_ROLE, execution_role: str = EXECUTION_ROLE) -> dict:
     """The task definition the test config must render to, key by key."""
     return {
@@ -111,6 +126,7 @@ def expected_taskdef(image: str = IMAGE, task_role: str = TASK_ROLE, execution_r
                 "resourceRequirements": [{"type": "GPU", "value": "1"}],
                 "environment": EXPECTED_ENVIRONMENT,
                 "stopTimeout": 120,
+                "healthCheck": HEALTH_CHECK,
                 "logConfiguration": {
                     "logDriver": "awslogs",
                     "options": {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -274,6 +275,46 @@ def test_no_credentials(workdir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path
     error = one_line_error(deploy("--dry-run", "--image", "x/y:1"), 3)
     assert error.startswith("Error: no AWS credentials found while checking AWS credentials")
     assert "--endpoint-url" in error
+
+
+@pytest.fixture
+def html_endpoint() -> Iterator[str]:
+    """An endpoint that answers every request with an HTML error page (a proxy, or a sandbox failing inside)."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = b"<!doctype html>\n<html><title>502 Bad Gateway</title></html>\n"
+            self.send_response(502)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_an_endpoint_answering_html_is_one_line(workdir: Path, html_endpoint: str) -> None:
+    error = one_line_error(deploy("--dry-run", "--image", "x/y:1", "--endpoint-url", html_endpoint), 3)
+    assert error == (
+        "Error: checking AWS credentials (sts get-caller-identity) failed: the endpoint answered with something "
+        "that is not an AWS response (an HTML error page?) (check --endpoint-url)"
+    )
 
 
 def test_conflicting_options(workdir: Path) -> None:

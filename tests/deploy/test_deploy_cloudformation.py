@@ -71,6 +71,8 @@ def test_task_definition_matches_the_ecs_template(template: dict[str, Any], conf
     assert container["ResourceRequirements"]["Fn::If"][1] == [{"Type": "GPU", "Value": {"Ref": "GpuCount"}}]
     assert container["Name"] == ecs_container["name"]
     assert container["StopTimeout"] == {"Ref": "StopTimeout"}
+    health = {key[0].lower() + key[1:]: value for key, value in container["HealthCheck"].items()}
+    assert health == ecs_container["healthCheck"]
     assert container["LogConfiguration"]["LogDriver"] == "awslogs"
     assert set(container["LogConfiguration"]["Options"]) == set(ecs_container["logConfiguration"]["options"])
     names = [e["Name"] if "Name" in e else e["Fn::If"][1]["Name"] for e in container["Environment"]]
@@ -203,6 +205,56 @@ def test_stack_creates_the_resources(ctx: AwsContext, gpu_cluster: str, config: 
     assert moto_policy(document) == iam.task_role_policy(config, ACCOUNT)
 
 
+def test_a_customer_managed_kms_key_is_usable_by_the_task_role(
+    ctx: AwsContext, gpu_cluster: str, config: Config
+) -> None:
+    """With KmsKeyArn the queues, the table and the bucket are encrypted with that key: the worker can only
+    receive, read and write them when its role may use the key (through those services only)."""
+    key = ctx.client("kms").create_key(Description="crowdcount")["KeyMetadata"]["Arn"]
+    parameters = {**cfn.stack_parameters(config, IMAGE), "KmsKeyArn": key}
+    outcome = cfn.deploy_stack(ctx.client("cloudformation"), "kms", TEMPLATE_PATH.read_text(), parameters, poll=0)
+    assert outcome.status == "CREATE_COMPLETE"
+    role = outcome.outputs["TaskRoleArn"].rsplit("/", 1)[-1]
+    document = moto_policy(
+        ctx.client("iam").get_role_policy(RoleName=role, PolicyName=iam.TASK_POLICY_NAME)["PolicyDocument"]
+    )
+    base = iam.task_role_policy(config, ACCOUNT)["Statement"]
+    assert document["Statement"][: len(base)] == base
+    assert document["Statement"][len(base) :] == [
+        {
+            "Sid": "UseKmsKey",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": [key],
+            "Condition": {
+                "StringEquals": {
+                    "kms:ViaService": [
+                        f"dynamodb.{REGION}.amazonaws.com",
+                        f"s3.{REGION}.amazonaws.com",
+                        f"sqs.{REGION}.amazonaws.com",
+                    ]
+                }
+            },
+        }
+    ]
+
+
+def test_an_update_keeps_the_parameters_deploy_does_not_set(ctx: AwsContext, gpu_cluster: str, config: Config) -> None:
+    """KmsKeyArn, AccessLogBucket, FootageRetentionDays, TableKey are set outside deploy (aws cloudformation
+    deploy, the console): a deploy that updates the stack keeps them rather than resetting them to defaults."""
+    key = ctx.client("kms").create_key(Description="crowdcount")["KeyMetadata"]["Arn"]
+    cfn_client = ctx.client("cloudformation")
+    outside = {"KmsKeyArn": key, "FootageRetentionDays": "30"}
+    parameters = {**cfn.stack_parameters(config, IMAGE), **outside}
+    assert cfn.deploy_stack(cfn_client, "crowdcount", TEMPLATE_PATH.read_text(), parameters, poll=0).action == "created"
+
+    result = _deploy(ctx, Config({**TEST_CONFIG, "deploy": {**TEST_CONFIG["deploy"], "max_tasks": 6}}))
+    assert result.stack.action == "updated"
+    stack = cfn_client.describe_stacks(StackName="crowdcount")["Stacks"][0]
+    values = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+    assert (values["KmsKeyArn"], values["FootageRetentionDays"], values["MaxTasks"]) == (key, "30", "6")
+
+
 @pytest.mark.parametrize("prefix", [None, "", "videos/"])
 def test_both_deploy_paths_refuse_a_result_prefix_that_grants_too_much_or_nothing(prefix: str | None) -> None:
     config = Config({**TEST_CONFIG, "human_detection": {"result_prefix": prefix}})
@@ -232,6 +284,9 @@ def test_existing_bucket_is_not_created_again(ctx: AwsContext, gpu_cluster: str,
     assert result.stack_parameters["CreateBucket"] == "false"
     resources = ctx.client("cloudformation").list_stack_resources(StackName="crowdcount")["StackResourceSummaries"]
     assert "VideoBucket" not in {r["LogicalResourceId"] for r in resources}
+    # deployed again (the stack exists, without the bucket): still not the stack's to create
+    again = _deploy(ctx, Config({**TEST_CONFIG, "deploy": {**TEST_CONFIG["deploy"], "max_tasks": 6}}))
+    assert (again.stack.action, again.stack_parameters["CreateBucket"]) == ("updated", "false")
 
 
 def test_second_deploy_updates_the_stack(ctx: AwsContext, gpu_cluster: str, config: Config) -> None:
@@ -313,3 +368,40 @@ def test_rolled_back_creation_must_be_deleted_first() -> None:
     with pytest.raises(DeployError, match="ROLLBACK_COMPLETE after a failed creation") as info:
         cfn.deploy_stack(StubCfn(["ROLLBACK_COMPLETE"], exists=True), "crowdcount", "body", {})
     assert "aws cloudformation delete-stack --stack-name crowdcount" in str(info.value.hint)
+
+
+class StubCfnUpdate(StubCfn):
+    """A stack whose update fails, with the failures of an earlier failed update further down its history."""
+
+    def update_stack(self, **kwargs: Any) -> dict[str, Any]:
+        return {"StackId": "id"}
+
+    def describe_stack_events(self, StackName: str) -> dict[str, Any]:
+        def event(logical: str, status: str, reason: str | None = None) -> dict[str, Any]:
+            return {
+                "LogicalResourceId": logical,
+                "ResourceStatus": status,
+                **({"ResourceStatusReason": reason} if reason else {}),
+            }
+
+        return {  # newest first, as CloudFormation lists them
+            "StackEvents": [
+                event(StackName, "UPDATE_ROLLBACK_COMPLETE"),
+                event("TaskDefinition", "UPDATE_FAILED", "Invalid 'memory' setting for container 'worker'"),
+                event(StackName, "UPDATE_IN_PROGRESS", "User Initiated"),
+                event(StackName, "UPDATE_ROLLBACK_COMPLETE"),
+                event("Service", "UPDATE_FAILED", "an old failure, fixed since"),
+                event(StackName, "UPDATE_IN_PROGRESS", "User Initiated"),
+                event(StackName, "CREATE_COMPLETE"),
+            ]
+        }
+
+
+def test_a_failed_update_reports_its_own_failures_not_an_earlier_updates() -> None:
+    stub = StubCfnUpdate(["UPDATE_ROLLBACK_COMPLETE", "UPDATE_IN_PROGRESS", "UPDATE_ROLLBACK_COMPLETE"], exists=True)
+    with pytest.raises(DeployError) as info:
+        cfn.deploy_stack(stub, "crowdcount", "Resources: {}", {}, poll=0, sleep=lambda s: None)
+    assert str(info.value) == (
+        "stack crowdcount ended UPDATE_ROLLBACK_COMPLETE (CloudFormation rolled the change back): "
+        "TaskDefinition: Invalid 'memory' setting for container 'worker'"
+    )

@@ -189,3 +189,27 @@ def test_diff_against_nothing_registered() -> None:
     diff = td.diff_task_definitions(None, expected_taskdef(), "(none)")
     assert not td.is_unchanged(None, expected_taskdef())
     assert all(line.startswith(("+", "-", "@")) for line in diff.splitlines())
+
+
+def _dockerfile_healthcheck() -> dict[str, Any]:
+    """The image's HEALTHCHECK as ECS's ``healthCheck`` says it (durations in seconds)."""
+    import re
+
+    text = (REPO / "Dockerfile").read_text()
+    match = re.search(r"^HEALTHCHECK (?P<options>.*?)\\\n\s*CMD (?P<command>\[.*\])$", text, re.MULTILINE)
+    assert match, "no HEALTHCHECK ... CMD [...] in the Dockerfile"
+    options = dict(re.findall(r"--([a-z-]+)=(\S+)", match["options"]))
+    return {
+        "command": ["CMD", *json.loads(match["command"])],
+        "interval": int(options["interval"].rstrip("s")),
+        "timeout": int(options["timeout"].rstrip("s")),
+        "retries": int(options["retries"]),
+        "startPeriod": int(options["start-period"].rstrip("s")),
+    }
+
+
+def test_the_task_runs_the_images_health_check(config: Config) -> None:
+    """ECS ignores a HEALTHCHECK baked into an image: only the container definition's healthCheck makes a hung
+    worker (no receive or heartbeat for 5 minutes) unhealthy, and its service task replaced."""
+    rendered = td.render_task_definition(config, IMAGE, TASK_ROLE, EXECUTION_ROLE)
+    assert rendered["containerDefinitions"][0]["healthCheck"] == _dockerfile_healthcheck()

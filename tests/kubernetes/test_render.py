@@ -266,6 +266,11 @@ def test_the_committed_tree_is_the_rendering_of_the_repository_configuration() -
         ({}, {"namespace": "Crowd_Count"}, "--namespace 'Crowd_Count' is not a valid namespace name"),
         ({}, {"role_arn": "crowdcount-worker"}, "--role-arn 'crowdcount-worker' is not an IAM role ARN"),
         ({}, {"cameras": ("gate", "gate")}, "--camera names must differ"),
+        (
+            {},
+            {"cameras": ("door-1", "door_1")},
+            "--camera 'door-1' and 'door_1' would both read their URL from CROWDCOUNT_CAMERA_DOOR_1",
+        ),
         ({}, {"image": "repo:v1", "tag": "v2"}, "--image 'repo:v1' has a tag or digest already"),
     ],
 )

@@ -138,9 +138,9 @@ def describe_stack(cfn: Any, name: str) -> dict[str, Any] | None:
 def stack_owns_resource(cfn: Any, name: str, logical_id: str) -> bool:
     """Whether stack ``name`` has (created) resource ``logical_id``."""
     with aws_errors(f"listing the resources of stack {name}"):
-        try:
-            cfn.describe_stack_resource(StackName=name, LogicalResourceId=logical_id)
-            return True
+        try:  # listed rather than described: moto's describe_stack_resource fails (500) on one the stack lacks
+            pages = cfn.get_paginator("list_stack_resources").paginate(StackName=name)
+            return any(r.get("LogicalResourceId") == logical_id for p in pages for r in p["StackResourceSummaries"])
         except ClientError as exc:
             if error_code(exc) == "ValidationError":
                 return False
@@ -165,11 +165,15 @@ def _failure_reasons(cfn: Any, name: str, limit: int = 5) -> str:
         events = cfn.describe_stack_events(StackName=name)["StackEvents"]
     except ClientError:
         return ""
-    reasons = [
-        f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason', e['ResourceStatus'])}"
-        for e in events
-        if str(e.get("ResourceStatus", "")).endswith("FAILED")
-    ]
+    reasons = []
+    for e in events:  # newest first, back to the start of this create or update (older failures are not its own)
+        if e.get("LogicalResourceId") == name and e.get("ResourceStatus") in {
+            "CREATE_IN_PROGRESS",
+            "UPDATE_IN_PROGRESS",
+        }:
+            break
+        if str(e.get("ResourceStatus", "")).endswith("FAILED"):
+            reasons.append(f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason', e['ResourceStatus'])}")
     return "; ".join(reversed(reasons[:limit]))
 
 
@@ -186,7 +190,7 @@ def deploy_stack(
 ) -> StackOutcome:
     """Create stack ``name`` or update it, wait until it settles and return the outcome. A failure is a
     :class:`DeployError` with CloudFormation's reasons and whether it rolled back."""
-    params = [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()]
+    params: list[dict[str, Any]] = [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()]
     stack = describe_stack(cfn, name)
     if stack is not None and stack["StackStatus"] == "ROLLBACK_COMPLETE":
         raise DeployError(
@@ -207,6 +211,14 @@ def deploy_stack(
             )
     else:
         action = "updated"
+        # parameters set outside deploy (KmsKeyArn, AccessLogBucket...) keep their values: left out, an update
+        # would reset them to the template's defaults
+        declared = load_template(template_body).get("Parameters") or {}
+        params += [
+            {"ParameterKey": key, "UsePreviousValue": True}
+            for key, value in ((p["ParameterKey"], p.get("ParameterValue")) for p in stack.get("Parameters", []))
+            if key not in parameters and key in declared and value != str((declared[key] or {}).get("Default"))
+        ]
         with aws_errors(f"updating stack {name}"):
             try:
                 cfn.update_stack(

@@ -20,6 +20,7 @@ from botocore.exceptions import (
     NoRegionError,
     PartialCredentialsError,
 )
+from botocore.parsers import ResponseParserError
 
 from crowdcount.errors import AWSError, CrowdcountError
 
@@ -70,6 +71,11 @@ def aws_errors(action: str) -> Iterator[None]:
         raise AWSError(f"{action} failed: {code}: {message}", hint) from None
     except BotoCoreError as exc:
         raise AWSError(f"{action} failed: {exc}") from None
+    except ResponseParserError:  # not a BotoCoreError: an HTML page where an AWS answer should be
+        raise AWSError(
+            f"{action} failed: the endpoint answered with something that is not an AWS response (an HTML error page?)",
+            "check --endpoint-url",
+        ) from None
 
 
 def with_progress(exc: CrowdcountError, done: Sequence[str]) -> CrowdcountError:
