@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config as BotoConfig
+from botocore.exceptions import InvalidRegionError
 
 from crowdcount.errors import ConfigError
 
@@ -31,13 +32,15 @@ class AwsContext:
     def client(self, service: str, region: str | None = None, **kwargs: Any) -> Any:
         """A client for ``service`` (with retries and timeouts suited to a long-running worker)."""
         config = BotoConfig(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=70)
-        return self.session.client(
-            service,
-            region_name=region or self.session.region_name,
-            endpoint_url=self.endpoint_url,
-            config=kwargs.pop("config", config),
-            **kwargs,
-        )
+        name = region or self.session.region_name
+        try:
+            return self.session.client(
+                service, region_name=name, endpoint_url=self.endpoint_url, config=kwargs.pop("config", config), **kwargs
+            )
+        except InvalidRegionError:
+            raise ConfigError(
+                f"{name!r} is not an AWS region name", "set aws_region (or dynamodb.region) like us-east-1"
+            ) from None
 
 
 def make_context(

@@ -31,3 +31,13 @@ def test_results_into_a_path_under_a_file_is_one_line(aws: MockAws, tmp_path: Pa
         f"Error: --output {str(target)!r} cannot be written: File exists (give a file or folder you can write to)\n"
     )
     assert blocker.read_text() == "x"
+
+
+def test_a_malformed_region_is_a_one_line_config_error() -> None:
+    from crowdcount.aws.session import make_context
+    from crowdcount.errors import ConfigError
+
+    ctx = make_context("us east 1", endpoint_url="http://127.0.0.1:1")
+    with pytest.raises(ConfigError, match=r"^'us east 1' is not an AWS region name \(set aws_region"):
+        ctx.client("sqs")
+    assert ctx.client("sqs", "eu-west-1").meta.region_name == "eu-west-1"
