@@ -71,10 +71,17 @@ def redact_document(document: Any, name: str, inside: bool = False) -> int:
     return count
 
 
+def mentions(text: str, name: str) -> bool:
+    """Whether a JSON text may hold ``name``: as crowdcount writes it (non-ASCII characters escaped, ``\\u00e9``)
+    or as other tools do (the characters themselves)."""
+    return any(json.dumps(name, ensure_ascii=escaped)[1:-1] in text for escaped in (True, False))
+
+
 def redact_text(text: str, name: str) -> tuple[str | None, int]:
     """A JSON file's text with ``name`` redacted: ``(new text, replacements)``, ``(None, 0)`` when unchanged or
-    not JSON. The layout is kept: compact stays compact (result files), indented stays indented."""
-    if json.dumps(name)[1:-1] not in text:  # the name as JSON writes it: absent, nothing to parse
+    not JSON. The layout is kept: compact stays compact (result files), indented stays indented, and non-ASCII
+    characters stay escaped, or not, as they were."""
+    if not mentions(text, name):  # absent, nothing to parse
         return None, 0
     try:
         document = json.loads(text)
@@ -83,9 +90,10 @@ def redact_text(text: str, name: str) -> tuple[str | None, int]:
     count = redact_document(document, name)
     if not count:
         return None, 0
+    escaped = text.isascii()
     if "\n" in text.strip():
-        return json.dumps(document, indent=2) + ("\n" if text.endswith("\n") else ""), count
-    return json.dumps(document, separators=(",", ":")), count
+        return json.dumps(document, indent=2, ensure_ascii=escaped) + ("\n" if text.endswith("\n") else ""), count
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=escaped), count
 
 
 def json_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -120,7 +128,7 @@ def redact_files(paths: Iterable[str | Path], name: str, check: bool = True) -> 
         new, count = redact_text(text, name)
         if new is not None:
             _replace(path, new)
-        elif json.dumps(name)[1:-1] in text and not _is_json(text):  # named, yet nothing could be redacted
+        elif mentions(text, name) and not _is_json(text):  # named, yet nothing could be redacted
             report.left.append(str(path))
         report.add(str(path), count)
     return report
