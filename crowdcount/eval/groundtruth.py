@@ -350,7 +350,7 @@ def parse_frames(text: str | None, available: Iterable[int]) -> list[int]:
     available = sorted(available)
     if not text:
         return available
-    chosen: set[int] = set()
+    ranges: list[tuple[int, int]] = []
     for part in text.split(","):
         first, dash, last = part.strip().partition("-")
         try:
@@ -360,8 +360,8 @@ def parse_frames(text: str | None, available: Iterable[int]) -> list[int]:
             raise ConfigError(f"frames {text!r} is not like 1-62 or 1,5,9", "e.g. --frames 63-124") from None
         if hi < lo:
             raise ConfigError(f"frames {part!r}: the range is empty")
-        chosen.update(range(lo, hi + 1))
-    selected = [i for i in available if i in chosen]
+        ranges.append((lo, hi))
+    selected = [i for i in available if any(lo <= i <= hi for lo, hi in ranges)]
     if not selected:
         raise ConfigError(f"frames {text!r} selects no annotated frame", f"annotated: {available[0]}-{available[-1]}")
     return selected

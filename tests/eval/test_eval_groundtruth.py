@@ -84,6 +84,9 @@ def test_parse_frames_and_size() -> None:
     assert parse_frames("1,5-6", range(1, 10)) == [1, 5, 6]
     with pytest.raises(ConfigError):
         parse_frames("20-30", range(1, 10))
+    # a wide range selects the annotated frames in it, without listing every number it spans
+    assert parse_frames("5-99999999999999", range(1, 10)) == [5, 6, 7, 8, 9]
+    assert parse_frames("0-1,8-1000000000000", [1, 2, 8, 9]) == [1, 8, 9]
     assert parse_size("768x576") == (768, 576)
     with pytest.raises(ConfigError):
         parse_size("768")
