@@ -231,7 +231,9 @@ def read_mot_rows(path: Path, columns: int = 7) -> np.ndarray:
         try:
             values = [float(p) for p in parts[:columns]]
         except ValueError:
-            raise ConfigError(f"{path.name} line {number}: not numbers: {line!r}") from None
+            values = []
+        if not values or not all(math.isfinite(v) for v in values):  # float() also reads nan and inf
+            raise ConfigError(f"{path.name} line {number}: not numbers: {line!r}")
         if len(values) == 6:
             values.append(1.0)
         rows.append(values)

@@ -59,6 +59,10 @@ def test_read_mot_errors(tmp_path: Path) -> None:
         read_mot(write(tmp_path, "bad.txt", "1,2,3\n"))
     with pytest.raises(ConfigError, match="no rows"):
         read_mot(write(tmp_path, "empty.txt", "\n"))
+    # float() reads nan and inf: a box there would match nothing, silently
+    for value in ("nan", "inf", "-Infinity"):
+        with pytest.raises(ConfigError, match=f"^gt.txt line 2: not numbers: '1,2,{value},10,20,40,1'$"):
+            read_mot(write(tmp_path, "gt.txt", f"1,1,10,10,20,40,1\n1,2,{value},10,20,40,1\n"))
 
 
 def test_read_imglab(tmp_path: Path) -> None:
