@@ -125,3 +125,18 @@ def test_a_photo_folder_that_cannot_be_written_is_one_line(tmp_path: Path) -> No
     assert err.startswith(f"Error: the photo folder {tmp_path / 'g.json.photos' / 'carol'} cannot be written: ")
     assert err.endswith(" (check the folder's permissions and free space, or leave out --keep-photos)\n")
     assert not gallery.exists()
+
+
+def test_two_folders_that_name_one_person_are_refused_not_merged_away(tmp_path: Path) -> None:
+    people = tmp_path / "people"
+    for folder, colour in (("carol", "carol"), ("carol ", "bob")):  # names are stripped: both are 'carol'
+        (people / folder).mkdir(parents=True)
+        write_photo(people / folder / "1.png", [COLOURS[colour]])
+    gallery = tmp_path / "g.json"
+    code, out, err = run("faces", "enroll", str(people), "-g", str(gallery), "--embedder", "colour")
+    assert (code, out) == (2, "")
+    assert err == (
+        "Error: the folders 'carol' and 'carol ' both name 'carol' "
+        "(rename one, or put all of that person's photos in one folder)\n"
+    )
+    assert not gallery.exists()
