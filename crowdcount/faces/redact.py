@@ -30,6 +30,8 @@ NAME_KEYS = frozenset({"name", "identity", "identities", "person", "people", "ne
 #: The keys of the sections that hold face identities (the result file's ``faces`` section and each frame's
 #: ``Face`` detections; the upload handler's ``faces`` list).
 FACE_KEYS = frozenset({"faces", "Face"})
+#: The keys, within those sections, that describe how identities were made (not identities): left alone.
+DESCRIPTION_KEYS = frozenset({"embedder", "gallery"})
 
 
 @dataclass
@@ -50,13 +52,16 @@ class Redaction:
             self.replaced += count
 
 
-def redact_document(document: Any, name: str, inside: bool = False) -> int:
+def redact_document(document: Any, name: str, inside: bool = False, section: bool = False) -> int:
     """Replace ``name`` by :data:`FORGOTTEN` wherever it is a face identity in ``document`` (in place): a value
-    of :data:`NAME_KEYS` within a ``faces`` section or a ``Face`` detection entry. Returns how many values were
-    replaced."""
+    of :data:`NAME_KEYS` within a ``faces`` section or a ``Face`` detection entry, but the section's own
+    ``name`` and its :data:`DESCRIPTION_KEYS` (``section``: ``document`` is such a section). Returns how many
+    values were replaced."""
     count = 0
     if isinstance(document, dict):
         for key, value in document.items():
+            if (inside and key in DESCRIPTION_KEYS) or (section and key == "name"):
+                continue  # the embedder, the gallery, the section's name ("faces"): not a person's name
             within = inside or key in FACE_KEYS
             if within and key in NAME_KEYS and value == name:
                 document[key] = FORGOTTEN
@@ -65,7 +70,7 @@ def redact_document(document: Any, name: str, inside: bool = False) -> int:
             if within and key in NAME_KEYS and isinstance(value, list) and name in value:
                 count += value.count(name)
                 document[key] = value = [FORGOTTEN if v == name else v for v in value]
-            count += redact_document(value, name, within)
+            count += redact_document(value, name, within, key in FACE_KEYS and isinstance(value, dict))
     elif isinstance(document, list):
         count += sum(redact_document(v, name, inside) for v in document if isinstance(v, (dict, list)))
     return count

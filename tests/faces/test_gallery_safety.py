@@ -387,3 +387,23 @@ def test_redact_files_finds_a_name_written_as_utf8_or_escaped(tmp_path: Path) ->
         assert redacted["faces"]["people"] == [{"name": FORGOTTEN}]
         assert redacted["frames"][0]["Face"]["identities"] == [FORGOTTEN, "bob"]
     assert "Jos" not in raw.read_text(encoding="utf-8") + escaped.read_text(encoding="utf-8")
+
+
+def test_redact_leaves_the_faces_section_own_name_embedder_and_gallery_alone() -> None:
+    """A person may be called like the embedder ('dlib') or the section ('faces'): only identities change."""
+    for person in ("dlib", "faces", "g.json"):
+        document = {
+            "faces": {
+                "name": "faces",
+                "gallery": {"location": "g.json", "people": 1},
+                "embedder": {"name": "dlib", "dim": 128, "model": {"name": "dlib"}},
+                "people": [{"name": person, "frames": 2}],
+            },
+            "frames": [{"Face": {"identities": [person], "people": [person]}}],
+        }
+        assert redact_document(document, person) == 3
+        assert document["faces"]["name"] == "faces"
+        assert document["faces"]["gallery"] == {"location": "g.json", "people": 1}
+        assert document["faces"]["embedder"] == {"name": "dlib", "dim": 128, "model": {"name": "dlib"}}
+        assert document["faces"]["people"] == [{"name": FORGOTTEN, "frames": 2}]
+        assert document["frames"][0]["Face"] == {"identities": [FORGOTTEN], "people": [FORGOTTEN]}
