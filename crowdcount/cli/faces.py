@@ -274,7 +274,7 @@ def forget(
         left.extend(report.left)
     if left:  # the others are done; these still may name the person
         raise CrowdcountError(
-            f"{name} may still be named in {len(left)} file(s) that could not be redacted (unreadable, or not "
-            f"valid JSON): {', '.join(left)}",
+            f"{name} may still be named in {len(left)} file(s) that could not be redacted (unreadable, not "
+            f"writable, or not valid JSON): {', '.join(left)}",
             "fix or delete them, then run forget again",
         )

@@ -42,7 +42,7 @@ class Redaction:
     scanned: int = 0
     changed: list[str] = field(default_factory=list)
     replaced: int = 0
-    #: Files that may still hold the name: unreadable, or mentioning it without being valid JSON.
+    #: Files that may still hold the name: unreadable, not writable, or mentioning it without being valid JSON.
     left: list[str] = field(default_factory=list)
 
     def add(self, where: str, count: int) -> None:
@@ -132,7 +132,12 @@ def redact_files(paths: Iterable[str | Path], name: str, check: bool = True) -> 
             continue
         new, count = redact_text(text, name)
         if new is not None:
-            _replace(path, new)
+            try:
+                _replace(path, new)
+            except OSError as exc:  # a read-only folder, a full disk: the file is as it was, and still names them
+                logger.warning("%s cannot be rewritten: %s", path, exc)
+                report.left.append(str(path))
+                count = 0
         elif mentions(text, name) and not _is_json(text):  # named, yet nothing could be redacted
             report.left.append(str(path))
         report.add(str(path), count)
