@@ -347,11 +347,8 @@ def gt_format(path: str | Path) -> str:
     return "imglab" if Path(path).suffix.lower() == ".xml" else "mot"
 
 
-def parse_frames(text: str | None, available: Iterable[int]) -> list[int]:
-    """Frame numbers selected by ``A-B`` / ``A,B,C`` / ``A-B,C`` (1-based, inclusive) among ``available``."""
-    available = sorted(available)
-    if not text:
-        return available
+def frame_ranges(text: str) -> list[tuple[int, int]]:
+    """The inclusive ranges of ``A-B`` / ``A,B,C`` / ``A-B,C`` (:class:`ConfigError` when it is not such text)."""
     ranges: list[tuple[int, int]] = []
     for part in text.split(","):
         first, dash, last = part.strip().partition("-")
@@ -363,6 +360,15 @@ def parse_frames(text: str | None, available: Iterable[int]) -> list[int]:
         if hi < lo:
             raise ConfigError(f"frames {part!r}: the range is empty")
         ranges.append((lo, hi))
+    return ranges
+
+
+def parse_frames(text: str | None, available: Iterable[int]) -> list[int]:
+    """Frame numbers selected by ``A-B`` / ``A,B,C`` / ``A-B,C`` (1-based, inclusive) among ``available``."""
+    available = sorted(available)
+    if not text:
+        return available
+    ranges = frame_ranges(text)
     selected = [i for i in available if any(lo <= i <= hi for lo, hi in ranges)]
     if not selected:
         raise ConfigError(f"frames {text!r} selects no annotated frame", f"annotated: {available[0]}-{available[-1]}")
