@@ -108,6 +108,12 @@ def read_photo(path: str | Path) -> np.ndarray:
 def person_box(rgb: np.ndarray, detector: Detector, source: str) -> tuple[np.ndarray, bool]:
     """The box of the person in a photo (``xyxy`` pixels) and whether it is the whole photo."""
     height, width = rgb.shape[:2]
+    no_person = SearchError(
+        f"no person found in photo {source!r}",
+        "give a photo showing the person, or a tight crop of them (taller than wide)",
+    )
+    if float(rgb.std()) < BLANK_STD:  # one colour shows no one, whatever a detector makes of it
+        raise no_person
     (found,) = detector.detect([rgb])
     whole = np.array([0, 0, width, height], np.float32)
     tall = height >= CROP_ASPECT * width
@@ -117,12 +123,9 @@ def person_box(rgb: np.ndarray, detector: Detector, source: str) -> tuple[np.nda
         if tall and float(areas.max()) >= CROP_FILL * width * height:
             return whole, True
         return best.astype(np.float32), False
-    if tall and float(rgb.std()) >= BLANK_STD:  # a tight crop shows someone; a blank one shows no one
+    if tall:  # a tight crop shows someone (a blank one was refused above)
         return whole, True
-    raise SearchError(
-        f"no person found in photo {source!r}",
-        "give a photo showing the person, or a tight crop of them (taller than wide)",
-    )
+    raise no_person
 
 
 def embed_photos(paths: Sequence[str | Path], detector: Detector, embedder: Any) -> list[QueryPhoto]:

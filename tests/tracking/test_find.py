@@ -379,3 +379,25 @@ def test_a_damaged_result_file_is_a_search_error_not_a_traceback(damage: str, me
         search_document(document, query, 0.5, "r.json")
     assert caught.value.exit_code == 1
     assert str(caught.value).startswith(message), str(caught.value)
+
+
+class AlwaysAPerson:
+    """A stand-in detector that finds a person in any photo (as a real one may in a degenerate, flat image)."""
+
+    def detect(self, frames: list[np.ndarray]) -> list:
+        from crowdcount.detectors import Detections
+
+        return [
+            Detections(np.array([[0, 0, 2, 2]], np.float32), np.array([0.9], np.float32), np.array([1])) for _ in frames
+        ]
+
+
+@pytest.mark.parametrize("shape", [(2, 3000, 3), (240, 320, 3), (300, 100, 3)])
+def test_a_photo_of_one_colour_shows_no_person_whatever_the_detector_says(shape: tuple[int, int, int]) -> None:
+    from crowdcount.analyzer.search import SearchError, person_box
+
+    with pytest.raises(SearchError, match=r"^no person found in photo 'flat.png'"):
+        person_box(np.full(shape, 128, np.uint8), AlwaysAPerson(), "flat.png")  # type: ignore[arg-type]
+    photo = np.random.default_rng(1).integers(0, 255, shape, np.uint8)  # something to see: the detector is asked
+    box, whole = person_box(photo, AlwaysAPerson(), "p.png")  # type: ignore[arg-type]
+    assert (box.tolist(), whole) == ([0, 0, 2, 2], False)
