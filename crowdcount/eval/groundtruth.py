@@ -333,7 +333,9 @@ def read_imglab(path: str | Path) -> GroundTruth:
                 top, left = float(box.get("top", "")), float(box.get("left", ""))
                 width, height = float(box.get("width", "")), float(box.get("height", ""))
             except ValueError:
-                raise ConfigError(f"{str(path)!r}: a box of {name} lacks top/left/width/height") from None
+                top = left = width = height = math.nan
+            if not all(math.isfinite(v) for v in (top, left, width, height)):  # float() also reads nan and inf
+                raise ConfigError(f"{str(path)!r}: a box of {name} lacks top/left/width/height numbers")
             boxes.append([left, top, left + width, top + height])
             ignore.append(box.get("ignore", "0").strip().lower() in {"1", "true"})
         frames[str((path.parent / name).resolve())] = GroundTruthFrame(

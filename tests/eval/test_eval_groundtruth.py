@@ -80,6 +80,10 @@ def test_read_imglab(tmp_path: Path) -> None:
     assert gt.frames[keys[1]].count == 0 and gt.total == 1
     with pytest.raises(ConfigError):
         read_imglab(write(tmp_path, "x.xml", "<dataset/>"))
+    for value in ("nan", "inf", "ten"):  # float() reads them: a box there would match nothing, silently
+        bad = f"<dataset><images><image file='a.jpg'><box top='{value}' left='2' width='3' height='4'/></image>"
+        with pytest.raises(ConfigError, match=r"a box of a.jpg lacks top/left/width/height numbers$"):
+            read_imglab(write(tmp_path, "bad.xml", bad + "</images></dataset>"))
 
 
 def test_parse_frames_and_size() -> None:
