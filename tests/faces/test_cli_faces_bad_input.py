@@ -62,6 +62,12 @@ def test_identify_against_a_gallery_that_does_not_exist_is_an_error_not_no_one_k
         f"-g {missing}), or check --identify / faces.gallery)\n"
     )
     assert not missing.exists()
+    # a link to a gallery that is gone (moved, a volume not mounted) is no gallery either
+    link = tmp_path / "link.json"
+    link.symlink_to(missing)
+    code, out, err = run("analyze", str(video), "-d", "face", "--identify", str(link), "-o", str(tmp_path / "out"))
+    assert (code, out) == (2, "")
+    assert err.startswith(f"Error: gallery {link} does not exist (")
 
 
 def test_forget_says_which_result_files_may_still_name_the_person(tmp_path: Path) -> None:
