@@ -108,6 +108,12 @@ def read_photo(path: str | Path) -> np.ndarray:
 def person_box(rgb: np.ndarray, detector: Detector, source: str) -> tuple[np.ndarray, bool]:
     """The box of the person in a photo (``xyxy`` pixels) and whether it is the whole photo."""
     height, width = rgb.shape[:2]
+    no_person = SearchError(
+        f"no person found in photo {source!r}",
+        "give a photo showing the person, or a tight crop of them (taller than wide)",
+    )
+    if float(rgb.std()) < BLANK_STD:  # one colour shows no one, whatever a detector makes of it
+        raise no_person
     (found,) = detector.detect([rgb])
     whole = np.array([0, 0, width, height], np.float32)
     tall = height >= CROP_ASPECT * width
@@ -117,12 +123,9 @@ def person_box(rgb: np.ndarray, detector: Detector, source: str) -> tuple[np.nda
         if tall and float(areas.max()) >= CROP_FILL * width * height:
             return whole, True
         return best.astype(np.float32), False
-    if tall and float(rgb.std()) >= BLANK_STD:  # a tight crop shows someone; a blank one shows no one
+    if tall:  # a tight crop shows someone (a blank one was refused above)
         return whole, True
-    raise SearchError(
-        f"no person found in photo {source!r}",
-        "give a photo showing the person, or a tight crop of them (taller than wide)",
-    )
+    raise no_person
 
 
 def embed_photos(paths: Sequence[str | Path], detector: Detector, embedder: Any) -> list[QueryPhoto]:
@@ -208,7 +211,18 @@ def people_vectors(document: dict[str, Any], source: str) -> list[tuple[dict[str
             f"{source}: the result file holds no appearance vectors",
             "analyse the video again with 'crowdcount analyze --embeddings', or pass the video itself",
         )
-    return [(p, decode_vector(p["embedding"])) for p in people if "embedding" in p]
+    try:
+        return [(p, decode_vector(p["embedding"])) for p in people if "embedding" in p]
+    except (TypeError, ValueError) as exc:  # not base64, or not float16 values
+        raise damaged(source, exc) from None
+
+
+def damaged(source: str, exc: Exception) -> SearchError:
+    """The error of a result document whose contents are not what ``crowdcount analyze`` writes."""
+    return SearchError(
+        f"{source}: a damaged result file ({type(exc).__name__}: {exc})",
+        "analyse the video again with 'crowdcount analyze --embeddings', or pass the video itself",
+    )
 
 
 def stored_model(document: dict[str, Any]) -> str:
@@ -236,33 +250,36 @@ def search_document(
             query = query(model)
         except CrowdcountError as exc:
             raise SearchError(f"{source}: its vectors come from {model!r}, which cannot be used: {exc}") from None
-    scores = {int(p["track_id"]): float(vector @ query) for p, vector in people}
-    frames: dict[int, list[dict[str, Any]]] = {t: [] for t, s in scores.items() if s >= threshold}
-    for frame in document.get("frames", []):
-        entry = frame.get(category) or {}
-        for box, track_id in zip(entry.get("boxes", []), entry.get("track_ids", []), strict=False):
-            if track_id in frames:
-                frames[track_id].append({"frame_index": int(frame["frame_index"]), "box": box})
-    # one person is in one place at a time: a look-alike seen while a better match is elsewhere is not them
-    kept = one_at_a_time(
-        {t: scores[t] for t in frames}, {t: [f["frame_index"] for f in v] for t, v in frames.items()}, threshold
-    )
-    video = document.get("video") or {}
-    name = str(video.get("name") or Path(source).name)
-    matches = [
-        Match(
-            name,
-            int(p["track_id"]),
-            scores[int(p["track_id"])],
-            float(p["first_s"]),
-            float(p["last_s"]),
-            [f for f in frames[int(p["track_id"])] if f["frame_index"] in kept[int(p["track_id"])]],
-            source,
-            str(video.get("path") or ""),
+    try:  # a field missing or of the wrong type, vectors of another length: a damaged file, not a bug
+        scores = {int(p["track_id"]): float(vector @ query) for p, vector in people}
+        frames: dict[int, list[dict[str, Any]]] = {t: [] for t, s in scores.items() if s >= threshold}
+        for frame in document.get("frames", []):
+            entry = frame.get(category) or {}
+            for box, track_id in zip(entry.get("boxes", []), entry.get("track_ids", []), strict=False):
+                if track_id in frames:
+                    frames[track_id].append({"frame_index": int(frame["frame_index"]), "box": box})
+        # one person is in one place at a time: a look-alike seen while a better match is elsewhere is not them
+        kept = one_at_a_time(
+            {t: scores[t] for t in frames}, {t: [f["frame_index"] for f in v] for t, v in frames.items()}, threshold
         )
-        for p, _ in people
-        if int(p["track_id"]) in kept
-    ]
+        video = document.get("video") or {}
+        name = str(video.get("name") or Path(source).name)
+        matches = [
+            Match(
+                name,
+                int(p["track_id"]),
+                scores[int(p["track_id"])],
+                float(p["first_s"]),
+                float(p["last_s"]),
+                [f for f in frames[int(p["track_id"])] if f["frame_index"] in kept[int(p["track_id"])]],
+                source,
+                str(video.get("path") or ""),
+            )
+            for p, _ in people
+            if int(p["track_id"]) in kept
+        ]
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise damaged(source, exc) from None
     return sorted(matches, key=lambda m: -m.similarity)
 
 

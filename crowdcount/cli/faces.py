@@ -112,7 +112,16 @@ def enroll(
     model.load()
     info["dim"] = model.dim
     gallery.check_embedder(info)
-    plan = {check_name(name): photos for name, photos in plan.items()}  # labels, never paths
+    labels: dict[str, str] = {}  # labels, never paths; two folders of one label would lose one's photos
+    for given in plan:
+        label = check_name(given)
+        if label in labels:
+            raise ConfigError(
+                f"the folders {labels[label]!r} and {given!r} both name {label!r}",
+                "rename one, or put all of that person's photos in one folder",
+            )
+        labels[label] = given
+    plan = {label: plan[given] for label, given in labels.items()}
     for name in plan:  # every check before anything is written
         existing = gallery.get(name)
         if existing is not None and not update:
@@ -265,7 +274,7 @@ def forget(
         left.extend(report.left)
     if left:  # the others are done; these still may name the person
         raise CrowdcountError(
-            f"{name} may still be named in {len(left)} file(s) that could not be redacted (unreadable, or not "
-            f"valid JSON): {', '.join(left)}",
+            f"{name} may still be named in {len(left)} file(s) that could not be redacted (unreadable, not "
+            f"writable, or not valid JSON): {', '.join(left)}",
             "fix or delete them, then run forget again",
         )

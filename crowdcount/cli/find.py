@@ -247,7 +247,7 @@ def _search_s3(uri: str, context: Any, query: Any, threshold: float) -> list[Any
     matches: list[Any] = []
     searched = 0
     for source, document in result_documents(s3, uri):
-        if "embeddings" not in document["tracking"]:
+        if not isinstance(document["tracking"], dict) or "embeddings" not in document["tracking"]:
             logger.warning("%s holds no appearance vectors: skipped", source)
             continue
         searched += 1

@@ -231,7 +231,9 @@ def read_mot_rows(path: Path, columns: int = 7) -> np.ndarray:
         try:
             values = [float(p) for p in parts[:columns]]
         except ValueError:
-            raise ConfigError(f"{path.name} line {number}: not numbers: {line!r}") from None
+            values = []
+        if not values or not all(math.isfinite(v) for v in values):  # float() also reads nan and inf
+            raise ConfigError(f"{path.name} line {number}: not numbers: {line!r}")
         if len(values) == 6:
             values.append(1.0)
         rows.append(values)
@@ -331,7 +333,9 @@ def read_imglab(path: str | Path) -> GroundTruth:
                 top, left = float(box.get("top", "")), float(box.get("left", ""))
                 width, height = float(box.get("width", "")), float(box.get("height", ""))
             except ValueError:
-                raise ConfigError(f"{str(path)!r}: a box of {name} lacks top/left/width/height") from None
+                top = left = width = height = math.nan
+            if not all(math.isfinite(v) for v in (top, left, width, height)):  # float() also reads nan and inf
+                raise ConfigError(f"{str(path)!r}: a box of {name} lacks top/left/width/height numbers")
             boxes.append([left, top, left + width, top + height])
             ignore.append(box.get("ignore", "0").strip().lower() in {"1", "true"})
         frames[str((path.parent / name).resolve())] = GroundTruthFrame(
@@ -345,12 +349,9 @@ def gt_format(path: str | Path) -> str:
     return "imglab" if Path(path).suffix.lower() == ".xml" else "mot"
 
 
-def parse_frames(text: str | None, available: Iterable[int]) -> list[int]:
-    """Frame numbers selected by ``A-B`` / ``A,B,C`` / ``A-B,C`` (1-based, inclusive) among ``available``."""
-    available = sorted(available)
-    if not text:
-        return available
-    chosen: set[int] = set()
+def frame_ranges(text: str) -> list[tuple[int, int]]:
+    """The inclusive ranges of ``A-B`` / ``A,B,C`` / ``A-B,C`` (:class:`ConfigError` when it is not such text)."""
+    ranges: list[tuple[int, int]] = []
     for part in text.split(","):
         first, dash, last = part.strip().partition("-")
         try:
@@ -360,8 +361,17 @@ def parse_frames(text: str | None, available: Iterable[int]) -> list[int]:
             raise ConfigError(f"frames {text!r} is not like 1-62 or 1,5,9", "e.g. --frames 63-124") from None
         if hi < lo:
             raise ConfigError(f"frames {part!r}: the range is empty")
-        chosen.update(range(lo, hi + 1))
-    selected = [i for i in available if i in chosen]
+        ranges.append((lo, hi))
+    return ranges
+
+
+def parse_frames(text: str | None, available: Iterable[int]) -> list[int]:
+    """Frame numbers selected by ``A-B`` / ``A,B,C`` / ``A-B,C`` (1-based, inclusive) among ``available``."""
+    available = sorted(available)
+    if not text:
+        return available
+    ranges = frame_ranges(text)
+    selected = [i for i in available if any(lo <= i <= hi for lo, hi in ranges)]
     if not selected:
         raise ConfigError(f"frames {text!r} selects no annotated frame", f"annotated: {available[0]}-{available[-1]}")
     return selected

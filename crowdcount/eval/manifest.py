@@ -31,6 +31,7 @@ from crowdcount.eval.groundtruth import (
     GroundTruth,
     GroundTruthFrame,
     IgnoreRegion,
+    frame_ranges,
     parse_frames,
     read_mot,
     read_mot_rows,
@@ -97,6 +98,11 @@ def load_manifest(path: str | Path) -> list[Clip]:
         frames = entry.get("frames")
         if frames is not None and not isinstance(frames, str):
             raise ConfigError(f'{where}: \'frames\' must be text such as "1-62" or "1,5,9", got {frames!r}')
+        if frames:
+            try:
+                frame_ranges(frames)
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
         mot17 = entry.get("mot17", False)
         if not isinstance(mot17, bool):
             raise ConfigError(f"{where}: 'mot17' must be true or false, got {mot17!r}")

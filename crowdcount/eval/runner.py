@@ -184,6 +184,15 @@ def load_document(path: str | Path) -> dict[str, Any]:
     return document
 
 
+def damaged_document(source: str | Path, exc: Exception) -> ConfigError:
+    """The error of a result document whose contents are not what ``crowdcount analyze`` writes (a field
+    missing or of the wrong type)."""
+    return ConfigError(
+        f"result file {str(source)!r} is damaged ({type(exc).__name__}: {exc})",
+        "write it again with 'crowdcount analyze'",
+    )
+
+
 def detections_from_document(document: dict[str, Any], category: str = "Human", source: str = "") -> DetectionRun:
     """The detections of ``category`` in a result document, in pixels of its video."""
     video = document.get("video") or {}
@@ -200,13 +209,18 @@ def detections_from_document(document: dict[str, Any], category: str = "Human", 
     scale = np.array([width, height, width, height], np.float32)
     found: dict[int | str, tuple[np.ndarray, np.ndarray]] = {}
     lowest = 1.0
-    for frame in document["frames"]:
-        entry = frame.get(category) or {"boxes": [], "scores": []}
-        yxyx = np.asarray(entry["boxes"], np.float32).reshape(-1, 4)
-        scores = np.asarray(entry["scores"], np.float32).reshape(-1)
-        if len(scores):
-            lowest = min(lowest, float(scores.min()))
-        found[int(frame["frame_index"])] = (yxyx[:, [1, 0, 3, 2]] * scale, scores)
+    try:
+        for frame in document["frames"]:
+            entry = frame.get(category) or {"boxes": [], "scores": []}
+            yxyx = np.asarray(entry["boxes"], np.float32).reshape(-1, 4)
+            scores = np.asarray(entry["scores"], np.float32).reshape(-1)
+            if len(yxyx) != len(scores):
+                raise ValueError(f"frame {frame.get('frame_index')} has {len(yxyx)} boxes and {len(scores)} scores")
+            if len(scores):
+                lowest = min(lowest, float(scores.min()))
+            found[int(frame["frame_index"])] = (yxyx[:, [1, 0, 3, 2]] * scale, scores)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise damaged_document(source, exc) from None
     return DetectionRun(found, source, category, threshold, min(threshold, lowest), width, height, detectors, 0.0, [])
 
 

@@ -25,6 +25,7 @@ from crowdcount.detectors import Detector
 from crowdcount.detectors.base import iou_matrix
 from crowdcount.errors import ConfigError
 from crowdcount.eval.groundtruth import GroundTruth, IgnoreRegion, in_ignore_regions
+from crowdcount.eval.runner import damaged_document
 
 
 @dataclass
@@ -52,16 +53,20 @@ def track_run_from_document(document: dict[str, Any], category: str = "Human", s
         )
     scale = np.array([width, height, width, height], np.float32)
     frames: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for frame in document["frames"]:
-        entry = frame.get(category) or {"boxes": [], "track_ids": []}
-        yxyx = np.asarray(entry["boxes"], np.float32).reshape(-1, 4)
-        ids = np.asarray(entry.get("track_ids", [-1] * len(yxyx)), np.int64).reshape(-1)
-        keep = ids > 0
-        frames[int(frame["frame_index"])] = (yxyx[keep][:, [1, 0, 3, 2]] * scale, ids[keep])
-    people = [int(p["track_id"]) for p in section.get("people", [])]
-    return TrackRun(
-        frames, people, source, float(document.get("frame_ratio", 1.0)), 0.0, section, document.get("detectors", [])
-    )
+    try:
+        for frame in document["frames"]:
+            entry = frame.get(category) or {"boxes": [], "track_ids": []}
+            yxyx = np.asarray(entry["boxes"], np.float32).reshape(-1, 4)
+            ids = np.asarray(entry.get("track_ids", [-1] * len(yxyx)), np.int64).reshape(-1)
+            if len(ids) != len(yxyx):
+                raise ValueError(f"frame {frame.get('frame_index')} has {len(yxyx)} boxes and {len(ids)} track ids")
+            keep = ids > 0
+            frames[int(frame["frame_index"])] = (yxyx[keep][:, [1, 0, 3, 2]] * scale, ids[keep])
+        people = [int(p["track_id"]) for p in section.get("people", [])]
+        frame_ratio = float(document.get("frame_ratio", 1.0))
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise damaged_document(source, exc) from None
+    return TrackRun(frames, people, source, frame_ratio, 0.0, section, document.get("detectors", []))
 
 
 def track_video(

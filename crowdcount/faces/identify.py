@@ -264,7 +264,7 @@ def gallery_stage(config: Config, options: Mapping[str, Any] | None = None) -> C
     opener_options = {"config": config, **(options or {})}
 
     def stage(location: str) -> FaceIdentifier:
-        if "://" not in location and not os.path.lexists(location):  # a typo would name no one, silently
+        if "://" not in location and not os.path.exists(location):  # a typo (or a broken link) would name no one
             raise GalleryError(
                 f"gallery {location} does not exist",
                 f"enrol people into it first (crowdcount faces enroll NAME PHOTO -g {location}), "

@@ -30,6 +30,8 @@ NAME_KEYS = frozenset({"name", "identity", "identities", "person", "people", "ne
 #: The keys of the sections that hold face identities (the result file's ``faces`` section and each frame's
 #: ``Face`` detections; the upload handler's ``faces`` list).
 FACE_KEYS = frozenset({"faces", "Face"})
+#: The keys, within those sections, that describe how identities were made (not identities): left alone.
+DESCRIPTION_KEYS = frozenset({"embedder", "gallery"})
 
 
 @dataclass
@@ -40,7 +42,7 @@ class Redaction:
     scanned: int = 0
     changed: list[str] = field(default_factory=list)
     replaced: int = 0
-    #: Files that may still hold the name: unreadable, or mentioning it without being valid JSON.
+    #: Files that may still hold the name: unreadable, not writable, or mentioning it without being valid JSON.
     left: list[str] = field(default_factory=list)
 
     def add(self, where: str, count: int) -> None:
@@ -50,13 +52,16 @@ class Redaction:
             self.replaced += count
 
 
-def redact_document(document: Any, name: str, inside: bool = False) -> int:
+def redact_document(document: Any, name: str, inside: bool = False, section: bool = False) -> int:
     """Replace ``name`` by :data:`FORGOTTEN` wherever it is a face identity in ``document`` (in place): a value
-    of :data:`NAME_KEYS` within a ``faces`` section or a ``Face`` detection entry. Returns how many values were
-    replaced."""
+    of :data:`NAME_KEYS` within a ``faces`` section or a ``Face`` detection entry, but the section's own
+    ``name`` and its :data:`DESCRIPTION_KEYS` (``section``: ``document`` is such a section). Returns how many
+    values were replaced."""
     count = 0
     if isinstance(document, dict):
         for key, value in document.items():
+            if (inside and key in DESCRIPTION_KEYS) or (section and key == "name"):
+                continue  # the embedder, the gallery, the section's name ("faces"): not a person's name
             within = inside or key in FACE_KEYS
             if within and key in NAME_KEYS and value == name:
                 document[key] = FORGOTTEN
@@ -65,16 +70,23 @@ def redact_document(document: Any, name: str, inside: bool = False) -> int:
             if within and key in NAME_KEYS and isinstance(value, list) and name in value:
                 count += value.count(name)
                 document[key] = value = [FORGOTTEN if v == name else v for v in value]
-            count += redact_document(value, name, within)
+            count += redact_document(value, name, within, key in FACE_KEYS and isinstance(value, dict))
     elif isinstance(document, list):
         count += sum(redact_document(v, name, inside) for v in document if isinstance(v, (dict, list)))
     return count
 
 
+def mentions(text: str, name: str) -> bool:
+    """Whether a JSON text may hold ``name``: as crowdcount writes it (non-ASCII characters escaped, ``\\u00e9``)
+    or as other tools do (the characters themselves)."""
+    return any(json.dumps(name, ensure_ascii=escaped)[1:-1] in text for escaped in (True, False))
+
+
 def redact_text(text: str, name: str) -> tuple[str | None, int]:
     """A JSON file's text with ``name`` redacted: ``(new text, replacements)``, ``(None, 0)`` when unchanged or
-    not JSON. The layout is kept: compact stays compact (result files), indented stays indented."""
-    if json.dumps(name)[1:-1] not in text:  # the name as JSON writes it: absent, nothing to parse
+    not JSON. The layout is kept: compact stays compact (result files), indented stays indented, and non-ASCII
+    characters stay escaped, or not, as they were."""
+    if not mentions(text, name):  # absent, nothing to parse
         return None, 0
     try:
         document = json.loads(text)
@@ -83,9 +95,10 @@ def redact_text(text: str, name: str) -> tuple[str | None, int]:
     count = redact_document(document, name)
     if not count:
         return None, 0
+    escaped = text.isascii()
     if "\n" in text.strip():
-        return json.dumps(document, indent=2) + ("\n" if text.endswith("\n") else ""), count
-    return json.dumps(document, separators=(",", ":")), count
+        return json.dumps(document, indent=2, ensure_ascii=escaped) + ("\n" if text.endswith("\n") else ""), count
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=escaped), count
 
 
 def json_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -119,8 +132,13 @@ def redact_files(paths: Iterable[str | Path], name: str, check: bool = True) -> 
             continue
         new, count = redact_text(text, name)
         if new is not None:
-            _replace(path, new)
-        elif json.dumps(name)[1:-1] in text and not _is_json(text):  # named, yet nothing could be redacted
+            try:
+                _replace(path, new)
+            except OSError as exc:  # a read-only folder, a full disk: the file is as it was, and still names them
+                logger.warning("%s cannot be rewritten: %s", path, exc)
+                report.left.append(str(path))
+                count = 0
+        elif mentions(text, name) and not _is_json(text):  # named, yet nothing could be redacted
             report.left.append(str(path))
         report.add(str(path), count)
     return report

@@ -119,3 +119,49 @@ def test_help_does_not_import_tensorflow() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert "--gt" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("damage", "track", "message"),
+    [
+        ("no frame_index", False, "(KeyError: 'frame_index')"),
+        ("no boxes", False, "(KeyError: 'boxes')"),
+        ("a box of 3 values", False, "(ValueError: setting an array element with a sequence"),
+        ("3 boxes, 2 scores", False, "(ValueError: frame 1 has 3 boxes and 2 scores)"),
+        ("fps not a number", False, "(ValueError: could not convert string to float: 'ten')"),
+        ("frame_ratio null", False, "(TypeError: float() argument must be"),
+        ("no frame_index", True, "(KeyError: 'frame_index')"),
+        ("3 boxes, 1 track id", True, "(ValueError: frame 1 has 3 boxes and 1 track ids)"),
+        ("a person without track_id", True, "(KeyError: 'track_id')"),
+    ],
+)
+def test_eval_a_damaged_result_file_is_one_line(
+    files: tuple[Path, Path], damage: str, track: bool, message: str
+) -> None:
+    result, gt = files
+    document = json.loads(result.read_text())
+    document.update(fps=10.0, frame_ratio=1.0, tracking={"people": [{"track_id": 1}]})
+    for frame in document["frames"]:
+        frame["Human"]["track_ids"] = [1] * len(frame["Human"]["boxes"])
+    first = document["frames"][0]
+    if damage == "no frame_index":
+        del first["frame_index"]
+    elif damage == "no boxes":
+        del first["Human"]["boxes"]
+    elif damage == "a box of 3 values":
+        first["Human"]["boxes"][0] = [0.1, 0.1, 0.2]
+    elif damage == "3 boxes, 2 scores":
+        first["Human"]["scores"] = [0.9, 0.8]
+    elif damage == "fps not a number":
+        document["fps"] = "ten"
+    elif damage == "frame_ratio null":
+        document["frame_ratio"] = None
+    elif damage == "3 boxes, 1 track id":
+        first["Human"]["track_ids"] = [1]
+    else:
+        document["tracking"]["people"] = [{"first_s": 0.0}]
+    result.write_text(json.dumps(document))
+    out = CliRunner().invoke(cli, ["eval", str(result), "--gt", str(gt), *(["--track"] if track else [])])
+    assert out.exit_code == 2, out.output
+    assert out.output.startswith(f"Error: result file {str(result)!r} is damaged {message}"), out.output
+    assert out.output.count("\n") == 1

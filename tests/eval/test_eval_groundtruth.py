@@ -59,6 +59,10 @@ def test_read_mot_errors(tmp_path: Path) -> None:
         read_mot(write(tmp_path, "bad.txt", "1,2,3\n"))
     with pytest.raises(ConfigError, match="no rows"):
         read_mot(write(tmp_path, "empty.txt", "\n"))
+    # float() reads nan and inf: a box there would match nothing, silently
+    for value in ("nan", "inf", "-Infinity"):
+        with pytest.raises(ConfigError, match=f"^gt.txt line 2: not numbers: '1,2,{value},10,20,40,1'$"):
+            read_mot(write(tmp_path, "gt.txt", f"1,1,10,10,20,40,1\n1,2,{value},10,20,40,1\n"))
 
 
 def test_read_imglab(tmp_path: Path) -> None:
@@ -76,6 +80,10 @@ def test_read_imglab(tmp_path: Path) -> None:
     assert gt.frames[keys[1]].count == 0 and gt.total == 1
     with pytest.raises(ConfigError):
         read_imglab(write(tmp_path, "x.xml", "<dataset/>"))
+    for value in ("nan", "inf", "ten"):  # float() reads them: a box there would match nothing, silently
+        bad = f"<dataset><images><image file='a.jpg'><box top='{value}' left='2' width='3' height='4'/></image>"
+        with pytest.raises(ConfigError, match=r"a box of a.jpg lacks top/left/width/height numbers$"):
+            read_imglab(write(tmp_path, "bad.xml", bad + "</images></dataset>"))
 
 
 def test_parse_frames_and_size() -> None:
@@ -84,6 +92,9 @@ def test_parse_frames_and_size() -> None:
     assert parse_frames("1,5-6", range(1, 10)) == [1, 5, 6]
     with pytest.raises(ConfigError):
         parse_frames("20-30", range(1, 10))
+    # a wide range selects the annotated frames in it, without listing every number it spans
+    assert parse_frames("5-99999999999999", range(1, 10)) == [5, 6, 7, 8, 9]
+    assert parse_frames("0-1,8-1000000000000", [1, 2, 8, 9]) == [1, 8, 9]
     assert parse_size("768x576") == (768, 576)
     with pytest.raises(ConfigError):
         parse_size("768")

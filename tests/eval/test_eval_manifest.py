@@ -43,6 +43,18 @@ def test_manifest_paths_are_relative_to_it(tmp_path: Path) -> None:
             [{"name": "a", "video": "v.mp4", "gt": "gt.txt", "frames": [1, 62]}],
             r"^manifest m.json clip 1: 'frames' must be text such as \"1-62\" or \"1,5,9\", got \[1, 62\]$",
         ),
+        # text that is not a frame range: refused when the manifest is read, not after the clips before it ran
+        (
+            [
+                {"name": "a", "video": "v.mp4", "gt": "gt.txt"},
+                {"name": "b", "video": "v.mp4", "gt": "gt.txt", "frames": "1-62,abc"},
+            ],
+            r"^manifest m.json clip 2: frames '1-62,abc' is not like 1-62 or 1,5,9 \(e.g. --frames 63-124\)$",
+        ),
+        (
+            [{"name": "a", "video": "v.mp4", "gt": "gt.txt", "frames": "62-1"}],
+            r"^manifest m.json clip 1: frames '62-1': the range is empty$",
+        ),
         (
             [{"name": "a", "video": "v.mp4", "gt": "gt.txt", "mot17": "no"}],
             r"^manifest m.json clip 1: 'mot17' must be true or false, got 'no'$",

@@ -62,6 +62,12 @@ def test_identify_against_a_gallery_that_does_not_exist_is_an_error_not_no_one_k
         f"-g {missing}), or check --identify / faces.gallery)\n"
     )
     assert not missing.exists()
+    # a link to a gallery that is gone (moved, a volume not mounted) is no gallery either
+    link = tmp_path / "link.json"
+    link.symlink_to(missing)
+    code, out, err = run("analyze", str(video), "-d", "face", "--identify", str(link), "-o", str(tmp_path / "out"))
+    assert (code, out) == (2, "")
+    assert err.startswith(f"Error: gallery {link} does not exist (")
 
 
 def test_forget_says_which_result_files_may_still_name_the_person(tmp_path: Path) -> None:
@@ -80,8 +86,8 @@ def test_forget_says_which_result_files_may_still_name_the_person(tmp_path: Path
         f"redacted carol in 1 of 3 result file(s) in {results} (1 mention(s) now 'forgotten')"
     )
     assert err.splitlines()[-1] == (
-        f"Error: carol may still be named in 1 file(s) that could not be redacted (unreadable, or not valid JSON): "
-        f"{broken} (fix or delete them, then run forget again)"
+        "Error: carol may still be named in 1 file(s) that could not be redacted (unreadable, not writable, or not "
+        f"valid JSON): {broken} (fix or delete them, then run forget again)"
     )
     assert "carol" not in good.read_text()
     assert broken.read_text() == '{"faces": {"people": [{"name": "carol"'
@@ -125,3 +131,49 @@ def test_a_photo_folder_that_cannot_be_written_is_one_line(tmp_path: Path) -> No
     assert err.startswith(f"Error: the photo folder {tmp_path / 'g.json.photos' / 'carol'} cannot be written: ")
     assert err.endswith(" (check the folder's permissions and free space, or leave out --keep-photos)\n")
     assert not gallery.exists()
+
+
+def test_two_folders_that_name_one_person_are_refused_not_merged_away(tmp_path: Path) -> None:
+    people = tmp_path / "people"
+    for folder, colour in (("carol", "carol"), ("carol ", "bob")):  # names are stripped: both are 'carol'
+        (people / folder).mkdir(parents=True)
+        write_photo(people / folder / "1.png", [COLOURS[colour]])
+    gallery = tmp_path / "g.json"
+    code, out, err = run("faces", "enroll", str(people), "-g", str(gallery), "--embedder", "colour")
+    assert (code, out) == (2, "")
+    assert err == (
+        "Error: the folders 'carol' and 'carol ' both name 'carol' "
+        "(rename one, or put all of that person's photos in one folder)\n"
+    )
+    assert not gallery.exists()
+
+
+def test_forget_names_a_result_file_it_cannot_rewrite_and_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    locked, other = tmp_path / "locked", tmp_path / "other"
+    for folder in (locked, other):
+        folder.mkdir()
+        (folder / "r.json").write_text('{"faces": {"people": [{"name": "carol"}]}}')
+    real_mkstemp = tempfile.mkstemp
+
+    def read_only_results(*args: object, **kwargs: object) -> tuple[int, str]:
+        if kwargs.get("dir") == locked:  # a read-only folder (the tests run as root: chmod would not stop them)
+            raise PermissionError(13, "Permission denied")
+        return real_mkstemp(*args, **kwargs)  # type: ignore[call-overload, no-any-return]
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only_results)
+    code, out, err = run(
+        "faces", "forget", "carol", "-g", str(tmp_path / "g.json"), "--results", str(locked), "--results", str(other)
+    )
+    assert code == 1
+    assert out.splitlines() == [
+        f"redacted carol in 0 of 1 result file(s) in {locked} (0 mention(s) now 'forgotten')",
+        f"redacted carol in 1 of 1 result file(s) in {other} (1 mention(s) now 'forgotten')",
+    ]
+    assert err.splitlines()[-1] == (
+        "Error: carol may still be named in 1 file(s) that could not be redacted (unreadable, not writable, or not "
+        f"valid JSON): {locked / 'r.json'} (fix or delete them, then run forget again)"
+    )
+    assert "carol" in (locked / "r.json").read_text() and "carol" not in (other / "r.json").read_text()
+    assert sorted(p.name for p in locked.iterdir()) == ["r.json"]

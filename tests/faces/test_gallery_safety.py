@@ -372,3 +372,38 @@ def test_a_record_with_a_name_enrolled_before_names_were_checked_can_still_be_fo
     assert json.loads(results.read_text())["faces"]["people"] == [{"name": FORGOTTEN}, {"name": "alice"}]
     code, _, err = run("faces", "forget", "..", "-g", str(gallery))  # now gone: refused as any bad name
     assert code == 2 and err.startswith("Error: invalid name '..'")
+
+
+def test_redact_files_finds_a_name_written_as_utf8_or_escaped(tmp_path: Path) -> None:
+    document = {"faces": {"people": [{"name": "José"}]}, "frames": [{"Face": {"identities": ["José", "bob"]}}]}
+    raw = tmp_path / "raw.json"  # as jq or another tool writes it: the name's own characters
+    raw.write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    escaped = tmp_path / "escaped.json"  # as crowdcount writes it: \u00e9
+    escaped.write_text(json.dumps(document, separators=(",", ":")), encoding="utf-8")
+    report = redact_files([tmp_path], "José")
+    assert (report.scanned, sorted(report.changed), report.replaced) == (2, [str(escaped), str(raw)], 4)
+    for path in (raw, escaped):
+        redacted = json.loads(path.read_text(encoding="utf-8"))
+        assert redacted["faces"]["people"] == [{"name": FORGOTTEN}]
+        assert redacted["frames"][0]["Face"]["identities"] == [FORGOTTEN, "bob"]
+    assert "Jos" not in raw.read_text(encoding="utf-8") + escaped.read_text(encoding="utf-8")
+
+
+def test_redact_leaves_the_faces_section_own_name_embedder_and_gallery_alone() -> None:
+    """A person may be called like the embedder ('dlib') or the section ('faces'): only identities change."""
+    for person in ("dlib", "faces", "g.json"):
+        document = {
+            "faces": {
+                "name": "faces",
+                "gallery": {"location": "g.json", "people": 1},
+                "embedder": {"name": "dlib", "dim": 128, "model": {"name": "dlib"}},
+                "people": [{"name": person, "frames": 2}],
+            },
+            "frames": [{"Face": {"identities": [person], "people": [person]}}],
+        }
+        assert redact_document(document, person) == 3
+        assert document["faces"]["name"] == "faces"
+        assert document["faces"]["gallery"] == {"location": "g.json", "people": 1}
+        assert document["faces"]["embedder"] == {"name": "dlib", "dim": 128, "model": {"name": "dlib"}}
+        assert document["faces"]["people"] == [{"name": FORGOTTEN, "frames": 2}]
+        assert document["frames"][0]["Face"] == {"identities": [FORGOTTEN], "people": [FORGOTTEN]}

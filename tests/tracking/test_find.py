@@ -117,6 +117,7 @@ def result_document(people: list[dict], embeddings: bool = True) -> dict:
         ("no tracks", 1, "no people were tracked"),
         ("no source", 2, "does not exist"),
         ("unknown model", 1, "vectors come from 'person-reid-9999', which cannot be used"),
+        ("damaged vector", 1, "a damaged result file (ValueError: "),
     ],
 )
 def test_bad_inputs_fail_on_one_line_and_write_nothing(tmp_path: Path, case: str, code: int, message: str) -> None:
@@ -152,6 +153,8 @@ def test_bad_inputs_fail_on_one_line_and_write_nothing(tmp_path: Path, case: str
         document = result_document([person])
         document["tracking"]["embeddings"]["model"] = "person-reid-9999"
         source.write_text(json.dumps(document))
+    elif case == "damaged vector":  # 3 bytes: not float16 values
+        source.write_text(json.dumps(result_document([{**person, "embedding": "AAAA"}])))
     out = tmp_path / "matches.json"
     exit_code, _, err = run_cli("find", str(photo), "--in", str(source), "-o", str(out))
     assert exit_code == code, err
@@ -343,3 +346,58 @@ def test_a_video_given_with_its_own_result_file_is_searched_once(tmp_path: Path)
     result.write_text(json.dumps({**result_document([]), "video": {"name": "door.mp4", "path": str(video)}}))
     sources = [("video", video), ("result", result), ("video", other), ("video", tmp_path / "." / "hall.mp4")]
     assert _drop_covered_videos(sources) == [("result", result), ("video", other)]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("vector not base64", "r.json: a damaged result file (Error: "),
+        ("vector of 4 values", "r.json: a damaged result file (ValueError: matmul"),
+        ("no first_s", "r.json: a damaged result file (KeyError: 'first_s')"),
+        ("no frame_index", "r.json: a damaged result file (KeyError: 'frame_index')"),
+        ("track id not a number", "r.json: a damaged result file (ValueError: invalid literal for int()"),
+    ],
+)
+def test_a_damaged_result_file_is_a_search_error_not_a_traceback(damage: str, message: str) -> None:
+    from crowdcount.analyzer.search import SearchError, search_document
+
+    query = np.zeros(256, np.float32)
+    query[0] = 1.0
+    document = scene_document(query)
+    person = document["tracking"]["people"][0]
+    if damage == "vector not base64":
+        person["embedding"] = "!!!not base64"
+    elif damage == "vector of 4 values":
+        person["embedding"] = encode_vector(np.ones(4, np.float32) / 2)
+    elif damage == "no first_s":
+        del person["first_s"]
+    elif damage == "no frame_index":
+        del document["frames"][0]["frame_index"]
+    else:
+        person["track_id"] = "one"
+    with pytest.raises(SearchError) as caught:
+        search_document(document, query, 0.5, "r.json")
+    assert caught.value.exit_code == 1
+    assert str(caught.value).startswith(message), str(caught.value)
+
+
+class AlwaysAPerson:
+    """A stand-in detector that finds a person in any photo (as a real one may in a degenerate, flat image)."""
+
+    def detect(self, frames: list[np.ndarray]) -> list:
+        from crowdcount.detectors import Detections
+
+        return [
+            Detections(np.array([[0, 0, 2, 2]], np.float32), np.array([0.9], np.float32), np.array([1])) for _ in frames
+        ]
+
+
+@pytest.mark.parametrize("shape", [(2, 3000, 3), (240, 320, 3), (300, 100, 3)])
+def test_a_photo_of_one_colour_shows_no_person_whatever_the_detector_says(shape: tuple[int, int, int]) -> None:
+    from crowdcount.analyzer.search import SearchError, person_box
+
+    with pytest.raises(SearchError, match=r"^no person found in photo 'flat.png'"):
+        person_box(np.full(shape, 128, np.uint8), AlwaysAPerson(), "flat.png")  # type: ignore[arg-type]
+    photo = np.random.default_rng(1).integers(0, 255, shape, np.uint8)  # something to see: the detector is asked
+    box, whole = person_box(photo, AlwaysAPerson(), "p.png")  # type: ignore[arg-type]
+    assert (box.tolist(), whole) == ([0, 0, 2, 2], False)
