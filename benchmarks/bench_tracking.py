@@ -137,8 +137,7 @@ def main() -> None:
     for column in ("frame ratio", "frames", "MOTA", "IDF1", "ID switches", "unique people (true 7)", "occupancy MAE"):
         table.add_column(column, justify="right")
     for ratio in (1.0, 0.5, 0.2):
-        (processor,) = build_processors(DEFAULTS["tracking"], [detector])
-        run = track_video(DATA / "vtest.avi", detector, processor, 124, ratio)
+        run = track_video(DATA / "vtest.avi", detector, build_processors(DEFAULTS["tracking"], [detector]), 124, ratio)
         for label, keys in (("1-124", range(1, 125)), ("63-124", range(63, 125))):
             r = evaluate_tracking(run, gt, list(keys), 0.5, regions)
             table.add_row(

@@ -14,7 +14,6 @@ from rich.table import Table
 
 from crowdcount.analyzer.pipeline import build_processors
 from crowdcount.analyzer.scenery import SceneryModel
-from crowdcount.analyzer.tracking import TrackingProcessor
 from crowdcount.cli.analyze import detector_specs
 from crowdcount.cli.common import FloatRange, config_option, get_config, parse_key_values
 from crowdcount.config import build_detectors
@@ -341,13 +340,12 @@ def run_tracking(
         gt = read_mot(gt_path, (info.width, info.height), gt_scale, annotation_size)
         keys = parse_frames(frames, [k for k in gt.frames if isinstance(k, int)])
         detector = build()
-        block = {
+        block = {  # the tracker, after the scenery filter when the configuration runs it (as analyze does)
             **get_config(config_path)["tracking"],
-            **{"enabled": True, "lines": [], "zones": [], "scenery": False, "calibration": None},
+            **{"enabled": True, "lines": [], "zones": [], "calibration": None},
         }
-        (processor,) = build_processors(block, [detector], category=category)
-        assert isinstance(processor, TrackingProcessor)  # tracking without lines or zones: the tracker alone
-        run = track_video(source, detector, processor, max(keys), frame_ratio)
+        processors = build_processors(block, [detector], category=category)
+        run = track_video(source, detector, processors, max(keys), frame_ratio)
     report = evaluate_tracking(run, gt, keys, iou, regions)
     for warning in gt.warnings:
         click.echo(f"Warning: {warning}", err=True)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from crowdcount.analyzer.processors import FrameProcessor
 from crowdcount.analyzer.tracking import TrackingProcessor
 from crowdcount.detectors import Detector
 from crowdcount.detectors.base import iou_matrix
@@ -72,16 +73,17 @@ def track_run_from_document(document: dict[str, Any], category: str = "Human", s
 def track_video(
     path: str | Path,
     detector: Detector,
-    processor: TrackingProcessor,
+    processors: Sequence[FrameProcessor],
     last_frame: int,
     frame_ratio: float = 1.0,
 ) -> TrackRun:
-    """Run ``detector`` and the tracker over a video's frames up to ``last_frame``, as ``crowdcount analyze``
-    would."""
+    """Run ``detector`` and ``processors`` (the tracker, and the scenery filter before it as ``analyze`` runs
+    it) over a video's frames up to ``last_frame``, as ``crowdcount analyze`` would."""
     from crowdcount.analyzer import VideoAnalyzer
     from crowdcount.analyzer.tracking import TRACK_ID
 
-    analyzer = VideoAnalyzer([detector], frame_ratio=frame_ratio, processors=[processor])
+    processor = next(p for p in processors if isinstance(p, TrackingProcessor))
+    analyzer = VideoAnalyzer([detector], frame_ratio=frame_ratio, processors=list(processors))
     started = time.perf_counter()
     result = analyzer.analyze(path, last_frame=last_frame)
     elapsed = time.perf_counter() - started
