@@ -100,7 +100,7 @@ def largest_faces(photos: list[Path], model: str = "mtcnn") -> dict[Path, tuple[
                 data["xyxy"], data["score"], np.ones(len(data["score"]), np.int32), {"keypoints": data["kp"]}
             )
         else:
-            if detector is None:  # yunet: YuNet alone; yunet+onet: the default, checked by O-Net (its own score)
+            if detector is None:  # yunet: YuNet alone; +onet: checked by O-Net (the model's own score)
                 model_name, _, verify = model.partition("+")
                 score = 0.5 if verify else 0.9
                 detector = FaceDetector(min_detection_score=score, model=model_name, verify=verify or "none")
@@ -301,10 +301,11 @@ def bench_detector(
 
     name, _, preset = spec.partition(":")
     args: dict[str, object] = {"min_detection_score": 0.3}
-    if preset:  # face:mtcnn, face:yunet (YuNet alone, no O-Net check); face: the default (YuNet x O-Net)
-        args["model"] = preset
-        if preset == "yunet":
-            args["verify"] = "none"
+    if preset:  # face:mtcnn; face:yunet, face:centerface (alone); face:yunet+onet; face: the default
+        model, _, verify = preset.partition("+")
+        args["model"] = model
+        if model != "mtcnn":
+            args["verify"] = verify or "none"
     detector = build_detector(name, args)
     detector.load()
     results, times = [], []
@@ -345,12 +346,15 @@ def main() -> None:
     parser.add_argument("--people", type=Path, help="NAME/*.jpg folders of real photos (embedders)")
     parser.add_argument("--embedder", action="append", help="embedder name or path[@match threshold] (repeatable)")
     parser.add_argument(
-        "--face-model", default="mtcnn", help="the face detector of the embedder tests: mtcnn, yunet, yunet+onet"
+        "--face-model",
+        default="mtcnn",
+        help="the face detector of the embedder tests: mtcnn, yunet, yunet+onet, centerface, centerface+onet",
     )
     parser.add_argument(
         "--detector",
         action="append",
-        help="face detector: face (the default, YuNet x O-Net), face:yunet (YuNet alone), face:mtcnn (repeatable)",
+        help="face detector: face (the default, CenterFace x O-Net), face:centerface or face:yunet (alone), "
+        "face:yunet+onet (the default before), face:mtcnn (repeatable)",
     )
     parser.add_argument("--xml", type=Path, action="append", help="imglab XML ground truth (repeatable)")
     parser.add_argument("--wider", type=Path, help="WIDER FACE val: wider_face_val_bbx_gt.txt and images/")

@@ -68,7 +68,9 @@ def main() -> None:
     parser.add_argument("--embedder", default="dlib")
     parser.add_argument("--frame-ratio", type=float, default=0.5)
     parser.add_argument(
-        "--face-model", default="mtcnn", help="the face detector: mtcnn, yunet (alone), yunet+onet (the default)"
+        "--face-model",
+        default="mtcnn",
+        help="the face detector: mtcnn, centerface (the default), yunet (alone), yunet+onet or centerface+onet",
     )
     parser.add_argument("--min-score", type=float, default=0.4, help="the face detector's min_detection_score")
     parser.add_argument("--cluster-threshold", type=float, default=None, help="default: the embedder's")
@@ -87,7 +89,7 @@ def main() -> None:
         for key, frame in gt.frames.items():
             photos.append((Path(str(key)).name, cv2.imread(str(key)), frame.xyxy))
     people = sum(len(b) for _, _, b in photos)
-    model, _, verify = args.face_model.partition("+")  # yunet: YuNet alone; yunet+onet: the default
+    model, _, verify = args.face_model.partition("+")  # +onet: checked by O-Net
     detector = build_detector(
         "face", {"min_detection_score": args.min_score, "model": model, "verify": verify or "none"}
     )

@@ -160,7 +160,7 @@ def test_detectors_command_lists_arguments_and_models() -> None:
     entries = {e["name"]: e for e in json.loads(out)}
     assert entries["human"]["aliases"] == ["HumanDetector", "person"]
     assert "model_path" in entries["human"]["arguments"]
-    assert entries["face"]["default_model"]["name"] == "centerface+onet"  # CenterFace checked by O-Net (docs/faces.md)
+    assert entries["face"]["default_model"]["name"] == "centerface"  # CenterFace alone (docs/faces.md)
 
 
 def test_help_does_not_import_tensorflow() -> None:

@@ -1,7 +1,7 @@
-"""The face detector: CenterFace with MTCNN's O-Net as a second look by default, YuNet (``model="yunet"``, the
-default before), MTCNN (``model="mtcnn"``), or a TF Object Detection API face model from a path. Every model gives
-boxes and scores; CenterFace, YuNet and MTCNN also the 5 keypoints (eyes, nose, mouth corners, in that order, the
-eye and mouth corner seen on the left first) that the face embedders align with."""
+"""The face detector: CenterFace by default (MTCNN's O-Net as a second look on request), YuNet with O-Net
+(``model="yunet"``, the default before), MTCNN (``model="mtcnn"``), or a TF Object Detection API face model from a
+path. Every model gives boxes and scores; CenterFace, YuNet and MTCNN also the 5 keypoints (eyes, nose, mouth
+corners, in that order, the eye and mouth corner seen on the left first) that the face embedders align with."""
 
 from __future__ import annotations
 
@@ -32,8 +32,11 @@ DEFAULT_MODEL = "centerface"
 DEFAULT_SCORES = {"mtcnn": 0.5, "yunet": 0.7, "yunet+onet": 0.5, "centerface": 0.5, "centerface+onet": 0.5}
 #: CenterFace's input sides are multiples of this (the frame is resized to the next one up).
 CENTERFACE_STRIDE = 32
-#: CenterFace finds faces of ~10-450 px: frames larger than 1.5x this are searched again at this long side.
+#: CenterFace finds faces of ~10-450 px: frames larger than 1.5x this are searched again at this long side, for
+#: the faces at least :data:`CENTERFACE_COARSE_MIN_FACE` px tall or wide in the frame (smaller ones are the
+#: full-size pass's: kept from the coarse pass, they were mostly animals' faces, seen smaller).
 CENTERFACE_COARSE = 400
+CENTERFACE_COARSE_MIN_FACE = 300
 #: A face whose area lies this much inside a face at least :data:`FRAGMENT_AREA` times larger, found with a higher
 #: score, is a fragment of it (CenterFace breaks faces larger than it finds whole into pieces).
 FRAGMENT_INSIDE = 0.6
@@ -124,9 +127,10 @@ class FaceDetector(Detector):
             under 64 px, and merge by NMS on the final score (off by default: it finds more small faces in
             small photos, but costs about 5 times the face detector's time on such frames, which halves the
             default ``analyze``'s speed on 480x360 video; docs/faces.md).
-        verify: CenterFace and YuNet: ``onet`` (default) scores each face the model's score times the probability
-            that MTCNN's O-Net gives its square crop of being a human face (YuNet alone scores animals' faces up
-            to 0.88; CenterFace alone names a face in more photos of animals); ``none``: the model's own score.
+        verify: CenterFace and YuNet: ``onet`` scores each face the model's score times the probability that
+            MTCNN's O-Net gives its square crop of being a human face (the default for YuNet, which alone scores
+            animals' faces up to 0.88); ``none``: the model's own score (the default for CenterFace, which finds
+            more faces alone and names animals' faces less often than YuNet does; docs/faces.md).
     """
 
     category = "Face"
@@ -147,7 +151,7 @@ class FaceDetector(Detector):
         if not isinstance(model, str) or model not in MODELS:
             raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
         if verify is None:
-            verify = "onet" if model in VERIFIABLE and not model_path else "none"
+            verify = "onet" if model == "yunet" and not model_path else "none"  # CenterFace: alone (docs/faces.md)
         if verify not in VERIFIERS:
             raise ValueError(f"verify must be one of {', '.join(VERIFIERS)}, got {verify!r}")
         if verify != "none" and (model not in VERIFIABLE or model_path):
@@ -178,8 +182,7 @@ class FaceDetector(Detector):
         self._yunet_by_size: dict[tuple[int, int], Any] = {}
         self._yunet_score = self.min_detection_score
         self._nms_on_yunet = False  # True: merge by YuNet's own score, as before (benchmarks/bench_faces_verify.py)
-        self._centerface: Any = None  # the OpenVINO model, read once; compiled per input size
-        self._centerface_by_size: dict[tuple[int, int], Any] = {}
+        self._centerface: Any = None  # the OpenVINO model, compiled once for any input size
         self.model_path = model_path
         self.face_class_id = face_class_id
         self.min_face_size = min_face_size
@@ -197,12 +200,15 @@ class FaceDetector(Detector):
             if not path.is_file():
                 raise DetectorError(f"the CenterFace model {path} is missing", "reinstall crowdcount")
             try:
-                self._centerface = openvino.Core().read_model(str(path))
+                model = openvino.Core().read_model(str(path))
+                # any input size, compiled once (photos of many sizes would each cost a compile otherwise);
+                # f32: this CPU's default (bf16 where it has it) moves the heads by up to 0.02 (docs/faces.md)
+                model.reshape({model.inputs[0].get_any_name(): openvino.PartialShape([1, 3, -1, -1])})
+                config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+                self._centerface = openvino.Core().compile_model(model, "CPU", config)
             except RuntimeError as exc:
-                raise DetectorError(
-                    f"the CenterFace model {path} cannot be read: {exc}", "reinstall crowdcount"
-                ) from exc
-            self._centerface_by_size = {}
+                message = f"the CenterFace model {path} cannot be read: {exc}"
+                raise DetectorError(message, "reinstall crowdcount") from exc
             if self._verifier is not None:
                 self._verifier.load()
             return
@@ -323,7 +329,8 @@ class FaceDetector(Detector):
 
     def _detect_centerface(self, frame: np.ndarray) -> Detections:
         """CenterFace at the frame's own size, and again on a copy whose long side is :data:`CENTERFACE_COARSE`
-        px when the frame is larger (faces over ~450 px come out as fragments at full size); the passes' faces
+        px when the frame is larger, for faces of at least :data:`CENTERFACE_COARSE_MIN_FACE` px (faces over
+        ~450 px come out as fragments at full size); the passes' faces
         merged by NMS on CenterFace's score, and a face lying mostly inside one at least twice its area, found
         with a higher score, dropped (a fragment of a close-up face); then each scored by the verifier, if any."""
         import cv2
@@ -336,7 +343,9 @@ class FaceDetector(Detector):
             scale = CENTERFACE_COARSE / longest
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             boxes, scores, keypoints = self._centerface_pass(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
-            found.append((boxes / scale, scores, keypoints / scale))
+            boxes, keypoints = boxes / scale, keypoints / scale
+            large = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= CENTERFACE_COARSE_MIN_FACE
+            found.append((boxes[large], scores[large], keypoints[large]))
         boxes = np.concatenate([f[0] for f in found])
         scores = np.concatenate([f[1] for f in found])
         keypoints = np.concatenate([f[2] for f in found])
@@ -365,7 +374,7 @@ class FaceDetector(Detector):
         height, width = image.shape[:2]
         in_h, in_w = (-(-n // CENTERFACE_STRIDE) * CENTERFACE_STRIDE for n in (height, width))
         blob = cv2.dnn.blobFromImage(image, 1.0, (in_w, in_h), (0, 0, 0), swapRB=False)
-        compiled = self._centerface_for((in_w, in_h))
+        compiled = self._centerface
         result = compiled(blob)
         heat, sizes, offsets, marks = (result[compiled.output(name)][0] for name in CENTERFACE_OUTPUTS)
         rows, cols = np.nonzero(heat[0] >= self.candidate_score)
@@ -379,22 +388,6 @@ class FaceDetector(Detector):
             [(marks[1::2, rows, cols] * box_w + x1) * sx, (marks[0::2, rows, cols] * box_h + y1) * sy], axis=-1
         ).transpose(1, 0, 2)  # (n, 5, 2): the eye seen on the left, the other eye, nose, mouth corners (as YuNet)
         return boxes, scores, keypoints.astype(np.float32)
-
-    def _centerface_for(self, size: tuple[int, int]) -> Any:
-        """CenterFace compiled for input ``size`` (``(width, height)``); a few sizes are kept."""
-        compiled = self._centerface_by_size.get(size)
-        if compiled is None:
-            import openvino
-
-            if len(self._centerface_by_size) >= 8:  # another video size: start again
-                self._centerface_by_size.clear()
-            model = self._centerface.clone()
-            model.reshape({model.inputs[0].get_any_name(): [1, 3, size[1], size[0]]})
-            # f32: this CPU's default (bf16 where it has it) moves the heads by up to 0.02 (docs/faces.md)
-            config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
-            compiled = openvino.Core().compile_model(model, "CPU", config)
-            self._centerface_by_size[size] = compiled
-        return compiled
 
     def _yunet_for(self, size: tuple[int, int]) -> Any:
         """The YuNet instance planned for input ``size`` (``(width, height)``); a few sizes are kept."""
@@ -424,8 +417,8 @@ class FaceDetector(Detector):
 
     @classmethod
     def default_model_info(cls) -> dict[str, Any]:
-        """The models loaded when no ``model_path`` is given: CenterFace, checked by O-Net."""
-        return yunet_info("onet", centerface_dir())
+        """The models loaded when no ``model_path`` is given: CenterFace alone."""
+        return yunet_info("none", centerface_dir())
 
     def model_info(self) -> dict[str, Any]:
         if self._od_model is None and self.model == "yunet":

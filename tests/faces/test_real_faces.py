@@ -1,4 +1,4 @@
-"""The real default face detector (CenterFace checked by O-Net) and the real embedders (dlib, the default, and
+"""The real default face detector (CenterFace) and the real embedders (dlib, the default, and
 MobileFace) on the real faces of ../shared/data/faces."""
 
 from __future__ import annotations
