@@ -61,7 +61,11 @@ def test_frozen_graph_that_is_not_a_detection_model(tmp_path) -> None:
         # --detector-arg values are JSON: a list or a word where a name or a count belongs was a TypeError
         # traceback (unhashable list) or, at the first batch, OpenVINO's RuntimeError "Wrong value for property"
         ("human", {"preset": ["fast"]}, r"^detector 'human': preset must be one of accurate, nanodet, fast, ssdlite, "),
-        ("face", {"model": ["yunet"]}, r"^detector 'face': model must be one of centerface, mtcnn, yunet, got \['yunet'\]$"),
+        (
+            "face",
+            {"model": ["yunet"]},
+            r"^detector 'face': model must be one of centerface, mtcnn, yunet, got \['yunet'\]$",
+        ),
         (
             "human",
             {"num_threads": "four"},
