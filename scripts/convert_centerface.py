@@ -22,34 +22,15 @@ import json
 import shutil
 from pathlib import Path
 
+from licences import mit_licence  # scripts/licences.py (scripts run from their folder)
+
 REPO = Path(__file__).resolve().parents[1]
 FILE = "centerface.onnx"
 SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
 SIZE = 7304518
 UPSTREAM_COMMIT = "b82ec0c4844e89fd5a0305986aed9bdf33c72585"
 GIT_BLOB = "e334bcc016b1e3fff6561d108a0d4b86c0003f9f"
-LICENCE = """MIT License
-
-Copyright (c) 2019 StarClouds
-
-Permission is hereby granted, free of charge, to any person obtaining a copy
-of this software and associated documentation files (the "Software"), to deal
-in the Software without restriction, including without limitation the rights
-to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
-copies of the Software, and to permit persons to whom the Software is
-furnished to do so, subject to the following conditions:
-
-The above copyright notice and this permission notice shall be included in all
-copies or substantial portions of the Software.
-
-THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
-IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
-FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
-AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
-LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
-OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
-SOFTWARE.
-"""
+LICENCE = mit_licence("2019 StarClouds")
 
 
 def git_blob_id(data: bytes) -> str:

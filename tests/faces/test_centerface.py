@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import cv2
@@ -17,6 +16,7 @@ from crowdcount.detectors import face as face_module
 from crowdcount.detectors.base import iou_matrix
 from crowdcount.detectors.face import CENTERFACE_FILE, CENTERFACE_OUTPUTS, centerface_dir
 from crowdcount.errors import DetectorError
+from crowdcount.eval.groundtruth import read_imglab
 
 
 def rgb(path: Path) -> np.ndarray:
@@ -80,15 +80,9 @@ def test_openvino_gives_opencvs_heads(data_dir: Path) -> None:
 def test_centerface_finds_the_annotated_faces_with_their_keypoints(data_dir: Path) -> None:
     detector = build_detector("face", {"verify": "none"})
     found = total = 0
-    for image in ET.parse(data_dir / "faces" / "testing.xml").getroot().iter("image"):
-        boxes = np.array(
-            [
-                [float(b.get(k)) for k in ("left", "top")]
-                + [float(b.get("left")) + float(b.get("width")), float(b.get("top")) + float(b.get("height"))]
-                for b in image.iter("box")
-            ]
-        )
-        (dets,) = detector.detect([rgb(data_dir / "faces" / image.get("file"))])
+    for photo, truth in read_imglab(data_dir / "faces" / "testing.xml").frames.items():
+        boxes = truth.xyxy
+        (dets,) = detector.detect([rgb(Path(str(photo)))])
         total += len(boxes)
         found += int((iou_matrix(boxes, dets.xyxy).max(axis=1) >= 0.5).sum()) if len(dets) else 0
         keypoints = dets.data["keypoints"]
