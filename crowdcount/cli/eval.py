@@ -136,8 +136,8 @@ def eval_command(
     """Measure counts and detections against ground truth.
 
     SOURCE is a video (the detector runs on the annotated frames only), or a result JSON written by
-    `crowdcount analyze`; a MOTChallenge sequence folder is a video, and its gt/gt.txt the default --gt. With
-    imglab XML ground truth, SOURCE is left out: the images it lists are used.
+    `crowdcount analyze`; a MOTChallenge sequence folder is a video, and its gt/gt.txt (or gt.txt) the default
+    --gt. With imglab XML ground truth, SOURCE is left out: the images it lists are used.
     Prints per-frame count MAE, RMSE and bias, precision / recall / F1 at the score threshold, and AP over
     every score (detectors run down to score 0.05 for it). With --manifest, every listed clip is evaluated the
     same way and printed as one row, with the mean of the development and the held-out clips.
@@ -147,9 +147,12 @@ def eval_command(
             raise ConfigError("--manifest lists its own videos and ground truth", "leave SOURCE, --gt and --track out")
         run_manifest(manifest_path, detector, batch_size, detector_arg, min_score, iou, smooth_s, config_path, as_json)
         return
-    if gt_path is None and source is not None and (Path(source) / "gt" / "gt.txt").is_file():
-        gt_path = str(Path(source) / "gt" / "gt.txt")  # a MOTChallenge sequence folder holds its own
-        click.echo(f"ground truth: {gt_path}", err=True)
+    if gt_path is None and source is not None and Path(source).is_dir():
+        # a MOTChallenge sequence folder holds its own (gt/gt.txt; some copies keep it beside seqinfo.ini)
+        found = next((p for p in (Path(source) / "gt" / "gt.txt", Path(source) / "gt.txt") if p.is_file()), None)
+        if found is not None:
+            gt_path = str(found)
+            click.echo(f"ground truth: {gt_path}", err=True)
     if gt_path is None:
         raise ConfigError("missing ground truth", "give --gt FILE (or --manifest FILE for several clips)")
     fmt = gt_format(gt_path)

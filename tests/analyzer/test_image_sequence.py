@@ -145,6 +145,13 @@ def test_analyze_and_eval_take_a_mot_sequence(tmp_path: Path) -> None:
     code, out, err = run_cli("eval", str(seq), "-d", "squares", "--smooth", "0", "--json")  # its own gt/gt.txt
     assert code == 0 and err == f"ground truth: {seq / 'gt' / 'gt.txt'}\n"
     assert json.loads(out)["count_mae"] == 0.0
+    (seq / "gt" / "gt.txt").rename(seq / "gt.txt")  # a copy that keeps it beside seqinfo.ini (../shared/data/mot17)
+    code, out, err = run_cli("eval", str(seq), "-d", "squares", "--smooth", "0", "--json")
+    assert code == 0 and err == f"ground truth: {seq / 'gt.txt'}\n"
+    assert json.loads(out)["count_mae"] == 0.0
+    (seq / "gt.txt").unlink()
+    code, out, err = run_cli("eval", str(seq), "-d", "squares", "--smooth", "0", "--json")
+    assert code == 2 and "missing ground truth" in err
 
 
 def test_a_seqinfo_ini_beside_exported_frames_sets_their_frame_rate(tmp_path: Path) -> None:
