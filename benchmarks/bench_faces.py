@@ -354,7 +354,7 @@ def main() -> None:
     parser.add_argument(
         "--detector",
         action="append",
-        help="face detector: face (the default, CenterFace x O-Net), face:centerface or face:yunet (alone), "
+        help="face detector: face (the default, CenterFace alone), face:centerface+onet, face:yunet (alone), "
         "face:yunet+onet (the default before), face:mtcnn (repeatable)",
     )
     parser.add_argument("--xml", type=Path, action="append", help="imglab XML ground truth (repeatable)")

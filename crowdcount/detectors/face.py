@@ -62,19 +62,24 @@ MTCNN_INFO = {
 }
 
 
+def shipped_dir(model: str) -> Path:
+    """The folder of a face model shipped in the package (``yunet``, ``centerface``)."""
+    return Path(__file__).resolve().parents[1] / "models" / model
+
+
 def yunet_dir() -> Path:
     """The shipped YuNet model folder."""
-    return Path(__file__).resolve().parents[1] / "models" / "yunet"
+    return shipped_dir("yunet")
 
 
 def centerface_dir() -> Path:
     """The shipped CenterFace model folder."""
-    return Path(__file__).resolve().parents[1] / "models" / "centerface"
+    return shipped_dir("centerface")
 
 
-def yunet_info(verify: str = "none", folder: Path | None = None) -> dict[str, Any]:
-    """Where YuNet, or the one-stage model shipped in ``folder`` (and its verifier, if any), come from."""
-    info = json.loads(((folder or yunet_dir()) / "model.json").read_text(encoding="utf-8"))
+def shipped_model_info(folder: Path, verify: str = "none") -> dict[str, Any]:
+    """Where the one-stage model shipped in ``folder`` (and its verifier, if any) come from."""
+    info = json.loads((folder / "model.json").read_text(encoding="utf-8"))
     info = {k: info[k] for k in ("name", "format", "source", "licence")}
     if verify == "onet":
         onet = ONetVerifier.model_info()
@@ -330,9 +335,9 @@ class FaceDetector(Detector):
     def _detect_centerface(self, frame: np.ndarray) -> Detections:
         """CenterFace at the frame's own size, and again on a copy whose long side is :data:`CENTERFACE_COARSE`
         px when the frame is larger, for faces of at least :data:`CENTERFACE_COARSE_MIN_FACE` px (faces over
-        ~450 px come out as fragments at full size); the passes' faces
-        merged by NMS on CenterFace's score, and a face lying mostly inside one at least twice its area, found
-        with a higher score, dropped (a fragment of a close-up face); then each scored by the verifier, if any."""
+        ~450 px come out as fragments at full size); the passes' faces merged by NMS on CenterFace's score, and a
+        face lying mostly inside one at least twice its area, found with a higher score, dropped (a fragment of a
+        close-up face); then each scored by the verifier, if any."""
         import cv2
 
         height, width = frame.shape[:2]
@@ -418,13 +423,11 @@ class FaceDetector(Detector):
     @classmethod
     def default_model_info(cls) -> dict[str, Any]:
         """The models loaded when no ``model_path`` is given: CenterFace alone."""
-        return yunet_info("none", centerface_dir())
+        return shipped_model_info(centerface_dir())
 
     def model_info(self) -> dict[str, Any]:
-        if self._od_model is None and self.model == "yunet":
-            return yunet_info(self.verify)
-        if self._od_model is None and self.model == "centerface":
-            return yunet_info(self.verify, centerface_dir())
+        if self._od_model is None and self.model in VERIFIABLE:  # the shipped one-stage models
+            return shipped_model_info(shipped_dir(self.model), self.verify)
         if self._od_model is None:
             return dict(MTCNN_INFO)
         return {
