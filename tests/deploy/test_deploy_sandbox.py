@@ -83,17 +83,25 @@ def crowdcount_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         yield endpoint
 
 
+def deploy_setup(
+    endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cluster: str, tag: str
+) -> tuple[boto3.Session, str]:
+    """A variables.json in the working folder, cluster ``cluster`` and a worker image tagged ``tag`` in the
+    sandbox at ``endpoint``: the session and the image URI."""
+    (tmp_path / "variables.json").write_text(json.dumps(TEST_CONFIG))
+    monkeypatch.chdir(tmp_path)
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+    session.client("ecs", endpoint_url=endpoint).create_cluster(clusterName=cluster)
+    return session, put_ecr_image(session.client("ecr", endpoint_url=endpoint), "crowdcount-worker", tag)
+
+
 def test_deploy_runs_against_crowdcount_sandbox(
     crowdcount_sandbox: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the sandbox's IAM knows AWS's managed policies: deploy attaches AmazonECSTaskExecutionRolePolicy to the
     # execution role it creates (without them: "NoSuchEntity: Policy ... does not exist or is not attachable")
-    (tmp_path / "variables.json").write_text(json.dumps(TEST_CONFIG))
-    monkeypatch.chdir(tmp_path)
-    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
-    session.client("ecs", endpoint_url=crowdcount_sandbox).create_cluster(clusterName="sandbox")
+    session, image = deploy_setup(crowdcount_sandbox, tmp_path, monkeypatch, "sandbox", "v1")
     add_instance(session, "sandbox", "g4dn.xlarge", gpu=True, endpoint=crowdcount_sandbox)
-    image = put_ecr_image(session.client("ecr", endpoint_url=crowdcount_sandbox), "crowdcount-worker", "v1")
     result = CliRunner().invoke(
         cli,
         ["deploy", "--cluster", "sandbox", "--image", image, "--wait", "--poll-interval", "0"],
@@ -110,11 +118,7 @@ def test_an_html_error_page_from_the_endpoint_is_one_line(
     crowdcount_sandbox: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # moto's run_task fails with an HTML 500 page on a cluster without instances (--skip-gpu-check skips the look)
-    (tmp_path / "variables.json").write_text(json.dumps(TEST_CONFIG))
-    monkeypatch.chdir(tmp_path)
-    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
-    session.client("ecs", endpoint_url=crowdcount_sandbox).create_cluster(clusterName="empty")
-    image = put_ecr_image(session.client("ecr", endpoint_url=crowdcount_sandbox), "crowdcount-worker", "v2")
+    _, image = deploy_setup(crowdcount_sandbox, tmp_path, monkeypatch, "empty", "v2")
     result = CliRunner().invoke(
         cli,
         ["deploy", "--cluster", "empty", "--image", image, "--skip-gpu-check"],
