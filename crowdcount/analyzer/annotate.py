@@ -286,7 +286,7 @@ class AnnotateProcessor(FrameProcessor):
         canvas = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         scale = self._scale
         lines, zones = self.counting.pixel_geometry() if self.counting is not None else ([], [])
-        live = self.counting.live() if self.counting is not None else {"lines": {}, "zones": {}}
+        live = self.counting.current() if self.counting is not None else {"lines": {}, "zones": {}}
         in_frame = ", ".join(f"{c} {int((~_weak(d)).sum())}" for c, d in frame.detections.items())
         header = [f"in frame: {in_frame}"]
         if self.tracking is not None:

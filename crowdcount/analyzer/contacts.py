@@ -166,7 +166,8 @@ class ContactsProcessor(FrameProcessor):
         self._frames = []
 
     def process(self, frame: FrameResult, image: np.ndarray) -> None:
-        self._frames.append(frame)  # the ids are read at the end, after the tracker's merge pass
+        if not self.live:  # contacts are a result-file section: live sources keep nothing for them
+            self._frames.append(frame)  # the ids are read at the end, after the tracker's merge pass
 
     def finish(self) -> dict[str, Any]:
         # (a, b) -> [first close ms, last close ms, last seen together ms, min distance, first frame, last frame]

@@ -38,6 +38,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: Live: how often, and after how long unseen, people are forgotten (seconds). Ten minutes is far beyond any
+#: re-link, so a forgotten id does not come back.
+FORGET_EVERY_S = 10.0
+FORGET_AFTER_S = 600.0
+
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 LINE_SYNTAX = "[NAME=]x1,y1,x2,y2 (pixels, or fractions of the frame when all are <= 1)"
 ZONE_SYNTAX = "[NAME=]x1,y1,x2,y2,x3,y3,... (pixels, or fractions of the frame when all are <= 1)"
@@ -226,6 +231,8 @@ class _ZoneState:
     occupancy: list[int] = field(default_factory=list)
     open_visits: dict[int, list[float]] = field(default_factory=dict)
     visits: dict[int, list[list[float]]] = field(default_factory=dict)
+    #: live: visitors forgotten (their ids no longer kept)
+    past_visitors: int = 0
 
 
 class CountingProcessor(FrameProcessor):
@@ -253,6 +260,8 @@ class CountingProcessor(FrameProcessor):
         self._zones: list[_ZoneState] = []
         self._interval_s = 0.0
         self._frames: list[int] = []
+        self._last_seen: dict[int, float] = {}  # live: track id -> when last seen (s)
+        self._swept_s = -1e18
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -277,6 +286,8 @@ class CountingProcessor(FrameProcessor):
         fps = video.fps if video.fps > 0 else 25.0
         self._interval_s = 1.0 / (fps * frame_ratio)
         self._frames = []
+        self._last_seen = {}
+        self._swept_s = -1e18
 
     def process(self, frame: FrameResult, image: np.ndarray) -> None:
         dets = frame.detections.get(self.category)
@@ -289,11 +300,33 @@ class CountingProcessor(FrameProcessor):
         points = feet(xyxy)
         heights = (xyxy[:, 3] - xyxy[:, 1]).astype(np.float64)
         t = frame.timestamp_ms / 1000.0
-        self._frames.append(frame.index)
+        if not self.live:
+            self._frames.append(frame.index)
         for state in self._lines:
             self._cross(state, ids, points, heights, frame.index, t)
         for zone in self._zones:
             self._dwell(zone, ids, points, t)
+        if self.live:
+            self._last_seen.update(dict.fromkeys(ids.tolist(), t))
+            if t - self._swept_s >= FORGET_EVERY_S:
+                self._forget(t)
+                self._swept_s = t
+
+    def _forget(self, t: float) -> None:
+        """Live: forget the people not seen for ``FORGET_AFTER_S`` (their line sides, their closed zone visits,
+        counted in ``past_visitors``)."""
+        gone = {track_id for track_id, seen in self._last_seen.items() if t - seen > FORGET_AFTER_S}
+        if not gone:
+            return
+        for track_id in gone:
+            del self._last_seen[track_id]
+        for state in self._lines:
+            for track_id in gone:
+                state.sides.pop(track_id, None)
+        for zone in self._zones:
+            for track_id in gone:
+                if zone.visits.pop(track_id, None) is not None and track_id not in zone.open_visits:
+                    zone.past_visitors += 1
 
     def _cross(
         self, state: _LineState, ids: np.ndarray, points: np.ndarray, heights: np.ndarray, index: int, t: float
@@ -314,15 +347,20 @@ class CountingProcessor(FrameProcessor):
                 continue
             direction = "in" if side > 0 else "out"
             state.counts[direction] += 1
-            state.crossings.append(
-                {"track_id": track_id, "direction": direction, "frame_index": index, "time_s": round(t, 3)}
-            )
-        state.series["in"].append(state.counts["in"])
-        state.series["out"].append(state.counts["out"])
+            if not self.live:
+                state.crossings.append(
+                    {"track_id": track_id, "direction": direction, "frame_index": index, "time_s": round(t, 3)}
+                )
+        if not self.live:
+            state.series["in"].append(state.counts["in"])
+            state.series["out"].append(state.counts["out"])
 
     def _dwell(self, zone: _ZoneState, ids: np.ndarray, points: np.ndarray, t: float) -> None:
         inside = inside_polygon(points, zone.polygon) if len(points) else np.zeros(0, bool)
-        zone.occupancy.append(int(inside.sum()))
+        if self.live:
+            zone.occupancy[:] = [int(inside.sum())]
+        else:
+            zone.occupancy.append(int(inside.sum()))
         for track_id, is_in in zip(ids.tolist(), inside.tolist(), strict=True):
             visit = zone.open_visits.get(track_id)
             if is_in:
@@ -333,7 +371,7 @@ class CountingProcessor(FrameProcessor):
             elif visit is not None:
                 zone.visits.setdefault(track_id, []).append(zone.open_visits.pop(track_id))
 
-    def live(self) -> dict[str, Any]:
+    def current(self) -> dict[str, Any]:
         """Counts so far: ``{"lines": {name: (in, out)}, "zones": {name: occupancy now}}``."""
         return {
             "lines": {s.line.name: (s.counts["in"], s.counts["out"]) for s in self._lines},
@@ -348,7 +386,7 @@ class CountingProcessor(FrameProcessor):
             "zones": {
                 z.zone.name: {
                     "occupancy": z.occupancy[-1] if z.occupancy else 0,
-                    "visitors": len(set(z.visits) | set(z.open_visits)),
+                    "visitors": z.past_visitors + len(set(z.visits) | set(z.open_visits)),
                 }
                 for z in self._zones
             },

@@ -36,11 +36,17 @@ class FrameProcessor(ABC):
         score_floors: categories whose detectors should also return boxes scoring under their threshold, down
             to this score (e.g. ``{"Human": 0.1}`` for a ByteTrack-style tracker); those boxes are marked
             ``data[BELOW_THRESHOLD]`` and removed by the analyzer after the last processor.
+        live: the frames come from a live source (a camera): no result file is written, nothing may grow with
+            the number of frames.
     """
 
     name: ClassVar[str] = ""
     frame_fields: ClassVar[dict[str, str]] = {}
     score_floors: dict[str, float] = {}  # noqa: RUF012 - read-only default; instances set their own
+    #: Set (before :meth:`start`) when frames come from a live source that has no end: the processor keeps only
+    #: what its live outputs need, so that its memory and time a frame stay bounded however long it runs, and
+    #: :meth:`finish` is not called.
+    live: bool = False
 
     def start(self, video: VideoInfo, frame_ratio: float) -> None:  # noqa: B027 - optional hook
         """Reset per-video state before the first frame of ``video``."""

@@ -30,6 +30,11 @@ ids; the result file has the ids after the merge pass.
 
 Time in the tracker is the video's timestamps, so ``frame_ratio`` < 1 only thins the observations: the Kalman
 filter predicts over the real gap and the budgets are seconds, whatever the ratio.
+
+**Live sources** (``live`` set: a camera has no end and no result file) keep no frames, and a person last seen
+longer ago than any re-link or lost track reaches back (``relink_s`` or ``lost_track_s``, plus a second) is
+forgotten and counted, so memory and the re-link search stay the size of the scene however long the camera
+runs; :meth:`TrackingProcessor.unique_people` counts the online identities (re-linked tracklets once).
 """
 
 from __future__ import annotations
@@ -365,6 +370,10 @@ class TrackingProcessor(FrameProcessor):
         self._results: list[FrameResult] = []
         self._final: list[Track] | None = None  # the people after the merge pass (set by finish)
         self.embedded = 0  # crops embedded in this video
+        # live: people forgotten once nobody can be re-linked to them any more (see _forget)
+        self._forgotten_people = 0
+        self._forgotten_identities = 0
+        self._swept_ms = -1e18
 
     def describe(self) -> dict[str, Any]:
         from importlib.metadata import version
@@ -554,9 +563,41 @@ class TrackingProcessor(FrameProcessor):
         frame.detections[self.category] = Detections(
             dets.xyxy, dets.confidence, dets.class_id, {**dets.data, TRACK_ID: ids, SEGMENT: segments}
         )
-        self._present.append(sorted({int(s) for s in segments if s != NO_TRACK}))
+        seen = sorted({int(s) for s in segments if s != NO_TRACK})
+        if self.live:  # nothing kept for a result file; people nobody can be re-linked to any more are forgotten
+            self._present = [seen]
+            if now - self._swept_ms >= 1000.0:
+                self._forget(now)
+                self._swept_ms = now
+            return
+        self._present.append(seen)
         self._frames.append((frame.index, now))
         self._results.append(frame)
+
+    def _forget(self, now_ms: float) -> None:
+        """Live: drop the people last seen longer ago than any re-link or lost track can reach back (counting
+        those seen over ``min_track_s``), so that memory and the re-link search stay the size of the scene."""
+        horizon_ms = (max(self.relink_s, self.lost_track_s) + 1.0) * 1000.0 + 2 * self._interval_s * 1000.0
+        gone = {
+            root: members
+            for root, members in self._members().items()
+            if now_ms - max(t.last_ms for t in members) > horizon_ms
+        }
+        if not gone:
+            return
+        for members in gone.values():
+            span_s = (max(t.last_ms for t in members) - members[0].first_ms) / 1000.0
+            self._forgotten_people += span_s >= self.min_track_s - 1e-9
+            self._forgotten_identities += 1
+            for tracklet in members:
+                for segment in tracklet.segments:
+                    self._owner.pop(segment.id, None)
+                if self._tracklets.get(tracklet.key) is tracklet:
+                    del self._tracklets[tracklet.key]
+        dropped = {id(t) for members in gone.values() for t in members}
+        self._all = [t for t in self._all if id(t) not in dropped]
+        roots = {identity: self._root(identity) for identity in self._parent}
+        self._parent = {i: parent for i, parent in self._parent.items() if roots[i] not in gone}
 
     def _new_segment(self, index: int, now: float, box: np.ndarray) -> Segment:
         self._next_segment += 1
@@ -797,7 +838,15 @@ class TrackingProcessor(FrameProcessor):
 
     def tracks_so_far(self) -> int:
         """People (online identities, after re-linking) since the video started (before the ``min_track_s`` rule)."""
-        return len({self._root(i) for i in self._parent})
+        return len({self._root(i) for i in self._parent}) + self._forgotten_identities
+
+    def unique_people(self) -> int:
+        """People seen over at least ``min_track_s`` so far: after :meth:`finish`, those of the result file;
+        before it (and live), the online identities (tracklets re-linked so far count once)."""
+        if self._final is not None:
+            return len(self.people())
+        spans = (max(t.last_ms for t in members) - members[0].first_ms for members in self._members().values())
+        return self._forgotten_people + sum(span / 1000.0 >= self.min_track_s - 1e-9 for span in spans)
 
 
 def reported(dets: Detections) -> np.ndarray:

@@ -80,7 +80,7 @@ class _Pipeline:
             }
         tracking = self.tracking
         if tracking is not None:
-            out["unique_people"] = len(tracking.people()) + self.base.get("unique_people", 0)
+            out["unique_people"] = tracking.unique_people() + self.base.get("unique_people", 0)
         return out
 
 
@@ -155,6 +155,7 @@ class LivePipelines:
         width, height = size
         info = VideoInfo(source, width, height, self.fps.get(source, 0.0), 0, "", 0)
         for processor in pipeline.processors:
+            processor.live = True
             processor.start(info, 1.0)
         self._pipelines[source] = pipeline
         return pipeline.processors

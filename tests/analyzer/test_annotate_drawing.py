@@ -90,7 +90,7 @@ def test_the_header_says_what_each_number_is_and_holds_the_line_and_zone_counts(
 ) -> None:
     counting = SimpleNamespace(
         pixel_geometry=lambda: ([("door", np.array([[240.0, 100.0], [240.0, 359.0]]))], []),
-        live=lambda: {"lines": {"door": (1, 2)}, "zones": {"left": 3}},
+        current=lambda: {"lines": {"door": (1, 2)}, "zones": {"left": 3}},
     )
     tracking = SimpleNamespace(live_count=lambda: 4, tracks_so_far=lambda: 9)
     processor = AnnotateProcessor(lambda video: None, tracking=tracking, counting=counting)  # type: ignore[arg-type]
