@@ -1,0 +1,56 @@
+"""Several ``crowdcount edge`` clients share one results queue: each consumes its own answers and leaves the
+others' on the queue for their owners (moto's in-process mock)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from crowdcount.aws.edge import EdgeClient
+
+from .support import MockAws
+
+pytestmark = pytest.mark.usefixtures("keep_logging")
+
+
+def _answer(bucket: str, key: str) -> str:
+    return json.dumps({"answer_id": key, "bucket": bucket, "key": key, "counts": {"Face": 0}})
+
+
+def test_an_answer_for_another_client_is_left_on_the_queue_for_it(aws: MockAws) -> None:
+    url = aws.sqs.create_queue(QueueName="answers")["QueueUrl"]
+    mine, theirs = EdgeClient(aws.s3, aws.sqs, aws.bucket, url), EdgeClient(aws.s3, aws.sqs, aws.bucket, url)
+    frame = np.zeros((8, 8, 3), np.uint8)
+    their_key = theirs.send(frame)
+    aws.sqs.send_message(QueueUrl=url, MessageBody=_answer(aws.bucket, their_key))
+    assert mine.poll() == 0
+    assert aws.queue_counts(url) == (1, 0)  # not deleted, and visible again at once
+    assert theirs.poll() == 1
+    assert (theirs.report.answered, sorted(theirs.answers)) == (1, [their_key])
+    assert aws.queue_counts(url) == (0, 0)
+
+
+def test_a_repeated_answer_of_this_run_is_consumed(aws: MockAws) -> None:
+    url = aws.sqs.create_queue(QueueName="answers")["QueueUrl"]
+    client = EdgeClient(aws.s3, aws.sqs, aws.bucket, url)
+    key = client.send(np.zeros((8, 8, 3), np.uint8))
+    for _ in range(2):  # a retried event answers twice with the same answer_id
+        aws.sqs.send_message(QueueUrl=url, MessageBody=_answer(aws.bucket, key))
+    assert client.poll() == 1
+    assert client.report.answered == 1
+    assert aws.queue_counts(url) == (0, 0)
+
+
+def test_many_answers_for_others_do_not_hide_this_clients_answer(aws: MockAws) -> None:
+    """More than one receive's worth (10) of other clients' answers ahead of ours: ours still arrives."""
+    url = aws.sqs.create_queue(QueueName="answers")["QueueUrl"]
+    client = EdgeClient(aws.s3, aws.sqs, aws.bucket, url)
+    key = client.send(np.zeros((8, 8, 3), np.uint8))
+    for n in range(12):
+        aws.sqs.send_message(QueueUrl=url, MessageBody=_answer(aws.bucket, f"edge/deadbeef/{n + 1:06d}.jpg"))
+    aws.sqs.send_message(QueueUrl=url, MessageBody=_answer(aws.bucket, key))
+    arrived = sum(client.poll() for _ in range(4))
+    assert (arrived, client.report.answered, sorted(client.answers)) == (1, 1, [key])
+    assert sum(aws.queue_counts(url)) == 12  # the others' answers are all still there
