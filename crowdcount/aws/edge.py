@@ -5,7 +5,8 @@ event handed to the handler (``invoke``: a callable, e.g. :meth:`EventHandler.ha
 thread the way Lambda runs asynchronously; moto's server does not deliver S3 notifications itself). The
 answers are read from the results queue; the round-trip latency of a frame is from the start of its upload
 to the receipt of its answer. Several clients may share one results queue: each deletes only the answers about
-its own run's uploads and hands the others' back at once (see :meth:`EdgeClient.poll`). Frames come from :func:`crowdcount.live.capture.capture` (nothing AWS about it).
+its own run's uploads and hands the others' back at once (see :meth:`EdgeClient.poll`). Frames come
+from :func:`crowdcount.live.capture.capture` (nothing AWS about it).
 """
 
 from __future__ import annotations
