@@ -63,13 +63,21 @@ def submit_video(
     force: bool = False,
 ) -> Submitted:
     """Upload ``path`` to ``video_split.output_bucket`` (streamed, multipart when large), create the video's
-    document (keeping any steps it has) and enqueue the job on ``aws_queues.human_detection``."""
+    document (keeping any steps it has) and enqueue the job on ``aws_queues.human_detection``.
+    :class:`ConfigError` (nothing uploaded) for a video over ``worker.max_video_bytes``."""
     _check_video_id(video_id)
     path = Path(path)
     if not path.is_file():
         raise VideoError(f"{str(path)!r} is not a file", "give the path of a video")
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise VideoError(f"{str(path)!r} is empty (0 bytes)")
+    limit = config.get("worker.max_video_bytes")
+    if size > limit:  # the worker refuses it unread (dead-lettered): said now, nothing uploaded
+        raise ConfigError(
+            f"{str(path)!r} is {size} bytes, over worker.max_video_bytes ({limit}): the worker would refuse it",
+            "split the video, or raise worker.max_video_bytes for the workers too",
+        )
     bucket = config.get("video_split.output_bucket")
     queue = config.get("aws_queues.human_detection")
     if key:  # one the worker would refuse as malformed (and dead-letter) is refused here, before the upload
