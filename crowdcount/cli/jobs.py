@@ -119,7 +119,15 @@ def results(
     if output == "-":
         with tempfile.TemporaryDirectory(prefix="crowdcount-results-") as folder:
             _, path = fetch_result(ctx, config, video_id, Path(folder) / "result.json", step)
-            sys.stdout.write(path.read_text(encoding="utf-8") + "\n")
+            data = path.read_bytes()
+        try:  # text gets its final newline; anything else (another step's clip or image) goes out unchanged
+            if not data.decode("utf-8").endswith("\n"):
+                data += b"\n"
+        except UnicodeDecodeError:
+            pass
+        out = click.get_binary_stream("stdout")
+        out.write(data)
+        out.flush()
         return
     try:
         entry, path = fetch_result(ctx, config, video_id, output, step)
