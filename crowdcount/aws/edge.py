@@ -171,8 +171,10 @@ class EdgeClient:
             if isinstance(key, str) and not self._ours(answer):
                 self._release(message)
                 continue
+            if not isinstance(key, str):
+                key = ""
             with self._lock:
-                started = self._sent.pop(key, None) if isinstance(key, str) else None
+                started = self._sent.pop(key, None)
             if started is not None:
                 self.report.answered += 1
                 self.report.latencies_ms.append((now - started) * 1000)
