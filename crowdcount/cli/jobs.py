@@ -40,10 +40,7 @@ def submit(
 ) -> None:
     """Upload VIDEO, create its DynamoDB document and enqueue its analysis for `crowdcount worker`."""
     config = get_config(config_path)
-    if Path(video).is_file() and Path(video).stat().st_size:
-        from crowdcount.analyzer.video import probe_video  # (OpenCV) only here
-
-        probe_video(video)  # not a video, a still image: said now, not by a failed job after the upload
+    # not a video (a still image), over the worker's limits: said now, not by a failed job after the upload
     done = submit_video(context_from_config(config, endpoint_url), config, video, video_id, key, force)
     if as_json:
         click.echo(json.dumps(done.to_dict(), indent=2))
@@ -125,9 +122,9 @@ def results(
                 data += b"\n"
         except UnicodeDecodeError:
             pass
-        out = click.get_binary_stream("stdout")
-        out.write(data)
-        out.flush()
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
         return
     try:
         entry, path = fetch_result(ctx, config, video_id, output, step)

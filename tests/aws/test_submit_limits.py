@@ -37,3 +37,32 @@ def test_a_video_of_exactly_max_video_bytes_is_submitted(
     result = CliRunner().invoke(cli, ["submit", str(tiny_video), "--video-id", "4"])
     assert result.exit_code == 0, result.output
     assert aws.queue_counts() == (1, 0)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "error"),
+    [
+        (
+            "MAX_PIXELS",
+            "3071",
+            "{video!r} is 64x48 (3072 pixels a frame), over worker.max_pixels (3071): the worker would refuse it "
+            "(downscale it, or raise worker.max_pixels for the workers too)",
+        ),
+        (
+            "MAX_DURATION_SECONDS",
+            "1",
+            "{video!r} lasts 1.2 s, over worker.max_duration_seconds (1): the worker would refuse it "
+            "(split it, or raise worker.max_duration_seconds for the workers too)",
+        ),
+    ],
+)
+def test_a_video_over_the_workers_pixel_or_duration_limit_is_refused_before_the_upload(
+    aws: MockAws, tiny_video: Path, monkeypatch: pytest.MonkeyPatch, key: str, value: str, error: str
+) -> None:
+    """The worker dead-letters such a video after downloading it; submit has probed it already and says so."""
+    monkeypatch.setenv(f"CROWDCOUNT_WORKER__{key}", value)
+    result = CliRunner().invoke(cli, ["submit", str(tiny_video), "--video-id", "4"])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == "Error: " + error.format(video=str(tiny_video)) + "\n"
+    assert aws.s3.list_objects_v2(Bucket=aws.bucket).get("KeyCount") == 0
+    assert aws.queue_counts() == (0, 0)
