@@ -173,7 +173,9 @@ def fetch_result(
         raise CrowdcountError(f"step {step!r} of VideoId {video_id} is done but names no result file")
     target = Path(destination) if destination is not None else Path("crowdcount_results")
     if target.is_dir() or destination is None or str(destination).endswith(("/", os.sep)):
-        target = target / key.rsplit("/", 1)[-1]
+        name = key.rsplit("/", 1)[-1]
+        # a key ending in "/" (or "..") names no file: the folder itself would become the file
+        target = target / (name if name not in ("", ".", "..") else f"{step}-{video_id}")
     target.parent.mkdir(parents=True, exist_ok=True)
     s3 = ctx.client("s3", config["aws_region"])
     partial = target.with_name(f".{target.name}.part")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -33,3 +35,21 @@ def test_a_text_result_gets_its_final_newline(aws: MockAws) -> None:
     _done(aws, "human_detector", "videos/8/human_detector/clip.json", '{"frames": [], "name": "café"}'.encode())
     result = CliRunner().invoke(cli, ["results", "8", "-o", "-"])
     assert (result.exit_code, result.stdout_bytes) == (0, '{"frames": [], "name": "café"}\n'.encode())
+
+
+@pytest.mark.parametrize(("key", "name"), [("videos/8/split/", "split-8"), ("videos/8/..", "split-8")])
+def test_a_result_key_without_a_file_name_is_saved_under_a_name_of_its_own(
+    aws: MockAws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, name: str
+) -> None:
+    """Before: the key's empty last segment made the default folder itself the file (``crowdcount_results`` a file,
+    every later ``results`` failing with 'File exists'), and ``..`` tried to replace the folder's parent."""
+    monkeypatch.chdir(tmp_path)
+    _done(aws, "split", key, b"{}")
+    result = CliRunner().invoke(cli, ["results", "8", "--step", "split"])
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        0,
+        f"s3://{aws.bucket}/{key} -> crowdcount_results/{name}\n",
+        "",
+    )
+    assert (tmp_path / "crowdcount_results" / name).read_bytes() == b"{}"
+    assert sorted(p.name for p in (tmp_path / "crowdcount_results").iterdir()) == [name]  # no .part left
