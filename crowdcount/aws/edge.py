@@ -29,6 +29,9 @@ from crowdcount.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
+#: How many times a client hands another client's answer back at once before it backs off (see ``_release``).
+_RELEASE_AT_ONCE = 2
+
 
 @dataclass
 class EdgeReport:
@@ -132,14 +135,15 @@ class EdgeClient:
         return isinstance(key, str) and key.startswith(f"{self.prefix}{self.run_id}/") and bucket == self.bucket
 
     def _release(self, message: dict[str, Any]) -> None:
-        """Hand another client's answer back to the queue: visible again at once the first time this client
-        sees it, then after 1, 2, 4... (at most 8) seconds, so that answers nobody collects (a client that has
-        gone) neither keep this one busy nor hide the answers behind them."""
+        """Hand another client's answer back to the queue: visible again at once the first two times this client
+        sees it (clients polling side by side may get it before its owner does), then after 1, 2, 4... (at most
+        8) seconds, so that answers nobody collects (a client that has gone) neither keep this one busy nor hide
+        the answers behind them."""
         seen = self._foreign.get(message["MessageId"], 0)
         if len(self._foreign) >= 10_000:
             self._foreign.clear()
         self._foreign[message["MessageId"]] = seen + 1
-        timeout = 0 if seen == 0 else min(2 ** (seen - 1), 8)
+        timeout = 0 if seen < _RELEASE_AT_ONCE else min(2 ** (seen - _RELEASE_AT_ONCE), 8)
         try:
             self.sqs.change_message_visibility(
                 QueueUrl=self.results_queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=timeout

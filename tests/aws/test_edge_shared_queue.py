@@ -54,3 +54,16 @@ def test_many_answers_for_others_do_not_hide_this_clients_answer(aws: MockAws) -
     arrived = sum(client.poll() for _ in range(4))
     assert (arrived, client.report.answered, sorted(client.answers)) == (1, 1, [key])
     assert sum(aws.queue_counts(url)) == 12  # the others' answers are all still there
+
+
+def test_another_clients_answer_seen_twice_is_still_handed_back_at_once(aws: MockAws) -> None:
+    """Clients polling side by side may each get an answer before its owner does: the owner's latency is not
+    made longer until the answer keeps coming back to this client (its owner may be gone)."""
+    url = aws.sqs.create_queue(QueueName="answers")["QueueUrl"]
+    client = EdgeClient(aws.s3, aws.sqs, aws.bucket, url)
+    aws.sqs.send_message(QueueUrl=url, MessageBody=_answer(aws.bucket, "edge/0wner000/000001.jpg"))
+    for _ in range(2):
+        assert client.poll() == 0
+        assert aws.queue_counts(url) == (1, 0)
+    assert client.poll() == 0
+    assert aws.queue_counts(url) == (0, 1)  # the third time: back after a second, not at once
