@@ -83,11 +83,13 @@ def submit_video(
     video_id: int,
     key: str | None = None,
     force: bool = False,
+    probe: bool = True,
 ) -> Submitted:
     """Upload ``path`` to ``video_split.output_bucket`` (streamed, multipart when large), create the video's
     document (keeping any steps it has) and enqueue the job on ``aws_queues.human_detection``.
-    :class:`VideoError` for what is no video, :class:`ConfigError` (nothing uploaded) for a video over the worker's
-    limits (``worker.max_video_bytes``, ``max_pixels``, ``max_duration_seconds``): it would be dead-lettered."""
+    :class:`ConfigError` (nothing uploaded) for a video over ``worker.max_video_bytes``; with ``probe`` (OpenCV
+    reads the video's header), :class:`VideoError` for what is no video and :class:`ConfigError` for a video over
+    ``worker.max_pixels`` or ``max_duration_seconds``: the worker would dead-letter them after the download."""
     _check_video_id(video_id)
     path = Path(path)
     if not path.is_file():
@@ -101,7 +103,8 @@ def submit_video(
             f"{str(path)!r} is {size} bytes, over worker.max_video_bytes ({limit}): the worker would refuse it",
             "split the video, or raise worker.max_video_bytes for the workers too",
         )
-    _check_worker_limits(config, path)
+    if probe:
+        _check_worker_limits(config, path)
     bucket = config.get("video_split.output_bucket")
     queue = config.get("aws_queues.human_detection")
     if key:  # one the worker would refuse as malformed (and dead-letter) is refused here, before the upload
