@@ -99,8 +99,12 @@ class EdgeClient:
         while not self._stop.is_set():
             try:
                 self.poll(wait_s=1)
-            except Exception:
-                logger.exception("receiving answers failed")
+            except Exception as exc:
+                if is_aws_exception(exc):  # the queue gone, AWS unreachable: one line, not a traceback a second
+                    queue = self.results_queue_url.rsplit("/", 1)[-1]
+                    logger.warning("%s (retrying in 1 s)", to_aws_error(exc, f"receiving answers from queue {queue}"))
+                else:
+                    logger.exception("receiving answers failed")
                 self._stop.wait(1)
 
     def send(self, frame_bgr: np.ndarray, quality: int = 85) -> str:

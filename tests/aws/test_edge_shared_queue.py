@@ -4,6 +4,9 @@ others' on the queue for their owners (moto's in-process mock)."""
 from __future__ import annotations
 
 import json
+import logging
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -67,3 +70,23 @@ def test_another_clients_answer_seen_twice_is_still_handed_back_at_once(aws: Moc
         assert aws.queue_counts(url) == (1, 0)
     assert client.poll() == 0
     assert aws.queue_counts(url) == (0, 1)  # the third time: back after a second, not at once
+
+
+def test_a_results_queue_that_fails_is_one_warning_line_not_a_traceback(
+    aws: MockAws, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = aws.sqs.create_queue(QueueName="answers")["QueueUrl"]
+    client = EdgeClient(aws.s3, aws.sqs, aws.bucket, url)
+    aws.sqs.delete_queue(QueueUrl=url)
+    with caplog.at_level(logging.WARNING, "crowdcount.aws.edge"):
+        thread = threading.Thread(target=client._receive)
+        thread.start()
+        time.sleep(0.3)
+        client._stop.set()
+        thread.join(5)
+    [record] = [r for r in caplog.records if r.name == "crowdcount.aws.edge"]
+    assert (record.levelname, record.exc_info) == ("WARNING", None)
+    assert record.getMessage() == (
+        "receiving answers from queue answers: AWS.SimpleQueueService.NonExistentQueue: The specified queue does "
+        "not exist. (retrying in 1 s)"
+    )
