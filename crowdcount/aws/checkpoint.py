@@ -183,7 +183,8 @@ class Checkpointer:
             raise
         try:
             checkpoint = decode(data)
-        except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:  # empty, cut short, not ours
+        # empty, cut short, not ours, a header of another shape (a list where a map belongs...)
+        except (ValueError, KeyError, TypeError, AttributeError, OSError, EOFError, zipfile.BadZipFile) as exc:
             logger.warning("checkpoint %s is unreadable (%s); starting from the beginning", self.uri, exc)
             return None
         mismatch = [k for k, v in self.identity.items() if checkpoint.header.get(k) != v]

@@ -4,7 +4,9 @@ Each captured frame is uploaded as JPEG to ``s3://BUCKET/PREFIX/<run>/<n>.jpg`` 
 event handed to the handler (``invoke``: a callable, e.g. :meth:`EventHandler.handle` run in a background
 thread the way Lambda runs asynchronously; moto's server does not deliver S3 notifications itself). The
 answers are read from the results queue; the round-trip latency of a frame is from the start of its upload
-to the receipt of its answer. Frames come from :func:`crowdcount.live.capture.capture` (nothing AWS about it).
+to the receipt of its answer. Several clients may share one results queue: each deletes only the answers about
+its own run's uploads and hands the others' back at once (see :meth:`EdgeClient.poll`). Frames come
+from :func:`crowdcount.live.capture.capture` (nothing AWS about it).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from crowdcount.aws.events import object_created_event
 from crowdcount.errors import ConfigError
 
 logger = logging.getLogger(__name__)
+
+#: How many times a client hands another client's answer back at once before it backs off (see ``_release``).
+_RELEASE_AT_ONCE = 2
 
 
 @dataclass
@@ -81,6 +86,7 @@ class EdgeClient:
         self.run_id = uuid.uuid4().hex[:8]
         self._stop = threading.Event()
         self._receiver: threading.Thread | None = None
+        self._foreign: dict[str, int] = {}  # MessageId -> times this client handed it back
 
     def start(self) -> None:
         """Receive answers in a background thread (long polling), so that each answer's arrival time is
@@ -93,8 +99,12 @@ class EdgeClient:
         while not self._stop.is_set():
             try:
                 self.poll(wait_s=1)
-            except Exception:
-                logger.exception("receiving answers failed")
+            except Exception as exc:
+                if is_aws_exception(exc):  # the queue gone, AWS unreachable: one line, not a traceback a second
+                    queue = self.results_queue_url.rsplit("/", 1)[-1]
+                    logger.warning("%s (retrying in 1 s)", to_aws_error(exc, f"receiving answers from queue {queue}"))
+                else:
+                    logger.exception("receiving answers failed")
                 self._stop.wait(1)
 
     def send(self, frame_bgr: np.ndarray, quality: int = 85) -> str:
@@ -123,21 +133,52 @@ class EdgeClient:
         except Exception:
             logger.exception("the handler failed on %s", event["Records"][0]["s3"]["object"]["key"])
 
+    def _ours(self, answer: dict[str, Any]) -> bool:
+        """Whether an answer is about an upload of this run (its key under ``<prefix><run_id>/``)."""
+        key, bucket = answer.get("key"), answer.get("bucket", self.bucket)
+        return isinstance(key, str) and key.startswith(f"{self.prefix}{self.run_id}/") and bucket == self.bucket
+
+    def _release(self, message: dict[str, Any]) -> None:
+        """Hand another client's answer back to the queue: visible again at once the first two times this client
+        sees it (clients polling side by side may get it before its owner does), then after 1, 2, 4... (at most
+        8) seconds, so that answers nobody collects (a client that has gone) neither keep this one busy nor hide
+        the answers behind them."""
+        seen = self._foreign.get(message["MessageId"], 0)
+        if len(self._foreign) >= 10_000:
+            self._foreign.clear()
+        self._foreign[message["MessageId"]] = seen + 1
+        timeout = 0 if seen < _RELEASE_AT_ONCE else min(2 ** (seen - _RELEASE_AT_ONCE), 8)
+        try:
+            self.sqs.change_message_visibility(
+                QueueUrl=self.results_queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=timeout
+            )
+        except Exception as exc:  # it comes back by itself when the queue's visibility timeout ends
+            if not is_aws_exception(exc):
+                raise
+            logger.warning("could not hand back another client's answer %s: %s", message["MessageId"], exc)
+
     def poll(self, wait_s: int = 0) -> int:
-        """Receive answers for the frames of this run; returns how many arrived."""
+        """Receive answers for the frames of this run; returns how many arrived.
+
+        The results queue may be shared by several clients: answers about another run's uploads are handed back
+        (see :meth:`_release`), never deleted; this run's answers (repeats of a retried event included) and
+        bodies that are no answer at all (not a JSON object with a string ``key``: nobody's) are deleted."""
         response = self.sqs.receive_message(
             QueueUrl=self.results_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_s
         )
         arrived = 0
-        for message in response.get("Messages", []):  # answers of other runs are deleted too (stale)
+        for message in response.get("Messages", []):
             now = time.perf_counter()
             try:
                 answer = json.loads(message["Body"])
             except ValueError:
                 answer = {}
-            if not isinstance(answer, dict):  # JSON, but no answer of ours: dropped like any stale one
+            if not isinstance(answer, dict):  # JSON, but no answer of anyone's: dropped
                 answer = {}
             key = answer.get("key")
+            if isinstance(key, str) and not self._ours(answer):
+                self._release(message)
+                continue
             if not isinstance(key, str):
                 key = ""
             with self._lock:

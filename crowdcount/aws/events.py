@@ -12,7 +12,9 @@ An answer is one JSON message: ``{"answer_id", "bucket", "key", "etag", "kind": 
 "counts": {...}, "elapsed_s"}`` (each face: box, score, and with a gallery its identity and similarity; a clip's
 answer has its ``summary`` and the result file's processor sections instead: ``tracking``, ``counting``, ``faces``,
 from the pipeline that ``analyze`` and the worker run), or
-``{"answer_id", "bucket", "key", "etag", "error"}`` when the object cannot be analysed.
+``{"answer_id", "bucket", "key", "etag", "error"}`` when the object cannot be analysed. An answer over the results
+queue's message size limit is sent without its faces and sections, which its ``omitted`` names (with an
+``omitted_reason``); the counts and summary stay.
 
 Every record is answered on its own: one that fails (missing object, not an image, an OpenCV or model error,
 over ``max_object_bytes``, changed since the event: the ETag is pinned with ``IfMatch``) gets an error answer
@@ -211,6 +213,22 @@ class EventHandler:
                 self._read(body, where, out)
             return self.analyse_video(path, safe)
 
+    def _send(self, answer: dict[str, Any]) -> dict[str, Any]:
+        """Send ``answer``; returns what was sent. One over the queue's message size limit (SQS says
+        ``InvalidParameterValue``: a crowded frame's faces, a long clip's tracking section) is sent again without
+        its large parts (see :func:`reduced_answer`) rather than lost to retries that would fail alike."""
+        body = json.dumps(answer)
+        try:
+            self.sqs.send_message(QueueUrl=self.results_queue_url, MessageBody=body)
+            return answer
+        except Exception as exc:
+            smaller = reduced_answer(answer, len(body.encode()))
+            if error_code(exc) != "InvalidParameterValue" or smaller is None:
+                raise
+            logger.warning("the answer for %s (%d bytes) is over the queue's limit: %s", answer["key"], len(body), exc)
+        self.sqs.send_message(QueueUrl=self.results_queue_url, MessageBody=json.dumps(smaller))
+        return smaller
+
     def handle(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Analyse every object of ``event`` and send one answer each; returns the answers. One record's failure
         is its answer's ``error``; a failed send raises :class:`AWSError` once every record was tried."""
@@ -230,7 +248,7 @@ class EventHandler:
                 logger.exception("s3://%s/%s: unexpected failure", bucket, key)
             answer["elapsed_s"] = round(time.perf_counter() - started, 4)
             try:
-                self.sqs.send_message(QueueUrl=self.results_queue_url, MessageBody=json.dumps(answer))
+                answer = self._send(answer)
             except Exception as exc:
                 logger.error("could not send the answer for s3://%s/%s: %s", bucket, key, exc)
                 unsent.append(key)
@@ -241,6 +259,34 @@ class EventHandler:
                 "the event is retried; answers repeat their answer_id",
             )
         return answers
+
+
+#: What an answer too large for the results queue keeps (the rest is named in its ``omitted``).
+_ESSENTIAL = (
+    "answer_id",
+    "bucket",
+    "key",
+    "etag",
+    "kind",
+    "width",
+    "height",
+    "counts",
+    "summary",
+    "elapsed_s",
+    "error",
+)
+
+
+def reduced_answer(answer: dict[str, Any], size: int) -> dict[str, Any] | None:
+    """``answer`` without what a client can do without (faces, processor sections), naming them in ``omitted``;
+    ``None`` when there is nothing to leave out."""
+    omitted = sorted(k for k in answer if k not in _ESSENTIAL)
+    if not omitted:
+        return None
+    smaller = {k: v for k, v in answer.items() if k in _ESSENTIAL}
+    smaller["omitted"] = omitted
+    smaller["omitted_reason"] = f"the whole answer is {size} bytes, over the results queue's message size limit"
+    return smaller
 
 
 _HANDLER: EventHandler | None = None

@@ -54,6 +54,28 @@ def _check_video_id(video_id: int) -> None:
         raise ConfigError(f"--video-id must be between 0 and {MAX_VIDEO_ID}, got {video_id}")
 
 
+def _check_worker_limits(config: Config, path: Path) -> None:
+    """:class:`VideoError` for what is no video (a still image...), :class:`ConfigError` for a video over the
+    worker's ``max_pixels`` or ``max_duration_seconds``: the worker would dead-letter it after the download."""
+    from crowdcount.analyzer.video import probe_video  # (OpenCV) only here
+
+    info = probe_video(path)
+    pixels, max_pixels = info.width * info.height, config.get("worker.max_pixels")
+    if pixels > max_pixels:
+        raise ConfigError(
+            f"{str(path)!r} is {info.width}x{info.height} ({pixels} pixels a frame), over worker.max_pixels "
+            f"({max_pixels}): the worker would refuse it",
+            "downscale it, or raise worker.max_pixels for the workers too",
+        )
+    max_duration = config.get("worker.max_duration_seconds")
+    if info.duration_s > max_duration:
+        raise ConfigError(
+            f"{str(path)!r} lasts {round(info.duration_s, 1):g} s, over worker.max_duration_seconds ({max_duration}): "
+            "the worker would refuse it",
+            "split it, or raise worker.max_duration_seconds for the workers too",
+        )
+
+
 def submit_video(
     ctx: AwsContext,
     config: Config,
@@ -61,15 +83,28 @@ def submit_video(
     video_id: int,
     key: str | None = None,
     force: bool = False,
+    probe: bool = True,
 ) -> Submitted:
     """Upload ``path`` to ``video_split.output_bucket`` (streamed, multipart when large), create the video's
-    document (keeping any steps it has) and enqueue the job on ``aws_queues.human_detection``."""
+    document (keeping any steps it has) and enqueue the job on ``aws_queues.human_detection``.
+    :class:`ConfigError` (nothing uploaded) for a video over ``worker.max_video_bytes``; with ``probe`` (OpenCV
+    reads the video's header), :class:`VideoError` for what is no video and :class:`ConfigError` for a video over
+    ``worker.max_pixels`` or ``max_duration_seconds``: the worker would dead-letter them after the download."""
     _check_video_id(video_id)
     path = Path(path)
     if not path.is_file():
         raise VideoError(f"{str(path)!r} is not a file", "give the path of a video")
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise VideoError(f"{str(path)!r} is empty (0 bytes)")
+    limit = config.get("worker.max_video_bytes")
+    if size > limit:  # the worker refuses it unread (dead-lettered): said now, nothing uploaded
+        raise ConfigError(
+            f"{str(path)!r} is {size} bytes, over worker.max_video_bytes ({limit}): the worker would refuse it",
+            "split the video, or raise worker.max_video_bytes for the workers too",
+        )
+    if probe:
+        _check_worker_limits(config, path)
     bucket = config.get("video_split.output_bucket")
     queue = config.get("aws_queues.human_detection")
     if key:  # one the worker would refuse as malformed (and dead-letter) is refused here, before the upload
@@ -141,7 +176,9 @@ def fetch_result(
         raise CrowdcountError(f"step {step!r} of VideoId {video_id} is done but names no result file")
     target = Path(destination) if destination is not None else Path("crowdcount_results")
     if target.is_dir() or destination is None or str(destination).endswith(("/", os.sep)):
-        target = target / key.rsplit("/", 1)[-1]
+        name = key.rsplit("/", 1)[-1]
+        # a key ending in "/" (or "..") names no file: the folder itself would become the file
+        target = target / (name if name not in ("", ".", "..") else f"{step}-{video_id}")
     target.parent.mkdir(parents=True, exist_ok=True)
     s3 = ctx.client("s3", config["aws_region"])
     partial = target.with_name(f".{target.name}.part")

@@ -1,7 +1,7 @@
 """The SQS worker's Prometheus metrics (``crowdcount worker --metrics-port``), in their own registry.
 
 - ``crowdcount_worker_jobs_total{outcome}``: messages handled, by outcome (done, skipped, failed, malformed,
-  superseded, released).
+  superseded, released, deferred: a message whose video runs under another message, back later).
 - ``crowdcount_worker_job_seconds``: histogram of the time one message took (download, analysis, upload).
 - ``crowdcount_worker_queue_lag_seconds``: age of the last message received (now - its SentTimestamp):
   how far behind the queue this worker is. Growing lag = add workers.
@@ -15,7 +15,7 @@ from typing import Any
 
 from crowdcount.metrics import JOB_BUCKETS
 
-OUTCOMES = ("done", "skipped", "failed", "malformed", "superseded", "released")
+OUTCOMES = ("done", "skipped", "failed", "malformed", "superseded", "released", "deferred")
 
 
 class WorkerMetrics:

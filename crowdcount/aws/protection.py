@@ -63,9 +63,13 @@ class TaskProtection:
         return cls(uri, minutes)
 
     def enable(self) -> bool:
-        """Protect the task for ``minutes`` from now; False (logged) when the agent refused or was unreachable."""
+        """Protect the task for ``minutes`` from now; False (logged) when the agent refused or was unreachable.
+
+        A failed renewal keeps the time of the last protection that held: it is still on at the agent, so
+        :meth:`renew_due` stays true (the next beat tries again) and :meth:`disable` still drops it."""
         ok = self._put({"ProtectionEnabled": True, "ExpiresInMinutes": self.minutes})
-        self.enabled_at = self.clock() if ok else None
+        if ok:
+            self.enabled_at = self.clock()
         return ok
 
     def disable(self) -> bool:

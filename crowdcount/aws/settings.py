@@ -112,6 +112,14 @@ class WorkerSettings:
         for key in ("max_job_seconds", "max_pixels", "max_duration_seconds"):
             if getattr(self, key) < 1:
                 raise bad(key, f"must be >= 1, got {getattr(self, key)}")
+        longest = MAX_VISIBILITY - self.visibility_timeout  # the last extension must end within 12 h of the receipt
+        if self.max_job_seconds > longest:
+            raise bad(
+                "max_job_seconds",
+                f"must be at most {MAX_VISIBILITY} - worker.visibility_timeout ({self.visibility_timeout}) = "
+                f"{longest}: SQS keeps a message invisible at most 12 hours from its receipt, "
+                f"got {self.max_job_seconds}",
+            )
         if self.result_prefix == "":
             raise ConfigError(
                 "config key 'human_detection.result_prefix' is empty",

@@ -40,10 +40,7 @@ def submit(
 ) -> None:
     """Upload VIDEO, create its DynamoDB document and enqueue its analysis for `crowdcount worker`."""
     config = get_config(config_path)
-    if Path(video).is_file() and Path(video).stat().st_size:
-        from crowdcount.analyzer.video import probe_video  # (OpenCV) only here
-
-        probe_video(video)  # not a video, a still image: said now, not by a failed job after the upload
+    # not a video (a still image), over the worker's limits: said now, not by a failed job after the upload
     done = submit_video(context_from_config(config, endpoint_url), config, video, video_id, key, force)
     if as_json:
         click.echo(json.dumps(done.to_dict(), indent=2))
@@ -119,7 +116,15 @@ def results(
     if output == "-":
         with tempfile.TemporaryDirectory(prefix="crowdcount-results-") as folder:
             _, path = fetch_result(ctx, config, video_id, Path(folder) / "result.json", step)
-            sys.stdout.write(path.read_text(encoding="utf-8") + "\n")
+            data = path.read_bytes()
+        try:  # text gets its final newline; anything else (another step's clip or image) goes out unchanged
+            if not data.decode("utf-8").endswith("\n"):
+                data += b"\n"
+        except UnicodeDecodeError:
+            pass
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
         return
     try:
         entry, path = fetch_result(ctx, config, video_id, output, step)

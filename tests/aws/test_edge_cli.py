@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -43,7 +44,8 @@ def test_a_bucket_that_does_not_exist_is_exit_3_and_one_line(
 
 
 def test_answers_that_are_not_objects_are_dropped_not_received_forever(aws: MockAws) -> None:
-    """The results queue is shared: a body that is JSON but no object is deleted like any stale answer."""
+    """The results queue is shared: a body that is JSON but no answer (no object, no string key) is nobody's and
+    is deleted; one about another client's upload stays on the queue for it."""
     from crowdcount.aws.edge import EdgeClient
 
     url = aws.sqs.create_queue(QueueName="answers")["QueueUrl"]
@@ -51,4 +53,5 @@ def test_answers_that_are_not_objects_are_dropped_not_received_forever(aws: Mock
     for body in ("[1, 2]", '"text"', "3", '{"key": "elsewhere"}', '{"key": [1]}'):
         aws.sqs.send_message(QueueUrl=url, MessageBody=body)
     assert client.poll() == 0
-    assert aws.queue_counts(url) == (0, 0)
+    assert aws.queue_counts(url) == (1, 0)
+    assert json.loads(aws.sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"]) == {"key": "elsewhere"}

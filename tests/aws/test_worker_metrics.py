@@ -25,7 +25,7 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def test_worker_exposes_job_metrics_over_http(aws: MockAws, tiny_video: Path, corrupt_video: Path) -> None:
     submit_video(aws.ctx, aws.config, tiny_video, 1)
-    submit_video(aws.ctx, aws.config, corrupt_video, 2)
+    submit_video(aws.ctx, aws.config, corrupt_video, 2, probe=False)  # submit would refuse it: the worker sees it
     worker = aws.worker(FakeDetector(), max_jobs=2)
     worker.metrics = WorkerMetrics()
     server = serve_metrics(worker.metrics.registry, 0, host="127.0.0.1")

@@ -13,14 +13,21 @@ metric (AWS's documented "backlog per task" pattern):
 The second branch matters with ``min_tasks`` 0: with no task running, any job makes the value exceed the
 target, and target tracking starts the first task (ECS scales out from zero by the minimum amount, then
 tracks the real running count). A plain ``visible / tasks`` has no value at zero tasks and never starts one.
+
+The target must be above 0 (``deploy.backlog_per_task`` >= 1; the template's ``BacklogPerTask`` has
+``MinValue: 1``): at 0 the zero-task branch is ``backlog * 2 * 0 = 0``, never above the target, so no task would
+ever start, and a negative target is refused by Application Auto Scaling only once the service exists.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+from decimal import Decimal
 from typing import Any
 
 from crowdcount.aws.deploy.errors import aws_errors
+from crowdcount.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -40,13 +47,33 @@ def policy_name(service: str) -> str:
     return f"{service}-sqs-backlog-per-task"
 
 
+def check_target(backlog_per_task: float) -> float:
+    """``backlog_per_task`` as a float; :class:`ConfigError` unless it is a finite number above 0."""
+    ok = isinstance(backlog_per_task, int | float) and not isinstance(backlog_per_task, bool)
+    if not (ok and math.isfinite(backlog_per_task) and backlog_per_task > 0):
+        raise ConfigError(
+            f"the backlog per task must be a number above 0, got {backlog_per_task!r}",
+            "set deploy.backlog_per_task to 1 or more queued jobs per task",
+        )
+    return float(backlog_per_task)
+
+
+def _number(value: float) -> str:
+    """``value`` as metric math reads it: exact, plain digits (no exponent), no trailing ``.0``."""
+    text = format(Decimal(repr(float(value))), "f")
+    return text[:-2] if text.endswith(".0") else text
+
+
 def backlog_expression(target: float) -> str:
     """The metric math expression of the backlog per task (see the module docstring)."""
-    return f"IF(FILL(tasks, 0) > 0, (visible + inflight) / FILL(tasks, 0), (visible + inflight) * 2 * {target:g})"
+    n = _number(check_target(target))
+    return f"IF(FILL(tasks, 0) > 0, (visible + inflight) / FILL(tasks, 0), (visible + inflight) * 2 * {n})"
 
 
 def target_tracking_configuration(queue: str, cluster: str, service: str, backlog_per_task: float) -> dict[str, Any]:
-    """The ``TargetTrackingScalingPolicyConfiguration`` keeping ``backlog_per_task`` jobs per running task."""
+    """The ``TargetTrackingScalingPolicyConfiguration`` keeping ``backlog_per_task`` jobs per running task
+    (:class:`ConfigError` unless a number above 0)."""
+    target = check_target(backlog_per_task)
 
     def sqs(metric_id: str, name: str) -> dict[str, Any]:
         return {
@@ -63,7 +90,7 @@ def target_tracking_configuration(queue: str, cluster: str, service: str, backlo
         }
 
     return {
-        "TargetValue": float(backlog_per_task),
+        "TargetValue": target,
         "CustomizedMetricSpecification": {
             "Metrics": [
                 sqs("visible", "ApproximateNumberOfMessagesVisible"),
@@ -86,7 +113,7 @@ def target_tracking_configuration(queue: str, cluster: str, service: str, backlo
                 {
                     "Id": "backlog_per_task",
                     "Label": "SQS backlog per running task",
-                    "Expression": backlog_expression(float(backlog_per_task)),
+                    "Expression": backlog_expression(target),
                     "ReturnData": True,
                 },
             ]
