@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from crowdcount.analyzer.processors import FrameProcessor
-from crowdcount.analyzer.tracking import NO_TRACK, TRACK_ID
+from crowdcount.analyzer.tracking import NO_TRACK, TRACK_ID, TrackingProcessor
 from crowdcount.config import TrackingConfig, check_setting
 from crowdcount.errors import ConfigError
 
@@ -243,12 +243,19 @@ class CountingProcessor(FrameProcessor):
         category: the tracked category (its boxes need ``data["track_id"]``: run after the tracker).
         hysteresis: half-width of the band around a line, as a share of the person's box height, inside which
             their side does not change.
+        tracking: the tracker whose ids the boxes carry: the result file's crossings and zone visitors are given
+            the ids the tracker settles on when the video ends (its merge pass), as its ``people`` are.
     """
 
     name = "counting"
 
     def __init__(
-        self, lines: Sequence[Line] = (), zones: Sequence[Zone] = (), category: str = "Human", hysteresis: float = 0.1
+        self,
+        lines: Sequence[Line] = (),
+        zones: Sequence[Zone] = (),
+        category: str = "Human",
+        hysteresis: float = 0.1,
+        tracking: TrackingProcessor | None = None,
     ) -> None:
         hysteresis = check_setting(TrackingConfig, "line_hysteresis", hysteresis)
         self.lines = list(lines)
@@ -256,6 +263,7 @@ class CountingProcessor(FrameProcessor):
         _unique([x.name for x in [*self.lines, *self.zones]], "--line/--zone")
         self.category = category
         self.hysteresis = float(hysteresis)
+        self.tracking = tracking
         self._lines: list[_LineState] = []
         self._zones: list[_ZoneState] = []
         self._interval_s = 0.0
@@ -398,10 +406,35 @@ class CountingProcessor(FrameProcessor):
             (z.zone.name, z.polygon) for z in self._zones
         ]
 
+    def _final_id(self, track_id: int) -> int:
+        return self.tracking.final_id(track_id) if self.tracking is not None else track_id
+
+    def _final_visits(self, zone: _ZoneState) -> dict[int, list[list[float]]]:
+        """The zone's visits by the result file's ids: the visits of one person under two online ids (before and
+        after a re-link) joined, touching ones (no analysed frame between them) as one."""
+        for track_id, visit in zone.open_visits.items():
+            zone.visits.setdefault(track_id, []).append(visit)
+        zone.open_visits = {}
+        people: dict[int, list[list[float]]] = {}
+        for track_id, visits in zone.visits.items():
+            people.setdefault(self._final_id(track_id), []).extend(list(v) for v in visits)
+        for visits in people.values():
+            visits.sort()
+            joined = [visits[0]]
+            for first, last in visits[1:]:
+                if first <= joined[-1][1] + 1.5 * self._interval_s:
+                    joined[-1][1] = max(joined[-1][1], last)
+                else:
+                    joined.append([first, last])
+            visits[:] = joined
+        return people
+
     def finish(self) -> dict[str, Any]:
         lines = []
         per_frame: dict[str, list[int]] = {}
         for state in self._lines:
+            for crossing in state.crossings:
+                crossing["track_id"] = self._final_id(crossing["track_id"])
             lines.append(
                 {
                     "name": state.line.name,
@@ -415,11 +448,8 @@ class CountingProcessor(FrameProcessor):
             per_frame[f"{state.line.name}:out"] = state.series["out"]
         zones = []
         for zone in self._zones:
-            for track_id, visit in zone.open_visits.items():
-                zone.visits.setdefault(track_id, []).append(visit)
-            zone.open_visits = {}
             people = []
-            for track_id, visits in sorted(zone.visits.items()):
+            for track_id, visits in sorted(self._final_visits(zone).items()):
                 dwell = sum(last - first + self._interval_s for first, last in visits)
                 people.append(
                     {

@@ -116,7 +116,9 @@ def build_processors(
     elif tracked is None:
         logger.info("no %s detector: tracking skipped", category)
     if lines or zones:
-        counting = CountingProcessor(list(lines), list(zones), category, block.get("line_hysteresis", 0.1))
+        counting = CountingProcessor(
+            list(lines), list(zones), category, block.get("line_hysteresis", 0.1), tracking=tracking
+        )
         processors.append(counting)
     processors.extend(identify)  # before the annotated video is drawn: it shows the names
     if annotate is not None:

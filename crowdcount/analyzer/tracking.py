@@ -23,10 +23,12 @@ the same way (``merge_threshold``; never two tracklets seen at the same time) be
 people are numbered 1, 2, 3... in order of appearance. With ``appearance`` off the tracker is plain ByteTrack.
 
 Each reported box gets a ``track_id`` (``track_ids`` in the result file): the person's number, or -1 for a box
-no confirmed track holds (confirmed: matched in ``confirm_frames`` consecutive analysed frames). A person
-counts (``unique_people``) when they were seen over ``min_track_s`` seconds from first to last sighting.
-Processors that run after the tracker in the same frame (lines, zones, the annotated video) see the online
-ids; the result file has the ids after the merge pass.
+no confirmed track holds (confirmed: matched in ``confirm_frames`` consecutive analysed frames; once confirmed,
+a track is also given the boxes it was first seen in, so a person's first frame is when they were first seen).
+A person counts (``unique_people``) when they were seen over ``min_track_s`` seconds from first to last
+sighting. Processors that run after the tracker in the same frame (lines, zones, the annotated video) see the
+online ids; the result file has the ids after the merge pass (:meth:`TrackingProcessor.final_id`, which line
+crossings and zone visitors are given too).
 
 Time in the tracker is the video's timestamps, so ``frame_ratio`` < 1 only thins the observations: the Kalman
 filter predicts over the real gap and the budgets are seconds, whatever the ratio.
@@ -204,6 +206,22 @@ def _centroid(vectors: list[np.ndarray]) -> np.ndarray | None:
     return mean / norm if norm > 0 else None
 
 
+def _buffered_iou(box: np.ndarray, others: np.ndarray, ratio: float) -> np.ndarray:
+    """IoU of ``box`` with each of ``others`` after growing every box by ``ratio`` of its size on each side (the
+    tracker's buffered IoU)."""
+
+    def grow(b: np.ndarray) -> np.ndarray:
+        size = np.concatenate([b[..., 2:] - b[..., :2]] * 2, axis=-1)
+        return b + np.array([-1, -1, 1, 1], np.float32) * ratio * size
+
+    a, b = grow(box.reshape(1, 4))[0], grow(others)
+    width = np.clip(np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]), 0, None)
+    height = np.clip(np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1]), 0, None)
+    inter = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
 def _overlapped(xyxy: np.ndarray, share: float = 0.3) -> np.ndarray:
     """Boxes of which another box covers more than ``share`` of the area (their crop shows someone else)."""
     n = len(xyxy)
@@ -366,9 +384,13 @@ class TrackingProcessor(FrameProcessor):
         self._next_identity = 1
         self._next_segment = 0
         self._present: list[list[int]] = []  # segments seen per analysed frame
+        # the last confirm_frames - 1 frames: (frame, its boxes, their scores, rows no track held), where a new
+        # track's first sightings (before ByteTrack confirmed it) are found again
+        self._recent: list[tuple[FrameResult, np.ndarray, np.ndarray, set[int]]] = []
         self._frames: list[tuple[int, float]] = []
         self._results: list[FrameResult] = []
         self._final: list[Track] | None = None  # the people after the merge pass (set by finish)
+        self._final_ids: dict[int, int] = {}  # online id -> the person's id in the result file (set by finish)
         self.embedded = 0  # crops embedded in this video
         # live: people forgotten once nobody can be re-linked to them any more (see _forget)
         self._forgotten_people = 0
@@ -542,6 +564,7 @@ class TrackingProcessor(FrameProcessor):
                 tracklet.identity = self._new_identity()
                 self._tracklets[key] = tracklet
                 self._all.append(tracklet)
+                self._backfill(tracklet.segments[0])
             elif covered[i] and not tracklet.covered:  # someone starts to cover it: a new segment
                 tracklet.segments.append(self._new_segment(frame.index, now, box))
             else:
@@ -564,6 +587,9 @@ class TrackingProcessor(FrameProcessor):
             dets.xyxy, dets.confidence, dets.class_id, {**dets.data, TRACK_ID: ids, SEGMENT: segments}
         )
         seen = sorted({int(s) for s in segments if s != NO_TRACK})
+        if self.confirm_frames > 1:
+            untracked = {int(i) for i in np.flatnonzero(keys == NO_TRACK)}
+            self._recent = [*self._recent, (frame, dets.xyxy, dets.confidence, untracked)][1 - self.confirm_frames :]
         if self.live:  # nothing kept for a result file; people nobody can be re-linked to any more are forgotten
             self._present = [seen]
             if now - self._swept_ms >= 1000.0:
@@ -573,6 +599,45 @@ class TrackingProcessor(FrameProcessor):
         self._present.append(seen)
         self._frames.append((frame.index, now))
         self._results.append(frame)
+
+    def _backfill(self, segment: Segment) -> None:
+        """Give a newly confirmed track the sightings ByteTrack held before confirming it (the frames before this
+        one, where its boxes had no track): its first frame is when it was first seen, not confirmed. Each earlier
+        box is the one no track held that overlaps the later box most (buffered IoU at least ``min_iou``, as the
+        tracker matches), the first of them one that could start a track (``activation_score``)."""
+        box = segment.first_box
+        found: list[tuple[int, np.ndarray, int]] = []  # (index in _recent, box, row), latest first
+        for j in range(len(self._recent) - 1, -1, -1):
+            _, xyxy, _, untracked = self._recent[j]
+            rows = sorted(untracked)
+            if not rows:
+                break
+            similarity = _buffered_iou(box, xyxy[rows].astype(np.float32), self.buffer_per_s * self._interval_s)
+            best = int(np.argmax(similarity))
+            if similarity[best] < self.min_iou:
+                break
+            box = xyxy[rows[best]].astype(np.float32)
+            found.append((j, box, rows[best]))
+        if len(found) < self.confirm_frames - 1:
+            return
+        first, box, row = found[-1]
+        if float(self._recent[first][2][row]) < self.activation_score:
+            return
+        for j, box, row in found:
+            frame, _, _, untracked = self._recent[j]
+            untracked.discard(row)
+            dets = frame.detections.get(self.category)
+            if dets is not None and SEGMENT in dets.data:  # its weak boxes may be gone: find the box again
+                (matches,) = np.nonzero(np.all(dets.xyxy == box, axis=1))
+                if len(matches):
+                    dets.data[SEGMENT][matches[0]] = segment.id
+            if not self.live:
+                present = self._present[len(self._present) - len(self._recent) + j]
+                present.append(segment.id)
+                present.sort()
+        frame = self._recent[first][0]
+        segment.first_frame, segment.first_ms, segment.first_box = frame.index, frame.timestamp_ms, box
+        segment.frames += len(found)
 
     def _forget(self, now_ms: float) -> None:
         """Live: drop the people last seen longer ago than any re-link or lost track can reach back (counting
@@ -759,6 +824,7 @@ class TrackingProcessor(FrameProcessor):
         order = sorted(groups, key=lambda r: (groups[r][0].first_ms, r))
         number = {root: n for n, root in enumerate(order, 1)}
         final = {segment: number[self._root(owner.identity)] for segment, owner in self._owner.items()}
+        self._final_ids = {identity: number[self._root(identity)] for identity in self._parent}
         for result in self._results:
             dets = result.detections.get(self.category)
             if dets is not None and SEGMENT in dets.data:
@@ -839,6 +905,11 @@ class TrackingProcessor(FrameProcessor):
     def tracks_so_far(self) -> int:
         """People (online identities, after re-linking) since the video started (before the ``min_track_s`` rule)."""
         return len({self._root(i) for i in self._parent}) + self._forgotten_identities
+
+    def final_id(self, online_id: int) -> int:
+        """After :meth:`finish`: the result file's id of the person a box had ``online_id`` for while the video
+        ran (what lines, zones and the annotated video saw); ``online_id`` itself before."""
+        return self._final_ids.get(online_id, online_id)
 
     def unique_people(self) -> int:
         """People seen over at least ``min_track_s`` so far: after :meth:`finish`, those of the result file;

@@ -55,14 +55,15 @@ def test_two_people_walking_side_by_side_are_a_contact(tmp_path: Path) -> None:
     (contact,) = contacts["contacts"]
     ids = sorted({t for f in document["frames"] for t in f["Human"]["track_ids"] if t > 0})
     assert len(ids) == 3 and contact["people"] == ids[:2]
-    # confirmed on frame 2 (0.1 s), together to frame 30 (2.9 s): 2.9 s with the last frame's 0.1 s
-    assert (contact["start_s"], contact["end_s"], contact["duration_s"]) == (0.1, 2.9, 2.9)
+    # seen from frame 1 (0 s; the track is confirmed on frame 2 and given its first sighting), together to frame 30
+    # (2.9 s): 3.0 s with the last frame's 0.1 s
+    assert (contact["start_s"], contact["end_s"], contact["duration_s"]) == (0.0, 2.9, 3.0)
     assert contact["min_distance_m"] == pytest.approx(3.6, abs=0.05)  # 24 px square + 12 px gap, feet to feet
-    assert (contact["first_frame"], contact["last_frame"]) == (2, 30)
-    # within 3.5 m they never are; nor together for 3 s
+    assert (contact["first_frame"], contact["last_frame"]) == (1, 30)
+    # within 3.5 m they never are; nor together for more than 3 s
     assert analyse(video, Calibration.from_points(**TOP_DOWN), distance_m=3.5)["contacts"]["count"] == 0
     assert (
-        analyse(video, Calibration.from_points(**TOP_DOWN), distance_m=4.0, min_seconds=3.0)["contacts"]["count"] == 0
+        analyse(video, Calibration.from_points(**TOP_DOWN), distance_m=4.0, min_seconds=3.1)["contacts"]["count"] == 0
     )
 
 
@@ -128,7 +129,7 @@ def test_every_contact_of_a_group_runs_to_its_own_last_frame(tmp_path: Path) -> 
     document = analyse(video, Calibration.from_points(**TOP_DOWN), distance_m=8.0, min_seconds=2.0)
     contacts = document["contacts"]["contacts"]
     assert [c["people"] for c in contacts] == [[1, 2], [1, 3], [2, 3]]
-    assert [(c["first_frame"], c["last_frame"]) for c in contacts] == [(2, 30)] * 3
+    assert [(c["first_frame"], c["last_frame"]) for c in contacts] == [(1, 30)] * 3
     assert [c["end_s"] for c in contacts] == [2.9] * 3
 
 

@@ -32,19 +32,20 @@ def left(i: int) -> tuple[int, int]:
 def test_two_squares_keep_their_ids(tmp_path: Path) -> None:
     document = analyse(write_moving(tmp_path / "two.mp4", 30, [right, left]), TrackingProcessor())
     ids = [f["Human"]["track_ids"] for f in document["frames"]]
-    assert ids[0] == [-1, -1]  # a track is confirmed on its second frame
-    # from then on the top square is always track 1 and the bottom one track 2
+    assert len(ids) == 30
+    # a track is confirmed on its second frame and then given its first sighting too: from the first frame on,
+    # the top square is always track 1 and the bottom one track 2
     by_row = [
         {round(b[0], 1): t for b, t in zip(f["Human"]["boxes"], f["Human"]["track_ids"], strict=True)}
-        for f in document["frames"][1:]
+        for f in document["frames"]
     ]
     assert all(row == {round(10 / 120, 1): 1, round(70 / 120, 1): 2} for row in by_row)
     tracking = document["tracking"]
     assert tracking["unique_people"] == 2 and tracking["confirmed_tracks"] == 2
-    assert tracking["per_frame"]["occupancy"] == [0] + [2] * 29
+    assert tracking["per_frame"]["occupancy"] == [2] * 30
     assert [(p["track_id"], p["first_frame"], p["last_frame"], p["present_s"]) for p in tracking["people"]] == [
-        (1, 2, 30, 2.9),
-        (2, 2, 30, 2.9),
+        (1, 1, 30, 3.0),
+        (2, 1, 30, 3.0),
     ]
     assert document["processors"][0]["name"] == "tracking"
 
@@ -201,6 +202,6 @@ def test_tracker_recovers_weak_boxes_but_reports_only_strong_ones(tmp_path: Path
     assert [len(f["Human"]["scores"]) for f in document["frames"]] == [1] * 10 + [0] * 5 + [1] * 15
     # one track throughout: the weak boxes kept it through 0.5 s, although it may only miss 0.3 s
     assert document["tracking"]["confirmed_tracks"] == 1
-    assert document["tracking"]["per_frame"]["occupancy"] == [0] + [1] * 29
-    assert {t for f in document["frames"] for t in f["Human"]["track_ids"]} == {-1, 1}
+    assert document["tracking"]["per_frame"]["occupancy"] == [1] * 30
+    assert {t for f in document["frames"] for t in f["Human"]["track_ids"]} == {1}
     assert TRACK_ID in result.frames[20].detections["Human"].data
