@@ -203,7 +203,7 @@ def eval_command(
             run = detections_from_document(document, category, source)
             recorded = (document.get("count_smoothing") or {}).get("seconds", 0.0)
             seconds = recorded if smooth_s is None else smooth_s
-            gt = read_mot(gt_path, (run.width, run.height), gt_scale, annotation_size)
+            gt = read_mot(gt_path, (run.width, run.height), gt_scale, annotation_size, document_frames(document))
             keys = parse_frames(frames, [k for k in gt.frames if isinstance(k, int)])
             try:
                 fps, ratio = float(document.get("fps") or 0), float(document.get("frame_ratio", 1))
@@ -215,7 +215,7 @@ def eval_command(
 
             info = probe_video(source)
             seconds = config.human_detection.count_smoothing_s if smooth_s is None else smooth_s
-            gt = read_mot(gt_path, (info.width, info.height), gt_scale, annotation_size)
+            gt = read_mot(gt_path, (info.width, info.height), gt_scale, annotation_size, info.frame_count)
             keys = parse_frames(frames, [k for k in gt.frames if isinstance(k, int)])
             scenery = SceneryModel() if config.tracking.scenery else None
             run = detect_video(source, build(), keys, SCORE_FLOOR, scenery)
@@ -227,6 +227,16 @@ def eval_command(
         click.echo(json.dumps(report.to_dict(per_frame=per_frame), indent=2))
     else:
         print_report(report, per_frame)
+
+
+def document_frames(document: dict[str, Any]) -> int:
+    """The frames a result file's video has (decoded, else as its container said; 0 when it does not say)."""
+    video = document.get("video") if isinstance(document.get("video"), dict) else {}
+    for key in ("frames_decoded", "frame_count"):
+        value = video.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+            return int(value)
+    return 0
 
 
 def build_one(config: Any, name: str, batch_size: int | None, detector_arg: tuple[str, ...]) -> Any:
@@ -266,7 +276,7 @@ def run_manifest(
 
     def evaluate_clip(clip: Any) -> dict[str, Any]:
         info = probe_video(clip.video)
-        gt = read_clip_gt(clip, (info.width, info.height))
+        gt = read_clip_gt(clip, (info.width, info.height), info.frame_count)
         keys = clip_keys(clip, gt)
         scenery = SceneryModel() if config.tracking.scenery else None
         run = detect_video(clip.video, built, keys, SCORE_FLOOR, scenery)
@@ -332,15 +342,16 @@ def run_tracking(
     """``eval --track``: run the tracker (or read the tracks of a result file) and print the MOT metrics."""
     annotation_size = parse_size(gt_size) if gt_size else None
     if is_document:
-        run = track_run_from_document(load_document(source), category, source)
-        document_size = load_document(source)["video"]
-        gt = read_mot(gt_path, (document_size["width"], document_size["height"]), gt_scale, annotation_size)
+        document = load_document(source)
+        run = track_run_from_document(document, category, source)
+        size = (int(document["video"]["width"]), int(document["video"]["height"]))  # checked by track_run_...
+        gt = read_mot(gt_path, size, gt_scale, annotation_size, document_frames(document))
         keys = parse_frames(frames, [k for k in gt.frames if isinstance(k, int)])
     else:
         from crowdcount.analyzer import probe_video
 
         info = probe_video(source)
-        gt = read_mot(gt_path, (info.width, info.height), gt_scale, annotation_size)
+        gt = read_mot(gt_path, (info.width, info.height), gt_scale, annotation_size, info.frame_count)
         keys = parse_frames(frames, [k for k in gt.frames if isinstance(k, int)])
         detector = build()
         block = {  # the tracker, after the scenery filter when the configuration runs it (as analyze does)

@@ -207,11 +207,38 @@ def infer_annotation_size(max_right: float, max_bottom: float, width: int, heigh
     return None
 
 
+def read_seq_length(gt_path: Path) -> int | None:
+    """The number of frames a MOTChallenge ``seqinfo.ini`` beside the ground truth gives (``seqLength``)."""
+    for candidate in (gt_path.parent / "seqinfo.ini", gt_path.parent.parent / "seqinfo.ini"):
+        if candidate.is_file():
+            parser = configparser.ConfigParser()
+            try:
+                parser.read(candidate, encoding="utf-8")
+                length = int(parser["Sequence"]["seqLength"])
+            except (configparser.Error, KeyError, ValueError, UnicodeDecodeError):
+                continue
+            return length if length > 0 else None
+    return None
+
+
+#: The most frames a video of unknown length is taken to have: 1,000,000 is over 9 hours at 30 frames a second.
+MAX_FRAMES = 1_000_000
+#: A container's frame count may be an estimate (raw streams): ground truth up to this share past it is read (the
+#: frames that are not there are reported when decoding); further past it, it is another video's.
+FRAME_COUNT_SLACK = 0.1
+
+
 def read_mot_rows(path: Path, columns: int = 7) -> np.ndarray:
     """The numbers of a MOTChallenge text file (comma- or semicolon-separated, ``#`` comments), ``columns`` of
     them a row: ``frame, id, left, top, width, height, conf`` (conf 1 where a row stops at height), and with
     ``columns=8`` the class too, which every row must then have."""
+    return _read_rows(path, columns)[0]
+
+
+def _read_rows(path: Path, columns: int) -> tuple[np.ndarray, list[int]]:
+    """:func:`read_mot_rows` and the line number of each row."""
     rows = []
+    numbers = []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -237,7 +264,8 @@ def read_mot_rows(path: Path, columns: int = 7) -> np.ndarray:
         if len(values) == 6:
             values.append(1.0)
         rows.append(values)
-    return np.array(rows, np.float64).reshape(-1, columns)
+        numbers.append(number)
+    return np.array(rows, np.float64).reshape(-1, columns), numbers
 
 
 def read_mot(
@@ -245,22 +273,30 @@ def read_mot(
     video_size: tuple[int, int] | None = None,
     scale: float | None = None,
     annotation_size: tuple[int, int] | None = None,
+    frame_count: int = 0,
 ) -> GroundTruth:
     """Read MOTChallenge ground truth (``frame,id,left,top,width,height,conf,...``, 1-based frames).
 
     Rows with ``conf`` 0 become ignored boxes. Coordinates are multiplied by ``scale``; without it, by
     ``video_size / annotation_size``, where the annotation size is given, read from a ``seqinfo.ini`` beside
     the file, or (with a warning) inferred as the smallest common resolution that holds every box when the
-    boxes do not fit ``video_size``. Every frame from 1 to the last annotated one is included.
+    boxes do not fit ``video_size``. Every frame from 1 to the last annotated one is included (frames without
+    rows share one empty :class:`GroundTruthFrame`).
+
+    Frame numbers past the video's end are refused (:class:`ConfigError` naming the line): past a
+    ``seqinfo.ini``'s ``seqLength``, past ``frame_count`` (the video's frames, 0 when unknown) by more than
+    :data:`FRAME_COUNT_SLACK` (a container's count may be an estimate), or past :data:`MAX_FRAMES` when neither
+    is known. They are another video's ground truth, and would have every frame up to them built.
     """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"ground truth {str(path)!r} does not exist", "give a MOTChallenge gt.txt")
-    rows = read_mot_rows(path)
+    rows, numbers = _read_rows(path, 7)
     if not len(rows):
         raise ConfigError(f"ground truth {str(path)!r} has no rows")
     if np.any(rows[:, 0] < 1) or np.any(rows[:, 0] != np.round(rows[:, 0])):
         raise ConfigError(f"ground truth {str(path)!r} has frame numbers that are not 1-based integers")
+    check_frame_numbers(path, rows[:, 0], numbers, read_seq_length(path), frame_count)
     warnings: list[str] = []
     reason = "given"
     if scale is None:
@@ -294,17 +330,37 @@ def read_mot(
             reason = "none"
     if not scale > 0:
         raise ConfigError(f"ground-truth scale must be positive, got {scale!r}")
-    frames: dict[int | str, GroundTruthFrame] = {}
     last = int(rows[:, 0].max())
     by_frame: dict[int, list[np.ndarray]] = {}
     for row in rows:
         by_frame.setdefault(int(row[0]), []).append(row)
-    for index in range(1, last + 1):
-        mine = np.array(by_frame.get(index, []), np.float64).reshape(-1, 7)
+    nobody = GroundTruthFrame(np.zeros((0, 4), np.float32), np.zeros(0, bool), np.zeros(0, np.int64))
+    frames: dict[int | str, GroundTruthFrame] = dict.fromkeys(range(1, last + 1), nobody)
+    for index, found in by_frame.items():
+        mine = np.array(found, np.float64).reshape(-1, 7)
         xyxy = np.stack([mine[:, 2], mine[:, 3], mine[:, 2] + mine[:, 4], mine[:, 3] + mine[:, 5]], axis=1) * scale
         frames[index] = GroundTruthFrame(xyxy, mine[:, 6] == 0, mine[:, 1].astype(np.int64))
     width, height = video_size or (0, 0)
     return GroundTruth(frames, str(path), float(scale), reason, width, height, warnings)
+
+
+def check_frame_numbers(
+    path: Path, frames: np.ndarray, lines: Sequence[int], seq_length: int | None, frame_count: int
+) -> None:
+    """Refuse the first frame number past the video's end (see :func:`read_mot`), naming its line."""
+    if seq_length:
+        limit, end = seq_length, f"the video's end ({seq_length} frames, seqinfo.ini)"
+    elif frame_count > 0:
+        limit, end = int(frame_count * (1 + FRAME_COUNT_SLACK)), f"the video's end ({frame_count} frames)"
+    else:
+        limit, end = MAX_FRAMES, f"{MAX_FRAMES}, the most a video of unknown length is taken to have"
+    beyond = np.flatnonzero(frames > limit)
+    if len(beyond):
+        first = int(beyond[0])
+        raise ConfigError(
+            f"{path.name} line {lines[first]}: frame {int(frames[first])} is past {end}",
+            "is this the ground truth of another video? frames are numbered from 1",
+        )
 
 
 def read_imglab(path: str | Path) -> GroundTruth:

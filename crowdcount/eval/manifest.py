@@ -126,9 +126,10 @@ def load_manifest(path: str | Path) -> list[Clip]:
     return out
 
 
-def read_clip_gt(clip: Clip, video_size: tuple[int, int]) -> GroundTruth:
-    """The clip's ground truth in video pixels (MOT17 classes applied when ``clip.mot17``)."""
-    gt = read_mot(clip.gt, video_size, scale=clip.gt_scale)
+def read_clip_gt(clip: Clip, video_size: tuple[int, int], frame_count: int = 0) -> GroundTruth:
+    """The clip's ground truth in video pixels (MOT17 classes applied when ``clip.mot17``; ``frame_count``: the
+    video's frames, see :func:`~crowdcount.eval.groundtruth.read_mot`)."""
+    gt = read_mot(clip.gt, video_size, scale=clip.gt_scale, frame_count=frame_count)
     if not clip.mot17:
         return gt
     rows = read_mot_rows(clip.gt, columns=8)

@@ -1,0 +1,83 @@
+"""More ground-truth reading: frame numbers past the video's end are refused before anything is built."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from crowdcount.cli.main import cli
+from crowdcount.errors import ConfigError
+from crowdcount.eval import read_mot
+
+
+def test_a_frame_far_past_the_video_is_refused_at_once(tmp_path: Path) -> None:
+    gt = tmp_path / "gt.txt"
+    gt.write_text("1,1,0,0,10,10,1\n1000000000,2,0,0,10,10,1\n")
+    started = time.perf_counter()
+    with pytest.raises(ConfigError) as error:
+        read_mot(gt, (100, 100), frame_count=795)
+    assert time.perf_counter() - started < 1
+    assert str(error.value) == (
+        "gt.txt line 2: frame 1000000000 is past the video's end (795 frames) "
+        "(is this the ground truth of another video? frames are numbered from 1)"
+    )
+
+
+def test_a_little_past_an_estimated_frame_count_is_kept(tmp_path: Path) -> None:
+    # a container's frame count may be an estimate: up to 10 % past it is read (and warned about when decoding)
+    gt = tmp_path / "gt.txt"
+    gt.write_text("1,1,0,0,10,10,1\n105,2,0,0,10,10,1\n")
+    assert list(read_mot(gt, (100, 100), frame_count=100).frames) == list(range(1, 106))
+    gt.write_text("1,1,0,0,10,10,1\n121,2,0,0,10,10,1\n")
+    with pytest.raises(ConfigError, match=r"^gt.txt line 2: frame 121 is past the video's end \(100 frames\)"):
+        read_mot(gt, (100, 100), frame_count=100)
+
+
+def test_seqinfo_sequence_length_is_exact(tmp_path: Path) -> None:
+    (tmp_path / "gt").mkdir()
+    (tmp_path / "seqinfo.ini").write_text("[Sequence]\nseqLength=100\nimWidth=100\nimHeight=100\n")
+    gt = tmp_path / "gt" / "gt.txt"
+    gt.write_text("1,1,0,0,10,10,1\n100,2,0,0,10,10,1\n")
+    assert len(read_mot(gt, (100, 100)).frames) == 100
+    gt.write_text("1,1,0,0,10,10,1\n101,2,0,0,10,10,1\n")
+    with pytest.raises(ConfigError, match=r"^gt.txt line 2: frame 101 is past the video's end \(100 frames"):
+        read_mot(gt, (100, 100), frame_count=1000)
+
+
+def test_without_a_frame_count_an_absurd_frame_is_refused(tmp_path: Path) -> None:
+    gt = tmp_path / "gt.txt"
+    gt.write_text("1000000000,1,0,0,10,10,1\n")
+    with pytest.raises(ConfigError, match=r"^gt.txt line 1: frame 1000000000 is past 1000000, the most a "):
+        read_mot(gt, (100, 100))
+
+
+def test_empty_frames_share_one_object(tmp_path: Path) -> None:
+    gt = tmp_path / "gt.txt"
+    gt.write_text("1,1,0,0,10,10,1\n50000,2,0,0,10,10,1\n")
+    frames = read_mot(gt, (100, 100)).frames
+    assert len(frames) == 50000 and frames[2] is frames[49999] and frames[2].count == 0
+    assert frames[50000].count == 1 and list(frames[50000].ids) == [2]
+
+
+def test_eval_a_result_file_and_ground_truth_of_another_video(tmp_path: Path) -> None:
+    document = {
+        "video": {"width": 100, "height": 100, "frame_count": 2, "frames_decoded": 2},
+        "detectors": [{"name": "human", "category": "Human", "arguments": {"min_detection_score": 0.5}}],
+        "frames": [{"frame_index": i, "Human": {"boxes": [], "scores": [], "track_ids": []}} for i in (1, 2)],
+        "tracking": {"people": []},
+    }
+    result = tmp_path / "result.json"
+    result.write_text(json.dumps(document))
+    gt = tmp_path / "gt.txt"
+    gt.write_text("1,1,0,0,10,10,1\n1000000000,2,0,0,10,10,1\n")
+    for track in ([], ["--track"]):
+        out = CliRunner().invoke(cli, ["eval", str(result), "--gt", str(gt), *track])
+        assert out.exit_code == 2, out.output
+        assert out.output == (
+            "Error: gt.txt line 2: frame 1000000000 is past the video's end (2 frames) "
+            "(is this the ground truth of another video? frames are numbered from 1)\n"
+        )
