@@ -34,7 +34,7 @@ from crowdcount.eval import (
     read_imglab,
     read_mot,
 )
-from crowdcount.eval.runner import SCORE_FLOOR, damaged_document
+from crowdcount.eval.runner import SCORE_FLOOR, damaged_document, document_size
 from crowdcount.eval.tracking import evaluate_tracking, track_run_from_document, track_video
 
 logger = logging.getLogger(__name__)
@@ -344,8 +344,7 @@ def run_tracking(
     if is_document:
         document = load_document(source)
         run = track_run_from_document(document, category, source)
-        size = (int(document["video"]["width"]), int(document["video"]["height"]))  # checked by track_run_...
-        gt = read_mot(gt_path, size, gt_scale, annotation_size, document_frames(document))
+        gt = read_mot(gt_path, document_size(document, source), gt_scale, annotation_size, document_frames(document))
         keys = parse_frames(frames, [k for k in gt.frames if isinstance(k, int)])
     else:
         from crowdcount.analyzer import probe_video

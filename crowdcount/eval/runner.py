@@ -18,7 +18,7 @@ from crowdcount.analyzer.counts import smooth_counts, smoothing_window
 from crowdcount.analyzer.scenery import SceneryModel
 from crowdcount.analyzer.video import FrameReader, probe_video
 from crowdcount.detectors import Detections, Detector
-from crowdcount.errors import ConfigError
+from crowdcount.errors import ConfigError, VideoError
 from crowdcount.eval.groundtruth import GroundTruth, IgnoreRegion
 from crowdcount.eval.metrics import EvalReport, FrameMatch, match_frame, summarize_matches
 
@@ -172,33 +172,49 @@ def detect_images(paths: Sequence[str], detector: Detector, score_floor: float =
     )
 
 
+class ResultFileError(VideoError):
+    """A result file that is missing, unreadable or damaged: it stands for its video, so it fails as a video that
+    cannot be read does (exit code 1), whichever command reads it."""
+
+
 def load_document(path: str | Path) -> dict[str, Any]:
-    """Read a result file written by ``crowdcount analyze``."""
+    """Read a result file written by ``crowdcount analyze`` (:class:`ResultFileError` when it cannot be)."""
     path = Path(path)
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{str(path)!r} is not a readable result file: {exc}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ResultFileError(f"{str(path)!r} is not a readable result file: {exc}") from None
     if not isinstance(document, dict) or not isinstance(document.get("frames"), list):
-        raise ConfigError(f"{str(path)!r} is not a crowdcount result file (no 'frames' list)")
+        raise ResultFileError(f"{str(path)!r} is not a crowdcount result file (no 'frames' list)")
     return document
 
 
-def damaged_document(source: str | Path, exc: Exception) -> ConfigError:
+def damaged_document(source: str | Path, exc: Exception) -> ResultFileError:
     """The error of a result document whose contents are not what ``crowdcount analyze`` writes (a field
     missing or of the wrong type)."""
-    return ConfigError(
+    return ResultFileError(
         f"result file {str(source)!r} is damaged ({type(exc).__name__}: {exc})",
         "write it again with 'crowdcount analyze'",
     )
 
 
+def document_size(document: dict[str, Any], source: str | Path) -> tuple[int, int]:
+    """The width and height of a result document's video (:class:`ResultFileError` when it does not say)."""
+    video = document.get("video") or {}
+    try:
+        width, height = int(video.get("width") or 0), int(video.get("height") or 0)
+    except (AttributeError, TypeError, ValueError, OverflowError) as exc:
+        raise damaged_document(source, exc) from None
+    if width <= 0 or height <= 0:
+        raise ResultFileError(
+            f"result file {str(source)!r} does not record the video size", "write it again with 'crowdcount analyze'"
+        )
+    return width, height
+
+
 def detections_from_document(document: dict[str, Any], category: str = "Human", source: str = "") -> DetectionRun:
     """The detections of ``category`` in a result document, in pixels of its video."""
-    video = document.get("video") or {}
-    width, height = int(video.get("width") or 0), int(video.get("height") or 0)
-    if not width or not height:
-        raise ConfigError(f"result file {source!r} does not record the video size")
+    width, height = document_size(document, source)
     detectors = [d for d in document.get("detectors", []) if d.get("category") == category]
     if not detectors:
         found_categories = sorted({d.get("category") for d in document.get("detectors", [])})

@@ -26,7 +26,7 @@ from crowdcount.detectors import Detector
 from crowdcount.detectors.base import iou_matrix
 from crowdcount.errors import ConfigError
 from crowdcount.eval.groundtruth import GroundTruth, IgnoreRegion, in_ignore_regions
-from crowdcount.eval.runner import damaged_document
+from crowdcount.eval.runner import damaged_document, document_size
 
 
 @dataclass
@@ -45,13 +45,12 @@ class TrackRun:
 
 def track_run_from_document(document: dict[str, Any], category: str = "Human", source: str = "") -> TrackRun:
     """The tracks recorded in a result file (its ``track_ids`` and ``tracking`` section)."""
-    video = document.get("video") or {}
-    width, height = int(video.get("width") or 0), int(video.get("height") or 0)
     section = document.get("tracking")
-    if not isinstance(section, dict) or not width or not height:
+    if not isinstance(section, dict):
         raise ConfigError(
             f"result file {source!r} has no tracks", "analyse the video with tracking on (the default) first"
         )
+    width, height = document_size(document, source)
     scale = np.array([width, height, width, height], np.float32)
     frames: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     try:
