@@ -156,6 +156,21 @@ def eval_command(
     if gt_path is None:
         raise ConfigError("missing ground truth", "give --gt FILE (or --manifest FILE for several clips)")
     fmt = gt_format(gt_path)
+    given = click.get_current_context().get_parameter_source
+    if not track and given("frame_ratio") is not click.core.ParameterSource.DEFAULT:
+        raise ConfigError("--frame-ratio applies to --track on a video", "leave it out")
+    if fmt == "imglab":  # boxes in each image's own pixels; images, not frames
+        if frames is not None:
+            raise ConfigError(
+                "--frames selects frames of a video, but imglab XML ground truth lists images",
+                "leave --frames out, or list fewer images in the XML file",
+            )
+        for option, value in (("--gt-scale", gt_scale), ("--gt-size", gt_size)):
+            if value is not None:
+                raise ConfigError(
+                    f"{option} does not apply to imglab XML ground truth: its boxes are in each image's own pixels",
+                    f"leave {option} out",
+                )
     name = resolve_name(detector or ("face" if fmt == "imglab" else "human"))
     category = DETECTORS[name].category
     regions = [IgnoreRegion.parse(r) for r in ignore]
