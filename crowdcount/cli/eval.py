@@ -34,7 +34,7 @@ from crowdcount.eval import (
     read_imglab,
     read_mot,
 )
-from crowdcount.eval.runner import SCORE_FLOOR, damaged_document, document_size
+from crowdcount.eval.runner import SCORE_FLOOR, document_size, document_timing
 from crowdcount.eval.tracking import evaluate_tracking, track_run_from_document, track_video
 
 logger = logging.getLogger(__name__)
@@ -216,14 +216,10 @@ def eval_command(
         if is_document:
             document = load_document(source)
             run = detections_from_document(document, category, source)
-            recorded = (document.get("count_smoothing") or {}).get("seconds", 0.0)
+            fps, ratio, recorded = document_timing(document, source)
             seconds = recorded if smooth_s is None else smooth_s
             gt = read_mot(gt_path, (run.width, run.height), gt_scale, annotation_size, document_frames(document))
             keys = parse_frames(frames, [k for k in gt.frames if isinstance(k, int)])
-            try:
-                fps, ratio = float(document.get("fps") or 0), float(document.get("frame_ratio", 1))
-            except (TypeError, ValueError) as exc:
-                raise damaged_document(source, exc) from None
             window = count_window(seconds, fps, ratio, run, keys)
         else:
             from crowdcount.analyzer import probe_video

@@ -232,12 +232,35 @@ def detections_from_document(document: dict[str, Any], category: str = "Human", 
             scores = np.asarray(entry["scores"], np.float32).reshape(-1)
             if len(yxyx) != len(scores):
                 raise ValueError(f"frame {frame.get('frame_index')} has {len(yxyx)} boxes and {len(scores)} scores")
+            index = int(frame["frame_index"])
+            if not (np.isfinite(yxyx).all() and np.isfinite(scores).all()):
+                raise ValueError(f"frame {index} has a box or score that is not a number")
+            if index in found:
+                raise ValueError(f"frame {index} appears twice")
             if len(scores):
                 lowest = min(lowest, float(scores.min()))
-            found[int(frame["frame_index"])] = (yxyx[:, [1, 0, 3, 2]] * scale, scores)
+            found[index] = (yxyx[:, [1, 0, 3, 2]] * scale, scores)
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise damaged_document(source, exc) from None
     return DetectionRun(found, source, category, threshold, min(threshold, lowest), width, height, detectors, 0.0, [])
+
+
+def document_timing(document: dict[str, Any], source: str | Path) -> tuple[float, float, float]:
+    """A result document's frame rate (0: unknown), share of frames analysed and count-smoothing seconds (0 when
+    it does not say), :class:`ResultFileError` when one is not such a number."""
+    try:
+        fps = float(document.get("fps") or 0)
+        ratio = float(document.get("frame_ratio", 1))
+        seconds = float((document.get("count_smoothing") or {}).get("seconds", 0.0))
+        if not (math.isfinite(fps) and fps >= 0):
+            raise ValueError(f"fps is {fps:g}, not a frame rate")
+        if not 0 < ratio <= 1:
+            raise ValueError(f"frame_ratio is {ratio:g}, not a share of frames in (0, 1]")
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise ValueError(f"count_smoothing.seconds is {seconds:g}, not seconds")
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise damaged_document(source, exc) from None
+    return fps, ratio, seconds
 
 
 def match_run(

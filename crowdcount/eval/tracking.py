@@ -60,8 +60,16 @@ def track_run_from_document(document: dict[str, Any], category: str = "Human", s
             ids = np.asarray(entry.get("track_ids", [-1] * len(yxyx)), np.int64).reshape(-1)
             if len(ids) != len(yxyx):
                 raise ValueError(f"frame {frame.get('frame_index')} has {len(yxyx)} boxes and {len(ids)} track ids")
+            index = int(frame["frame_index"])
+            if not np.isfinite(yxyx).all():
+                raise ValueError(f"frame {index} has a box that is not a number")
+            if index in frames:
+                raise ValueError(f"frame {index} appears twice")
             keep = ids > 0
-            frames[int(frame["frame_index"])] = (yxyx[keep][:, [1, 0, 3, 2]] * scale, ids[keep])
+            unique, times = np.unique(ids[keep], return_counts=True)
+            if np.any(times > 1):
+                raise ValueError(f"frame {index} has track {int(unique[times > 1][0])} twice")
+            frames[index] = (yxyx[keep][:, [1, 0, 3, 2]] * scale, ids[keep])
         people = [int(p["track_id"]) for p in section.get("people", [])]
         frame_ratio = float(document.get("frame_ratio", 1.0))
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
