@@ -188,7 +188,7 @@ def read_seqinfo(gt_path: Path) -> tuple[int, int] | None:
         if candidate.is_file():
             parser = configparser.ConfigParser()
             try:
-                parser.read(candidate, encoding="utf-8")
+                parser.read(candidate, encoding="utf-8-sig")
                 return int(parser["Sequence"]["imWidth"]), int(parser["Sequence"]["imHeight"])
             except (configparser.Error, KeyError, ValueError):
                 logger.warning("%s has no usable [Sequence] imWidth/imHeight", candidate)
@@ -213,7 +213,7 @@ def read_seq_length(gt_path: Path) -> int | None:
         if candidate.is_file():
             parser = configparser.ConfigParser()
             try:
-                parser.read(candidate, encoding="utf-8")
+                parser.read(candidate, encoding="utf-8-sig")
                 length = int(parser["Sequence"]["seqLength"])
             except (configparser.Error, KeyError, ValueError, UnicodeDecodeError):
                 continue
@@ -240,7 +240,7 @@ def _read_rows(path: Path, columns: int) -> tuple[np.ndarray, list[int]]:
     rows = []
     numbers = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # a byte order mark (Windows editors) is skipped
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"ground truth {str(path)!r} cannot be read: {exc}") from None
     for number, line in enumerate(lines, 1):
@@ -297,6 +297,10 @@ def read_mot(
     if np.any(rows[:, 0] < 1) or np.any(rows[:, 0] != np.round(rows[:, 0])):
         raise ConfigError(f"ground truth {str(path)!r} has frame numbers that are not 1-based integers")
     check_frame_numbers(path, rows[:, 0], numbers, read_seq_length(path), frame_count)
+    flat = np.flatnonzero((rows[:, 4] <= 0) | (rows[:, 5] <= 0))
+    if len(flat):  # it could never be matched: a person counted, and always missed
+        w, h = rows[flat[0], 4:6]
+        raise ConfigError(f"{path.name} line {numbers[flat[0]]}: width and height must be positive, got {w:g}, {h:g}")
     warnings: list[str] = []
     reason = "given"
     if scale is None:

@@ -137,6 +137,13 @@ def evaluate_tracking(
         raise ConfigError(f"no annotated frame was analysed in {run.source!r}", "is it another video?")
     if any(gt.frames[k].ids is None for k in frames):
         raise ConfigError(f"ground truth {gt.source!r} has no person ids (tracking needs MOTChallenge ids)")
+    for key in frames:
+        unique, times = np.unique(gt.frames[key].ids, return_counts=True)
+        if np.any(times > 1):
+            raise ConfigError(
+                f"ground truth {gt.source!r}: frame {key} has person {int(unique[times > 1][0])} twice",
+                "tracking needs one box a person a frame: is it MOTChallenge ground truth?",
+            )
     gt_ids, trk_ids, sims = [], [], []
     ignored_hits: dict[int, int] = {}
     seen: dict[int, int] = {}

@@ -81,3 +81,38 @@ def test_eval_a_result_file_and_ground_truth_of_another_video(tmp_path: Path) ->
             "Error: gt.txt line 2: frame 1000000000 is past the video's end (2 frames) "
             "(is this the ground truth of another video? frames are numbered from 1)\n"
         )
+
+
+def test_a_byte_order_mark_is_read(tmp_path: Path) -> None:  # Windows editors write one
+    gt = tmp_path / "gt.txt"
+    gt.write_text("1,1,0,0,10,10,1\n", encoding="utf-8-sig")
+    assert read_mot(gt).frames[1].count == 1
+
+
+@pytest.mark.parametrize("size", ["-10,10", "10,0"])
+def test_a_box_without_area_is_refused(tmp_path: Path, size: str) -> None:
+    # it could never be matched: a person counted and always missed
+    gt = tmp_path / "gt.txt"
+    gt.write_text(f"1,1,0,0,10,10,1\n# a comment\n2,1,20,20,{size},1\n")
+    with pytest.raises(ConfigError) as error:
+        read_mot(gt)
+    assert str(error.value) == f"gt.txt line 3: width and height must be positive, got {size.replace(',', ', ')}"
+
+
+def test_tracking_refuses_a_person_twice_in_a_frame(tmp_path: Path) -> None:
+    document = {
+        "video": {"width": 100, "height": 100},
+        "detectors": [{"name": "human", "category": "Human", "arguments": {"min_detection_score": 0.5}}],
+        "frames": [{"frame_index": 1, "Human": {"boxes": [], "scores": [], "track_ids": []}}],
+        "tracking": {"people": []},
+    }
+    result = tmp_path / "result.json"
+    result.write_text(json.dumps(document))
+    gt = tmp_path / "gt.txt"
+    gt.write_text("1,7,0,0,10,10,1\n1,7,20,0,10,10,1\n")
+    out = CliRunner().invoke(cli, ["eval", str(result), "--gt", str(gt), "--track"])
+    assert out.exit_code == 2, out.output
+    assert out.output == (
+        f"Error: ground truth {str(gt)!r}: frame 1 has person 7 twice "
+        "(tracking needs one box a person a frame: is it MOTChallenge ground truth?)\n"
+    )
