@@ -142,9 +142,23 @@ def eval_command(
     every score (detectors run down to score 0.05 for it). With --manifest, every listed clip is evaluated the
     same way and printed as one row, with the mean of the development and the held-out clips.
     """
+    given = click.get_current_context().get_parameter_source
+    if not track and given("frame_ratio") is not click.core.ParameterSource.DEFAULT:
+        raise ConfigError("--frame-ratio applies to --track on a video", "leave it out")
     if manifest_path is not None:
         if source is not None or gt_path is not None or track:
             raise ConfigError("--manifest lists its own videos and ground truth", "leave SOURCE, --gt and --track out")
+        for option, value, key in (("--frames", frames, "frames"), ("--gt-scale", gt_scale, "gt_scale"),
+                                   ("--ignore", ignore, "ignore")):  # fmt: skip
+            if value:
+                raise ConfigError(f"{option} does not apply to --manifest", f"each clip gives its own {key!r}")
+        if gt_size is not None:
+            raise ConfigError("--gt-size does not apply to --manifest", "give each clip its 'gt_scale'")
+        if per_frame:
+            raise ConfigError(
+                "--per-frame does not apply to --manifest: it prints one row a clip",
+                "evaluate the clip alone for its frames",
+            )
         run_manifest(manifest_path, detector, batch_size, detector_arg, min_score, iou, smooth_s, config_path, as_json)
         return
     if gt_path is None and source is not None and Path(source).is_dir():
@@ -156,9 +170,6 @@ def eval_command(
     if gt_path is None:
         raise ConfigError("missing ground truth", "give --gt FILE (or --manifest FILE for several clips)")
     fmt = gt_format(gt_path)
-    given = click.get_current_context().get_parameter_source
-    if not track and given("frame_ratio") is not click.core.ParameterSource.DEFAULT:
-        raise ConfigError("--frame-ratio applies to --track on a video", "leave it out")
     if fmt == "imglab":  # boxes in each image's own pixels; images, not frames
         if frames is not None:
             raise ConfigError(
