@@ -383,10 +383,18 @@ def read_imglab(path: str | Path) -> GroundTruth:
     if not images:
         raise ConfigError(f"{str(path)!r} lists no <images><image file=...>", "is this a dlib imglab XML file?")
     frames: dict[int | str, GroundTruthFrame] = {}
+    names: dict[str, str] = {}
     for image in images:
         name = image.get("file")
         if not name:
             raise ConfigError(f"{str(path)!r}: an <image> has no file attribute")
+        key = str((path.parent / name).resolve())
+        if key in names:  # the later entry's boxes would replace the earlier's
+            raise ConfigError(
+                f"{str(path)!r}: image {names[key]!r} is listed twice (as {names[key]!r} and {name!r})",
+                "list each image once, with all its boxes",
+            )
+        names[key] = name
         boxes, ignore = [], []
         for box in image.findall("box"):
             try:
@@ -396,11 +404,13 @@ def read_imglab(path: str | Path) -> GroundTruth:
                 top = left = width = height = math.nan
             if not all(math.isfinite(v) for v in (top, left, width, height)):  # float() also reads nan and inf
                 raise ConfigError(f"{str(path)!r}: a box of {name} lacks top/left/width/height numbers")
+            if width <= 0 or height <= 0:  # it could never be matched: a face counted, and always missed
+                raise ConfigError(
+                    f"{str(path)!r}: a box of {name} has width {width:g} and height {height:g}: both must be positive"
+                )
             boxes.append([left, top, left + width, top + height])
             ignore.append(box.get("ignore", "0").strip().lower() in {"1", "true"})
-        frames[str((path.parent / name).resolve())] = GroundTruthFrame(
-            np.array(boxes).reshape(-1, 4), np.array(ignore, bool)
-        )
+        frames[key] = GroundTruthFrame(np.array(boxes).reshape(-1, 4), np.array(ignore, bool))
     return GroundTruth(frames, str(path))
 
 

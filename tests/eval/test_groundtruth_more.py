@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from crowdcount.cli.main import cli
 from crowdcount.errors import ConfigError
-from crowdcount.eval import read_mot
+from crowdcount.eval import read_imglab, read_mot
 
 
 def test_a_frame_far_past_the_video_is_refused_at_once(tmp_path: Path) -> None:
@@ -116,3 +116,25 @@ def test_tracking_refuses_a_person_twice_in_a_frame(tmp_path: Path) -> None:
         f"Error: ground truth {str(gt)!r}: frame 1 has person 7 twice "
         "(tracking needs one box a person a frame: is it MOTChallenge ground truth?)\n"
     )
+
+
+def test_imglab_an_image_listed_twice_is_refused(tmp_path: Path) -> None:
+    # the second entry's boxes replaced the first's: faces lost without a word
+    xml = tmp_path / "faces.xml"
+    xml.write_text("<dataset><images><image file='a.jpg'><box top='1' left='1' width='5' height='5'/></image>"
+                   "<image file='./a.jpg'/></images></dataset>")  # fmt: skip
+    with pytest.raises(ConfigError) as error:
+        read_imglab(xml)
+    assert str(error.value) == (
+        f"{str(xml)!r}: image 'a.jpg' is listed twice (as 'a.jpg' and './a.jpg') (list each image once, with all its "
+        "boxes)"
+    )
+
+
+def test_imglab_a_box_without_area_is_refused(tmp_path: Path) -> None:
+    xml = tmp_path / "faces.xml"
+    xml.write_text("<dataset><images><image file='a.jpg'><box top='1' left='1' width='0' height='5'/></image>"
+                   "</images></dataset>")  # fmt: skip
+    with pytest.raises(ConfigError) as error:
+        read_imglab(xml)
+    assert str(error.value) == f"{str(xml)!r}: a box of a.jpg has width 0 and height 5: both must be positive"
