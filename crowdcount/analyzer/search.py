@@ -15,6 +15,7 @@ is a look-alike (:func:`one_at_a_time`).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,6 +218,21 @@ def people_vectors(document: dict[str, Any], source: str) -> list[tuple[dict[str
         raise damaged(source, exc) from None
 
 
+def check_people(people: Sequence[tuple[dict[str, Any], np.ndarray]]) -> None:
+    """``ValueError`` when a track is listed twice (its vector and frames would be another's, or match twice),
+    or has times or a vector that are not numbers (a NaN similarity matches nothing; NaN times are no JSON)."""
+    seen: set[int] = set()
+    for p, vector in people:
+        track = int(p["track_id"])
+        if track in seen:
+            raise ValueError(f"track {track} is listed twice")
+        seen.add(track)
+        if not (math.isfinite(float(p["first_s"])) and math.isfinite(float(p["last_s"]))):
+            raise ValueError(f"track {track} has times that are not numbers")
+        if not np.isfinite(vector).all():
+            raise ValueError(f"track {track} has a vector that is not numbers")
+
+
 def damaged(source: str, exc: Exception) -> SearchError:
     """The error of a result document whose contents are not what ``crowdcount analyze`` writes."""
     return SearchError(
@@ -251,6 +267,7 @@ def search_document(
         except CrowdcountError as exc:
             raise SearchError(f"{source}: its vectors come from {model!r}, which cannot be used: {exc}") from None
     try:  # a field missing or of the wrong type, vectors of another length: a damaged file, not a bug
+        check_people(people)
         scores = {int(p["track_id"]): float(vector @ query) for p, vector in people}
         frames: dict[int, list[dict[str, Any]]] = {t: [] for t, s in scores.items() if s >= threshold}
         for frame in document.get("frames", []):
