@@ -155,15 +155,26 @@ def read_rgb(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def check_image(path: str | Path) -> None:
+    """:class:`ConfigError` when ``path`` is not an image file OpenCV can read (its header only is looked at)."""
+    import cv2
+
+    if not Path(path).is_file() or not cv2.haveImageReader(str(path)):
+        raise ConfigError(f"image {str(path)!r} cannot be read", "check the paths in the imglab XML file")
+
+
 def detect_images(paths: Sequence[str], detector: Detector, score_floor: float = SCORE_FLOOR) -> DetectionRun:
-    """Run ``detector`` on image files, one at a time (their sizes differ)."""
-    images = {p: read_rgb(p) for p in paths}
+    """Run ``detector`` on image files, one at a time (their sizes differ), each decoded when its turn comes (a
+    large set is never in memory at once); every file is checked to be an image before the detector runs."""
+    for path in paths:
+        check_image(path)
     detector.load()
     threshold = detector.min_detection_score
     found: dict[int | str, tuple[np.ndarray, np.ndarray]] = {}
     started = time.perf_counter()
     with _ScoreFloor(detector, score_floor) as floor:
-        for path, rgb in images.items():
+        for path in paths:
+            rgb = read_rgb(path)
             detector.reset()  # every image is a scene of its own
             found[path] = _as_pair(detector.detect([rgb])[0])
     elapsed = time.perf_counter() - started
