@@ -18,7 +18,7 @@ from crowdcount.cli.analyze import detector_specs
 from crowdcount.cli.common import FloatRange, config_option, get_config, parse_key_values
 from crowdcount.config import build_detectors
 from crowdcount.detectors import DETECTORS, resolve_name
-from crowdcount.errors import ConfigError
+from crowdcount.errors import ConfigError, CrowdcountError
 from crowdcount.eval import (
     EvalReport,
     IgnoreRegion,
@@ -293,13 +293,19 @@ def run_manifest(
 
     clips = load_manifest(manifest_path)
     config = get_config(config_path)
+    prepared: dict[str, tuple[Any, Any, list[int]]] = {}
+    for clip in clips:  # every clip's video and ground truth are checked before the detector runs on any
+        try:
+            info = probe_video(clip.video)
+            gt = read_clip_gt(clip, (info.width, info.height), info.frame_count)
+            prepared[clip.name] = (info, gt, clip_keys(clip, gt))
+        except CrowdcountError as exc:  # the clips' files are often all named gt.txt: say which clip
+            raise type(exc)(f"manifest clip {clip.name!r}: {exc.message}", exc.hint) from None
     built = build_one(config, resolve_name(detector or "human"), batch_size, detector_arg)
     seconds = config.human_detection.count_smoothing_s if smooth_s is None else smooth_s
 
     def evaluate_clip(clip: Any) -> dict[str, Any]:
-        info = probe_video(clip.video)
-        gt = read_clip_gt(clip, (info.width, info.height), info.frame_count)
-        keys = clip_keys(clip, gt)
+        info, gt, keys = prepared[clip.name]
         scenery = SceneryModel() if config.tracking.scenery else None
         run = detect_video(clip.video, built, keys, SCORE_FLOOR, scenery)
         report = evaluate_run(

@@ -83,6 +83,8 @@ def load_manifest(path: str | Path) -> list[Clip]:
             if not isinstance(entry.get(key), str) or not entry[key]:
                 raise ConfigError(f"{where}: '{key}' must be a non-empty string")
         name = entry["name"]
+        if name == "mean":
+            raise ConfigError(f"{where}: the name 'mean' is the table's row of means", "rename the clip")
         if name in names:
             raise ConfigError(f"{where}: the name {name!r} is used twice")
         names.add(name)
@@ -90,7 +92,9 @@ def load_manifest(path: str | Path) -> list[Clip]:
         if split not in SPLITS:
             raise ConfigError(f"{where}: 'split' must be one of {', '.join(SPLITS)}, got {split!r}")
         scale = entry.get("gt_scale")
-        if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0):
+        if scale is not None and (
+            isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < math.inf
+        ):
             raise ConfigError(f"{where}: 'gt_scale' must be a positive number, got {scale!r}")
         ignore = entry.get("ignore", [])
         if not isinstance(ignore, list) or not all(isinstance(r, str) for r in ignore):
@@ -106,6 +110,10 @@ def load_manifest(path: str | Path) -> list[Clip]:
         mot17 = entry.get("mot17", False)
         if not isinstance(mot17, bool):
             raise ConfigError(f"{where}: 'mot17' must be true or false, got {mot17!r}")
+        try:
+            regions = tuple(IgnoreRegion.parse(r) for r in ignore)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc.message}", exc.hint) from None
         video, gt = base / entry["video"], base / entry["gt"]
         for label, file in (("video", video), ("gt", gt)):
             if not (file.is_file() or (label == "video" and file.is_dir())):  # a video or an image sequence
@@ -117,7 +125,7 @@ def load_manifest(path: str | Path) -> list[Clip]:
                 gt,
                 split,
                 None if scale is None else float(scale),
-                tuple(IgnoreRegion.parse(r) for r in ignore),
+                regions,
                 frames,
                 mot17,
                 {"notes": entry["notes"]} if "notes" in entry else {},
