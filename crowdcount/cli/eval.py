@@ -186,6 +186,11 @@ def eval_command(
     category = DETECTORS[name].category
     regions = [IgnoreRegion.parse(r) for r in ignore]
     is_document = source is not None and Path(source).suffix.lower() == ".json"
+    if is_document and given("frame_ratio") is not click.core.ParameterSource.DEFAULT:
+        raise ConfigError(
+            "--frame-ratio applies to --track on a video: a result file was analysed at its own frame_ratio",
+            "leave it out",
+        )
 
     config = get_config(config_path)
     window = 1

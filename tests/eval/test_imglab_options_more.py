@@ -43,3 +43,16 @@ def test_imglab_ground_truth_refuses_video_options(tmp_path: Path, option: list[
     out = CliRunner().invoke(cli, ["eval", "--gt", str(xml), *option])
     assert out.exit_code == 2, out.output
     assert out.output == message
+
+
+def test_frame_ratio_with_track_on_a_result_file_is_refused(tmp_path: Path) -> None:
+    result = tmp_path / "r.json"
+    result.write_text('{"frames": []}')
+    gt = tmp_path / "gt.txt"
+    gt.write_text("1,1,0,0,10,10,1\n")
+    out = CliRunner().invoke(cli, ["eval", str(result), "--gt", str(gt), "--track", "--frame-ratio", "0.5"])
+    assert out.exit_code == 2, out.output
+    assert out.output == (
+        "Error: --frame-ratio applies to --track on a video: a result file was analysed at its own frame_ratio "
+        "(leave it out)\n"
+    )
