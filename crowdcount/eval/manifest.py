@@ -140,10 +140,12 @@ def read_clip_gt(clip: Clip, video_size: tuple[int, int], frame_count: int = 0) 
     gt = read_mot(clip.gt, video_size, scale=clip.gt_scale, frame_count=frame_count)
     if not clip.mot17:
         return gt
-    rows = read_mot_rows(clip.gt, columns=8)
-    frames: dict[int | str, GroundTruthFrame] = {}
-    for key in gt.frames:
-        mine = rows[rows[:, 0] == key]
+    by_frame: dict[int, list[np.ndarray]] = {}
+    for row in read_mot_rows(clip.gt, columns=8):
+        by_frame.setdefault(int(row[0]), []).append(row)
+    frames = dict(gt.frames)  # the frames without rows stay read_mot's one empty frame
+    for key, found in by_frame.items():
+        mine = np.array(found, np.float64).reshape(-1, 8)
         person = (mine[:, 6] == 1) & (mine[:, 7] == 1)
         keep = person | np.isin(mine[:, 7], MOT17_IGNORED_CLASSES) | (mine[:, 7] == 1)
         mine, ignored = mine[keep], ~person[keep]

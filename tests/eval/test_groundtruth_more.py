@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -17,10 +16,8 @@ from crowdcount.eval import read_imglab, read_mot
 def test_a_frame_far_past_the_video_is_refused_at_once(tmp_path: Path) -> None:
     gt = tmp_path / "gt.txt"
     gt.write_text("1,1,0,0,10,10,1\n1000000000,2,0,0,10,10,1\n")
-    started = time.perf_counter()
-    with pytest.raises(ConfigError) as error:
+    with pytest.raises(ConfigError) as error:  # before: every frame up to 1e9 was built (it never returned)
         read_mot(gt, (100, 100), frame_count=795)
-    assert time.perf_counter() - started < 1
     assert str(error.value) == (
         "gt.txt line 2: frame 1000000000 is past the video's end (795 frames) "
         "(is this the ground truth of another video? frames are numbered from 1)"
@@ -138,3 +135,14 @@ def test_imglab_a_box_without_area_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as error:
         read_imglab(xml)
     assert str(error.value) == f"{str(xml)!r}: a box of a.jpg has width 0 and height 5: both must be positive"
+
+
+def test_mot17_empty_frames_share_one_object(tmp_path: Path) -> None:
+    from crowdcount.eval.manifest import Clip, read_clip_gt
+
+    gt = tmp_path / "gt.txt"
+    gt.write_text("1,1,0,0,10,20,1,1,1\n1,2,20,0,10,20,0,7,1\n50000,3,0,0,10,20,1,1,1\n50000,4,40,0,30,20,0,3,1\n")
+    frames = read_clip_gt(Clip("a", tmp_path / "v.mp4", gt, mot17=True), (100, 100)).frames
+    assert len(frames) == 50000 and frames[2] is frames[49999] and len(frames[2]) == 0
+    assert frames[1].ids.tolist() == [1, 2] and frames[1].ignore.tolist() == [False, True]
+    assert frames[50000].ids.tolist() == [3] and frames[50000].count == 1  # the car (class 3) is dropped
