@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,6 +234,15 @@ def check_people(people: Sequence[tuple[dict[str, Any], np.ndarray]]) -> None:
             raise ValueError(f"track {track} has a vector that is not numbers")
 
 
+def _is_box(box: Any) -> bool:
+    """Whether ``box`` is 4 finite numbers (``[ymin, xmin, ymax, xmax]``, as a result file holds them)."""
+    return (
+        isinstance(box, list | tuple)
+        and len(box) == 4
+        and all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in box)
+    )
+
+
 def damaged(source: str, exc: Exception) -> SearchError:
     """The error of a result document whose contents are not what ``crowdcount analyze`` writes."""
     return SearchError(
@@ -274,7 +284,10 @@ def search_document(
             entry = frame.get(category) or {}
             for box, track_id in zip(entry.get("boxes", []), entry.get("track_ids", []), strict=False):
                 if track_id in frames:
-                    frames[track_id].append({"frame_index": int(frame["frame_index"]), "box": box})
+                    index = int(frame["frame_index"])
+                    if not _is_box(box):  # a contact sheet crops it; the matches file gives it on
+                        raise ValueError(f"frame {index} has a box that is not 4 numbers: {box!r}")
+                    frames[track_id].append({"frame_index": index, "box": box})
         # one person is in one place at a time: a look-alike seen while a better match is elsewhere is not them
         kept = one_at_a_time(
             {t: scores[t] for t in frames}, {t: [f["frame_index"] for f in v] for t, v in frames.items()}, threshold

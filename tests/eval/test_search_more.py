@@ -51,3 +51,20 @@ def test_damaged_people_are_refused(people: list[dict], message: str) -> None:
     with pytest.raises(SearchError) as error:
         search_document(document(people), QUERY, 0.5, "r.json")
     assert str(error.value).startswith(message), str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("box", "message"),
+    [
+        ([float("nan"), 0, 0.5, 0.5], "frame 1 has a box that is not 4 numbers: [nan, 0, 0.5, 0.5]"),
+        ([0, 0, 0.5], "frame 1 has a box that is not 4 numbers: [0, 0, 0.5]"),
+        ("0,0,1,1", "frame 1 has a box that is not 4 numbers: '0,0,1,1'"),
+    ],
+)
+def test_a_matched_track_with_a_damaged_box_is_refused(box: object, message: str) -> None:
+    # its contact sheet would have been a traceback (--annotate), its matches file held the box as it was
+    doc = document([person()])
+    doc["frames"][0]["Human"]["boxes"] = [box]
+    with pytest.raises(SearchError) as error:
+        search_document(doc, QUERY, 0.5, "r.json")
+    assert str(error.value).startswith(f"r.json: a damaged result file (ValueError: {message})")
