@@ -258,7 +258,9 @@ def eval_command(
 
 def document_frames(document: dict[str, Any]) -> int:
     """The frames a result file's video has (decoded, else as its container said; 0 when it does not say)."""
-    video = document.get("video") if isinstance(document.get("video"), dict) else {}
+    video = document.get("video")
+    if not isinstance(video, dict):
+        return 0
     for key in ("frames_decoded", "frame_count"):
         value = video.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0:

@@ -138,7 +138,7 @@ def evaluate_tracking(
     if any(gt.frames[k].ids is None for k in frames):
         raise ConfigError(f"ground truth {gt.source!r} has no person ids (tracking needs MOTChallenge ids)")
     for key in frames:
-        unique, times = np.unique(gt.frames[key].ids, return_counts=True)
+        unique, times = np.unique(np.asarray(gt.frames[key].ids), return_counts=True)
         if np.any(times > 1):
             raise ConfigError(
                 f"ground truth {gt.source!r}: frame {key} has person {int(unique[times > 1][0])} twice",
