@@ -257,15 +257,20 @@ def eval_command(
 
 
 def document_frames(document: dict[str, Any]) -> int:
-    """The frames a result file's video has (decoded, else as its container said; 0 when it does not say)."""
+    """The frames a result file's video has: the more of those decoded and those its container said (a truncated
+    video decodes fewer than it has, a raw stream's count is an estimate); 0 when it says neither."""
     video = document.get("video")
     if not isinstance(video, dict):
         return 0
-    for key in ("frames_decoded", "frame_count"):
-        value = video.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
-            return int(value)
-    return 0
+    counts = [video.get(key) for key in ("frames_decoded", "frame_count")]
+    return max(
+        [
+            int(v)
+            for v in counts
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+        ],
+        default=0,
+    )
 
 
 def build_one(config: Any, name: str, batch_size: int | None, detector_arg: tuple[str, ...]) -> Any:

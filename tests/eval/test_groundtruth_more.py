@@ -146,3 +146,20 @@ def test_mot17_empty_frames_share_one_object(tmp_path: Path) -> None:
     assert len(frames) == 50000 and frames[2] is frames[49999] and len(frames[2]) == 0
     assert frames[1].ids.tolist() == [1, 2] and frames[1].ignore.tolist() == [False, True]
     assert frames[50000].ids.tolist() == [3] and frames[50000].count == 1  # the car (class 3) is dropped
+
+
+def test_a_truncated_result_is_measured_up_to_its_container_frame_count(tmp_path: Path) -> None:
+    # the video broke off after 2 frames but has 100: ground truth up to frame 50 is this video's
+    document = {
+        "video": {"width": 100, "height": 100, "frame_count": 100, "frames_decoded": 2, "truncated": True},
+        "detectors": [{"name": "human", "category": "Human", "arguments": {"min_detection_score": 0.5}}],
+        "frames": [{"frame_index": i, "Human": {"boxes": [], "scores": []}} for i in (1, 2)],
+    }
+    result = tmp_path / "result.json"
+    result.write_text(json.dumps(document))
+    gt = tmp_path / "gt.txt"
+    gt.write_text("1,1,0,0,10,10,1\n50,2,0,0,10,10,1\n")
+    out = CliRunner().invoke(cli, ["eval", str(result), "--gt", str(gt), "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["frames"] == 2
+    assert "Warning: 48 annotated frames have no detections in the source; skipped" in out.stderr
