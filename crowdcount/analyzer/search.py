@@ -15,6 +15,8 @@ is a look-alike (:func:`one_at_a_time`).
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,6 +219,30 @@ def people_vectors(document: dict[str, Any], source: str) -> list[tuple[dict[str
         raise damaged(source, exc) from None
 
 
+def check_people(people: Sequence[tuple[dict[str, Any], np.ndarray]]) -> None:
+    """``ValueError`` when a track is listed twice (its vector and frames would be another's, or match twice),
+    or has times or a vector that are not numbers (a NaN similarity matches nothing; NaN times are no JSON)."""
+    seen: set[int] = set()
+    for p, vector in people:
+        track = int(p["track_id"])
+        if track in seen:
+            raise ValueError(f"track {track} is listed twice")
+        seen.add(track)
+        if not (math.isfinite(float(p["first_s"])) and math.isfinite(float(p["last_s"]))):
+            raise ValueError(f"track {track} has times that are not numbers")
+        if not np.isfinite(vector).all():
+            raise ValueError(f"track {track} has a vector that is not numbers")
+
+
+def _is_box(box: Any) -> bool:
+    """Whether ``box`` is 4 finite numbers (``[ymin, xmin, ymax, xmax]``, as a result file holds them)."""
+    return (
+        isinstance(box, list | tuple)
+        and len(box) == 4
+        and all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in box)
+    )
+
+
 def damaged(source: str, exc: Exception) -> SearchError:
     """The error of a result document whose contents are not what ``crowdcount analyze`` writes."""
     return SearchError(
@@ -251,13 +277,17 @@ def search_document(
         except CrowdcountError as exc:
             raise SearchError(f"{source}: its vectors come from {model!r}, which cannot be used: {exc}") from None
     try:  # a field missing or of the wrong type, vectors of another length: a damaged file, not a bug
+        check_people(people)
         scores = {int(p["track_id"]): float(vector @ query) for p, vector in people}
         frames: dict[int, list[dict[str, Any]]] = {t: [] for t, s in scores.items() if s >= threshold}
         for frame in document.get("frames", []):
             entry = frame.get(category) or {}
             for box, track_id in zip(entry.get("boxes", []), entry.get("track_ids", []), strict=False):
                 if track_id in frames:
-                    frames[track_id].append({"frame_index": int(frame["frame_index"]), "box": box})
+                    index = int(frame["frame_index"])
+                    if not _is_box(box):  # a contact sheet crops it; the matches file gives it on
+                        raise ValueError(f"frame {index} has a box that is not 4 numbers: {box!r}")
+                    frames[track_id].append({"frame_index": index, "box": box})
         # one person is in one place at a time: a look-alike seen while a better match is elsewhere is not them
         kept = one_at_a_time(
             {t: scores[t] for t in frames}, {t: [f["frame_index"] for f in v] for t, v in frames.items()}, threshold

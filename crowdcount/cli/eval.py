@@ -18,7 +18,7 @@ from crowdcount.cli.analyze import detector_specs
 from crowdcount.cli.common import FloatRange, config_option, get_config, parse_key_values
 from crowdcount.config import build_detectors
 from crowdcount.detectors import DETECTORS, resolve_name
-from crowdcount.errors import ConfigError
+from crowdcount.errors import ConfigError, CrowdcountError
 from crowdcount.eval import (
     EvalReport,
     IgnoreRegion,
@@ -34,7 +34,7 @@ from crowdcount.eval import (
     read_imglab,
     read_mot,
 )
-from crowdcount.eval.runner import SCORE_FLOOR, damaged_document
+from crowdcount.eval.runner import SCORE_FLOOR, document_size, document_timing
 from crowdcount.eval.tracking import evaluate_tracking, track_run_from_document, track_video
 
 logger = logging.getLogger(__name__)
@@ -142,9 +142,23 @@ def eval_command(
     every score (detectors run down to score 0.05 for it). With --manifest, every listed clip is evaluated the
     same way and printed as one row, with the mean of the development and the held-out clips.
     """
+    given = click.get_current_context().get_parameter_source
+    if not track and given("frame_ratio") is not click.core.ParameterSource.DEFAULT:
+        raise ConfigError("--frame-ratio applies to --track on a video", "leave it out")
     if manifest_path is not None:
         if source is not None or gt_path is not None or track:
             raise ConfigError("--manifest lists its own videos and ground truth", "leave SOURCE, --gt and --track out")
+        for option, value, key in (("--frames", frames, "frames"), ("--gt-scale", gt_scale, "gt_scale"),
+                                   ("--ignore", ignore, "ignore")):  # fmt: skip
+            if value:
+                raise ConfigError(f"{option} does not apply to --manifest", f"each clip gives its own {key!r}")
+        if gt_size is not None:
+            raise ConfigError("--gt-size does not apply to --manifest", "give each clip its 'gt_scale'")
+        if per_frame:
+            raise ConfigError(
+                "--per-frame does not apply to --manifest: it prints one row a clip",
+                "evaluate the clip alone for its frames",
+            )
         run_manifest(manifest_path, detector, batch_size, detector_arg, min_score, iou, smooth_s, config_path, as_json)
         return
     if gt_path is None and source is not None and Path(source).is_dir():
@@ -156,10 +170,27 @@ def eval_command(
     if gt_path is None:
         raise ConfigError("missing ground truth", "give --gt FILE (or --manifest FILE for several clips)")
     fmt = gt_format(gt_path)
+    if fmt == "imglab":  # boxes in each image's own pixels; images, not frames
+        if frames is not None:
+            raise ConfigError(
+                "--frames selects frames of a video, but imglab XML ground truth lists images",
+                "leave --frames out, or list fewer images in the XML file",
+            )
+        for option, value in (("--gt-scale", gt_scale), ("--gt-size", gt_size)):
+            if value is not None:
+                raise ConfigError(
+                    f"{option} does not apply to imglab XML ground truth: its boxes are in each image's own pixels",
+                    f"leave {option} out",
+                )
     name = resolve_name(detector or ("face" if fmt == "imglab" else "human"))
     category = DETECTORS[name].category
     regions = [IgnoreRegion.parse(r) for r in ignore]
     is_document = source is not None and Path(source).suffix.lower() == ".json"
+    if is_document and given("frame_ratio") is not click.core.ParameterSource.DEFAULT:
+        raise ConfigError(
+            "--frame-ratio applies to --track on a video: a result file was analysed at its own frame_ratio",
+            "leave it out",
+        )
 
     config = get_config(config_path)
     window = 1
@@ -201,21 +232,17 @@ def eval_command(
         if is_document:
             document = load_document(source)
             run = detections_from_document(document, category, source)
-            recorded = (document.get("count_smoothing") or {}).get("seconds", 0.0)
+            fps, ratio, recorded = document_timing(document, source)
             seconds = recorded if smooth_s is None else smooth_s
-            gt = read_mot(gt_path, (run.width, run.height), gt_scale, annotation_size)
+            gt = read_mot(gt_path, (run.width, run.height), gt_scale, annotation_size, document_frames(document))
             keys = parse_frames(frames, [k for k in gt.frames if isinstance(k, int)])
-            try:
-                fps, ratio = float(document.get("fps") or 0), float(document.get("frame_ratio", 1))
-            except (TypeError, ValueError) as exc:
-                raise damaged_document(source, exc) from None
             window = count_window(seconds, fps, ratio, run, keys)
         else:
             from crowdcount.analyzer import probe_video
 
             info = probe_video(source)
             seconds = config.human_detection.count_smoothing_s if smooth_s is None else smooth_s
-            gt = read_mot(gt_path, (info.width, info.height), gt_scale, annotation_size)
+            gt = read_mot(gt_path, (info.width, info.height), gt_scale, annotation_size, info.frame_count)
             keys = parse_frames(frames, [k for k in gt.frames if isinstance(k, int)])
             scenery = SceneryModel() if config.tracking.scenery else None
             run = detect_video(source, build(), keys, SCORE_FLOOR, scenery)
@@ -227,6 +254,23 @@ def eval_command(
         click.echo(json.dumps(report.to_dict(per_frame=per_frame), indent=2))
     else:
         print_report(report, per_frame)
+
+
+def document_frames(document: dict[str, Any]) -> int:
+    """The frames a result file's video has: the more of those decoded and those its container said (a truncated
+    video decodes fewer than it has, a raw stream's count is an estimate); 0 when it says neither."""
+    video = document.get("video")
+    if not isinstance(video, dict):
+        return 0
+    counts = [video.get(key) for key in ("frames_decoded", "frame_count")]
+    return max(
+        [
+            int(v)
+            for v in counts
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+        ],
+        default=0,
+    )
 
 
 def build_one(config: Any, name: str, batch_size: int | None, detector_arg: tuple[str, ...]) -> Any:
@@ -261,13 +305,19 @@ def run_manifest(
 
     clips = load_manifest(manifest_path)
     config = get_config(config_path)
+    prepared: dict[str, tuple[Any, Any, list[int]]] = {}
+    for clip in clips:  # every clip's video and ground truth are checked before the detector runs on any
+        try:
+            info = probe_video(clip.video)
+            gt = read_clip_gt(clip, (info.width, info.height), info.frame_count)
+            prepared[clip.name] = (info, gt, clip_keys(clip, gt))
+        except CrowdcountError as exc:  # the clips' files are often all named gt.txt: say which clip
+            raise type(exc)(f"manifest clip {clip.name!r}: {exc.message}", exc.hint) from None
     built = build_one(config, resolve_name(detector or "human"), batch_size, detector_arg)
     seconds = config.human_detection.count_smoothing_s if smooth_s is None else smooth_s
 
     def evaluate_clip(clip: Any) -> dict[str, Any]:
-        info = probe_video(clip.video)
-        gt = read_clip_gt(clip, (info.width, info.height))
-        keys = clip_keys(clip, gt)
+        info, gt, keys = prepared[clip.name]
         scenery = SceneryModel() if config.tracking.scenery else None
         run = detect_video(clip.video, built, keys, SCORE_FLOOR, scenery)
         report = evaluate_run(
@@ -332,15 +382,15 @@ def run_tracking(
     """``eval --track``: run the tracker (or read the tracks of a result file) and print the MOT metrics."""
     annotation_size = parse_size(gt_size) if gt_size else None
     if is_document:
-        run = track_run_from_document(load_document(source), category, source)
-        document_size = load_document(source)["video"]
-        gt = read_mot(gt_path, (document_size["width"], document_size["height"]), gt_scale, annotation_size)
+        document = load_document(source)
+        run = track_run_from_document(document, category, source)
+        gt = read_mot(gt_path, document_size(document, source), gt_scale, annotation_size, document_frames(document))
         keys = parse_frames(frames, [k for k in gt.frames if isinstance(k, int)])
     else:
         from crowdcount.analyzer import probe_video
 
         info = probe_video(source)
-        gt = read_mot(gt_path, (info.width, info.height), gt_scale, annotation_size)
+        gt = read_mot(gt_path, (info.width, info.height), gt_scale, annotation_size, info.frame_count)
         keys = parse_frames(frames, [k for k in gt.frames if isinstance(k, int)])
         detector = build()
         block = {  # the tracker, after the scenery filter when the configuration runs it (as analyze does)

@@ -100,6 +100,11 @@ def enroll(
         if details:
             raise ConfigError("--detail applies to one person", "enrol with NAME PHOTO... to give details")
     else:
+        if Path(items[0]).is_file():  # 'faces enroll alice.jpg bob.jpg' would enrol a person named alice.jpg
+            raise ConfigError(
+                f"the name {items[0]!r} is a file: was NAME left out?",
+                "give NAME PHOTO..., e.g. faces enroll alice alice.jpg",
+            )
         plan = {items[0]: expand_photos(items[1:])}
     gallery = _gallery(config, location, endpoint_url)
     if keep_photos and not isinstance(gallery, LocalGallery):

@@ -45,7 +45,8 @@ def _sources(values: tuple[str, ...]) -> list[tuple[str, Path | str]]:
                     continue  # not a result file
                 if "embeddings" in document["tracking"]:
                     out.append(("result", result))
-                    covered.add((result.parent, str((document.get("video") or {}).get("name"))))
+                    video = document.get("video")  # a damaged one is reported when it is searched
+                    covered.add((result.parent, str(video.get("name") if isinstance(video, dict) else None)))
                 else:  # its video, when it is in the folder, is analysed instead
                     logger.warning("%s holds no appearance vectors: skipped", result)
                     without_vectors += 1
@@ -77,7 +78,10 @@ def _drop_covered_videos(sources: list[tuple[str, Path | str]]) -> list[tuple[st
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
             continue  # reported when the result is read for the search
         if isinstance(video, str) and video:
-            covered.add(Path(video).resolve())
+            try:
+                covered.add(Path(video).resolve())
+            except (OSError, ValueError):  # not a path here (a NUL byte, a loop of links): it covers nothing
+                continue
     kept: list[tuple[str, Path | str]] = []
     seen: set[tuple[str, str]] = set()
     for kind, source in sources:

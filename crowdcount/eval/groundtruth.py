@@ -188,7 +188,7 @@ def read_seqinfo(gt_path: Path) -> tuple[int, int] | None:
         if candidate.is_file():
             parser = configparser.ConfigParser()
             try:
-                parser.read(candidate, encoding="utf-8")
+                parser.read(candidate, encoding="utf-8-sig")
                 return int(parser["Sequence"]["imWidth"]), int(parser["Sequence"]["imHeight"])
             except (configparser.Error, KeyError, ValueError):
                 logger.warning("%s has no usable [Sequence] imWidth/imHeight", candidate)
@@ -207,13 +207,40 @@ def infer_annotation_size(max_right: float, max_bottom: float, width: int, heigh
     return None
 
 
+def read_seq_length(gt_path: Path) -> int | None:
+    """The number of frames a MOTChallenge ``seqinfo.ini`` beside the ground truth gives (``seqLength``)."""
+    for candidate in (gt_path.parent / "seqinfo.ini", gt_path.parent.parent / "seqinfo.ini"):
+        if candidate.is_file():
+            parser = configparser.ConfigParser()
+            try:
+                parser.read(candidate, encoding="utf-8-sig")
+                length = int(parser["Sequence"]["seqLength"])
+            except (configparser.Error, KeyError, ValueError, UnicodeDecodeError):
+                continue
+            return length if length > 0 else None
+    return None
+
+
+#: The most frames a video of unknown length is taken to have: 1,000,000 is over 9 hours at 30 frames a second.
+MAX_FRAMES = 1_000_000
+#: A container's frame count may be an estimate (raw streams): ground truth up to this share past it is read (the
+#: frames that are not there are reported when decoding); further past it, it is another video's.
+FRAME_COUNT_SLACK = 0.1
+
+
 def read_mot_rows(path: Path, columns: int = 7) -> np.ndarray:
     """The numbers of a MOTChallenge text file (comma- or semicolon-separated, ``#`` comments), ``columns`` of
     them a row: ``frame, id, left, top, width, height, conf`` (conf 1 where a row stops at height), and with
     ``columns=8`` the class too, which every row must then have."""
+    return _read_rows(path, columns)[0]
+
+
+def _read_rows(path: Path, columns: int) -> tuple[np.ndarray, list[int]]:
+    """:func:`read_mot_rows` and the line number of each row."""
     rows = []
+    numbers = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # a byte order mark (Windows editors) is skipped
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"ground truth {str(path)!r} cannot be read: {exc}") from None
     for number, line in enumerate(lines, 1):
@@ -237,7 +264,8 @@ def read_mot_rows(path: Path, columns: int = 7) -> np.ndarray:
         if len(values) == 6:
             values.append(1.0)
         rows.append(values)
-    return np.array(rows, np.float64).reshape(-1, columns)
+        numbers.append(number)
+    return np.array(rows, np.float64).reshape(-1, columns), numbers
 
 
 def read_mot(
@@ -245,22 +273,34 @@ def read_mot(
     video_size: tuple[int, int] | None = None,
     scale: float | None = None,
     annotation_size: tuple[int, int] | None = None,
+    frame_count: int = 0,
 ) -> GroundTruth:
     """Read MOTChallenge ground truth (``frame,id,left,top,width,height,conf,...``, 1-based frames).
 
     Rows with ``conf`` 0 become ignored boxes. Coordinates are multiplied by ``scale``; without it, by
     ``video_size / annotation_size``, where the annotation size is given, read from a ``seqinfo.ini`` beside
     the file, or (with a warning) inferred as the smallest common resolution that holds every box when the
-    boxes do not fit ``video_size``. Every frame from 1 to the last annotated one is included.
+    boxes do not fit ``video_size``. Every frame from 1 to the last annotated one is included (frames without
+    rows share one empty :class:`GroundTruthFrame`).
+
+    Frame numbers past the video's end are refused (:class:`ConfigError` naming the line): past a
+    ``seqinfo.ini``'s ``seqLength``, past ``frame_count`` (the video's frames, 0 when unknown) by more than
+    :data:`FRAME_COUNT_SLACK` (a container's count may be an estimate), or past :data:`MAX_FRAMES` when neither
+    is known. They are another video's ground truth, and would have every frame up to them built.
     """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"ground truth {str(path)!r} does not exist", "give a MOTChallenge gt.txt")
-    rows = read_mot_rows(path)
+    rows, numbers = _read_rows(path, 7)
     if not len(rows):
         raise ConfigError(f"ground truth {str(path)!r} has no rows")
     if np.any(rows[:, 0] < 1) or np.any(rows[:, 0] != np.round(rows[:, 0])):
         raise ConfigError(f"ground truth {str(path)!r} has frame numbers that are not 1-based integers")
+    check_frame_numbers(path, rows[:, 0], numbers, read_seq_length(path), frame_count)
+    flat = np.flatnonzero((rows[:, 4] <= 0) | (rows[:, 5] <= 0))
+    if len(flat):  # it could never be matched: a person counted, and always missed
+        w, h = rows[flat[0], 4:6]
+        raise ConfigError(f"{path.name} line {numbers[flat[0]]}: width and height must be positive, got {w:g}, {h:g}")
     warnings: list[str] = []
     reason = "given"
     if scale is None:
@@ -294,17 +334,37 @@ def read_mot(
             reason = "none"
     if not scale > 0:
         raise ConfigError(f"ground-truth scale must be positive, got {scale!r}")
-    frames: dict[int | str, GroundTruthFrame] = {}
     last = int(rows[:, 0].max())
     by_frame: dict[int, list[np.ndarray]] = {}
     for row in rows:
         by_frame.setdefault(int(row[0]), []).append(row)
-    for index in range(1, last + 1):
-        mine = np.array(by_frame.get(index, []), np.float64).reshape(-1, 7)
+    nobody = GroundTruthFrame(np.zeros((0, 4), np.float32), np.zeros(0, bool), np.zeros(0, np.int64))
+    frames: dict[int | str, GroundTruthFrame] = dict.fromkeys(range(1, last + 1), nobody)
+    for index, found in by_frame.items():
+        mine = np.array(found, np.float64).reshape(-1, 7)
         xyxy = np.stack([mine[:, 2], mine[:, 3], mine[:, 2] + mine[:, 4], mine[:, 3] + mine[:, 5]], axis=1) * scale
         frames[index] = GroundTruthFrame(xyxy, mine[:, 6] == 0, mine[:, 1].astype(np.int64))
     width, height = video_size or (0, 0)
     return GroundTruth(frames, str(path), float(scale), reason, width, height, warnings)
+
+
+def check_frame_numbers(
+    path: Path, frames: np.ndarray, lines: Sequence[int], seq_length: int | None, frame_count: int
+) -> None:
+    """Refuse the first frame number past the video's end (see :func:`read_mot`), naming its line."""
+    if seq_length:
+        limit, end = seq_length, f"the video's end ({seq_length} frames, seqinfo.ini)"
+    elif frame_count > 0:
+        limit, end = int(frame_count * (1 + FRAME_COUNT_SLACK)), f"the video's end ({frame_count} frames)"
+    else:
+        limit, end = MAX_FRAMES, f"{MAX_FRAMES}, the most a video of unknown length is taken to have"
+    beyond = np.flatnonzero(frames > limit)
+    if len(beyond):
+        first = int(beyond[0])
+        raise ConfigError(
+            f"{path.name} line {lines[first]}: frame {int(frames[first])} is past {end}",
+            "is this the ground truth of another video? frames are numbered from 1",
+        )
 
 
 def read_imglab(path: str | Path) -> GroundTruth:
@@ -323,10 +383,18 @@ def read_imglab(path: str | Path) -> GroundTruth:
     if not images:
         raise ConfigError(f"{str(path)!r} lists no <images><image file=...>", "is this a dlib imglab XML file?")
     frames: dict[int | str, GroundTruthFrame] = {}
+    names: dict[str, str] = {}
     for image in images:
         name = image.get("file")
         if not name:
             raise ConfigError(f"{str(path)!r}: an <image> has no file attribute")
+        key = str((path.parent / name).resolve())
+        if key in names:  # the later entry's boxes would replace the earlier's
+            raise ConfigError(
+                f"{str(path)!r}: image {names[key]!r} is listed twice (as {names[key]!r} and {name!r})",
+                "list each image once, with all its boxes",
+            )
+        names[key] = name
         boxes, ignore = [], []
         for box in image.findall("box"):
             try:
@@ -336,11 +404,13 @@ def read_imglab(path: str | Path) -> GroundTruth:
                 top = left = width = height = math.nan
             if not all(math.isfinite(v) for v in (top, left, width, height)):  # float() also reads nan and inf
                 raise ConfigError(f"{str(path)!r}: a box of {name} lacks top/left/width/height numbers")
+            if width <= 0 or height <= 0:  # it could never be matched: a face counted, and always missed
+                raise ConfigError(
+                    f"{str(path)!r}: a box of {name} has width {width:g} and height {height:g}: both must be positive"
+                )
             boxes.append([left, top, left + width, top + height])
             ignore.append(box.get("ignore", "0").strip().lower() in {"1", "true"})
-        frames[str((path.parent / name).resolve())] = GroundTruthFrame(
-            np.array(boxes).reshape(-1, 4), np.array(ignore, bool)
-        )
+        frames[key] = GroundTruthFrame(np.array(boxes).reshape(-1, 4), np.array(ignore, bool))
     return GroundTruth(frames, str(path))
 
 

@@ -83,6 +83,8 @@ def load_manifest(path: str | Path) -> list[Clip]:
             if not isinstance(entry.get(key), str) or not entry[key]:
                 raise ConfigError(f"{where}: '{key}' must be a non-empty string")
         name = entry["name"]
+        if name == "mean":
+            raise ConfigError(f"{where}: the name 'mean' is the table's row of means", "rename the clip")
         if name in names:
             raise ConfigError(f"{where}: the name {name!r} is used twice")
         names.add(name)
@@ -90,7 +92,9 @@ def load_manifest(path: str | Path) -> list[Clip]:
         if split not in SPLITS:
             raise ConfigError(f"{where}: 'split' must be one of {', '.join(SPLITS)}, got {split!r}")
         scale = entry.get("gt_scale")
-        if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0):
+        if scale is not None and (
+            isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < math.inf
+        ):
             raise ConfigError(f"{where}: 'gt_scale' must be a positive number, got {scale!r}")
         ignore = entry.get("ignore", [])
         if not isinstance(ignore, list) or not all(isinstance(r, str) for r in ignore):
@@ -106,6 +110,10 @@ def load_manifest(path: str | Path) -> list[Clip]:
         mot17 = entry.get("mot17", False)
         if not isinstance(mot17, bool):
             raise ConfigError(f"{where}: 'mot17' must be true or false, got {mot17!r}")
+        try:
+            regions = tuple(IgnoreRegion.parse(r) for r in ignore)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc.message}", exc.hint) from None
         video, gt = base / entry["video"], base / entry["gt"]
         for label, file in (("video", video), ("gt", gt)):
             if not (file.is_file() or (label == "video" and file.is_dir())):  # a video or an image sequence
@@ -117,7 +125,7 @@ def load_manifest(path: str | Path) -> list[Clip]:
                 gt,
                 split,
                 None if scale is None else float(scale),
-                tuple(IgnoreRegion.parse(r) for r in ignore),
+                regions,
                 frames,
                 mot17,
                 {"notes": entry["notes"]} if "notes" in entry else {},
@@ -126,15 +134,18 @@ def load_manifest(path: str | Path) -> list[Clip]:
     return out
 
 
-def read_clip_gt(clip: Clip, video_size: tuple[int, int]) -> GroundTruth:
-    """The clip's ground truth in video pixels (MOT17 classes applied when ``clip.mot17``)."""
-    gt = read_mot(clip.gt, video_size, scale=clip.gt_scale)
+def read_clip_gt(clip: Clip, video_size: tuple[int, int], frame_count: int = 0) -> GroundTruth:
+    """The clip's ground truth in video pixels (MOT17 classes applied when ``clip.mot17``; ``frame_count``: the
+    video's frames, see :func:`~crowdcount.eval.groundtruth.read_mot`)."""
+    gt = read_mot(clip.gt, video_size, scale=clip.gt_scale, frame_count=frame_count)
     if not clip.mot17:
         return gt
-    rows = read_mot_rows(clip.gt, columns=8)
-    frames: dict[int | str, GroundTruthFrame] = {}
-    for key in gt.frames:
-        mine = rows[rows[:, 0] == key]
+    by_frame: dict[int, list[np.ndarray]] = {}
+    for row in read_mot_rows(clip.gt, columns=8):
+        by_frame.setdefault(int(row[0]), []).append(row)
+    frames = dict(gt.frames)  # the frames without rows stay read_mot's one empty frame
+    for key, found in by_frame.items():
+        mine = np.array(found, np.float64).reshape(-1, 8)
         person = (mine[:, 6] == 1) & (mine[:, 7] == 1)
         keep = person | np.isin(mine[:, 7], MOT17_IGNORED_CLASSES) | (mine[:, 7] == 1)
         mine, ignored = mine[keep], ~person[keep]

@@ -18,7 +18,7 @@ from crowdcount.analyzer.counts import smooth_counts, smoothing_window
 from crowdcount.analyzer.scenery import SceneryModel
 from crowdcount.analyzer.video import FrameReader, probe_video
 from crowdcount.detectors import Detections, Detector
-from crowdcount.errors import ConfigError
+from crowdcount.errors import ConfigError, VideoError
 from crowdcount.eval.groundtruth import GroundTruth, IgnoreRegion
 from crowdcount.eval.metrics import EvalReport, FrameMatch, match_frame, summarize_matches
 
@@ -155,15 +155,26 @@ def read_rgb(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def check_image(path: str | Path) -> None:
+    """:class:`ConfigError` when ``path`` is not an image file OpenCV can read (its header only is looked at)."""
+    import cv2
+
+    if not Path(path).is_file() or not cv2.haveImageReader(str(path)):
+        raise ConfigError(f"image {str(path)!r} cannot be read", "check the paths in the imglab XML file")
+
+
 def detect_images(paths: Sequence[str], detector: Detector, score_floor: float = SCORE_FLOOR) -> DetectionRun:
-    """Run ``detector`` on image files, one at a time (their sizes differ)."""
-    images = {p: read_rgb(p) for p in paths}
+    """Run ``detector`` on image files, one at a time (their sizes differ), each decoded when its turn comes (a
+    large set is never in memory at once); every file is checked to be an image before the detector runs."""
+    for path in paths:
+        check_image(path)
     detector.load()
     threshold = detector.min_detection_score
     found: dict[int | str, tuple[np.ndarray, np.ndarray]] = {}
     started = time.perf_counter()
     with _ScoreFloor(detector, score_floor) as floor:
-        for path, rgb in images.items():
+        for path in paths:
+            rgb = read_rgb(path)
             detector.reset()  # every image is a scene of its own
             found[path] = _as_pair(detector.detect([rgb])[0])
     elapsed = time.perf_counter() - started
@@ -172,33 +183,49 @@ def detect_images(paths: Sequence[str], detector: Detector, score_floor: float =
     )
 
 
+class ResultFileError(VideoError):
+    """A result file that is missing, unreadable or damaged: it stands for its video, so it fails as a video that
+    cannot be read does (exit code 1), whichever command reads it."""
+
+
 def load_document(path: str | Path) -> dict[str, Any]:
-    """Read a result file written by ``crowdcount analyze``."""
+    """Read a result file written by ``crowdcount analyze`` (:class:`ResultFileError` when it cannot be)."""
     path = Path(path)
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{str(path)!r} is not a readable result file: {exc}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ResultFileError(f"{str(path)!r} is not a readable result file: {exc}") from None
     if not isinstance(document, dict) or not isinstance(document.get("frames"), list):
-        raise ConfigError(f"{str(path)!r} is not a crowdcount result file (no 'frames' list)")
+        raise ResultFileError(f"{str(path)!r} is not a crowdcount result file (no 'frames' list)")
     return document
 
 
-def damaged_document(source: str | Path, exc: Exception) -> ConfigError:
+def damaged_document(source: str | Path, exc: Exception) -> ResultFileError:
     """The error of a result document whose contents are not what ``crowdcount analyze`` writes (a field
     missing or of the wrong type)."""
-    return ConfigError(
+    return ResultFileError(
         f"result file {str(source)!r} is damaged ({type(exc).__name__}: {exc})",
         "write it again with 'crowdcount analyze'",
     )
 
 
+def document_size(document: dict[str, Any], source: str | Path) -> tuple[int, int]:
+    """The width and height of a result document's video (:class:`ResultFileError` when it does not say)."""
+    video = document.get("video") or {}
+    try:
+        width, height = int(video.get("width") or 0), int(video.get("height") or 0)
+    except (AttributeError, TypeError, ValueError, OverflowError) as exc:
+        raise damaged_document(source, exc) from None
+    if width <= 0 or height <= 0:
+        raise ResultFileError(
+            f"result file {str(source)!r} does not record the video size", "write it again with 'crowdcount analyze'"
+        )
+    return width, height
+
+
 def detections_from_document(document: dict[str, Any], category: str = "Human", source: str = "") -> DetectionRun:
     """The detections of ``category`` in a result document, in pixels of its video."""
-    video = document.get("video") or {}
-    width, height = int(video.get("width") or 0), int(video.get("height") or 0)
-    if not width or not height:
-        raise ConfigError(f"result file {source!r} does not record the video size")
+    width, height = document_size(document, source)
     detectors = [d for d in document.get("detectors", []) if d.get("category") == category]
     if not detectors:
         found_categories = sorted({d.get("category") for d in document.get("detectors", [])})
@@ -216,12 +243,35 @@ def detections_from_document(document: dict[str, Any], category: str = "Human", 
             scores = np.asarray(entry["scores"], np.float32).reshape(-1)
             if len(yxyx) != len(scores):
                 raise ValueError(f"frame {frame.get('frame_index')} has {len(yxyx)} boxes and {len(scores)} scores")
+            index = int(frame["frame_index"])
+            if not (np.isfinite(yxyx).all() and np.isfinite(scores).all()):
+                raise ValueError(f"frame {index} has a box or score that is not a number")
+            if index in found:
+                raise ValueError(f"frame {index} appears twice")
             if len(scores):
                 lowest = min(lowest, float(scores.min()))
-            found[int(frame["frame_index"])] = (yxyx[:, [1, 0, 3, 2]] * scale, scores)
+            found[index] = (yxyx[:, [1, 0, 3, 2]] * scale, scores)
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise damaged_document(source, exc) from None
     return DetectionRun(found, source, category, threshold, min(threshold, lowest), width, height, detectors, 0.0, [])
+
+
+def document_timing(document: dict[str, Any], source: str | Path) -> tuple[float, float, float]:
+    """A result document's frame rate (0: unknown), share of frames analysed and count-smoothing seconds (0 when
+    it does not say), :class:`ResultFileError` when one is not such a number."""
+    try:
+        fps = float(document.get("fps") or 0)
+        ratio = float(document.get("frame_ratio", 1))
+        seconds = float((document.get("count_smoothing") or {}).get("seconds", 0.0))
+        if not (math.isfinite(fps) and fps >= 0):
+            raise ValueError(f"fps is {fps:g}, not a frame rate")
+        if not 0 < ratio <= 1:
+            raise ValueError(f"frame_ratio is {ratio:g}, not a share of frames in (0, 1]")
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise ValueError(f"count_smoothing.seconds is {seconds:g}, not seconds")
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise damaged_document(source, exc) from None
+    return fps, ratio, seconds
 
 
 def match_run(

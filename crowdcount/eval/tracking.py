@@ -26,7 +26,7 @@ from crowdcount.detectors import Detector
 from crowdcount.detectors.base import iou_matrix
 from crowdcount.errors import ConfigError
 from crowdcount.eval.groundtruth import GroundTruth, IgnoreRegion, in_ignore_regions
-from crowdcount.eval.runner import damaged_document
+from crowdcount.eval.runner import damaged_document, document_size
 
 
 @dataclass
@@ -45,13 +45,12 @@ class TrackRun:
 
 def track_run_from_document(document: dict[str, Any], category: str = "Human", source: str = "") -> TrackRun:
     """The tracks recorded in a result file (its ``track_ids`` and ``tracking`` section)."""
-    video = document.get("video") or {}
-    width, height = int(video.get("width") or 0), int(video.get("height") or 0)
     section = document.get("tracking")
-    if not isinstance(section, dict) or not width or not height:
+    if not isinstance(section, dict):
         raise ConfigError(
             f"result file {source!r} has no tracks", "analyse the video with tracking on (the default) first"
         )
+    width, height = document_size(document, source)
     scale = np.array([width, height, width, height], np.float32)
     frames: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     try:
@@ -61,8 +60,16 @@ def track_run_from_document(document: dict[str, Any], category: str = "Human", s
             ids = np.asarray(entry.get("track_ids", [-1] * len(yxyx)), np.int64).reshape(-1)
             if len(ids) != len(yxyx):
                 raise ValueError(f"frame {frame.get('frame_index')} has {len(yxyx)} boxes and {len(ids)} track ids")
+            index = int(frame["frame_index"])
+            if not np.isfinite(yxyx).all():
+                raise ValueError(f"frame {index} has a box that is not a number")
+            if index in frames:
+                raise ValueError(f"frame {index} appears twice")
             keep = ids > 0
-            frames[int(frame["frame_index"])] = (yxyx[keep][:, [1, 0, 3, 2]] * scale, ids[keep])
+            unique, times = np.unique(ids[keep], return_counts=True)
+            if np.any(times > 1):
+                raise ValueError(f"frame {index} has track {int(unique[times > 1][0])} twice")
+            frames[index] = (yxyx[keep][:, [1, 0, 3, 2]] * scale, ids[keep])
         people = [int(p["track_id"]) for p in section.get("people", [])]
         frame_ratio = float(document.get("frame_ratio", 1.0))
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
@@ -130,6 +137,13 @@ def evaluate_tracking(
         raise ConfigError(f"no annotated frame was analysed in {run.source!r}", "is it another video?")
     if any(gt.frames[k].ids is None for k in frames):
         raise ConfigError(f"ground truth {gt.source!r} has no person ids (tracking needs MOTChallenge ids)")
+    for key in frames:
+        unique, times = np.unique(np.asarray(gt.frames[key].ids), return_counts=True)
+        if np.any(times > 1):
+            raise ConfigError(
+                f"ground truth {gt.source!r}: frame {key} has person {int(unique[times > 1][0])} twice",
+                "tracking needs one box a person a frame: is it MOTChallenge ground truth?",
+            )
     gt_ids, trk_ids, sims = [], [], []
     ignored_hits: dict[int, int] = {}
     seen: dict[int, int] = {}

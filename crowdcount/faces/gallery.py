@@ -108,12 +108,18 @@ class Person:
         details = data.get("details", {})
         if not isinstance(details, Mapping):
             raise ValueError(f"{data.get('name')!r} has details that are not an object")
+        if not isinstance(data["name"], str):
+            raise ValueError(f"a person's name is not text: {data['name']!r}")
+        listed = {key: data.get(key, []) for key in ("sources", "photos")}
+        for key, values in listed.items():  # text would be read as one entry per character
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise ValueError(f"{data['name']!r} has {key} that are not a list of text")
         return cls(
-            name=str(data["name"]),
+            name=data["name"],
             embeddings=embeddings,
             details={str(k): str(v) for k, v in details.items()},
-            sources=[str(s) for s in data.get("sources", [])],
-            photos=[str(p) for p in data.get("photos", [])],
+            sources=list(listed["sources"]),
+            photos=list(listed["photos"]),
             enrolled_at=str(data.get("enrolled_at", "")),
             updated_at=str(data.get("updated_at", "")),
         )
