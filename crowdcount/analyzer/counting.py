@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from crowdcount.analyzer.processors import FrameProcessor
+from crowdcount.analyzer.processors import FORGET_AFTER_S, FORGET_EVERY_S, FrameProcessor
 from crowdcount.analyzer.tracking import NO_TRACK, TRACK_ID, TrackingProcessor
 from crowdcount.config import TrackingConfig, check_setting
 from crowdcount.errors import ConfigError
@@ -37,11 +37,6 @@ if TYPE_CHECKING:
     from crowdcount.analyzer.video import VideoInfo
 
 logger = logging.getLogger(__name__)
-
-#: Live: how often, and after how long unseen, people are forgotten (seconds). Ten minutes is far beyond any
-#: re-link, so a forgotten id does not come back.
-FORGET_EVERY_S = 10.0
-FORGET_AFTER_S = 600.0
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 LINE_SYNTAX = "[NAME=]x1,y1,x2,y2 (pixels, or fractions of the frame when all are <= 1)"

@@ -26,6 +26,12 @@ if TYPE_CHECKING:
 BELOW_THRESHOLD = "below_threshold"
 
 
+#: Live sources: how often, and after how long unseen, processors forget a person (line sides, zone visits,
+#: unknown faces), in seconds. Ten minutes is far beyond any re-link, so a forgotten person does not come back.
+FORGET_EVERY_S = 10.0
+FORGET_AFTER_S = 600.0
+
+
 class FrameProcessor(ABC):
     """One step after detection.
 

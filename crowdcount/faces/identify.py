@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from crowdcount.analyzer.processors import FrameProcessor
+from crowdcount.analyzer.processors import FORGET_AFTER_S, FORGET_EVERY_S, FrameProcessor
 from crowdcount.config import Config
 from crowdcount.detectors.base import Detections
 from crowdcount.detectors.embedders import FaceEmbedder
@@ -45,6 +45,8 @@ class Sighting:
     best_similarity: float = -1.0
     #: Sum of the unit vectors (unknown clusters: the mean direction is the cluster's centre).
     vector_sum: np.ndarray | None = field(default=None, repr=False)
+    #: Unknown clusters: the number in the cluster's name (``unknown-N``).
+    number: int = 0
 
     def add(self, timestamp_ms: float, similarity: float) -> None:
         self.first_ms = min(self.first_ms, timestamp_ms)
@@ -102,6 +104,8 @@ class FaceIdentifier(FrameProcessor):
         self._unknown: list[Sighting] = []
         self._frame_ms = 0.0
         self._faces = 0
+        self._swept_ms = -1e18
+        self._next_unknown = 0
 
     def _build_index(self) -> GalleryIndex:
         self.gallery.check_embedder({"name": self.embedder.name, "dim": self.embedder.dim})
@@ -133,6 +137,8 @@ class FaceIdentifier(FrameProcessor):
         self._known = {}
         self._unknown = []
         self._faces = 0
+        self._swept_ms = -1e18
+        self._next_unknown = 0
         # each analysed frame stands for this long on screen (an unknown frame rate is taken as 25 fps, as the
         # tracker, the zones and the annotated video take it)
         self._frame_ms = 1000.0 / ((video.fps if video.fps > 0 else 25.0) * frame_ratio)
@@ -180,6 +186,11 @@ class FaceIdentifier(FrameProcessor):
         data = dict(faces.data)
         data.update({"identity": identities, "similarity": similarities, "person": people})
         frame.detections[FACE] = Detections(faces.xyxy, faces.confidence, faces.class_id, data)
+        if self.live and frame.timestamp_ms - self._swept_ms >= FORGET_EVERY_S * 1000.0:
+            # a camera never ends: unknown people not seen for a while are forgotten (their numbers not reused),
+            # so that memory and the search of every new face stay the size of the recent crowd
+            self._unknown = [s for s in self._unknown if frame.timestamp_ms - s.last_ms <= FORGET_AFTER_S * 1000.0]
+            self._swept_ms = frame.timestamp_ms
 
     def _cluster(self, vector: np.ndarray, timestamp_ms: float) -> str:
         """The unknown person this face belongs to (a new one when none is similar enough)."""
@@ -191,12 +202,15 @@ class FaceIdentifier(FrameProcessor):
             best = int(np.argmax(sims))
             best_sim = float(sims[best])
         if best < 0 or best_sim < self.cluster_threshold:
-            self._unknown.append(Sighting(timestamp_ms, timestamp_ms, vector_sum=np.zeros_like(vector)))
+            self._next_unknown += 1
+            self._unknown.append(
+                Sighting(timestamp_ms, timestamp_ms, vector_sum=np.zeros_like(vector), number=self._next_unknown)
+            )
             best, best_sim = len(self._unknown) - 1, 1.0
         cluster = self._unknown[best]
         cluster.vector_sum = cluster.vector_sum + vector
         cluster.add(timestamp_ms, best_sim)
-        return f"{UNKNOWN}-{best + 1}"
+        return f"{UNKNOWN}-{cluster.number}"
 
     def _entry(self, name: str, seen: Sighting) -> dict[str, Any]:
         return {
@@ -213,9 +227,7 @@ class FaceIdentifier(FrameProcessor):
             for name, seen in sorted(self._known.items(), key=lambda kv: kv[1].first_ms)
         ]
         unknown = [
-            self._entry(f"{UNKNOWN}-{i + 1}", seen)
-            for i, seen in enumerate(self._unknown)
-            if seen.frames >= self.min_sightings
+            self._entry(f"{UNKNOWN}-{seen.number}", seen) for seen in self._unknown if seen.frames >= self.min_sightings
         ]
         return {
             **self.describe(),

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from crowdcount.analyzer.counting import FORGET_AFTER_S, CountingProcessor, Line, Zone
+from crowdcount.analyzer.counting import CountingProcessor, Line, Zone
+from crowdcount.analyzer.processors import FORGET_AFTER_S
 from crowdcount.analyzer.runner import FrameResult
 from crowdcount.analyzer.tracking import TrackingProcessor
 from crowdcount.analyzer.video import VideoInfo
