@@ -117,6 +117,8 @@ def to_document(result: AnalysisResult) -> dict[str, Any]:
                     entry[category][name] = plain_values(dets.data[key])
         frames.append(entry)
     video = result.video.to_dict()
+    if video.get("path") and "://" not in str(video["path"]):  # a local file: found again from any folder (find)
+        video["path"] = os.path.abspath(video["path"])
     video["frames_decoded"] = result.frames_decoded
     if not result.video.frame_count and result.video.fps > 0:  # raw streams announce no frame count
         video["duration_s"] = round(result.frames_decoded / result.video.fps, 3)
