@@ -85,8 +85,14 @@ def parse_source(text: str) -> SourceSpec:
     """
     name = None
     head, sep, rest = text.partition("=")
-    if sep and head and "/" not in head and "://" not in head and _NAME.match(head):
-        name, text = head, rest
+    if sep and "/" not in head and "://" not in head:  # NAME=...: no URL has '=' before its '://'
+        if not _NAME.match(head) and not Path(text).is_file():
+            raise ConfigError(
+                f"source name {head!r} (before '=') is not a name",
+                "use letters, digits, '_', '.', ':' and '-', e.g. door=rtsp://cam/live",
+            )
+        if _NAME.match(head):
+            name, text = head, rest
     if not text:
         raise ConfigError(f"source {name!r} has nothing after '='", "give NAME=URL, NAME=INDEX or NAME=FILE")
     if "://" in text:
