@@ -416,8 +416,9 @@ def watch(
             web,
             token,
             metrics.registry if metrics is not None else None,
-            {**{z: n for c in cameras for z, n in c.max_occupancy.items()}, **parse_limits(max_occupancy)},
+            parse_limits(max_occupancy),
             webhook,
+            source_limits={c.name: dict(c.max_occupancy) for c in cameras if c.max_occupancy},
         )
     click.echo(mode_line(watched), err=True)
     if server is not None:

@@ -379,17 +379,20 @@ def start_live_dashboard(
     max_occupancy: dict[str, int] | None = None,
     webhook: str | None = None,
     history_s: int = 3600,
+    source_limits: dict[str, dict[str, int]] | None = None,
 ) -> tuple[LiveHub, WebServer]:
     """Attach a :class:`LiveHub` to ``watcher`` (before it starts) and serve its dashboard on ``bind``
-    (``[HOST:]PORT``) in a background thread. :class:`ConfigError` for a bad address, a port in use, a
-    non-loopback bind without a token, a zone limit on no zone, a webhook that is no http(s) URL."""
+    (``[HOST:]PORT``) in a background thread. ``max_occupancy`` (zone -> people) applies to every source with the
+    zone, ``source_limits`` (source -> zone -> people: a cameras file's) to its source only. :class:`ConfigError`
+    for a bad address, a port in use, a non-loopback bind without a token, a zone limit on no zone of any source,
+    a webhook that is no http(s) URL."""
     from crowdcount.web.alerts import AlertMetrics, AlertMonitor, WebhookSender
 
     host, port = parse_bind(bind)
     check_token(host, token)
     if webhook is not None and not webhook.startswith(("http://", "https://")):
         raise ConfigError("--webhook must be an http:// or https:// URL")
-    zones = set(watcher.pipelines.totals(watcher.sources[0].id).get("zones", {})) if watcher.sources else set()
+    zones = {zone for source in watcher.sources for zone in watcher.pipelines.totals(source.id).get("zones", {})}
     unknown = sorted(set(max_occupancy or {}) - zones)
     if unknown:
         raise ConfigError(
@@ -398,7 +401,9 @@ def start_live_dashboard(
         )
     metrics = AlertMetrics(registry) if registry is not None else None
     sender = WebhookSender(webhook, metrics=metrics) if webhook else None
-    hub = LiveHub(watcher, history_s=history_s, alerts=AlertMonitor(max_occupancy, metrics, sender))
+    hub = LiveHub(
+        watcher, history_s=history_s, alerts=AlertMonitor(max_occupancy, metrics, sender, source_limits=source_limits)
+    )
     watcher.observers.append(hub)
     server = WebServer(create_app(hub=hub, registry=registry, token=token, title="crowdcount watch"), host, port)
     hub.start()
