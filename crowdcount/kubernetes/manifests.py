@@ -168,6 +168,8 @@ def check(config: Config, options: KubernetesOptions) -> list[str]:
                 "put it in a Secret and reference it from an overlay of your own",
             )
     _kafka_ports(config.live.kafka_bootstrap)
+    if config.aws_endpoint_url:
+        _endpoint_port(config.aws_endpoint_url)
     warnings = []
     if options.role_arn is None:
         warnings.append(
@@ -194,6 +196,22 @@ def _split_image(image: str) -> tuple[str, str | None, str | None]:
     if ":" in name.rsplit("/", 1)[-1]:
         name, tag = name.rsplit(":", 1)
     return name, tag, digest or None
+
+
+def _endpoint_port(url: str) -> int:
+    """The port of ``aws_endpoint_url`` (what the worker's egress policy admits); :class:`ConfigError` unless it is
+    ``http(s)://HOST[:PORT]``."""
+    parts = urlsplit(url)
+    reason = "" if parts.scheme in ("http", "https") and parts.hostname else "it is not http(s)://HOST[:PORT]"
+    try:
+        port = parts.port
+        if port == 0:
+            raise ValueError(port)
+    except ValueError:
+        reason = reason or "its port is not in 1-65535"
+    if reason:
+        raise ConfigError(f"config key 'aws_endpoint_url' {url!r}: {reason}", "e.g. http://sandbox.default.svc:5000")
+    return port or (443 if parts.scheme == "https" else 80)
 
 
 def _kafka_ports(bootstrap: str) -> list[int]:
@@ -573,10 +591,8 @@ def _egress(options: KubernetesOptions, component: str, ports: list[int] | None)
 def network_policies(config: Config, options: KubernetesOptions) -> list[dict[str, Any]]:
     """Deny everything, then allow DNS, Prometheus's scrapes of ``/metrics`` and each workload's own egress."""
     worker_ports = [443]
-    endpoint = config.aws_endpoint_url
-    if endpoint:
-        parts = urlsplit(endpoint)
-        worker_ports.append(parts.port or (443 if parts.scheme == "https" else 80))
+    if config.aws_endpoint_url:
+        worker_ports.append(_endpoint_port(config.aws_endpoint_url))
     return [
         {
             "apiVersion": "networking.k8s.io/v1",

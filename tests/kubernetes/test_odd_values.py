@@ -1,0 +1,43 @@
+"""Configuration values that kubectl (or the pods) would refuse are refused before rendering, one line each; odd
+but valid values render as meant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from crowdcount.cli.main import cli
+from crowdcount.errors import ConfigError
+from crowdcount.kubernetes import KubernetesOptions, render
+
+from .helpers import load, write_config
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "reason"),
+    [
+        ("http://sandbox:99999", "its port is not in 1-65535"),
+        ("http://sandbox:0", "its port is not in 1-65535"),
+        ("sandbox:5000", "it is not http(s)://HOST[:PORT]"),
+    ],
+)
+def test_an_endpoint_the_pods_cannot_reach_is_refused(tmp_path: Path, endpoint: str, reason: str) -> None:
+    config = load(write_config(tmp_path, aws_endpoint_url=endpoint))
+    with pytest.raises(ConfigError) as error:
+        render(config, KubernetesOptions())
+    assert (
+        str(error.value)
+        == f"config key 'aws_endpoint_url' {endpoint!r}: {reason} (e.g. http://sandbox.default.svc:5000)"
+    )
+
+
+def test_the_command_says_so_in_one_line_with_exit_2(tmp_path: Path) -> None:
+    path = write_config(tmp_path, aws_endpoint_url="http://sandbox:99999")
+    result = CliRunner().invoke(cli, ["deploy", "--target", "kubernetes", "--dry-run", "--config", str(path)])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        "Error: config key 'aws_endpoint_url' 'http://sandbox:99999': its port is not in 1-65535 "
+        "(e.g. http://sandbox.default.svc:5000)"
+    ]
