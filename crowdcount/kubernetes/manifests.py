@@ -58,6 +58,8 @@ _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*(@sha256:[0-9a-f]{64})?$")
 _LABEL_KEY = re.compile(r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+#: An environment variable's name as every Kubernetes version takes it (1.30 and newer take more).
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 _SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|ACCESS_KEY|PRIVATE", re.IGNORECASE)
 
 
@@ -162,6 +164,11 @@ def check(config: Config, options: KubernetesOptions) -> list[str]:
                 "keep credentials out of variables.json (Kubernetes Secrets hold them; see docs/kubernetes.md)",
             )
     for name in deploy.environment:
+        if not _ENV_NAME.match(name):
+            raise ConfigError(
+                f"deploy.environment.{name} is not a variable name Kubernetes takes",
+                "letters, digits, '_', '-' and '.', not starting with a digit",
+            )
         if _SECRET_NAME.search(name):
             raise ConfigError(
                 f"deploy.environment.{name} looks like a secret; it would be rendered into the Deployment",

@@ -6,13 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from crowdcount.cli.main import cli
 from crowdcount.errors import ConfigError
 from crowdcount.kubernetes import KubernetesOptions, render
 
-from .helpers import load, write_config
+from .helpers import TEST_CONFIG, load, write_config
 
 
 @pytest.mark.parametrize(
@@ -41,3 +42,21 @@ def test_the_command_says_so_in_one_line_with_exit_2(tmp_path: Path) -> None:
         "Error: config key 'aws_endpoint_url' 'http://sandbox:99999': its port is not in 1-65535 "
         "(e.g. http://sandbox.default.svc:5000)"
     ]
+
+
+@pytest.mark.parametrize("name", ["MY=VAR", "1ST", "A B", ""])
+def test_an_environment_variable_kubernetes_refuses_is_refused(tmp_path: Path, name: str) -> None:
+    config = load(write_config(tmp_path, deploy={**TEST_CONFIG["deploy"], "environment": {name: "x"}}))
+    with pytest.raises(ConfigError) as error:
+        render(config, KubernetesOptions())
+    assert str(error.value) == (
+        f"deploy.environment.{name} is not a variable name Kubernetes takes "
+        "(letters, digits, '_', '-' and '.', not starting with a digit)"
+    )
+
+
+def test_a_variable_name_with_dots_and_dashes_renders(tmp_path: Path) -> None:
+    config = load(write_config(tmp_path, deploy={**TEST_CONFIG["deploy"], "environment": {"my.var-1": "x"}}))
+    worker = yaml.safe_load_all(render(config, KubernetesOptions()).files["base/worker.yaml"])
+    env = next(o for o in worker if o["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "my.var-1", "value": "x"} in env
