@@ -265,6 +265,12 @@ def image_reference(config: Config, options: KubernetesOptions, overlay: str | N
     return f"{name}:{tag}"
 
 
+def image_name(config: Config, options: KubernetesOptions) -> str:
+    """The image's name without tag or digest (``localhost:5001/crowdcount-worker``): what an overlay's ``images:``
+    entry matches."""
+    return _split_image(options.image or config.deploy.repository)[0]
+
+
 def config_map(config: Config, options: KubernetesOptions) -> dict[str, Any]:
     """``variables.json`` as a ConfigMap named by its content's hash, so a changed configuration rolls the pods."""
     text = json.dumps(config.to_dict(), indent=2) + "\n"

@@ -60,3 +60,11 @@ def test_a_variable_name_with_dots_and_dashes_renders(tmp_path: Path) -> None:
     worker = yaml.safe_load_all(render(config, KubernetesOptions()).files["base/worker.yaml"])
     env = next(o for o in worker if o["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
     assert {"name": "my.var-1", "value": "x"} in env
+
+
+def test_an_image_pinned_by_digest_on_a_registry_with_a_port_keeps_its_name(tmp_path: Path) -> None:
+    image = "localhost:5001/crowdcount-worker@sha256:" + "a" * 64
+    files = render(load(write_config(tmp_path)), KubernetesOptions(image=image)).files
+    for overlay in ("cpu", "gpu"):
+        (kustomization,) = yaml.safe_load_all(files[f"overlays/{overlay}/kustomization.yaml"])
+        assert kustomization["images"] == [{"name": "localhost:5001/crowdcount-worker", "digest": "sha256:" + "a" * 64}]
