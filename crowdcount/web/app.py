@@ -404,8 +404,12 @@ def start_live_dashboard(
     hub = LiveHub(
         watcher, history_s=history_s, alerts=AlertMonitor(max_occupancy, metrics, sender, source_limits=source_limits)
     )
+    try:
+        server = WebServer(create_app(hub=hub, registry=registry, token=token, title="crowdcount watch"), host, port)
+    except BaseException:  # a port in use: the webhook's thread goes too
+        hub.stop()
+        raise
     watcher.observers.append(hub)
-    server = WebServer(create_app(hub=hub, registry=registry, token=token, title="crowdcount watch"), host, port)
     hub.start()
     server.start()
     return hub, server
