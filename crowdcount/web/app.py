@@ -245,7 +245,7 @@ def create_app(
         return no_store(JSONResponse({"results": rows, "errors": catalog.errors}))
 
     async def result(request: Request) -> Response:
-        entry = catalog.get(request.path_params["video"]) if catalog is not None else None
+        entry = await run_in_threadpool(catalog.get, request.path_params["video"]) if catalog is not None else None
         if entry is None:
             return JSONResponse({"error": "no such result"}, status_code=404)
         document = await run_in_threadpool(catalog.document, entry)  # type: ignore[union-attr]
@@ -258,7 +258,7 @@ def create_app(
         video, kind = request.path_params["video"], request.path_params["kind"]
         if kind not in ("json", "csv"):
             return JSONResponse({"error": f"no download {kind!r}: ask for .json or .csv"}, status_code=404)
-        entry = catalog.get(video) if catalog is not None else None
+        entry = await run_in_threadpool(catalog.get, video) if catalog is not None else None
         document = await run_in_threadpool(catalog.document, entry) if entry is not None else None  # type: ignore[union-attr]
         if document is None or entry is None or not is_result(document):  # gone, or rewritten into no result
             return JSONResponse({"error": "no such result"}, status_code=404)
@@ -280,7 +280,8 @@ def create_app(
     async def metrics(request: Request) -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-        body = generate_latest(registry) if registry is not None else b""
+        # a gauge may list the results (a slow folder or S3 prefix): never on the event loop
+        body = await run_in_threadpool(generate_latest, registry) if registry is not None else b""
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     routes = [
