@@ -17,6 +17,7 @@ import json
 import logging
 import socket
 import threading
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -127,9 +128,10 @@ def create_app(
             request = Request(scope)
             given = request.query_params.get("token")
             header = request.headers.get("authorization", "")
+            cookie = request.cookies.get(COOKIE)
             candidates = [
                 given,
-                request.cookies.get(COOKIE),
+                urllib.parse.unquote(cookie) if cookie is not None else None,
                 header[7:] if header.lower().startswith("bearer ") else None,
             ]
             if not any(c is not None and hmac.compare_digest(c.encode(), secret) for c in candidates):
@@ -144,7 +146,9 @@ def create_app(
 
                 async def send_with_cookie(message: dict[str, Any]) -> None:
                     if message["type"] == "http.response.start":
-                        cookie = f"{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"
+                        # percent-encoded: a token's ';', ',', spaces or non-ASCII letters would break the cookie
+                        value = urllib.parse.quote(token or "", safe="")
+                        cookie = f"{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/"
                         message.setdefault("headers", []).append((b"set-cookie", cookie.encode()))
                     await send(message)
 
