@@ -321,6 +321,10 @@ class Source:
                 break
             failures += 1
             self.last_error = conn.error
+            if self.spec.kind == "file" and conn.outcome == FAILED and self.frames_decoded == 0:
+                self.status = FAILED  # a file that is no video never becomes one: opening it again is no cure
+                logger.error("source %s failed: %s", self.id, conn.error)
+                break
             if conn.outcome == STALLED:
                 self.stalls += 1
                 self.status = STALLED
