@@ -3,6 +3,8 @@ retried forever: reopening a file that is no video never makes it one."""
 
 from __future__ import annotations
 
+import json
+import uuid
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -30,3 +32,18 @@ def test_watch_of_a_file_that_is_no_video_exits_1_saying_why(tmp_path: Path, fak
     result = CliRunner().invoke(cli, ["watch", str(bad), "-d", "squares", "--no-table", "--json", "--duration", "10"])
     assert result.exit_code == 1, result.output
     assert result.stderr.strip().splitlines()[-1] == f"Error: source(s) gave up: bad.mp4 (cannot open {bad})"
+
+
+def test_stream_produce_of_a_file_that_is_no_video_exits_1_saying_why(
+    tmp_path: Path, kafka_bootstrap: str, squares_clip: Path
+) -> None:
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    topics = ["--bootstrap", kafka_bootstrap, "--topic", f"raw-{uuid.uuid4().hex[:6]}", "--partitions", "1"]
+    result = CliRunner().invoke(
+        cli, ["stream", "produce", f"gate={squares_clip}", f"bad={bad}", *topics, "--duration", "20"]
+    )
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["published"] == 24 and summary["sources"]["bad"]["status"] == "failed"
+    assert result.stderr.strip().splitlines()[-1] == f"Error: source(s) gave up: bad (cannot open {bad})"
