@@ -175,8 +175,8 @@ def produce(
         },
     }
     click.echo(json.dumps(summary))
-    failed = [f"{r.id} ({r.last_error})" if r.last_error else r.id for r in readers if r.status == FAILED]
-    if failed:  # as watch: a source that gave up (--retries, a file that is no video) is exit 1
+    failed = [r.id for r in readers if r.status == FAILED]
+    if failed:  # as watch: a source that gave up (--retries, a file that is no video) is exit 1; why: logged above
         click.echo(f"Error: source(s) gave up: {', '.join(failed)}", err=True)
     if summary["undelivered"] or failed:
         raise SystemExit(1)

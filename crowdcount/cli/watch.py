@@ -483,9 +483,5 @@ def watch(
     elif not show_table:
         console.print(status_table(rows, "crowdcount watch"))
     if watcher.failed_sources:
-        reasons = {s.id: s.last_error for s in watcher.sources}
-        failed = ", ".join(
-            f"{name} ({reasons[name]})" if reasons.get(name) else name for name in watcher.failed_sources
-        )
-        click.echo(f"Error: source(s) gave up: {failed}", err=True)
+        click.echo(f"Error: source(s) gave up: {', '.join(watcher.failed_sources)}", err=True)  # why: logged above
         raise SystemExit(1)

@@ -31,7 +31,9 @@ def test_watch_of_a_file_that_is_no_video_exits_1_saying_why(tmp_path: Path, fak
     bad.write_text("not a video")
     result = CliRunner().invoke(cli, ["watch", str(bad), "-d", "squares", "--no-table", "--json", "--duration", "10"])
     assert result.exit_code == 1, result.output
-    assert result.stderr.strip().splitlines()[-1] == f"Error: source(s) gave up: bad.mp4 (cannot open {bad})"
+    lines = result.stderr.strip().splitlines()
+    assert lines[1].endswith(f" ERROR crowdcount.live.sources: source bad.mp4 failed: cannot open {bad}")
+    assert lines[-1] == "Error: source(s) gave up: bad.mp4"
 
 
 def test_stream_produce_of_a_file_that_is_no_video_exits_1_saying_why(
@@ -46,4 +48,5 @@ def test_stream_produce_of_a_file_that_is_no_video_exits_1_saying_why(
     assert result.exit_code == 1, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["published"] == 24 and summary["sources"]["bad"]["status"] == "failed"
-    assert result.stderr.strip().splitlines()[-1] == f"Error: source(s) gave up: bad (cannot open {bad})"
+    assert f" ERROR crowdcount.live.sources: source bad failed: cannot open {bad}" in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "Error: source(s) gave up: bad"
