@@ -238,6 +238,16 @@ def create_app(
             frames(), media_type="multipart/x-mixed-replace; boundary=frame", headers={"Cache-Control": "no-store"}
         )
 
+    async def read(entry: Any) -> tuple[Any, Response | None]:
+        """The entry's document, or the 502 saying it cannot be read now (S3 denied, throttled, unreachable)."""
+        try:
+            return await run_in_threadpool(catalog.document, entry), None  # type: ignore[union-attr]
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
+            logger.warning("result %s (%s) cannot be read: %s", entry.id, entry.location, code)
+            error = f"result {entry.id!r} cannot be read now ({code}); try again later"
+            return None, JSONResponse({"error": error}, status_code=502)
+
     def cannot_show(entry_id: str) -> Response:
         error = f"result {entry_id!r} cannot be shown: its file is no complete crowdcount result"
         return JSONResponse({"error": error}, status_code=422)
@@ -252,7 +262,9 @@ def create_app(
         entry = await run_in_threadpool(catalog.get, request.path_params["video"]) if catalog is not None else None
         if entry is None:
             return JSONResponse({"error": "no such result"}, status_code=404)
-        document = await run_in_threadpool(catalog.document, entry)  # type: ignore[union-attr]
+        document, failed = await read(entry)
+        if failed is not None:
+            return failed
         try:
             return no_store(JSONResponse(detail(entry, document if is_result(document) else None)))
         except (AttributeError, TypeError, ValueError, KeyError, IndexError):
@@ -263,7 +275,9 @@ def create_app(
         if kind not in ("json", "csv"):
             return JSONResponse({"error": f"no download {kind!r}: ask for .json or .csv"}, status_code=404)
         entry = await run_in_threadpool(catalog.get, video) if catalog is not None else None
-        document = await run_in_threadpool(catalog.document, entry) if entry is not None else None  # type: ignore[union-attr]
+        document, failed = await read(entry) if entry is not None else (None, None)
+        if failed is not None:
+            return failed
         if document is None or entry is None or not is_result(document):  # gone, or rewritten into no result
             return JSONResponse({"error": "no such result"}, status_code=404)
         described = document.get("video")
