@@ -67,15 +67,25 @@ class SourceSpec:
         return redact(self.target) if self.kind == "url" else self.target
 
 
+#: Query parameters that carry a camera's credentials (``?password=...``, ``&token=...``, ``&api_key=...``).
+_SECRET_PARAM = re.compile(r"(?i)(pass|pwd|token|secret|key|auth|sig|credential)")
+
+
 def redact(url: str) -> str:
-    """``url`` with any ``user:password@`` removed."""
+    """``url`` with any ``user:password@`` removed and the values of secret query parameters (``password``,
+    ``token``, ``api_key``...) replaced by ``***``."""
     parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
+    query = "&".join(
+        f"{name}=***" if sep and value and _SECRET_PARAM.search(name) else f"{name}{sep}{value}"
+        for name, sep, value in (item.partition("=") for item in parts.query.split("&"))
+    )
+    if parts.username is None and parts.password is None and query == parts.query:
         return url
     host = parts.hostname or ""
     if parts.port:
         host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    netloc = host if parts.username is not None or parts.password is not None else parts.netloc
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def parse_source(text: str) -> SourceSpec:
