@@ -371,7 +371,8 @@ class FrameConsumer:
         self._rates: dict[str, dict[str, RateMeter]] = {}
 
     def _rate(self, source: str, kind: str) -> RateMeter:
-        meters = self._rates.setdefault(source, {k: RateMeter() for k in ("decoded", "analyzed", "dropped")})
+        rates: dict[str, dict[str, RateMeter]] = self.__dict__.setdefault("_rates", {})  # also without __init__
+        meters = rates.setdefault(source, {k: RateMeter() for k in ("decoded", "analyzed", "dropped")})
         return meters[kind]
 
     def _sync_rates(self) -> None:
@@ -380,7 +381,7 @@ class FrameConsumer:
             return
         now = time.monotonic()
         m = self.metrics
-        for source, meters in self._rates.items():
+        for source, meters in self.__dict__.get("_rates", {}).items():
             m.decode_fps.labels(source).set(round(meters["decoded"].rate(now), 3))
             m.inference_fps.labels(source).set(round(meters["analyzed"].rate(now), 3))
             m.dropped_fps.labels(source).set(round(meters["dropped"].rate(now), 3))
