@@ -96,6 +96,7 @@ def produce(
     keyed by source, with the source, capture time and frame index in the headers."""
     from crowdcount.live import FILE, LiveMetrics
     from crowdcount.live.brokers import FrameProducer
+    from crowdcount.live.sources import FAILED
 
     config = get_config(config_path)
     live = config["live"]
@@ -174,7 +175,10 @@ def produce(
         },
     }
     click.echo(json.dumps(summary))
-    if summary["undelivered"]:
+    failed = [r.id for r in readers if r.status == FAILED]
+    if failed:  # as watch: a source that gave up (--retries, a file that is no video) is exit 1; why: logged above
+        click.echo(f"Error: source(s) gave up: {', '.join(failed)}", err=True)
+    if summary["undelivered"] or failed:
         raise SystemExit(1)
 
 

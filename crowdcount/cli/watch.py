@@ -240,6 +240,17 @@ def status_table(rows: list[SourceStatus], title: str) -> Table:
     return table
 
 
+def _close(sinks: list[Any], server: Any | None) -> None:
+    """Close the outputs and the metrics server (a failing close is logged: it must not hide the run's result)."""
+    for sink in sinks:
+        try:
+            sink.close()
+        except Exception as exc:
+            logger.warning("closing %s: %s", type(sink).__name__, exc)
+    if server is not None:
+        server.close()
+
+
 @click.command()
 @click.argument("sources", nargs=-1, required=False)
 @detector_options
@@ -374,51 +385,58 @@ def watch(
     factory = pipeline_factory(pipeline, annotate_for.get if annotate else None, geometry)
     show_table = sys.stderr.isatty() if table is None else table
     sinks: list[Any] = []
-    if output is not None:
-        try:
-            sinks.append(JsonLinesSink(output))
-        except OSError as exc:  # a read-only folder, a folder given as the file
-            raise ConfigError(
-                f"--output {output!r} cannot be written: {exc.strerror or exc}", "give a file in a writable folder"
-            ) from None
-    elif not sys.stdout.isatty() and not as_json:
-        sinks.append(JsonLinesSink("-"))
-    if redis_url is not None:
-        from crowdcount.live.brokers import RedisStreamSink
-
-        sinks.append(
-            RedisStreamSink(redis_url or live["redis_url"], redis_stream or live["redis_stream"], live["redis_maxlen"])
-        )
-    if kafka_bootstrap is not None:
-        from crowdcount.live.brokers import KafkaResultSink
-
-        sinks.append(
-            KafkaResultSink(
-                kafka_bootstrap or live["kafka_bootstrap"],
-                kafka_topic or live["kafka_results_topic"],
-                live["kafka_partitions"],
-            )
-        )
-    metrics = LiveMetrics() if metrics_port is not None or web is not None else None
     server = None
-    if metrics is not None and metrics_port is not None:
-        from crowdcount.metrics import serve_metrics
-
-        server = serve_metrics(metrics.registry, metrics_port, metrics_host)
-    console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
-    watcher = Watcher(built, watched, sinks, every=every, metrics=metrics, boxes=not no_boxes, processors=factory)
     dashboard = None
-    if web is not None:
-        from crowdcount.web.app import parse_limits, start_live_dashboard
+    try:  # what is opened before the watching starts is closed again when a later step fails
+        if output is not None:
+            try:
+                sinks.append(JsonLinesSink(output))
+            except OSError as exc:  # a read-only folder, a folder given as the file
+                raise ConfigError(
+                    f"--output {output!r} cannot be written: {exc.strerror or exc}", "give a file in a writable folder"
+                ) from None
+        elif not sys.stdout.isatty() and not as_json:
+            sinks.append(JsonLinesSink("-"))
+        if redis_url is not None:
+            from crowdcount.live.brokers import RedisStreamSink
 
-        dashboard = start_live_dashboard(
-            watcher,
-            web,
-            token,
-            metrics.registry if metrics is not None else None,
-            {**{z: n for c in cameras for z, n in c.max_occupancy.items()}, **parse_limits(max_occupancy)},
-            webhook,
-        )
+            sinks.append(
+                RedisStreamSink(
+                    redis_url or live["redis_url"], redis_stream or live["redis_stream"], live["redis_maxlen"]
+                )
+            )
+        if kafka_bootstrap is not None:
+            from crowdcount.live.brokers import KafkaResultSink
+
+            sinks.append(
+                KafkaResultSink(
+                    kafka_bootstrap or live["kafka_bootstrap"],
+                    kafka_topic or live["kafka_results_topic"],
+                    live["kafka_partitions"],
+                )
+            )
+        metrics = LiveMetrics() if metrics_port is not None or web is not None else None
+        if metrics is not None and metrics_port is not None:
+            from crowdcount.metrics import serve_metrics
+
+            server = serve_metrics(metrics.registry, metrics_port, metrics_host)
+        console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+        watcher = Watcher(built, watched, sinks, every=every, metrics=metrics, boxes=not no_boxes, processors=factory)
+        if web is not None:
+            from crowdcount.web.app import parse_limits, start_live_dashboard
+
+            dashboard = start_live_dashboard(
+                watcher,
+                web,
+                token,
+                metrics.registry if metrics is not None else None,
+                parse_limits(max_occupancy),
+                webhook,
+                source_limits={c.name: dict(c.max_occupancy) for c in cameras if c.max_occupancy},
+            )
+    except BaseException:
+        _close(sinks, server)
+        raise
     click.echo(mode_line(watched), err=True)
     if server is not None:
         where = " (this machine only)" if _is_loopback(metrics_host) else ""
@@ -456,13 +474,7 @@ def watch(
         if dashboard is not None:
             dashboard[0].stop()
             dashboard[1].stop()
-        for sink in sinks:
-            try:
-                sink.close()
-            except Exception as exc:  # closing an output must not hide the run's own result
-                logger.warning("closing %s: %s", type(sink).__name__, exc)
-        if server is not None:
-            server.close()
+        _close(sinks, server)
     if watcher.error is not None:
         raise watcher.error
     rows = watcher.snapshot()
@@ -471,5 +483,5 @@ def watch(
     elif not show_table:
         console.print(status_table(rows, "crowdcount watch"))
     if watcher.failed_sources:
-        click.echo(f"Error: source(s) gave up: {', '.join(watcher.failed_sources)}", err=True)
+        click.echo(f"Error: source(s) gave up: {', '.join(watcher.failed_sources)}", err=True)  # why: logged above
         raise SystemExit(1)

@@ -58,6 +58,8 @@ _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*(@sha256:[0-9a-f]{64})?$")
 _LABEL_KEY = re.compile(r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+#: An environment variable's name as every Kubernetes version takes it (1.30 and newer take more).
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 _SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|ACCESS_KEY|PRIVATE", re.IGNORECASE)
 
 
@@ -162,12 +164,19 @@ def check(config: Config, options: KubernetesOptions) -> list[str]:
                 "keep credentials out of variables.json (Kubernetes Secrets hold them; see docs/kubernetes.md)",
             )
     for name in deploy.environment:
+        if not _ENV_NAME.match(name):
+            raise ConfigError(
+                f"deploy.environment.{name} is not a variable name Kubernetes takes",
+                "letters, digits, '_', '-' and '.', not starting with a digit",
+            )
         if _SECRET_NAME.search(name):
             raise ConfigError(
                 f"deploy.environment.{name} looks like a secret; it would be rendered into the Deployment",
                 "put it in a Secret and reference it from an overlay of your own",
             )
     _kafka_ports(config.live.kafka_bootstrap)
+    if config.aws_endpoint_url:
+        _endpoint_port(config.aws_endpoint_url)
     warnings = []
     if options.role_arn is None:
         warnings.append(
@@ -194,6 +203,22 @@ def _split_image(image: str) -> tuple[str, str | None, str | None]:
     if ":" in name.rsplit("/", 1)[-1]:
         name, tag = name.rsplit(":", 1)
     return name, tag, digest or None
+
+
+def _endpoint_port(url: str) -> int:
+    """The port of ``aws_endpoint_url`` (what the worker's egress policy admits); :class:`ConfigError` unless it is
+    ``http(s)://HOST[:PORT]``."""
+    parts = urlsplit(url)
+    reason = "" if parts.scheme in ("http", "https") and parts.hostname else "it is not http(s)://HOST[:PORT]"
+    try:
+        port = parts.port
+        if port == 0:
+            raise ValueError(port)
+    except ValueError:
+        reason = reason or "its port is not in 1-65535"
+    if reason:
+        raise ConfigError(f"config key 'aws_endpoint_url' {url!r}: {reason}", "e.g. http://sandbox.default.svc:5000")
+    return port or (443 if parts.scheme == "https" else 80)
 
 
 def _kafka_ports(bootstrap: str) -> list[int]:
@@ -238,6 +263,12 @@ def image_reference(config: Config, options: KubernetesOptions, overlay: str | N
         if overlay == "cpu":
             tag += "-cpu"
     return f"{name}:{tag}"
+
+
+def image_name(config: Config, options: KubernetesOptions) -> str:
+    """The image's name without tag or digest (``localhost:5001/crowdcount-worker``): what an overlay's ``images:``
+    entry matches."""
+    return _split_image(options.image or config.deploy.repository)[0]
 
 
 def config_map(config: Config, options: KubernetesOptions) -> dict[str, Any]:
@@ -573,10 +604,8 @@ def _egress(options: KubernetesOptions, component: str, ports: list[int] | None)
 def network_policies(config: Config, options: KubernetesOptions) -> list[dict[str, Any]]:
     """Deny everything, then allow DNS, Prometheus's scrapes of ``/metrics`` and each workload's own egress."""
     worker_ports = [443]
-    endpoint = config.aws_endpoint_url
-    if endpoint:
-        parts = urlsplit(endpoint)
-        worker_ports.append(parts.port or (443 if parts.scheme == "https" else 80))
+    if config.aws_endpoint_url:
+        worker_ports.append(_endpoint_port(config.aws_endpoint_url))
     return [
         {
             "apiVersion": "networking.k8s.io/v1",

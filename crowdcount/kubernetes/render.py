@@ -118,7 +118,7 @@ def render(config: Config, options: KubernetesOptions) -> Rendering:
         + to_yaml([scaling.adapter_rules()])
     )
 
-    image_name = manifests.image_reference(config, options).split("@")[0].rsplit(":", 1)[0]
+    image_name = manifests.image_name(config, options)
     for overlay in manifests.OVERLAYS:
         reference = manifests.image_reference(config, options, overlay)
         image: dict[str, str] = {"name": image_name}

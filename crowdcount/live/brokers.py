@@ -35,7 +35,7 @@ from crowdcount.errors import BrokerError, ConfigError
 from crowdcount.live.metrics import LiveMetrics
 from crowdcount.live.outputs import frame_record
 from crowdcount.live.pipeline import LivePipelines, ProcessorFactory
-from crowdcount.live.sources import CapturedFrame
+from crowdcount.live.sources import CapturedFrame, RateMeter
 
 logger = logging.getLogger(__name__)
 
@@ -367,6 +367,24 @@ class FrameConsumer:
         self.invalid = 0
         self._stop = threading.Event()
         self._kafka = kafka
+        #: per source: frames received, analysed and skipped, over the last 5 s (the ``*_fps`` gauges)
+        self._rates: dict[str, dict[str, RateMeter]] = {}
+
+    def _rate(self, source: str, kind: str) -> RateMeter:
+        rates: dict[str, dict[str, RateMeter]] = self.__dict__.setdefault("_rates", {})  # also without __init__
+        meters = rates.setdefault(source, {k: RateMeter() for k in ("decoded", "analyzed", "dropped")})
+        return meters[kind]
+
+    def _sync_rates(self) -> None:
+        """Set each source's ``decode_fps``, ``inference_fps`` and ``dropped_fps`` gauges (the scalers' signals)."""
+        if self.metrics is None:
+            return
+        now = time.monotonic()
+        m = self.metrics
+        for source, meters in self.__dict__.get("_rates", {}).items():
+            m.decode_fps.labels(source).set(round(meters["decoded"].rate(now), 3))
+            m.inference_fps.labels(source).set(round(meters["analyzed"].rate(now), 3))
+            m.dropped_fps.labels(source).set(round(meters["dropped"].rate(now), 3))
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         self.assignment = sorted(p.partition for p in partitions)
@@ -398,6 +416,7 @@ class FrameConsumer:
                 messages = self.consumer.consume(self.batch_size, timeout=0.5)
                 if messages:
                     self._handle(messages, on_result)
+                self._sync_rates()  # also while idle: the rates fall to 0
         finally:
             left = self.producer.flush(10)
             if left:
@@ -423,8 +442,12 @@ class FrameConsumer:
                 self.invalid += 1
                 logger.warning("skipping message %d@%d: %s", message.offset(), message.partition(), exc)
                 continue
+            self._rate(frame.source, "decoded").add()
+            if self.metrics is not None:
+                self.metrics.decoded.labels(frame.source).inc()
             if self.max_age_s is not None and now - frame.captured_at > self.max_age_s:
                 self.dropped += 1
+                self._rate(frame.source, "dropped").add()
                 if self.metrics is not None:
                     self.metrics.dropped.labels(frame.source).inc()
                 continue
@@ -456,6 +479,7 @@ class FrameConsumer:
             record["partition"] = frame.partition
             record["offset"] = frame.offset
             results[(frame.partition, frame.offset)] = record
+            self._rate(frame.source, "analyzed").add()
             if self.metrics is not None:
                 m = self.metrics
                 m.analyzed.labels(frame.source).inc()

@@ -52,6 +52,45 @@ class Camera:
         return f"{self.name}={self.source}"
 
 
+def _twice(path: Path, key: Any, lines: tuple[int, int] | None = None) -> ConfigError:
+    where = f" (lines {lines[0]} and {lines[1]})" if lines else ""
+    return ConfigError(f"cameras file {path}: {key!r} is given twice{where}", "give each camera its own name")
+
+
+def _json_object(path: Path) -> Any:
+    """``json.loads``'s ``object_pairs_hook``: a dict, :class:`ConfigError` for a key given twice (JSON keeps the
+    last one silently)."""
+
+    def build(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise _twice(path, key)
+            out[key] = value
+        return out
+
+    return build
+
+
+def _yaml_loader(path: Path) -> Any:
+    """A safe YAML loader refusing a key given twice in a mapping (PyYAML keeps the last one silently)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                if isinstance(key, (str, int, float, bool)) and key in seen:
+                    raise _twice(path, key, (seen[key], line))
+                if isinstance(key, (str, int, float, bool)):
+                    seen[key] = line
+            return super().construct_mapping(node, deep)
+
+    return Loader
+
+
 def _read(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
@@ -63,10 +102,12 @@ def _read(path: Path) -> Any:
         raise ConfigError(f"cameras file {str(path)!r} cannot be read: {exc}") from None
     try:
         if path.suffix.lower() == ".json":
-            return json.loads(text)
+            return json.loads(text, object_pairs_hook=_json_object(path))
         import yaml
 
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_yaml_loader(path))  # a SafeLoader that refuses keys given twice
+    except ConfigError:
+        raise
     except (json.JSONDecodeError, ValueError) as exc:
         raise ConfigError(f"cameras file {path}: not valid JSON: {exc}") from None
     except Exception as exc:  # yaml.YAMLError: its message names the line

@@ -169,10 +169,12 @@ class LivePipelines:
         if pipeline is None:  # no frame yet: the shape of the totals, all zero
             pipeline = _Pipeline(self.template, (0, 0))
             counting = pipeline.counting
-            out: dict[str, Any] = {"lines": {}, "zones": {}}
-            if counting is not None:
-                out["lines"] = {line.name: {"in": 0, "out": 0} for line in counting.lines}
-                out["zones"] = {zone.name: {"occupancy": 0, "visitors": 0} for zone in counting.zones}
+            own = self.factory.geometry.get(source) if isinstance(self.factory, SourceProcessors) else None
+            lines, zones = own if own is not None else (counting.lines, counting.zones) if counting else ((), ())
+            out: dict[str, Any] = {
+                "lines": {line.name: {"in": 0, "out": 0} for line in lines},
+                "zones": {zone.name: {"occupancy": 0, "visitors": 0} for zone in zones},
+            }
             if pipeline.tracking is not None:
                 out["unique_people"] = 0
             return out
@@ -199,6 +201,27 @@ class LivePipelines:
                 logger.exception("frame processor %s failed to close", processor.name)
 
 
+class SourceProcessors:
+    """A :data:`ProcessorFactory`: the stages of a pipeline built again for each source, with the sources' own
+    lines and zones (``geometry``, a source id -> its lines and zones), which :class:`LivePipelines` also reads to
+    report a source's totals before its first frame."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        annotate: Callable[[str], str | Path | None] | None = None,
+        geometry: Mapping[str, tuple[Sequence[Any], Sequence[Any]]] | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.annotate = annotate
+        self.geometry = dict(geometry or {})
+
+    def __call__(self, source: str) -> Sequence[FrameProcessor]:
+        lines, zones = self.geometry.get(source, (None, None))
+        annotate = self.annotate
+        return self.pipeline.fresh((lambda info: annotate(info.path)) if annotate is not None else None, lines, zones)
+
+
 def pipeline_factory(
     pipeline: Pipeline,
     annotate: Callable[[str], str | Path | None] | None = None,
@@ -210,10 +233,4 @@ def pipeline_factory(
     zones, from a cameras file). ``None`` when the pipeline has no processors."""
     if not pipeline.processors:
         return None
-    own = dict(geometry or {})
-
-    def build(source: str) -> Sequence[FrameProcessor]:
-        lines, zones = own.get(source, (None, None))
-        return pipeline.fresh((lambda info: annotate(info.path)) if annotate is not None else None, lines, zones)
-
-    return build
+    return SourceProcessors(pipeline, annotate, geometry)

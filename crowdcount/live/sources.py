@@ -67,15 +67,25 @@ class SourceSpec:
         return redact(self.target) if self.kind == "url" else self.target
 
 
+#: Query parameters that carry a camera's credentials (``?password=...``, ``&token=...``, ``&api_key=...``).
+_SECRET_PARAM = re.compile(r"(?i)(pass|pwd|token|secret|key|auth|sig|credential)")
+
+
 def redact(url: str) -> str:
-    """``url`` with any ``user:password@`` removed."""
+    """``url`` with any ``user:password@`` removed and the values of secret query parameters (``password``,
+    ``token``, ``api_key``...) replaced by ``***``."""
     parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
+    query = "&".join(
+        f"{name}=***" if sep and value and _SECRET_PARAM.search(name) else f"{name}{sep}{value}"
+        for name, sep, value in (item.partition("=") for item in parts.query.split("&"))
+    )
+    if parts.username is None and parts.password is None and query == parts.query:
         return url
     host = parts.hostname or ""
     if parts.port:
         host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    netloc = host if parts.username is not None or parts.password is not None else parts.netloc
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def parse_source(text: str) -> SourceSpec:
@@ -85,8 +95,14 @@ def parse_source(text: str) -> SourceSpec:
     """
     name = None
     head, sep, rest = text.partition("=")
-    if sep and head and "/" not in head and "://" not in head and _NAME.match(head):
-        name, text = head, rest
+    if sep and "/" not in head and "://" not in head:  # NAME=...: no URL has '=' before its '://'
+        if not _NAME.match(head) and not Path(text).is_file():
+            raise ConfigError(
+                f"source name {head!r} (before '=') is not a name",
+                "use letters, digits, '_', '.', ':' and '-', e.g. door=rtsp://cam/live",
+            )
+        if _NAME.match(head):
+            name, text = head, rest
     if not text:
         raise ConfigError(f"source {name!r} has nothing after '='", "give NAME=URL, NAME=INDEX or NAME=FILE")
     if "://" in text:
@@ -315,6 +331,10 @@ class Source:
                 break
             failures += 1
             self.last_error = conn.error
+            if self.spec.kind == "file" and conn.outcome == FAILED and self.frames_decoded == 0:
+                self.status = FAILED  # a file that is no video never becomes one: opening it again is no cure
+                logger.error("source %s failed: %s", self.id, conn.error)
+                break
             if conn.outcome == STALLED:
                 self.stalls += 1
                 self.status = STALLED

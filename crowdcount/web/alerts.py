@@ -102,6 +102,8 @@ class AlertMonitor:
 
     Args:
         max_occupancy: zone name -> the most people allowed in it (on every source that has the zone).
+        source_limits: source name -> its own limits (zone name -> people; a cameras file's ``max_occupancy``),
+            which take precedence over ``max_occupancy`` on that source.
         metrics: :class:`AlertMetrics` to count alerts in (optional).
         webhook: a :class:`WebhookSender` (optional).
         history: how many past alerts the page lists.
@@ -113,8 +115,10 @@ class AlertMonitor:
         metrics: AlertMetrics | None = None,
         webhook: WebhookSender | None = None,
         history: int = 50,
+        source_limits: Mapping[str, Mapping[str, int]] | None = None,
     ) -> None:
         self.max_occupancy = dict(max_occupancy or {})
+        self.source_limits = {source: dict(limits) for source, limits in (source_limits or {}).items()}
         self.metrics = metrics
         self.webhook = webhook
         self._active: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -132,8 +136,9 @@ class AlertMonitor:
             elif row.get("status") == "reconnecting":
                 error = f" ({row['last_error']})" if row.get("last_error") else ""
                 current[(RECONNECTING, name, "")] = f"camera {name} reconnecting{error}"
+            own = self.source_limits.get(name, {})
             for zone, figures in row.get("zones", {}).items():
-                limit = self.max_occupancy.get(zone)
+                limit = own.get(zone, self.max_occupancy.get(zone))
                 if limit is not None and figures.get("occupancy", 0) > limit:
                     current[(ZONE_OVER, name, zone)] = (
                         f"zone {zone} of {name}: {figures['occupancy']} people, more than {limit}"

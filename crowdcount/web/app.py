@@ -17,6 +17,7 @@ import json
 import logging
 import socket
 import threading
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -127,9 +128,10 @@ def create_app(
             request = Request(scope)
             given = request.query_params.get("token")
             header = request.headers.get("authorization", "")
+            cookie = request.cookies.get(COOKIE)
             candidates = [
                 given,
-                request.cookies.get(COOKIE),
+                urllib.parse.unquote(cookie) if cookie is not None else None,
                 header[7:] if header.lower().startswith("bearer ") else None,
             ]
             if not any(c is not None and hmac.compare_digest(c.encode(), secret) for c in candidates):
@@ -144,7 +146,9 @@ def create_app(
 
                 async def send_with_cookie(message: dict[str, Any]) -> None:
                     if message["type"] == "http.response.start":
-                        cookie = f"{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"
+                        # percent-encoded: a token's ';', ',', spaces or non-ASCII letters would break the cookie
+                        value = urllib.parse.quote(token or "", safe="")
+                        cookie = f"{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/"
                         message.setdefault("headers", []).append((b"set-cookie", cookie.encode()))
                     await send(message)
 
@@ -234,6 +238,16 @@ def create_app(
             frames(), media_type="multipart/x-mixed-replace; boundary=frame", headers={"Cache-Control": "no-store"}
         )
 
+    async def read(entry: Any) -> tuple[Any, Response | None]:
+        """The entry's document, or the 502 saying it cannot be read now (S3 denied, throttled, unreachable)."""
+        try:
+            return await run_in_threadpool(catalog.document, entry), None  # type: ignore[union-attr]
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
+            logger.warning("result %s (%s) cannot be read: %s", entry.id, entry.location, code)
+            error = f"result {entry.id!r} cannot be read now ({code}); try again later"
+            return None, JSONResponse({"error": error}, status_code=502)
+
     def cannot_show(entry_id: str) -> Response:
         error = f"result {entry_id!r} cannot be shown: its file is no complete crowdcount result"
         return JSONResponse({"error": error}, status_code=422)
@@ -245,10 +259,12 @@ def create_app(
         return no_store(JSONResponse({"results": rows, "errors": catalog.errors}))
 
     async def result(request: Request) -> Response:
-        entry = catalog.get(request.path_params["video"]) if catalog is not None else None
+        entry = await run_in_threadpool(catalog.get, request.path_params["video"]) if catalog is not None else None
         if entry is None:
             return JSONResponse({"error": "no such result"}, status_code=404)
-        document = await run_in_threadpool(catalog.document, entry)  # type: ignore[union-attr]
+        document, failed = await read(entry)
+        if failed is not None:
+            return failed
         try:
             return no_store(JSONResponse(detail(entry, document if is_result(document) else None)))
         except (AttributeError, TypeError, ValueError, KeyError, IndexError):
@@ -258,8 +274,10 @@ def create_app(
         video, kind = request.path_params["video"], request.path_params["kind"]
         if kind not in ("json", "csv"):
             return JSONResponse({"error": f"no download {kind!r}: ask for .json or .csv"}, status_code=404)
-        entry = catalog.get(video) if catalog is not None else None
-        document = await run_in_threadpool(catalog.document, entry) if entry is not None else None  # type: ignore[union-attr]
+        entry = await run_in_threadpool(catalog.get, video) if catalog is not None else None
+        document, failed = await read(entry) if entry is not None else (None, None)
+        if failed is not None:
+            return failed
         if document is None or entry is None or not is_result(document):  # gone, or rewritten into no result
             return JSONResponse({"error": "no such result"}, status_code=404)
         described = document.get("video")
@@ -280,7 +298,8 @@ def create_app(
     async def metrics(request: Request) -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-        body = generate_latest(registry) if registry is not None else b""
+        # a gauge may list the results (a slow folder or S3 prefix): never on the event loop
+        body = await run_in_threadpool(generate_latest, registry) if registry is not None else b""
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     routes = [
@@ -379,17 +398,20 @@ def start_live_dashboard(
     max_occupancy: dict[str, int] | None = None,
     webhook: str | None = None,
     history_s: int = 3600,
+    source_limits: dict[str, dict[str, int]] | None = None,
 ) -> tuple[LiveHub, WebServer]:
     """Attach a :class:`LiveHub` to ``watcher`` (before it starts) and serve its dashboard on ``bind``
-    (``[HOST:]PORT``) in a background thread. :class:`ConfigError` for a bad address, a port in use, a
-    non-loopback bind without a token, a zone limit on no zone, a webhook that is no http(s) URL."""
+    (``[HOST:]PORT``) in a background thread. ``max_occupancy`` (zone -> people) applies to every source with the
+    zone, ``source_limits`` (source -> zone -> people: a cameras file's) to its source only. :class:`ConfigError`
+    for a bad address, a port in use, a non-loopback bind without a token, a zone limit on no zone of any source,
+    a webhook that is no http(s) URL."""
     from crowdcount.web.alerts import AlertMetrics, AlertMonitor, WebhookSender
 
     host, port = parse_bind(bind)
     check_token(host, token)
     if webhook is not None and not webhook.startswith(("http://", "https://")):
         raise ConfigError("--webhook must be an http:// or https:// URL")
-    zones = set(watcher.pipelines.totals(watcher.sources[0].id).get("zones", {})) if watcher.sources else set()
+    zones = {zone for source in watcher.sources for zone in watcher.pipelines.totals(source.id).get("zones", {})}
     unknown = sorted(set(max_occupancy or {}) - zones)
     if unknown:
         raise ConfigError(
@@ -398,9 +420,15 @@ def start_live_dashboard(
         )
     metrics = AlertMetrics(registry) if registry is not None else None
     sender = WebhookSender(webhook, metrics=metrics) if webhook else None
-    hub = LiveHub(watcher, history_s=history_s, alerts=AlertMonitor(max_occupancy, metrics, sender))
+    hub = LiveHub(
+        watcher, history_s=history_s, alerts=AlertMonitor(max_occupancy, metrics, sender, source_limits=source_limits)
+    )
+    try:
+        server = WebServer(create_app(hub=hub, registry=registry, token=token, title="crowdcount watch"), host, port)
+    except BaseException:  # a port in use: the webhook's thread goes too
+        hub.stop()
+        raise
     watcher.observers.append(hub)
-    server = WebServer(create_app(hub=hub, registry=registry, token=token, title="crowdcount watch"), host, port)
     hub.start()
     server.start()
     return hub, server

@@ -17,6 +17,8 @@ function fmt(value, digits = 1) {
 function esc(value) {
   return String(value ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 }
+// a value for HTML: formatted, then escaped (result files are data others may write, never markup)
+function h(value, digits = 1) { return esc(fmt(value, digits)); }
 async function getJSON(url) {
   const response = await fetch(url, { credentials: "same-origin", cache: "no-store" });
   if (!response.ok) throw new Error(`${url}: ${response.status}`);
@@ -155,13 +157,13 @@ function renderStatus(status) {
     const lines = Object.entries(src.lines || {});
     $(".lines-wrap", n).hidden = !lines.length;
     rows($(".lines tbody", n), lines, ([name, c]) =>
-      `<tr data-line="${esc(name)}"><th scope="row">${esc(name)}</th><td class="in">${c.in}</td><td class="out">${c.out}</td></tr>`);
+      `<tr data-line="${esc(name)}"><th scope="row">${esc(name)}</th><td class="in">${h(c.in)}</td><td class="out">${h(c.out)}</td></tr>`);
     const zones = Object.entries(src.zones || {});
     $(".zones-wrap", n).hidden = !zones.length;
     rows($(".zones tbody", n), zones, ([name, z]) => {
       const over = (status.alerts || []).some((a) => a.source === src.name && a.zone === name);
       return `<tr data-zone="${esc(name)}"${over ? ' class="over"' : ""}><th scope="row">${esc(name)}</th>` +
-        `<td>${z.occupancy}${over ? ' <strong class="flag">⚠ over limit</strong>' : ""}</td><td>${z.visitors}</td></tr>`;
+        `<td>${h(z.occupancy)}${over ? ' <strong class="flag">⚠ over limit</strong>' : ""}</td><td>${h(z.visitors)}</td></tr>`;
     });
     addPoint(src.name, src.point);
   }
@@ -192,8 +194,8 @@ async function loadResults() {
   const tbody = $("#results-table tbody");
   rows(tbody, data.results, (r) => `<tr data-id="${esc(r.id)}">
       <th scope="row"><a href="#result/${encodeURIComponent(r.id)}">${esc(r.video || r.id)}</a></th>
-      <td>${r.duration_s == null ? "–" : `${fmt(r.duration_s)} s`}</td><td>${fmt(r.max_count)}</td><td>${fmt(r.mean_count, 2)}</td>
-      <td>${fmt(r.unique_people)}</td><td>${fmt(r.crossings)}</td><td>${esc(r.status)}</td></tr>`);
+      <td>${r.duration_s == null ? "–" : `${h(r.duration_s)} s`}</td><td>${h(r.max_count)}</td><td>${h(r.mean_count, 2)}</td>
+      <td>${h(r.unique_people)}</td><td>${h(r.crossings)}</td><td>${esc(r.status)}</td></tr>`);
   $("#results-empty").hidden = data.results.length > 0;
   $("#results-table").closest(".scroll").hidden = !data.results.length;
   const errors = $("#results-errors");
@@ -254,12 +256,12 @@ async function loadResult(id) {
   tableOrNote($("#result-lines"), r.lines || [], "No counting lines in this analysis (analyze --line).");
   tableOrNote($("#result-zones"), r.zones || [], "No zones in this analysis (analyze --zone).");
   tableOrNote($("#result-people"), r.people || [], r.series && r.series.tracked ? "Nobody was tracked for long enough." : "People were not tracked in this analysis.");
-  rows($("#result-lines tbody"), r.lines || [], (l) => `<tr><th scope="row">${esc(l.name)}</th><td>${l.in}</td><td>${l.out}</td>
-      <td>${l.crossings.slice(0, 50).map((c) => `${fmt(c.time_s)} s ${esc(c.direction)} #${c.track_id}`).join(", ")}</td></tr>`);
-  rows($("#result-zones tbody"), r.zones || [], (z) => `<tr><th scope="row">${esc(z.name)}</th><td>${fmt(z.visitors)}</td>
-      <td>${fmt(z.max_occupancy)}</td><td>${fmt(z.mean_occupancy, 2)}</td><td>${fmt(z.mean_dwell_s)}</td><td>${fmt(z.max_dwell_s)}</td></tr>`);
-  rows($("#result-people tbody"), r.people || [], (p) => `<tr><th scope="row">#${p.track_id}</th><td>${fmt(p.first_s)}</td>
-      <td>${fmt(p.last_s)}</td><td>${fmt(p.present_s)}</td></tr>`);
+  rows($("#result-lines tbody"), r.lines || [], (l) => `<tr><th scope="row">${esc(l.name)}</th><td>${h(l.in)}</td><td>${h(l.out)}</td>
+      <td>${l.crossings.slice(0, 50).map((c) => `${h(c.time_s)} s ${esc(c.direction)} #${esc(c.track_id)}`).join(", ")}</td></tr>`);
+  rows($("#result-zones tbody"), r.zones || [], (z) => `<tr><th scope="row">${esc(z.name)}</th><td>${h(z.visitors)}</td>
+      <td>${h(z.max_occupancy)}</td><td>${h(z.mean_occupancy, 2)}</td><td>${h(z.mean_dwell_s)}</td><td>${h(z.max_dwell_s)}</td></tr>`);
+  rows($("#result-people tbody"), r.people || [], (p) => `<tr><th scope="row">#${esc(p.track_id)}</th><td>${h(p.first_s)}</td>
+      <td>${h(p.last_s)}</td><td>${h(p.present_s)}</td></tr>`);
 }
 
 /* ---- views --------------------------------------------------------------------------------------- */
