@@ -365,6 +365,7 @@ class FrameConsumer:
         self.analyzed = 0
         self.dropped = 0
         self.invalid = 0
+        self._unfit: set[str] = set()  # sources whose lines or zones do not fit their frames (said once)
         self._stop = threading.Event()
         self._kafka = kafka
         #: per source: frames received, analysed and skipped, over the last 5 s (the ``*_fps`` gauges)
@@ -453,8 +454,17 @@ class FrameConsumer:
                 continue
             frames.append(frame)
         frames.sort(key=lambda f: (f.partition, f.offset))  # each source's frames in order
+        processors = []
+        for frame in list(frames):
+            try:
+                processors.append(self.pipelines.processors(frame.source, (frame.rgb.shape[1], frame.rgb.shape[0])))
+            except ConfigError as exc:  # its lines or zones do not fit its frames: skipped, the others go on
+                self.invalid += 1
+                frames.remove(frame)
+                if frame.source not in self._unfit:
+                    self._unfit.add(frame.source)
+                    logger.error("source %s: its frames are skipped: %s", frame.source, exc)
         batch = [self.pipelines.frame(f.source, f.index, f.captured_at, f.rgb, f.position_ms) for f in frames]
-        processors = [self.pipelines.processors(f.source, (f.rgb.shape[1], f.rgb.shape[0])) for f in frames]
         totals_after: list[dict[str, Any]] = []
         analysed = self.runner.run(
             batch, processors, after=lambda i, _: totals_after.append(self.pipelines.totals(frames[i].source))

@@ -306,6 +306,16 @@ class Source:
         if self.status not in (ENDED, FAILED):
             self.status = STOPPED
 
+    def fail(self, reason: str) -> None:
+        """Give this source up for ``reason`` (a setting that does not fit it): no more frames are read or
+        handed out; does not wait for the reader."""
+        self.last_error = reason
+        self.status = FAILED
+        self._stop.set()
+        with self._cond:
+            self._latest = None
+            self._cond.notify_all()
+
     # -- the supervisor -------------------------------------------------------------------------------
     def _supervise(self) -> None:
         failures = 0

@@ -127,6 +127,7 @@ class Watcher:
         self._last_sync = 0.0
         self.sink_errors = 0
         self.error: BaseException | None = None
+        self._unfit: list[ConfigError] = []  # the sources failed because their settings did not fit their frames
         for source in self.sources:
             source.notify = self._wake.set
 
@@ -201,12 +202,30 @@ class Watcher:
             self._done.set()
 
     def _analyse(self, frames: list[CapturedFrame]) -> None:
+        processors = []
+        for frame in list(frames):
+            try:
+                processors.append(self.pipelines.processors(frame.source, frame.size))
+            except ConfigError as exc:  # its lines or zones do not fit its frames: this camera fails, not all
+                self._give_up(frame.source, exc)
+                frames.remove(frame)
+        if not frames:
+            return
         batch = [self.pipelines.frame(f.source, f.index, f.captured_mono, f.rgb) for f in frames]
-        processors = [self.pipelines.processors(f.source, f.size) for f in frames]
         results = self.runner.run(batch, processors)
         done = time.monotonic()
         for frame, result in zip(frames, results, strict=True):
             self._record(frame, result.detections, done - frame.captured_mono)
+
+    def _give_up(self, source_id: str, exc: ConfigError) -> None:
+        """Fail the source whose settings do not fit its frames; when every source has failed so, the watcher
+        stops with the first such error (a configuration error, as for one camera)."""
+        source = next(s for s in self.sources if s.id == source_id)
+        source.fail(str(exc))
+        self._unfit.append(exc)
+        if len(self._unfit) == len(self.sources):
+            raise self._unfit[0]  # said by the caller, as for one camera
+        logger.error("source %s failed: %s", source_id, exc)
 
     def _record(self, frame: CapturedFrame, detections: dict[str, Any], latency_s: float) -> None:
         stats = self._stats[frame.source]
