@@ -28,7 +28,7 @@ class MetricsServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/metrics"
+        return f"http://{_url_host(self.host)}:{self.port}/metrics"
 
     def close(self) -> None:
         self._server.shutdown()
@@ -54,5 +54,11 @@ def serve_metrics(registry: Any, port: int, host: str = DEFAULT_METRICS_HOST) ->
             f"--metrics-port {port}: cannot listen on {host}:{port}: {exc.strerror or exc}", "choose a free port"
         ) from None
     bound = int(server.server_address[1])
-    logger.info("metrics on http://%s:%d/metrics", host, bound)
-    return MetricsServer(server, thread, bound, host)
+    metrics = MetricsServer(server, thread, bound, host)
+    logger.info("metrics on %s", metrics.url)
+    return metrics
+
+
+def _url_host(host: str) -> str:
+    """``host`` as a URL writes it: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
