@@ -270,6 +270,11 @@ def decode_frame(message: Any) -> RawFrame:
     )
 
 
+#: Sources one consumer serves at most: each has its own processors, rates and metric series, and the source is
+#: whatever a message's header says (a producer naming every frame differently must not exhaust the consumer).
+MAX_SOURCES = 1000
+
+
 class FrameProducer:
     """Publishes frames as JPEG to the raw topic, keyed by source (``crowdcount stream produce``)."""
 
@@ -320,6 +325,8 @@ class FrameConsumer:
             :class:`crowdcount.live.Watcher`; results then carry ``lines``, ``zones`` and ``unique_people``.
             A source's frames are timed by their capture time. Its totals count from when this consumer first
             saw the source (after a rebalance, the new owner starts again from zero).
+        max_sources: sources served at most; frames of further sources are skipped (counted as invalid, said
+            once).
     """
 
     def __init__(
@@ -335,6 +342,7 @@ class FrameConsumer:
         metrics: LiveMetrics | None = None,
         boxes: bool = True,
         processors: ProcessorFactory | None = None,
+        max_sources: int = MAX_SOURCES,
     ) -> None:
         kafka = _kafka()
         if not detectors:
@@ -366,6 +374,9 @@ class FrameConsumer:
         self.dropped = 0
         self.invalid = 0
         self._unfit: set[str] = set()  # sources whose lines or zones do not fit their frames (said once)
+        self.max_sources = max_sources
+        self._sources: set[str] = set()  # the sources seen, at most max_sources
+        self._over = False  # a source over max_sources was said
         self._stop = threading.Event()
         self._kafka = kafka
         #: per source: frames received, analysed and skipped, over the last 5 s (the ``*_fps`` gauges)
@@ -443,6 +454,19 @@ class FrameConsumer:
                 self.invalid += 1
                 logger.warning("skipping message %d@%d: %s", message.offset(), message.partition(), exc)
                 continue
+            if frame.source not in self._sources:
+                if len(self._sources) >= self.max_sources:  # a source per message would grow without end
+                    self.invalid += 1
+                    if not self._over:
+                        self._over = True
+                        logger.error(
+                            "source %r skipped: this consumer already serves %d sources (max_sources); run more "
+                            "consumers (each serves the sources of its partitions)",
+                            frame.source[:80],
+                            self.max_sources,
+                        )
+                    continue
+                self._sources.add(frame.source)
             self._rate(frame.source, "decoded").add()
             if self.metrics is not None:
                 self.metrics.decoded.labels(frame.source).inc()

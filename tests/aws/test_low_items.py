@@ -101,6 +101,9 @@ def test_kafka_offsets_are_not_committed_after_a_failed_delivery() -> None:
         analyzed=0,
         dropped=0,
         invalid=0,
+        max_sources=1000,
+        _sources=set(),
+        _over=False,
         consumer=types.SimpleNamespace(commit=lambda asynchronous: commits.append(asynchronous)),
         _kafka=types.SimpleNamespace(KafkaError=types.SimpleNamespace(_PARTITION_EOF=-191)),
     )
