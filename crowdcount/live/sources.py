@@ -336,6 +336,11 @@ class Source:
                 if self.loop and conn.frames:
                     self.loops += 1
                     continue
+                if self.spec.kind == "file" and self.frames_decoded == 0:  # an empty video: nothing was watched
+                    self.last_error = f"no frame of {self.spec.display} could be decoded (an empty video)"
+                    self.status = FAILED
+                    logger.error("source %s failed: %s", self.id, self.last_error)
+                    break
                 self.status = ENDED
                 logger.info("source %s ended after %d frames", self.id, self.frames_decoded)
                 break
