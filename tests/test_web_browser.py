@@ -50,6 +50,24 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
+def wait_js(page: Any, expression: str, timeout: float) -> None:
+    """Wait until ``expression`` is true in the page (``timeout`` in ms). Polled from here with ``page.evaluate``:
+    Playwright's own ``wait_for_function`` compiles the expression inside the page, which the dashboard's
+    Content-Security-Policy (no eval) forbids, as it should."""
+    deadline = time.monotonic() + timeout / 1000.0
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true after {timeout / 1000.0:g} s: {expression}")
+        page.wait_for_timeout(100)
+
+
+def csp_violations(page: Any) -> list[str]:
+    """The page's console messages about its Content-Security-Policy (filled as the page runs)."""
+    seen: list[str] = []
+    page.on("console", lambda m: seen.append(m.text) if "Content Security Policy" in m.text else None)
+    return seen
+
+
 def phone(browser: Any, url: str, path: Path, selector: str) -> None:
     """A screenshot of ``url`` on a phone-sized screen; nothing may stick out sideways."""
     page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
@@ -80,22 +98,25 @@ def test_live_view_of_the_sample_clip(browser: Any, shots: Path, tmp_path: Path)
     try:
         wait_http(base + "api/status", process, log)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        violations = csp_violations(page)
         page.goto(base)
         card = page.locator("#camera-cam")
         card.wait_for(timeout=30_000)
-        page.wait_for_function("document.querySelector('#camera-cam .badge').textContent.includes('streaming')",
+        wait_js(page, "document.querySelector('#camera-cam .badge').textContent.includes('streaming')",
                                timeout=60_000)  # fmt: skip
         # the MJPEG view delivers frames (encoded because this page watches)
-        page.wait_for_function("document.querySelector('#camera-cam img.stream').naturalWidth > 0", timeout=20_000)
+        wait_js(page, "document.querySelector('#camera-cam img.stream').naturalWidth > 0", timeout=20_000)
         points = int(card.locator(".chart").get_attribute("data-points") or 0)
         # a person crosses the line during the clip
-        page.wait_for_function(
+        wait_js(
+            page,
             "(() => { const r = document.querySelector('#camera-cam tr[data-line=\"door\"]');"
             " return r && (+r.querySelector('.in').textContent + +r.querySelector('.out').textContent) >= 1; })()",
             timeout=150_000,
         )
         # more than 0 people in the zone: an alert on the page (words, not colour), counted in /metrics
-        page.wait_for_function(
+        wait_js(
+            page,
             "[...document.querySelectorAll('#alert-list li')].some(li => li.textContent.includes('zone left of cam'))",
             timeout=150_000,
         )
@@ -107,9 +128,7 @@ def test_live_view_of_the_sample_clip(browser: Any, shots: Path, tmp_path: Path)
         card.screenshot(path=str(shots / "live-camera.png"))
         phone(browser, base, shots / "live-phone.png", "#camera-cam img.stream")
         # the chart grows: one point a second
-        page.wait_for_function(
-            f"+document.querySelector('#camera-cam .chart').dataset.points > {points}", timeout=20_000
-        )
+        wait_js(page, f"+document.querySelector('#camera-cam .chart').dataset.points > {points}", timeout=20_000)
         # keyboard: the video toggle is reachable with Tab and works with Enter
         for _ in range(10):
             page.keyboard.press("Tab")
@@ -125,7 +144,7 @@ def test_live_view_of_the_sample_clip(browser: Any, shots: Path, tmp_path: Path)
             time.sleep(0.2)
         assert get_json(base + "api/status")["sources"][0]["viewers"] == 0
         page.keyboard.press("Enter")
-        page.wait_for_function("document.querySelector('#camera-cam img.stream').naturalWidth > 0", timeout=20_000)
+        wait_js(page, "document.querySelector('#camera-cam img.stream').naturalWidth > 0", timeout=20_000)
         assert get_json(base + "api/status")["sources"][0]["viewers"] == 1
         # what the page shows is /api/status: count, maximum and crossings together, within a few updates
         row = card.locator('tr[data-line="door"]')
@@ -153,6 +172,7 @@ def test_live_view_of_the_sample_clip(browser: Any, shots: Path, tmp_path: Path)
         assert _text(page, "#camera-cam .badge") == "● streaming"  # a word and a symbol, not a colour alone
         assert row.count() == 1
         page.screenshot(path=str(shots / "live-later.png"), full_page=True)
+        assert violations == []  # the page does all of this within its Content-Security-Policy
         page.close()
     finally:
         stop(process)
@@ -182,6 +202,7 @@ def test_results_table_and_plot(browser: Any, shots: Path, result_folder: Path, 
         wait_http(base + "api/results", process, log)
         document = json.loads((result_folder / "vtest-15s.json").read_text())
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        violations = csp_violations(page)
         page.goto(base)
         row = page.locator('#results-table tr[data-id="vtest-15s"]')
         row.wait_for(timeout=20_000)
@@ -193,7 +214,7 @@ def test_results_table_and_plot(browser: Any, shots: Path, result_folder: Path, 
         page.screenshot(path=str(shots / "results-table.png"), full_page=True)
         row.locator("a").focus()
         page.keyboard.press("Enter")  # keyboard: open the video
-        page.wait_for_function("+document.querySelector('#result-plot').dataset.points > 0", timeout=20_000)
+        wait_js(page, "+document.querySelector('#result-plot').dataset.points > 0", timeout=20_000)
         canvas = page.locator("#result-plot canvas").first
         box = canvas.bounding_box()
         assert box is not None and box["width"] > 200 and box["height"] > 100
@@ -203,6 +224,7 @@ def test_results_table_and_plot(browser: Any, shots: Path, result_folder: Path, 
         with urllib.request.urlopen(base + href, timeout=10) as response:
             assert response.read().decode().splitlines()[0].startswith("frame_index,timestamp_ms,Human")
         page.screenshot(path=str(shots / "result-video.png"), full_page=True)
+        assert violations == []  # the page does all of this within its Content-Security-Policy
         page.close()
         phone(browser, base + "#result/vtest-15s", shots / "result-video-phone.png", "#result-plot canvas")
     finally:

@@ -156,6 +156,36 @@ def create_app(
                 return
             await self.app(scope, receive, send)
 
+    class SecurityHeaders:
+        """Every response says what the page may load (its own scripts, styles, images and streams only), so that
+        markup smuggled into a value (a result file, a camera name) cannot run or send anything elsewhere, and
+        that the page is not framed by another site nor leaks its address (the token) to other sites."""
+
+        HEADERS = (
+            (
+                b"content-security-policy",
+                b"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+                b"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+            ),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+        )
+
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                await self.app(scope, receive, send)
+                return
+
+            async def send_with_headers(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    message.setdefault("headers", []).extend(self.HEADERS)
+                await send(message)
+
+            await self.app(scope, receive, send_with_headers)
+
     def no_store(response: Response) -> Response:
         response.headers["Cache-Control"] = "no-store"
         return response
@@ -316,7 +346,7 @@ def create_app(
         Route("/metrics", metrics),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(TokenMiddleware)])
+    return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders), Middleware(TokenMiddleware)])
 
 
 def _encode(frame: Any, quality: int) -> bytes:
