@@ -53,24 +53,11 @@ def test_kafka_offsets_are_not_committed_after_a_failed_delivery() -> None:
     """The broker refuses a result (delivery callback with an error) although flush() returns 0: no commit."""
     import types
 
-    import cv2
-    import numpy as np
+    from live.kafka_fakes import fake_consumer, raw_message
 
-    from crowdcount.analyzer.runner import FrameBatchRunner
     from crowdcount.errors import BrokerError
-    from crowdcount.live.brokers import FrameConsumer, _Delivery
-    from crowdcount.live.pipeline import LivePipelines
 
-    jpeg = cv2.imencode(".jpg", np.full((24, 32, 3), 90, np.uint8))[1].tobytes()
-    message = types.SimpleNamespace(
-        error=lambda: None,
-        headers=lambda: [("source", b"cam"), ("captured_at_ms", b"1000")],
-        value=lambda: jpeg,
-        key=lambda: b"cam",
-        partition=lambda: 0,
-        offset=lambda: 7,
-        timestamp=lambda: (0, 1000),
-    )
+    message = raw_message("cam", 7, (32, 24))
     commits: list[bool] = []
     pending: list[Any] = []
 
@@ -85,28 +72,7 @@ def test_kafka_offsets_are_not_committed_after_a_failed_delivery() -> None:
                 deliver()
             return 0
 
-    consumer = FrameConsumer.__new__(FrameConsumer)
-    pipelines = LivePipelines(None)
-    consumer.__dict__.update(
-        pipelines=pipelines,
-        runner=FrameBatchRunner([FakeDetector()], pipelines.template, 8),
-        detectors=[FakeDetector()],
-        results_topic="results",
-        raw_topic="raw",
-        max_age_s=None,
-        metrics=None,
-        boxes=True,
-        producer=Producer(),
-        delivery=_Delivery(),
-        analyzed=0,
-        dropped=0,
-        invalid=0,
-        max_sources=1000,
-        _sources=set(),
-        _over=False,
-        consumer=types.SimpleNamespace(commit=lambda asynchronous: commits.append(asynchronous)),
-        _kafka=types.SimpleNamespace(KafkaError=types.SimpleNamespace(_PARTITION_EOF=-191)),
-    )
+    consumer = fake_consumer(FakeDetector(), Producer(), commits)
     with pytest.raises(
         BrokerError, match="1 result\\(s\\) were refused by Kafka topic 'results'; offsets not committed"
     ):
