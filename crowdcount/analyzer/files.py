@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from crowdcount.analyzer.video import ImageSequence
+from crowdcount.analyzer.video import IMAGE_EXTENSIONS, ImageSequence
 from crowdcount.errors import ConfigError
 
 #: File extensions treated as videos when a folder is given.
@@ -112,3 +112,25 @@ def check_writable(folder: Path, option: str) -> None:
             pass
     except OSError as exc:
         raise ConfigError(f"{option}: cannot write into {str(folder)!r}: {exc.strerror or exc}") from None
+
+
+def check_not_inputs(videos: Sequence[Path], planned: Sequence[Path | None], option: str) -> None:
+    """Fail before any analysis when an output planned for ``option`` would replace one of ``videos`` (an annotated
+    ``a.mp4`` written into the folder of the input ``a.mp4``), or add a picture to an image-sequence folder being
+    analysed (its frames would no longer be one sequence)."""
+    inputs = {video.resolve(): video for video in videos}
+    sequences = [video.resolve() for video in videos if video.is_dir()]
+    for output in planned:
+        if output is None:
+            continue
+        target = output.resolve()
+        if target in inputs:
+            raise ConfigError(
+                f"{option} would write {str(inputs[target])!r}, which is a video being analysed",
+                "give another folder or file name",
+            )
+        if target.suffix.lower() in IMAGE_EXTENSIONS and target.parent in sequences:
+            raise ConfigError(
+                f"{option} would write {str(output)!r} into the image sequence {str(target.parent)!r} being analysed",
+                "give another folder or file name",
+            )

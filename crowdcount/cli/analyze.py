@@ -17,7 +17,7 @@ from tqdm import tqdm
 from crowdcount.analyzer import to_document, write_csv, write_json
 from crowdcount.analyzer.annotate import VIDEO_SUFFIXES, check_annotate_path
 from crowdcount.analyzer.counting import CountingProcessor, parse_lines, parse_zones
-from crowdcount.analyzer.files import find_videos, plan_outputs
+from crowdcount.analyzer.files import check_not_inputs, find_videos, plan_outputs
 from crowdcount.analyzer.plot import plot_counts
 from crowdcount.analyzer.video import probe_video
 from crowdcount.cli.common import (
@@ -248,6 +248,13 @@ def analyze(
     csv_paths = plan_outputs(paths, csv_path, ".csv", "--csv")
     annotate_paths = plan_media(paths, annotate, VIDEO_SUFFIXES, "--annotate")
     plot_paths = plan_media(paths, plot, PLOT_SUFFIXES, "--plot")
+    for option, planned in (
+        ("--output", json_paths),
+        ("--csv", csv_paths),
+        ("--annotate", annotate_paths),
+        ("--plot", plot_paths),
+    ):
+        check_not_inputs(paths, planned, option)
     annotate_for = dict(zip((str(p) for p in paths), annotate_paths, strict=True))
     pipeline = pipeline_for(
         config,
