@@ -29,6 +29,7 @@ from crowdcount.cli.common import (
     pipeline_for,
     remove_new_empty_folders_at_exit,
 )
+from crowdcount.config import Config
 from crowdcount.detectors import detector_parameters, resolve_name
 from crowdcount.errors import ConfigError, CrowdcountError, VideoError
 
@@ -108,7 +109,7 @@ def _fmt_time(ms: float | None) -> str:
     default=None,
     metavar="FPS",
     help="Analyse this many frames of each second of video, whatever its frame rate (default 8; "
-    "config human_detection.sample_fps). Used when no frame ratio is set.",
+    "config human_detection.sample_fps). Given here, it replaces a configured frame_ratio; not with --frame-ratio.",
 )
 @click.option(
     "--smooth",
@@ -219,6 +220,11 @@ def analyze(
     still run; the exit status is 0 only when every video succeeded.
     """
     remove_new_empty_folders_at_exit(output, csv_path, annotate, plot)
+    if frame_ratio is not None and sample_fps is not None:
+        raise ConfigError(
+            "--frame-ratio and --sample-fps both choose the frames analysed",
+            "give one: --frame-ratio 0.2 analyses every fifth frame, --sample-fps 2 two frames a second",
+        )
     counting_lines = parse_lines(lines, "--line") if lines else None
     counting_zones = parse_zones(zones, "--zone") if zones else None
     config = get_config(
@@ -234,6 +240,11 @@ def analyze(
             },
         },
     )
+    if sample_fps is not None and config.human_detection.frame_ratio is not None:
+        # the command line's --sample-fps, not a frame_ratio of the file or the environment, picks the frames
+        data = config.to_dict()
+        data["human_detection"]["frame_ratio"] = None
+        config = Config(data, config.source)
     block = config.human_detection
     specs = detector_specs(
         block.detectors, detectors, min_score, batch_size, parse_key_values(detector_arg, "--detector-arg")
