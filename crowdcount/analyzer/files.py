@@ -21,7 +21,8 @@ def find_videos(paths: Iterable[str | Path]) -> list[Path]:
     """Expand folders and keep files as given, in order, without repeats.
 
     A folder that is an image sequence (:class:`~crowdcount.analyzer.video.ImageSequence`) is one video; any
-    other folder gives its video files (by extension) and the image sequences in it, recursively, sorted. Numbered
+    other folder gives its video files (by extension) and the image sequences in it, recursively, sorted, leaving
+    hidden files and folders out (``._clip.mp4``, ``.Trashes/``). Numbered
     pictures beside video files (thumbnails) are not a sequence: the videos are found.
     Paths that do not exist are kept, so the analysis reports them as failed videos.
     """
@@ -49,10 +50,15 @@ def _sequence_in(folder: Path) -> ImageSequence | None:
     if sequence is None or (sequence.folder / "seqinfo.ini").is_file() or sequence.files[0].parent != sequence.folder:
         return sequence
     try:
-        beside_videos = any(p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file() for p in sequence.folder.iterdir())
+        beside_videos = any(_is_video_name(p.name) and p.is_file() for p in sequence.folder.iterdir())
     except OSError:
         return sequence
     return None if beside_videos else sequence
+
+
+def _is_video_name(name: str) -> bool:
+    """A video file's name, by extension; hidden files are not (macOS's ``._clip.mp4`` AppleDouble files)."""
+    return not name.startswith(".") and Path(name).suffix.lower() in VIDEO_EXTENSIONS
 
 
 def _videos_in(folder: Path) -> list[Path]:
@@ -62,9 +68,9 @@ def _videos_in(folder: Path) -> list[Path]:
     videos: list[Path] = []
     for root, dirs, files in os.walk(folder):
         here = Path(root)
-        videos.extend(here / f for f in files if Path(f).suffix.lower() in VIDEO_EXTENSIONS)
+        videos.extend(here / f for f in files if _is_video_name(f))
         keep = []
-        for name in sorted(dirs):
+        for name in sorted(d for d in dirs if not d.startswith(".")):  # .Trashes, .git: not the user's videos
             sequence = _sequence_in(here / name)
             if sequence is None:
                 keep.append(name)
