@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import secrets
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -266,7 +268,9 @@ def analyze(
         ("--plot", plot_paths),
     ):
         check_not_inputs(paths, planned, option)
-    annotate_for = dict(zip((str(p) for p in paths), annotate_paths, strict=True))
+    # each annotated video is written under a hidden temporary name and renamed once its analysis succeeded: a
+    # video that fails or is interrupted part way leaves no half-annotated video (nor replaces an earlier one)
+    annotate_for = {str(p): _temporary(a) for p, a in zip(paths, annotate_paths, strict=True) if a is not None}
     pipeline = pipeline_for(
         config,
         specs,
@@ -280,7 +284,10 @@ def analyze(
     analyzer.load()  # a model that cannot load is one error, before any video
 
     rows: list[dict[str, Any]] = []
-    for video, json_path, csv_out, plot_out in zip(paths, json_paths, csv_paths, plot_paths, strict=True):
+    for video, json_path, csv_out, plot_out, annotate_out in zip(
+        paths, json_paths, csv_paths, plot_paths, annotate_paths, strict=True
+    ):
+        annotating = annotate_for.get(str(video))
         try:
             with tqdm(
                 desc=video.name,
@@ -296,6 +303,13 @@ def analyze(
                     bar.update(n)
 
                 result = analyzer.analyze(video, progress=advance)
+            section = result.sections.get("annotate")
+            if annotating is not None and annotate_out is not None and section is not None:
+                try:
+                    os.replace(annotating, annotate_out)
+                except OSError as exc:
+                    raise VideoError(f"{video}: the annotated video cannot be written: {exc}") from None
+                section["path"] = str(annotate_out)
             document = to_document(result)
             try:
                 if json_path is not None:
@@ -325,6 +339,9 @@ def analyze(
         except CrowdcountError as exc:
             click.echo(f"Error: {exc}", err=True)
             rows.append({"video": str(video), "ok": False, "error": str(exc), "exit_code": exc.exit_code})
+        finally:
+            if annotating is not None:
+                annotating.unlink(missing_ok=True)  # renamed when the analysis succeeded
 
     if as_json:
         click.echo(json.dumps({"videos": rows}, indent=2))
@@ -333,6 +350,11 @@ def analyze(
     failed = [r for r in rows if not r["ok"]]
     if failed:
         raise SystemExit(failed[0]["exit_code"] if len(rows) == 1 else 1)
+
+
+def _temporary(path: Path) -> Path:
+    """A hidden name beside ``path``, with its suffix (which picks the container), to write it under first."""
+    return path.parent / f".{path.stem}.{secrets.token_hex(6)}{path.suffix}"
 
 
 def plan_media(videos: list[Path], output: str | None, suffixes: tuple[str, ...], option: str) -> list[Path | None]:
