@@ -426,8 +426,9 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         overflow: OverflowMethod = "fold" if column == "Video" else "ellipsis"
         table.add_column(column, justify=justify, overflow=overflow)
     notes: list[str] = []
+    names = _shown_names(rows)
     for row in rows:
-        name = Path(row["video"]).name
+        name = names[row["video"]]
         shown = escape(name)  # a file name may hold Rich markup: clip[/x].mp4
         if not row["ok"]:
             table.add_row(shown, "[red]failed[/red]", "-", "-", "-", "-", "-")
@@ -484,9 +485,21 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
                 for p in f["people"]
             )
             click.echo(
-                f"{Path(row['video']).name}: {f['distinct_people']} different people showed their face "
+                f"{names[row['video']]}: {f['distinct_people']} different people showed their face "
                 f"({f['known_people']} known, {f['unknown_people']} unknown){': ' + seen if seen else ''}"
             )
+
+
+def _shown_names(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Each video as the summary names it: its file name, or the path as given when another video has that name
+    (``cam1/a.mp4`` and ``cam2/a.mp4``)."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        name = Path(row["video"]).name
+        counts[name] = counts.get(name, 0) + 1
+    return {
+        row["video"]: row["video"] if counts[Path(row["video"]).name] > 1 else Path(row["video"]).name for row in rows
+    }
 
 
 def _faces_summary(section: dict[str, Any]) -> dict[str, Any]:
