@@ -80,6 +80,24 @@ def _videos_in(folder: Path) -> list[Path]:
     return sorted(videos)
 
 
+def leave_out_outputs(found: Sequence[Path], given: Iterable[str | Path], folders: Iterable[Path]) -> list[Path]:
+    """``found`` (:func:`find_videos` of ``given``) without the videos found inside those output ``folders`` that
+    lie inside a folder given (an earlier run's annotated videos in ``videos/annotated/``, when ``videos/`` is
+    analysed again); a video named in ``given`` itself is kept, as are the videos of an output folder that is a
+    folder given (``-o videos/``: results beside the videos)."""
+    named = {Path(path).resolve() for path in given}
+    outputs = [
+        folder.resolve()
+        for folder in folders
+        if any(folder.resolve() != top and folder.resolve().is_relative_to(top) for top in named)
+    ]
+    return [
+        video
+        for video in found
+        if video.resolve() in named or not any(video.resolve().is_relative_to(folder) for folder in outputs)
+    ]
+
+
 def plan_outputs(videos: Sequence[Path], output: str | Path | None, suffix: str, option: str) -> list[Path | None]:
     """One output path per video: ``output`` itself for one video when it has the suffix, else a file per video
     in the folder ``output``, named after the video (``name.json``, ``name-2.json`` on a clash)."""

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from crowdcount.analyzer import to_document, write_csv, write_json
 from crowdcount.analyzer.annotate import VIDEO_SUFFIXES, check_annotate_path
 from crowdcount.analyzer.counting import CountingProcessor, parse_lines, parse_zones
-from crowdcount.analyzer.files import check_not_inputs, find_videos, plan_outputs
+from crowdcount.analyzer.files import check_not_inputs, find_videos, leave_out_outputs, plan_outputs
 from crowdcount.analyzer.plot import plot_counts
 from crowdcount.analyzer.video import probe_video
 from crowdcount.cli.common import (
@@ -251,7 +251,17 @@ def analyze(
     specs = detector_specs(
         block.detectors, detectors, min_score, batch_size, parse_key_values(detector_arg, "--detector-arg")
     )
-    paths = find_videos(videos)
+    output_folders = [
+        Path(folder)
+        for folder, is_file in (
+            (output, Path(output).suffix.lower() == ".json"),
+            (csv_path, csv_path is not None and Path(csv_path).suffix.lower() == ".csv"),
+            (annotate, annotate is not None and bool(Path(annotate).suffix)),
+            (plot, plot is not None and bool(Path(plot).suffix)),
+        )
+        if folder is not None and (Path(folder).is_dir() or not is_file)
+    ]
+    paths = leave_out_outputs(find_videos(videos), videos, output_folders)
     if not paths:
         raise ConfigError(
             "no videos found in " + ", ".join(videos),
