@@ -716,7 +716,7 @@ def load_config(
         if not file.is_file():
             raise ConfigError(f"config file {str(file)!r} does not exist", "check --config / $CROWDCOUNT_CONFIG")
         try:
-            data = json.loads(file.read_text(encoding="utf-8"), parse_constant=_no_json_constant)
+            data = json.loads(file.read_text(encoding="utf-8-sig"), parse_constant=_no_json_constant)
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {str(file)!r} cannot be read: {exc}") from None
         except json.JSONDecodeError as exc:

@@ -2,7 +2,8 @@
 
 A frame processor; put it after tracking and counting. With ``frame_ratio`` < 1 only the analysed frames are
 written, at ``fps * frame_ratio`` so the video still plays in real time (a frame that was not analysed has no
-boxes to draw). When an analysis fails part way, the file holds the frames analysed until then.
+boxes to draw). When an analysis fails part way, the file holds the frames analysed until then (``crowdcount
+analyze`` writes it under a hidden temporary name and keeps it only when the video's analysis succeeded).
 """
 
 from __future__ import annotations

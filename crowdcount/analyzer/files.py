@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from crowdcount.analyzer.video import ImageSequence
+from crowdcount.analyzer.video import IMAGE_EXTENSIONS, ImageSequence
 from crowdcount.errors import ConfigError
 
 #: File extensions treated as videos when a folder is given.
@@ -21,7 +21,8 @@ def find_videos(paths: Iterable[str | Path]) -> list[Path]:
     """Expand folders and keep files as given, in order, without repeats.
 
     A folder that is an image sequence (:class:`~crowdcount.analyzer.video.ImageSequence`) is one video; any
-    other folder gives its video files (by extension) and the image sequences in it, recursively, sorted. Numbered
+    other folder gives its video files (by extension) and the image sequences in it, recursively, sorted, leaving
+    hidden files and folders out (``._clip.mp4``, ``.Trashes/``). Numbered
     pictures beside video files (thumbnails) are not a sequence: the videos are found.
     Paths that do not exist are kept, so the analysis reports them as failed videos.
     """
@@ -49,10 +50,15 @@ def _sequence_in(folder: Path) -> ImageSequence | None:
     if sequence is None or (sequence.folder / "seqinfo.ini").is_file() or sequence.files[0].parent != sequence.folder:
         return sequence
     try:
-        beside_videos = any(p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file() for p in sequence.folder.iterdir())
+        beside_videos = any(_is_video_name(p.name) and p.is_file() for p in sequence.folder.iterdir())
     except OSError:
         return sequence
     return None if beside_videos else sequence
+
+
+def _is_video_name(name: str) -> bool:
+    """A video file's name, by extension; hidden files are not (macOS's ``._clip.mp4`` AppleDouble files)."""
+    return not name.startswith(".") and Path(name).suffix.lower() in VIDEO_EXTENSIONS
 
 
 def _videos_in(folder: Path) -> list[Path]:
@@ -62,9 +68,9 @@ def _videos_in(folder: Path) -> list[Path]:
     videos: list[Path] = []
     for root, dirs, files in os.walk(folder):
         here = Path(root)
-        videos.extend(here / f for f in files if Path(f).suffix.lower() in VIDEO_EXTENSIONS)
+        videos.extend(here / f for f in files if _is_video_name(f))
         keep = []
-        for name in sorted(dirs):
+        for name in sorted(d for d in dirs if not d.startswith(".")):  # .Trashes, .git: not the user's videos
             sequence = _sequence_in(here / name)
             if sequence is None:
                 keep.append(name)
@@ -72,6 +78,24 @@ def _videos_in(folder: Path) -> list[Path]:
                 videos.append(sequence.folder)
         dirs[:] = keep  # a sequence's own folders are not searched further
     return sorted(videos)
+
+
+def leave_out_outputs(found: Sequence[Path], given: Iterable[str | Path], folders: Iterable[Path]) -> list[Path]:
+    """``found`` (:func:`find_videos` of ``given``) without the videos found inside those output ``folders`` that
+    lie inside a folder given (an earlier run's annotated videos in ``videos/annotated/``, when ``videos/`` is
+    analysed again); a video named in ``given`` itself is kept, as are the videos of an output folder that is a
+    folder given (``-o videos/``: results beside the videos)."""
+    named = {Path(path).resolve() for path in given}
+    outputs = [
+        folder.resolve()
+        for folder in folders
+        if any(folder.resolve() != top and folder.resolve().is_relative_to(top) for top in named)
+    ]
+    return [
+        video
+        for video in found
+        if video.resolve() in named or not any(video.resolve().is_relative_to(folder) for folder in outputs)
+    ]
 
 
 def plan_outputs(videos: Sequence[Path], output: str | Path | None, suffix: str, option: str) -> list[Path | None]:
@@ -112,3 +136,25 @@ def check_writable(folder: Path, option: str) -> None:
             pass
     except OSError as exc:
         raise ConfigError(f"{option}: cannot write into {str(folder)!r}: {exc.strerror or exc}") from None
+
+
+def check_not_inputs(videos: Sequence[Path], planned: Sequence[Path | None], option: str) -> None:
+    """Fail before any analysis when an output planned for ``option`` would replace one of ``videos`` (an annotated
+    ``a.mp4`` written into the folder of the input ``a.mp4``), or add a picture to an image-sequence folder being
+    analysed (its frames would no longer be one sequence)."""
+    inputs = {video.resolve(): video for video in videos}
+    sequences = [video.resolve() for video in videos if video.is_dir()]
+    for output in planned:
+        if output is None:
+            continue
+        target = output.resolve()
+        if target in inputs:
+            raise ConfigError(
+                f"{option} would write {str(inputs[target])!r}, which is a video being analysed",
+                "give another folder or file name",
+            )
+        if target.suffix.lower() in IMAGE_EXTENSIONS and target.parent in sequences:
+            raise ConfigError(
+                f"{option} would write {str(output)!r} into the image sequence {str(target.parent)!r} being analysed",
+                "give another folder or file name",
+            )

@@ -5,6 +5,8 @@ Drawn with matplotlib's Agg canvas (no display, no global backend switch), after
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +35,19 @@ def peak_label(document: dict[str, Any], category: str) -> str | None:
 
 
 def plot_counts(document: dict[str, Any], path: str | Path, title: str | None = None) -> Path:
-    """Draw ``document``'s counts over time into an image file (PNG, SVG or PDF by ``path``'s suffix): the
-    figure of :func:`counts_figure`."""
+    """Draw ``document``'s counts over time into an image file (PNG, SVG or PDF by ``path``'s suffix), atomically:
+    the figure of :func:`counts_figure`."""
     figure = counts_figure(document, title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
+    # atomically, as the result file: a failed or interrupted save leaves no half picture (and any older plot)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}"
+    try:
+        figure.savefig(tmp, dpi=100, format=path.suffix.lstrip(".").lower() or None)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

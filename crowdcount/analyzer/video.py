@@ -129,11 +129,16 @@ def _seqinfo(folder: Path) -> tuple[str, float | None, str | None] | None:
 
 
 def _numbered_images(folder: Path, ext: str | None) -> tuple[Path, ...]:
-    """The images of ``folder`` (of extension ``ext``, else of its one image extension) sorted by their number,
-    when their names differ only in that number; else ()."""
+    """The images of ``folder`` (of extension ``ext``, else of its one image extension; hidden files left out)
+    sorted by their number, when their names differ only in that number; else ()."""
     if not folder.is_dir():
         return ()
-    images = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    # hidden files are not frames: macOS leaves "._000001.jpg" (AppleDouble) beside each copied file
+    images = [
+        p
+        for p in folder.iterdir()
+        if not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+    ]
     if ext is not None:
         images = [p for p in images if p.suffix.lower() == ext]
     if not images or len({p.suffix.lower() for p in images}) != 1:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import secrets
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from tqdm import tqdm
 from crowdcount.analyzer import to_document, write_csv, write_json
 from crowdcount.analyzer.annotate import VIDEO_SUFFIXES, check_annotate_path
 from crowdcount.analyzer.counting import CountingProcessor, parse_lines, parse_zones
-from crowdcount.analyzer.files import find_videos, plan_outputs
+from crowdcount.analyzer.files import check_not_inputs, find_videos, leave_out_outputs, plan_outputs
 from crowdcount.analyzer.plot import plot_counts
 from crowdcount.analyzer.video import probe_video
 from crowdcount.cli.common import (
@@ -29,6 +31,7 @@ from crowdcount.cli.common import (
     pipeline_for,
     remove_new_empty_folders_at_exit,
 )
+from crowdcount.config import Config
 from crowdcount.detectors import detector_parameters, resolve_name
 from crowdcount.errors import ConfigError, CrowdcountError, VideoError
 
@@ -108,7 +111,7 @@ def _fmt_time(ms: float | None) -> str:
     default=None,
     metavar="FPS",
     help="Analyse this many frames of each second of video, whatever its frame rate (default 8; "
-    "config human_detection.sample_fps). Used when no frame ratio is set.",
+    "config human_detection.sample_fps). Given here, it replaces a configured frame_ratio; not with --frame-ratio.",
 )
 @click.option(
     "--smooth",
@@ -219,6 +222,11 @@ def analyze(
     still run; the exit status is 0 only when every video succeeded.
     """
     remove_new_empty_folders_at_exit(output, csv_path, annotate, plot)
+    if frame_ratio is not None and sample_fps is not None:
+        raise ConfigError(
+            "--frame-ratio and --sample-fps both choose the frames analysed",
+            "give one: --frame-ratio 0.2 analyses every fifth frame, --sample-fps 2 two frames a second",
+        )
     counting_lines = parse_lines(lines, "--line") if lines else None
     counting_zones = parse_zones(zones, "--zone") if zones else None
     config = get_config(
@@ -234,11 +242,26 @@ def analyze(
             },
         },
     )
+    if sample_fps is not None and config.human_detection.frame_ratio is not None:
+        # the command line's --sample-fps, not a frame_ratio of the file or the environment, picks the frames
+        data = config.to_dict()
+        data["human_detection"]["frame_ratio"] = None
+        config = Config(data, config.source)
     block = config.human_detection
     specs = detector_specs(
         block.detectors, detectors, min_score, batch_size, parse_key_values(detector_arg, "--detector-arg")
     )
-    paths = find_videos(videos)
+    output_folders = [
+        Path(folder)
+        for folder, is_file in (
+            (output, Path(output).suffix.lower() == ".json"),
+            (csv_path, csv_path is not None and Path(csv_path).suffix.lower() == ".csv"),
+            (annotate, annotate is not None and bool(Path(annotate).suffix)),
+            (plot, plot is not None and bool(Path(plot).suffix)),
+        )
+        if folder is not None and (Path(folder).is_dir() or not is_file)
+    ]
+    paths = leave_out_outputs(find_videos(videos), videos, output_folders)
     if not paths:
         raise ConfigError(
             "no videos found in " + ", ".join(videos),
@@ -248,7 +271,16 @@ def analyze(
     csv_paths = plan_outputs(paths, csv_path, ".csv", "--csv")
     annotate_paths = plan_media(paths, annotate, VIDEO_SUFFIXES, "--annotate")
     plot_paths = plan_media(paths, plot, PLOT_SUFFIXES, "--plot")
-    annotate_for = dict(zip((str(p) for p in paths), annotate_paths, strict=True))
+    for option, planned in (
+        ("--output", json_paths),
+        ("--csv", csv_paths),
+        ("--annotate", annotate_paths),
+        ("--plot", plot_paths),
+    ):
+        check_not_inputs(paths, planned, option)
+    # each annotated video is written under a hidden temporary name and renamed once its analysis succeeded: a
+    # video that fails or is interrupted part way leaves no half-annotated video (nor replaces an earlier one)
+    annotate_for = {str(p): _temporary(a) for p, a in zip(paths, annotate_paths, strict=True) if a is not None}
     pipeline = pipeline_for(
         config,
         specs,
@@ -262,7 +294,10 @@ def analyze(
     analyzer.load()  # a model that cannot load is one error, before any video
 
     rows: list[dict[str, Any]] = []
-    for video, json_path, csv_out, plot_out in zip(paths, json_paths, csv_paths, plot_paths, strict=True):
+    for video, json_path, csv_out, plot_out, annotate_out in zip(
+        paths, json_paths, csv_paths, plot_paths, annotate_paths, strict=True
+    ):
+        annotating = annotate_for.get(str(video))
         try:
             with tqdm(
                 desc=video.name,
@@ -278,6 +313,13 @@ def analyze(
                     bar.update(n)
 
                 result = analyzer.analyze(video, progress=advance)
+            section = result.sections.get("annotate")
+            if annotating is not None and annotate_out is not None and section is not None:
+                try:
+                    os.replace(annotating, annotate_out)
+                except OSError as exc:
+                    raise VideoError(f"{video}: the annotated video cannot be written: {exc}") from None
+                section["path"] = str(annotate_out)
             document = to_document(result)
             try:
                 if json_path is not None:
@@ -307,6 +349,9 @@ def analyze(
         except CrowdcountError as exc:
             click.echo(f"Error: {exc}", err=True)
             rows.append({"video": str(video), "ok": False, "error": str(exc), "exit_code": exc.exit_code})
+        finally:
+            if annotating is not None:
+                annotating.unlink(missing_ok=True)  # renamed when the analysis succeeded
 
     if as_json:
         click.echo(json.dumps({"videos": rows}, indent=2))
@@ -315,6 +360,11 @@ def analyze(
     failed = [r for r in rows if not r["ok"]]
     if failed:
         raise SystemExit(failed[0]["exit_code"] if len(rows) == 1 else 1)
+
+
+def _temporary(path: Path) -> Path:
+    """A hidden name beside ``path``, with its suffix (which picks the container), to write it under first."""
+    return path.parent / f".{path.stem}.{secrets.token_hex(6)}{path.suffix}"
 
 
 def plan_media(videos: list[Path], output: str | None, suffixes: tuple[str, ...], option: str) -> list[Path | None]:
@@ -386,8 +436,9 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         overflow: OverflowMethod = "fold" if column == "Video" else "ellipsis"
         table.add_column(column, justify=justify, overflow=overflow)
     notes: list[str] = []
+    names = _shown_names(rows)
     for row in rows:
-        name = Path(row["video"]).name
+        name = names[row["video"]]
         shown = escape(name)  # a file name may hold Rich markup: clip[/x].mp4
         if not row["ok"]:
             table.add_row(shown, "[red]failed[/red]", "-", "-", "-", "-", "-")
@@ -444,9 +495,21 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
                 for p in f["people"]
             )
             click.echo(
-                f"{Path(row['video']).name}: {f['distinct_people']} different people showed their face "
+                f"{names[row['video']]}: {f['distinct_people']} different people showed their face "
                 f"({f['known_people']} known, {f['unknown_people']} unknown){': ' + seen if seen else ''}"
             )
+
+
+def _shown_names(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Each video as the summary names it: its file name, or the path as given when another video has that name
+    (``cam1/a.mp4`` and ``cam2/a.mp4``)."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        name = Path(row["video"]).name
+        counts[name] = counts.get(name, 0) + 1
+    return {
+        row["video"]: row["video"] if counts[Path(row["video"]).name] > 1 else Path(row["video"]).name for row in rows
+    }
 
 
 def _faces_summary(section: dict[str, Any]) -> dict[str, Any]:

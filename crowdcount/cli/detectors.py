@@ -25,7 +25,7 @@ def detectors(as_json: bool) -> None:
                 "category": cls.category,
                 "arguments": detector_parameters(name),
                 "default_model": cls.default_model_info(),
-                "description": (cls.__doc__ or "").strip().splitlines()[0],
+                "description": next(iter((cls.__doc__ or "").strip().splitlines()), ""),
             }
         )
     if as_json:

@@ -170,6 +170,8 @@ class FaceDetector(Detector):
             raise ValueError(f"min_face_size must be an integer >= 4, got {min_face_size!r}")
         if isinstance(nms_threshold, bool) or not isinstance(nms_threshold, (int, float)) or not 0 < nms_threshold < 1:
             raise ValueError(f"nms_threshold must be a number in (0, 1), got {nms_threshold!r}")
+        if isinstance(face_class_id, bool) or not isinstance(face_class_id, int):
+            raise ValueError(f"face_class_id must be an integer, got {face_class_id!r}")
         if upscale is None:
             upscale = False
         if not isinstance(upscale, bool):
@@ -191,7 +193,7 @@ class FaceDetector(Detector):
         self.model_path = model_path
         self.face_class_id = face_class_id
         self.min_face_size = min_face_size
-        self._od_model = ObjectDetectionModel(model_path) if model_path else None
+        self._od_model = ObjectDetectionModel(str(model_path)) if model_path else None
         self._mtcnn: Any = None
 
     def _load(self) -> None:
