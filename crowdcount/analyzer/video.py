@@ -116,7 +116,7 @@ def _seqinfo(folder: Path) -> tuple[str, float | None, str | None] | None:
         return None
     parser = configparser.ConfigParser()
     try:
-        parser.read(ini, encoding="utf-8")
+        parser.read(ini, encoding="utf-8-sig")  # a byte order mark (Windows editors) is skipped
         section = parser["Sequence"]
         image_dir = section.get("imDir", "img1").strip() or "img1"
         rate = section.get("frameRate")

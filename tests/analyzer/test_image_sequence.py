@@ -227,3 +227,10 @@ def test_numbered_pictures_beside_videos_do_not_hide_the_videos(tmp_path: Path) 
     ]
     cam = tmp_path / "all" / "cam"
     assert find_videos([tmp_path / "all"]) == [cam / "clip_001.mp4", cam / "clip_002.mp4"]
+
+
+def test_a_seqinfo_ini_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    folder = write_frames(tmp_path / "export", [f"{i + 1:06d}.png" for i in range(3)])
+    (folder / "seqinfo.ini").write_text("[Sequence]\nframeRate=10\n", encoding="utf-8-sig")  # as Notepad saves it
+    found = ImageSequence.find(folder)
+    assert found is not None and (found.fps, found.fps_given) == (10.0, True)
