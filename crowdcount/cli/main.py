@@ -35,6 +35,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+#: Exit code of a command interrupted by Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
+
+
 class UserError(click.ClickException):
     """A :class:`CrowdcountError` shown as one line (``Error: ...``) with its exit code."""
 
@@ -77,6 +81,9 @@ class LazyGroup(click.Group):
             raise UserError(exc) from None
         except click.UsageError as exc:  # no such command, or a subcommand's bad option
             raise one_line_usage_error(exc) from None
+        except KeyboardInterrupt:  # Ctrl-C: the shell's code for an interrupted command (128 + SIGINT), not 1
+            click.echo("Interrupted (Ctrl-C): outputs not finished were not written", err=True)
+            raise click.exceptions.Exit(INTERRUPTED) from None
 
 
 def one_line_usage_error(exc: click.UsageError) -> click.UsageError:
