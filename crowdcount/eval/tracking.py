@@ -172,6 +172,8 @@ def evaluate_tracking(
     # a person counts as found in the evaluated frames when most of their sightings there are not ignored
     people = [p for p in run.people if seen.get(p, 0) and ignored_hits.get(p, 0) * 2 < seen[p]]
     err = np.asarray(occupancy_err, np.float64)
+    truth_boxes = int(clear["CLR_TP"]) + int(clear["CLR_FN"])
+    tracked_boxes = int(clear["CLR_TP"]) + int(clear["CLR_FP"])
     report = {
         "source": run.source,
         "ground_truth": gt.source,
@@ -179,11 +181,13 @@ def evaluate_tracking(
         "frames_evaluated": len(frames),
         "iou_threshold": iou_threshold,
         "ignore_regions": [str(r) for r in ignore_regions],
-        "MOTA": clear["MOTA"],
-        "MOTP": clear["MOTP"],
-        "IDF1": identity["IDF1"],
-        "IDP": identity["IDP"],
-        "IDR": identity["IDR"],
+        # undefined (None: "-" in the table, null in JSON) where their denominator is 0: no person in the truth,
+        # no box tracked, nothing matched ("0.000" would read as a tracker that failed everyone)
+        "MOTA": clear["MOTA"] if truth_boxes else None,
+        "MOTP": clear["MOTP"] if clear["CLR_TP"] else None,
+        "IDF1": identity["IDF1"] if truth_boxes or tracked_boxes else None,
+        "IDP": identity["IDP"] if tracked_boxes else None,
+        "IDR": identity["IDR"] if truth_boxes else None,
         "ID_switches": int(clear["IDSW"]),
         "fragmentations": int(clear["Frag"]),
         "TP": int(clear["CLR_TP"]),

@@ -114,3 +114,22 @@ def test_mot_metrics_of_a_perfect_and_a_swapped_tracker() -> None:
     report = evaluate_tracking(TrackRun(swapped, [1, 2, 3], "run"), gt)
     assert report["ID_switches"] == 2 and report["MOTA"] == 0.75 and report["IDF1"] == 0.5
     assert report["unique_people"] == 2  # track 3 never appears in the evaluated frames
+
+
+def scores(report: dict) -> tuple:  # type: ignore[type-arg]
+    return report["MOTA"], report["MOTP"], report["IDF1"], report["IDP"], report["IDR"]
+
+
+def test_mot_metrics_without_people_or_tracks_are_undefined_not_zero() -> None:
+    a = [0, 0, 10, 10]
+    empty = GroundTruth({i: frame([], []) for i in range(1, 5)}, "gt")
+    tracked = TrackRun({i: (np.array([a], float), np.array([1])) for i in range(1, 5)}, [1], "run")
+    report = evaluate_tracking(tracked, empty)  # nobody to track: 4 false boxes
+    assert scores(report) == (None, None, 0.0, 0.0, None)
+    assert report["FP"] == 4
+    nothing = TrackRun({i: (np.zeros((0, 4)), np.zeros(0, int)) for i in range(1, 5)}, [], "run")
+    report = evaluate_tracking(nothing, empty)
+    assert scores(report) == (None,) * 5
+    people = GroundTruth({i: frame([a], [7]) for i in range(1, 5)}, "gt")
+    report = evaluate_tracking(nothing, people)  # everyone missed: defined, and 0
+    assert scores(report) == (0.0, None, 0.0, None, 0.0)
