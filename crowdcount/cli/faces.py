@@ -135,7 +135,7 @@ def enroll(
                 "add --update to add these photos and details to that person, or choose another name",
             )
     found = {name: enroller.faces_of(photos) for name, photos in plan.items()}
-    report = []
+    report: list[dict[str, Any]] = []
     for name, photo_faces in found.items():
         kept: list[str] = []
         try:
@@ -150,12 +150,16 @@ def enroll(
                 photos=kept,
                 update=update,
             )
-        except CrowdcountError:  # not enrolled: no copies of the photos left behind either
+        except CrowdcountError as exc:  # not enrolled: no copies of the photos left behind either
             for copy in kept:
                 Path(copy).unlink(missing_ok=True)
             for folder in {Path(copy).parent for copy in kept}:
                 with contextlib.suppress(OSError):
                     folder.rmdir()  # when empty
+            if report:  # the people before this one are in the gallery: say so, and how to finish
+                done = ", ".join(repr(row["name"]) for row in report)
+                exc.message = f"{exc.message} (enrolled before it: {done}; {name!r} and the people after it not)"
+                exc.hint = "fix the cause and run the same command again with --update"
             raise
         report.append({"name": person.name, "photos": len(photo_faces), "embeddings": len(person.embeddings)})
     if as_json:
