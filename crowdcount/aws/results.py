@@ -36,6 +36,10 @@ def result_documents(s3: Any, uri: str) -> Iterator[tuple[str, dict[str, Any]]]:
         try:
             body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code") if is_aws_exception(exc) else None
+            if code in ("NoSuchKey", "404"):  # deleted since the listing (results are replaced, retention): gone
+                logger.info("s3://%s/%s was deleted since the listing: skipped", bucket, key)
+                continue
             if is_aws_exception(exc):
                 raise to_aws_error(exc, f"reading s3://{bucket}/{key}") from None
             raise
