@@ -322,7 +322,7 @@ MIN_SHEET_WIDTH = 4 * TILE[0]
 def contact_sheet(match: Match, path: Path, tiles: int = 8) -> Path | None:
     """A PNG of up to ``tiles`` views of a match, evenly spread over its frames, each marked with its time into
     the video, under a header naming the video, the person's track, the similarity and when they were seen
-    (``None`` when its video cannot be read)."""
+    (``None`` when its video cannot be read; :class:`OSError` when the PNG cannot be written)."""
     import cv2
 
     from crowdcount.analyzer.video import open_capture, usable_fps
@@ -367,6 +367,6 @@ def contact_sheet(match: Match, path: Path, tiles: int = 8) -> Path | None:
     ):
         cv2.putText(sheet, text, (4, 15 + 18 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), sheet):
-        return None
+    if not cv2.imwrite(str(path), sheet):  # a name too long, a full disk: not the video's fault
+        raise OSError(f"cannot write {str(path)!r}")
     return path

@@ -205,7 +205,12 @@ def find(
         folder = Path(annotate)
         for rank, match in enumerate(matches, 1):
             name = f"{rank:02d}-{Path(match.video).stem}-track{match.track_id}.png"
-            written = contact_sheet(match, folder / name)
+            try:
+                written = contact_sheet(match, folder / name)
+            except OSError as exc:
+                reason = exc.strerror if exc.strerror else str(exc)
+                click.echo(f"Warning: no contact sheet for {match.video} track {match.track_id}: {reason}", err=True)
+                continue
             if written is None:
                 click.echo(
                     f"Warning: no contact sheet for {match.video} track {match.track_id}: video not found", err=True

@@ -299,6 +299,9 @@ def test_a_contact_sheet_names_the_match_and_times_its_views(tmp_path: Path) -> 
     assert image[:HEADER].max() > 200 and image[HEADER:, : 2 * TILE[0]].max() > 32  # the header's text; the views
     missing = Match("gone.mp4", 1, 0.7, 0.0, 1.0, frames, "", str(tmp_path / "gone.mp4"))
     assert contact_sheet(missing, tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
+    # a sheet that cannot be written (a name over the file system's limit) is not a missing video
+    with pytest.raises(OSError, match="cannot write"):
+        contact_sheet(match, tmp_path / ("x" * 300 + ".png"))
 
 
 def test_a_contact_sheet_takes_boxes_flat_against_the_frame_edge(tmp_path: Path) -> None:
