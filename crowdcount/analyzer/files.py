@@ -113,7 +113,10 @@ def plan_outputs(videos: Sequence[Path], output: str | Path | None, suffix: str,
         check_writable(output.parent, option)
         return [output]
     if output.exists() and not output.is_dir():
-        raise ConfigError(f"{option} {str(output)!r} exists and is not a folder")
+        raise ConfigError(
+            f"{option} {str(output)!r} exists and is not a folder (a file name here must end in {suffix})",
+            f"give a folder, or a {suffix} file name",
+        )
     check_writable(output, option)
     used: set[str] = set()
     planned: list[Path | None] = []

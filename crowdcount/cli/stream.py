@@ -114,7 +114,7 @@ def produce(
 
         metrics = LiveMetrics()
         server = serve_metrics(metrics.registry, metrics_port, metrics_host)
-    click.echo(mode_line(readers), err=True)
+    click.echo(mode_line(readers, verb="published", max_fps=max_fps), err=True)
     wake = threading.Event()
     stop = threading.Event()
     for reader in readers:

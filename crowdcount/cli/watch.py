@@ -158,15 +158,22 @@ def plan_annotate(sources: list[str], annotate: str | None) -> dict[str, Path]:
     return {s: check_annotate_path(target / f"{s.replace(':', '_').replace('/', '_')}.mp4") for s in sources}
 
 
-def mode_line(sources: list[Source]) -> str:
-    """Which mode is in force, for each source."""
+def mode_line(sources: list[Source], verb: str = "analysed", max_fps: float | None = None) -> str:
+    """Which mode is in force, for each source (``verb``: what is done with a frame; ``max_fps``: a cap on each
+    source's frames, the others dropped)."""
     live = [s.id for s in sources if s.mode != FILE]
     files = [s.id for s in sources if s.mode == FILE]
     parts = []
     if live:
-        parts.append(f"live mode ({', '.join(live)}): the latest frame is analysed, older ones dropped and counted")
+        parts.append(f"live mode ({', '.join(live)}): the latest frame is {verb}, older ones dropped and counted")
     if files:
-        parts.append(f"file mode ({', '.join(files)}): every frame is analysed, none dropped")
+        if max_fps is None:
+            parts.append(f"file mode ({', '.join(files)}): every frame is {verb}, none dropped")
+        else:
+            parts.append(
+                f"file mode ({', '.join(files)}): at most {max_fps:g} frames {verb} a second of video (--max-fps), "
+                "the others dropped and counted"
+            )
     return "; ".join(parts)
 
 
