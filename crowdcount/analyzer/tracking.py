@@ -206,22 +206,6 @@ def _centroid(vectors: list[np.ndarray]) -> np.ndarray | None:
     return mean / norm if norm > 0 else None
 
 
-def _buffered_iou(box: np.ndarray, others: np.ndarray, ratio: float) -> np.ndarray:
-    """IoU of ``box`` with each of ``others`` after growing every box by ``ratio`` of its size on each side (the
-    tracker's buffered IoU)."""
-
-    def grow(b: np.ndarray) -> np.ndarray:
-        size = np.concatenate([b[..., 2:] - b[..., :2]] * 2, axis=-1)
-        return b + np.array([-1, -1, 1, 1], np.float32) * ratio * size
-
-    a, b = grow(box.reshape(1, 4))[0], grow(others)
-    width = np.clip(np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]), 0, None)
-    height = np.clip(np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1]), 0, None)
-    inter = width * height
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
-
-
 def _overlapped(xyxy: np.ndarray, share: float = 0.3) -> np.ndarray:
     """Boxes of which another box covers more than ``share`` of the area (their crop shows someone else)."""
     n = len(xyxy)
@@ -368,6 +352,7 @@ class TrackingProcessor(FrameProcessor):
         self.embedder = embedder
         self.score_floors = {category: self.low_score} if self.low_score < self.high_score else {}
         self._tracker: Any = None
+        self._biou: Any = None  # the tracker's buffered IoU (set by start)
         self._calls = 0
         self._frame_vectors: dict[int, np.ndarray] = {}
         self._image_now: Any = None
@@ -447,6 +432,7 @@ class TrackingProcessor(FrameProcessor):
         fps = video.fps if video.fps > 0 else 25.0
         analysed_fps = fps * frame_ratio
         self._interval_s = 1.0 / analysed_fps
+        self._biou = BIoU(buffer_ratio=self.buffer_per_s / analysed_fps)  # matching, and finding first sightings
         # lost_track_buffer is counted in 30 fps frames; timestamps make the tracker budget it in seconds
         self._tracker = ByteTrackTracker(
             lost_track_buffer=max(0, round(self.lost_track_s * 30)),
@@ -455,7 +441,7 @@ class TrackingProcessor(FrameProcessor):
             minimum_consecutive_frames=self.confirm_frames,
             minimum_iou_threshold=self.min_iou,
             high_conf_det_threshold=self.high_score,
-            iou=_appearance_similarity(BIoU(buffer_ratio=self.buffer_per_s / analysed_fps), self),
+            iou=_appearance_similarity(self._biou, self),
         )
         self._reset()
         if self.appearance and (self.store_embeddings or self.embedder is None):
@@ -612,7 +598,7 @@ class TrackingProcessor(FrameProcessor):
             rows = sorted(untracked)
             if not rows:
                 break
-            similarity = _buffered_iou(box, xyxy[rows].astype(np.float32), self.buffer_per_s * self._interval_s)
+            similarity = self._biou.compute(box[None], xyxy[rows].astype(np.float32))[0]
             best = int(np.argmax(similarity))
             if similarity[best] < self.min_iou:
                 break
@@ -651,8 +637,7 @@ class TrackingProcessor(FrameProcessor):
         if not gone:
             return
         for members in gone.values():
-            span_s = (max(t.last_ms for t in members) - members[0].first_ms) / 1000.0
-            self._forgotten_people += span_s >= self.min_track_s - 1e-9
+            self._forgotten_people += self._is_person(members)
             self._forgotten_identities += 1
             for tracklet in members:
                 for segment in tracklet.segments:
@@ -916,8 +901,12 @@ class TrackingProcessor(FrameProcessor):
         before it (and live), the online identities (tracklets re-linked so far count once)."""
         if self._final is not None:
             return len(self.people())
-        spans = (max(t.last_ms for t in members) - members[0].first_ms for members in self._members().values())
-        return self._forgotten_people + sum(span / 1000.0 >= self.min_track_s - 1e-9 for span in spans)
+        return self._forgotten_people + sum(self._is_person(members) for members in self._members().values())
+
+    def _is_person(self, members: list[Tracklet]) -> bool:
+        """Whether the tracklets of one online identity (first seen first) span ``min_track_s``, as
+        :meth:`people` requires of a person."""
+        return (max(t.last_ms for t in members) - members[0].first_ms) / 1000.0 >= self.min_track_s - 1e-9
 
 
 def reported(dets: Detections) -> np.ndarray:
