@@ -383,8 +383,7 @@ class FrameConsumer:
         self._rates: dict[str, dict[str, RateMeter]] = {}
 
     def _rate(self, source: str, kind: str) -> RateMeter:
-        rates: dict[str, dict[str, RateMeter]] = self.__dict__.setdefault("_rates", {})  # also without __init__
-        meters = rates.setdefault(source, {k: RateMeter() for k in ("decoded", "analyzed", "dropped")})
+        meters = self._rates.setdefault(source, {k: RateMeter() for k in ("decoded", "analyzed", "dropped")})
         return meters[kind]
 
     def _sync_rates(self) -> None:
@@ -393,7 +392,7 @@ class FrameConsumer:
             return
         now = time.monotonic()
         m = self.metrics
-        for source, meters in self.__dict__.get("_rates", {}).items():
+        for source, meters in self._rates.items():
             m.decode_fps.labels(source).set(round(meters["decoded"].rate(now), 3))
             m.inference_fps.labels(source).set(round(meters["analyzed"].rate(now), 3))
             m.dropped_fps.labels(source).set(round(meters["dropped"].rate(now), 3))
@@ -478,16 +477,15 @@ class FrameConsumer:
                 continue
             frames.append(frame)
         frames.sort(key=lambda f: (f.partition, f.offset))  # each source's frames in order
-        processors = []
-        for frame in list(frames):
-            try:
-                processors.append(self.pipelines.processors(frame.source, (frame.rgb.shape[1], frame.rgb.shape[0])))
-            except ConfigError as exc:  # its lines or zones do not fit its frames: skipped, the others go on
-                self.invalid += 1
-                frames.remove(frame)
-                if frame.source not in self._unfit:
-                    self._unfit.add(frame.source)
-                    logger.error("source %s: its frames are skipped: %s", frame.source, exc)
+        fetched = len(frames)
+        frames, processors, unfit = self.pipelines.fitting(
+            frames, lambda f: f.source, lambda f: (f.rgb.shape[1], f.rgb.shape[0])
+        )
+        self.invalid += fetched - len(frames)  # a source whose lines or zones do not fit its frames: skipped
+        for source, problem in unfit.items():
+            if source not in self._unfit:
+                self._unfit.add(source)
+                logger.error("source %s: its frames are skipped: %s", source, problem)
         batch = [self.pipelines.frame(f.source, f.index, f.captured_at, f.rgb, f.position_ms) for f in frames]
         totals_after: list[dict[str, Any]] = []
         analysed = self.runner.run(

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -29,8 +29,11 @@ from crowdcount.analyzer.pipeline import Pipeline
 from crowdcount.analyzer.processors import FrameProcessor
 from crowdcount.analyzer.tracking import TrackingProcessor
 from crowdcount.analyzer.video import VideoInfo
+from crowdcount.errors import ConfigError
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Builds the processors of one source (called with the source's id).
 ProcessorFactory = Callable[[str], Sequence[FrameProcessor]]
@@ -159,6 +162,23 @@ class LivePipelines:
             processor.start(info, 1.0)
         self._pipelines[source] = pipeline
         return pipeline.processors
+
+    def fitting(
+        self, frames: Sequence[T], source: Callable[[T], str], size: Callable[[T], tuple[int, int]]
+    ) -> tuple[list[T], list[list[FrameProcessor]], dict[str, ConfigError]]:
+        """The ``frames`` whose source's processors fit their size, those processors (one list a frame), and the
+        error of each source whose own lines or zones lie outside its frames (its frames left out)."""
+        kept: list[T] = []
+        processors: list[list[FrameProcessor]] = []
+        unfit: dict[str, ConfigError] = {}
+        for frame in frames:
+            try:
+                processors.append(self.processors(source(frame), size(frame)))
+            except ConfigError as exc:
+                unfit.setdefault(source(frame), exc)
+                continue
+            kept.append(frame)
+        return kept, processors, unfit
 
     def totals(self, source: str) -> dict[str, Any]:
         """``lines``, ``zones`` (and ``unique_people`` when tracking) of ``source`` since start; ``{}`` without

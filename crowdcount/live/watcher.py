@@ -202,13 +202,9 @@ class Watcher:
             self._done.set()
 
     def _analyse(self, frames: list[CapturedFrame]) -> None:
-        processors = []
-        for frame in list(frames):
-            try:
-                processors.append(self.pipelines.processors(frame.source, frame.size))
-            except ConfigError as exc:  # its lines or zones do not fit its frames: this camera fails, not all
-                self._give_up(frame.source, exc)
-                frames.remove(frame)
+        frames, processors, unfit = self.pipelines.fitting(frames, lambda f: f.source, lambda f: f.size)
+        for source, exc in unfit.items():  # its lines or zones do not fit its frames: this camera fails, not all
+            self._give_up(source, exc)
         if not frames:
             return
         batch = [self.pipelines.frame(f.source, f.index, f.captured_mono, f.rgb) for f in frames]
