@@ -127,7 +127,7 @@ class Watcher:
         self._last_sync = 0.0
         self.sink_errors = 0
         self.error: BaseException | None = None
-        self._unfit: list[ConfigError] = []  # the sources failed because their settings did not fit their frames
+        self._unfit: dict[str, ConfigError] = {}  # the sources failed as their settings did not fit their frames
         for source in self.sources:
             source.notify = self._wake.set
 
@@ -216,11 +216,13 @@ class Watcher:
     def _give_up(self, source_id: str, exc: ConfigError) -> None:
         """Fail the source whose settings do not fit its frames; when every source has failed so, the watcher
         stops with the first such error (a configuration error, as for one camera)."""
+        if source_id in self._unfit:  # a frame its reader had taken before the source was given up
+            return
         source = next(s for s in self.sources if s.id == source_id)
         source.fail(str(exc))
-        self._unfit.append(exc)
+        self._unfit[source_id] = exc
         if len(self._unfit) == len(self.sources):
-            raise self._unfit[0]  # said by the caller, as for one camera
+            raise next(iter(self._unfit.values()))  # said by the caller, as for one camera
         logger.error("source %s failed: %s", source_id, exc)
 
     def _record(self, frame: CapturedFrame, detections: dict[str, Any], latency_s: float) -> None:

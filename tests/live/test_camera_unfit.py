@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from conftest import run_cli, write_moving
 
 
@@ -42,3 +44,21 @@ def test_one_camera_whose_line_does_not_fit_is_a_configuration_error(tmp_path: P
             f"Error: cameras file {cameras}: camera 'bad': line 'gate=0,0,900,10': point (900, 10) lies outside"
         )
     )
+
+
+def test_a_camera_given_up_twice_counts_once(tmp_path: Path) -> None:
+    """A frame its reader had already taken can reach the watcher after its source was given up: it must not
+    count as a second camera that does not fit (with two cameras, that stopped the good one too)."""
+    from crowdcount.errors import ConfigError
+    from crowdcount.live import Source, Watcher, parse_source
+
+    from conftest import SquareDetector
+
+    clip = write_moving(tmp_path / "lobby.mp4", 3, [lambda i: (4, 10)])
+    watcher = Watcher([SquareDetector()], [Source(parse_source(f"good={clip}")), Source(parse_source(f"bad={clip}"))])
+    unfit = ConfigError("line 'gate' lies outside the frame")
+    watcher._give_up("bad", unfit)
+    watcher._give_up("bad", unfit)  # the frame taken before it failed
+    assert list(watcher._unfit) == ["bad"] and watcher.sources[1].status == "failed"
+    with pytest.raises(ConfigError, match="lies outside"):
+        watcher._give_up("good", ConfigError("line 'door' lies outside the frame"))
