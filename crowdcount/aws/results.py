@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from crowdcount.aws.errors import is_aws_exception, to_aws_error
+from crowdcount.aws.errors import error_code, is_aws_exception, to_aws_error
 from crowdcount.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -36,8 +36,7 @@ def result_documents(s3: Any, uri: str) -> Iterator[tuple[str, dict[str, Any]]]:
         try:
             body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         except Exception as exc:
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code") if is_aws_exception(exc) else None
-            if code in ("NoSuchKey", "404"):  # deleted since the listing (results are replaced, retention): gone
+            if error_code(exc) in ("NoSuchKey", "404"):  # deleted since the listing (replaced, retention): gone
                 logger.info("s3://%s/%s was deleted since the listing: skipped", bucket, key)
                 continue
             if is_aws_exception(exc):

@@ -273,7 +273,9 @@ def create_app(
         try:
             return await run_in_threadpool(catalog.document, entry), None  # type: ignore[union-attr]
         except Exception as exc:
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
+            from crowdcount.aws.errors import error_code
+
+            code = error_code(exc) or type(exc).__name__
             logger.warning("result %s (%s) cannot be read: %s", entry.id, entry.location, code)
             error = f"result {entry.id!r} cannot be read now ({code}); try again later"
             return None, JSONResponse({"error": error}, status_code=502)
