@@ -28,7 +28,7 @@ from crowdcount.aws.decide import Kind, Outcome
 from crowdcount.aws.joblog import JOB_LOG as logger
 from crowdcount.aws.joblog import log_event
 from crowdcount.aws.messages import Job
-from crowdcount.aws.settings import WorkerSettings
+from crowdcount.aws.settings import WorkerSettings, over_limits
 from crowdcount.aws.status import StatusStore, StepSuperseded, lease_left
 from crowdcount.aws.storage import (
     Cancelled,
@@ -424,21 +424,15 @@ class JobRunner:
     def _check_limits(self, path: Any) -> None:
         """:class:`VideoError` (permanent) for a video over ``max_pixels`` or ``max_duration_seconds``: such a
         video would be OOM-killed or run for ever on every receive."""
-        s = self.settings
         info = probe_video(path)
-        pixels = info.width * info.height
-        if pixels > s.max_pixels:
-            raise VideoError(
-                f"video {info.path} is {info.width}x{info.height} ({pixels} pixels a frame), over "
-                f"worker.max_pixels ({s.max_pixels})",
-                "downscale it, or raise worker.max_pixels on workers with more memory",
-            )
-        if info.duration_s > s.max_duration_seconds:
-            raise VideoError(
-                f"video {info.path} lasts {info.duration_s:.0f} s, over worker.max_duration_seconds "
-                f"({s.max_duration_seconds})",
-                "split it, or raise worker.max_duration_seconds",
-            )
+        over = over_limits(info, self.settings.max_pixels, self.settings.max_duration_seconds)
+        if over is not None:
+            setting, why = over
+            hint = {
+                "max_pixels": "downscale it, or raise worker.max_pixels on workers with more memory",
+                "max_duration_seconds": "split it, or raise worker.max_duration_seconds",
+            }[setting]
+            raise VideoError(f"video {info.path} {why}", hint)
 
 
 def _describe_source(document: dict[str, Any], obj: S3Object, local_path: str) -> None:

@@ -14,6 +14,7 @@ from crowdcount.aws.errors import is_aws_exception, is_not_found, to_aws_error
 from crowdcount.aws.lease import queue_url
 from crowdcount.aws.messages import MAX_VIDEO_ID, job_body, parse_job
 from crowdcount.aws.session import AwsContext
+from crowdcount.aws.settings import over_limits
 from crowdcount.aws.status import StatusStore
 from crowdcount.config import Config
 from crowdcount.errors import ConfigError, CrowdcountError, MessageError, VideoError
@@ -59,20 +60,12 @@ def _check_worker_limits(config: Config, path: Path) -> None:
     worker's ``max_pixels`` or ``max_duration_seconds``: the worker would dead-letter it after the download."""
     from crowdcount.analyzer.video import probe_video  # (OpenCV) only here
 
-    info = probe_video(path)
-    pixels, max_pixels = info.width * info.height, config.get("worker.max_pixels")
-    if pixels > max_pixels:
+    over = over_limits(probe_video(path), config.get("worker.max_pixels"), config.get("worker.max_duration_seconds"))
+    if over is not None:
+        setting, why = over
+        hint = {"max_pixels": "downscale it", "max_duration_seconds": "split it"}[setting]
         raise ConfigError(
-            f"{str(path)!r} is {info.width}x{info.height} ({pixels} pixels a frame), over worker.max_pixels "
-            f"({max_pixels}): the worker would refuse it",
-            "downscale it, or raise worker.max_pixels for the workers too",
-        )
-    max_duration = config.get("worker.max_duration_seconds")
-    if info.duration_s > max_duration:
-        raise ConfigError(
-            f"{str(path)!r} lasts {round(info.duration_s, 1):g} s, over worker.max_duration_seconds ({max_duration}): "
-            "the worker would refuse it",
-            "split it, or raise worker.max_duration_seconds for the workers too",
+            f"{str(path)!r} {why}: the worker would refuse it", f"{hint}, or raise worker.{setting} for the workers too"
         )
 
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from crowdcount.aws.protection import MAX_MINUTES as MAX_PROTECTION_MINUTES
 from crowdcount.config import Config
 from crowdcount.errors import ConfigError
+
+if TYPE_CHECKING:
+    from crowdcount.analyzer.video import VideoInfo
 
 #: SQS's ceiling on a message's visibility timeout.
 MAX_VISIBILITY = 43200
@@ -146,3 +150,19 @@ def analysis_fingerprint(config: Config) -> str:
     if config["faces"]["gallery"]:  # identifying faces changes the result
         analysis["faces"] = config["faces"]
     return hashlib.sha256(json.dumps(analysis, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def over_limits(info: VideoInfo, max_pixels: int, max_duration_seconds: float) -> tuple[str, str] | None:
+    """Why the worker refuses the video ``info`` (``worker.max_pixels``, ``worker.max_duration_seconds``): the
+    setting and what the video is beside it (``"is 4096x4096 (...) pixels a frame), over worker.max_pixels
+    (...)"``); ``None`` within the limits. The worker checks each video with it, ``submit`` before uploading."""
+    pixels = info.width * info.height
+    if pixels > max_pixels:
+        return "max_pixels", (
+            f"is {info.width}x{info.height} ({pixels} pixels a frame), over worker.max_pixels ({max_pixels})"
+        )
+    if info.duration_s > max_duration_seconds:
+        return "max_duration_seconds", (
+            f"lasts {round(info.duration_s, 1):g} s, over worker.max_duration_seconds ({max_duration_seconds})"
+        )
+    return None
