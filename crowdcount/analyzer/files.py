@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from crowdcount.analyzer.video import IMAGE_EXTENSIONS, ImageSequence
@@ -161,3 +163,23 @@ def check_not_inputs(videos: Sequence[Path], planned: Sequence[Path | None], opt
                 f"{option} would write {str(output)!r} into the image sequence {str(target.parent)!r} being analysed",
                 "give another folder or file name",
             )
+
+
+def temporary_beside(path: Path) -> Path:
+    """A hidden, unused name beside ``path``, with its suffix (which picks a writer's format), to write to first."""
+    return path.parent / f".{path.stem}.{secrets.token_hex(6)}{path.suffix}"
+
+
+@contextmanager
+def replaced_atomically(path: Path) -> Iterator[Path]:
+    """Write ``path`` atomically: the block writes the temporary path it is given (:func:`temporary_beside`),
+    which then replaces ``path``; when the block fails or is interrupted it is removed, and ``path`` (any older
+    file) is left as it was: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_beside(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -5,11 +5,10 @@ Drawn with matplotlib's Agg canvas (no display, no global backend switch), after
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
 from typing import Any
 
+from crowdcount.analyzer.files import replaced_atomically
 from crowdcount.analyzer.result import frame_series
 
 
@@ -39,15 +38,8 @@ def plot_counts(document: dict[str, Any], path: str | Path, title: str | None = 
     the figure of :func:`counts_figure`."""
     figure = counts_figure(document, title)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # atomically, as the result file: a failed or interrupted save leaves no half picture (and any older plot)
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}"
-    try:
+    with replaced_atomically(path) as tmp:  # as the result file: no half picture, any older plot kept
         figure.savefig(tmp, dpi=100, format=path.suffix.lstrip(".").lower() or None)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 

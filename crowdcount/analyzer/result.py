@@ -20,7 +20,6 @@ import csv
 import io
 import json
 import os
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ import numpy as np
 
 from crowdcount.analyzer.analyzer import AnalysisResult
 from crowdcount.analyzer.counts import smooth_counts, smoothing_window
+from crowdcount.analyzer.files import replaced_atomically
 
 SCHEMA_VERSION = 1
 
@@ -153,17 +153,11 @@ def plain_values(values: np.ndarray) -> list[Any]:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}"
-    # created as open() creates any file (0666 less the umask), not mkstemp's 0600
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
+    with replaced_atomically(path) as tmp:
+        # created as open() creates any file (0666 less the umask), not mkstemp's 0600
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def dumps(document: dict[str, Any]) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,13 @@ from tqdm import tqdm
 from crowdcount.analyzer import to_document, write_csv, write_json
 from crowdcount.analyzer.annotate import VIDEO_SUFFIXES, check_annotate_path
 from crowdcount.analyzer.counting import CountingProcessor, parse_lines, parse_zones
-from crowdcount.analyzer.files import check_not_inputs, find_videos, leave_out_outputs, plan_outputs
+from crowdcount.analyzer.files import (
+    check_not_inputs,
+    find_videos,
+    leave_out_outputs,
+    plan_outputs,
+    temporary_beside,
+)
 from crowdcount.analyzer.plot import plot_counts
 from crowdcount.analyzer.video import probe_video
 from crowdcount.cli.common import (
@@ -280,7 +285,7 @@ def analyze(
         check_not_inputs(paths, planned, option)
     # each annotated video is written under a hidden temporary name and renamed once its analysis succeeded: a
     # video that fails or is interrupted part way leaves no half-annotated video (nor replaces an earlier one)
-    annotate_for = {str(p): _temporary(a) for p, a in zip(paths, annotate_paths, strict=True) if a is not None}
+    annotate_for = {str(p): temporary_beside(a) for p, a in zip(paths, annotate_paths, strict=True) if a is not None}
     pipeline = pipeline_for(
         config,
         specs,
@@ -360,11 +365,6 @@ def analyze(
     failed = [r for r in rows if not r["ok"]]
     if failed:
         raise SystemExit(failed[0]["exit_code"] if len(rows) == 1 else 1)
-
-
-def _temporary(path: Path) -> Path:
-    """A hidden name beside ``path``, with its suffix (which picks the container), to write it under first."""
-    return path.parent / f".{path.stem}.{secrets.token_hex(6)}{path.suffix}"
 
 
 def plan_media(videos: list[Path], output: str | None, suffixes: tuple[str, ...], option: str) -> list[Path | None]:
