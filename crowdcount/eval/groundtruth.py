@@ -182,17 +182,25 @@ def parse_size(text: str) -> tuple[int, int]:
     return size
 
 
-def read_seqinfo(gt_path: Path) -> tuple[int, int] | None:
-    """The annotation size from a MOTChallenge ``seqinfo.ini`` (``SEQ/seqinfo.ini`` beside ``SEQ/gt/gt.txt``)."""
+def _sequence_numbers(gt_path: Path, *keys: str, warn: bool = False) -> tuple[int, ...] | None:
+    """The integers ``keys`` of the ``[Sequence]`` of a MOTChallenge ``seqinfo.ini`` beside the ground truth
+    (``SEQ/seqinfo.ini`` beside ``SEQ/gt/gt.txt``, or beside ``gt.txt``): the first such file that has them all
+    (with ``warn``, a file that has not is said); ``None`` when none has."""
     for candidate in (gt_path.parent / "seqinfo.ini", gt_path.parent.parent / "seqinfo.ini"):
         if candidate.is_file():
             parser = configparser.ConfigParser()
             try:
                 parser.read(candidate, encoding="utf-8-sig")
-                return int(parser["Sequence"]["imWidth"]), int(parser["Sequence"]["imHeight"])
-            except (configparser.Error, KeyError, ValueError):
-                logger.warning("%s has no usable [Sequence] imWidth/imHeight", candidate)
+                return tuple(int(parser["Sequence"][key]) for key in keys)
+            except (configparser.Error, KeyError, ValueError, UnicodeDecodeError):
+                (logger.warning if warn else logger.debug)("%s has no usable [Sequence] %s", candidate, "/".join(keys))
     return None
+
+
+def read_seqinfo(gt_path: Path) -> tuple[int, int] | None:
+    """The annotation size from a MOTChallenge ``seqinfo.ini`` (``SEQ/seqinfo.ini`` beside ``SEQ/gt/gt.txt``)."""
+    size = _sequence_numbers(gt_path, "imWidth", "imHeight", warn=True)
+    return (size[0], size[1]) if size is not None else None
 
 
 def infer_annotation_size(max_right: float, max_bottom: float, width: int, height: int) -> tuple[int, int] | None:
@@ -209,16 +217,8 @@ def infer_annotation_size(max_right: float, max_bottom: float, width: int, heigh
 
 def read_seq_length(gt_path: Path) -> int | None:
     """The number of frames a MOTChallenge ``seqinfo.ini`` beside the ground truth gives (``seqLength``)."""
-    for candidate in (gt_path.parent / "seqinfo.ini", gt_path.parent.parent / "seqinfo.ini"):
-        if candidate.is_file():
-            parser = configparser.ConfigParser()
-            try:
-                parser.read(candidate, encoding="utf-8-sig")
-                length = int(parser["Sequence"]["seqLength"])
-            except (configparser.Error, KeyError, ValueError, UnicodeDecodeError):
-                continue
-            return length if length > 0 else None
-    return None
+    found = _sequence_numbers(gt_path, "seqLength")
+    return found[0] if found is not None and found[0] > 0 else None
 
 
 #: The most frames a video of unknown length is taken to have: 1,000,000 is over 9 hours at 30 frames a second.
@@ -335,17 +335,26 @@ def read_mot(
     if not scale > 0:
         raise ConfigError(f"ground-truth scale must be positive, got {scale!r}")
     last = int(rows[:, 0].max())
-    by_frame: dict[int, list[np.ndarray]] = {}
-    for row in rows:
-        by_frame.setdefault(int(row[0]), []).append(row)
     nobody = GroundTruthFrame(np.zeros((0, 4), np.float32), np.zeros(0, bool), np.zeros(0, np.int64))
     frames: dict[int | str, GroundTruthFrame] = dict.fromkeys(range(1, last + 1), nobody)
-    for index, found in by_frame.items():
-        mine = np.array(found, np.float64).reshape(-1, 7)
-        xyxy = np.stack([mine[:, 2], mine[:, 3], mine[:, 2] + mine[:, 4], mine[:, 3] + mine[:, 5]], axis=1) * scale
-        frames[index] = GroundTruthFrame(xyxy, mine[:, 6] == 0, mine[:, 1].astype(np.int64))
+    for index, mine in rows_by_frame(rows).items():
+        frames[index] = GroundTruthFrame(mot_boxes(mine, scale), mine[:, 6] == 0, mine[:, 1].astype(np.int64))
     width, height = video_size or (0, 0)
     return GroundTruth(frames, str(path), float(scale), reason, width, height, warnings)
+
+
+def rows_by_frame(rows: np.ndarray) -> dict[int, np.ndarray]:
+    """The rows of a MOTChallenge file (:func:`read_mot_rows`) by their frame number, in file order."""
+    grouped: dict[int, list[np.ndarray]] = {}
+    for row in rows:
+        grouped.setdefault(int(row[0]), []).append(row)
+    return {index: np.array(found, np.float64).reshape(-1, rows.shape[1]) for index, found in grouped.items()}
+
+
+def mot_boxes(rows: np.ndarray, scale: float) -> np.ndarray:
+    """The boxes of MOTChallenge rows (``left, top, width, height`` in columns 2-5) as ``x0, y0, x1, y1``, times
+    ``scale``."""
+    return np.stack([rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4], rows[:, 3] + rows[:, 5]], axis=1) * scale
 
 
 def check_frame_numbers(

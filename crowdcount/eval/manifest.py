@@ -32,9 +32,11 @@ from crowdcount.eval.groundtruth import (
     GroundTruthFrame,
     IgnoreRegion,
     frame_ranges,
+    mot_boxes,
     parse_frames,
     read_mot,
     read_mot_rows,
+    rows_by_frame,
 )
 
 SPLITS = ("dev", "held-out")
@@ -140,17 +142,12 @@ def read_clip_gt(clip: Clip, video_size: tuple[int, int], frame_count: int = 0) 
     gt = read_mot(clip.gt, video_size, scale=clip.gt_scale, frame_count=frame_count)
     if not clip.mot17:
         return gt
-    by_frame: dict[int, list[np.ndarray]] = {}
-    for row in read_mot_rows(clip.gt, columns=8):
-        by_frame.setdefault(int(row[0]), []).append(row)
     frames = dict(gt.frames)  # the frames without rows stay read_mot's one empty frame
-    for key, found in by_frame.items():
-        mine = np.array(found, np.float64).reshape(-1, 8)
+    for key, mine in rows_by_frame(read_mot_rows(clip.gt, columns=8)).items():
         person = (mine[:, 6] == 1) & (mine[:, 7] == 1)
         keep = person | np.isin(mine[:, 7], MOT17_IGNORED_CLASSES) | (mine[:, 7] == 1)
         mine, ignored = mine[keep], ~person[keep]
-        xyxy = np.stack([mine[:, 2], mine[:, 3], mine[:, 2] + mine[:, 4], mine[:, 3] + mine[:, 5]], axis=1) * gt.scale
-        frames[key] = GroundTruthFrame(xyxy, ignored, mine[:, 1].astype(np.int64))
+        frames[key] = GroundTruthFrame(mot_boxes(mine, gt.scale), ignored, mine[:, 1].astype(np.int64))
     return GroundTruth(frames, gt.source, gt.scale, gt.scale_reason, gt.width, gt.height, gt.warnings)
 
 

@@ -43,6 +43,12 @@ class TrackRun:
     detectors: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _repeated(ids: np.ndarray) -> int | None:
+    """The smallest id listed more than once in one frame, or ``None``."""
+    unique, times = np.unique(ids, return_counts=True)
+    return int(unique[times > 1][0]) if np.any(times > 1) else None
+
+
 def track_run_from_document(document: dict[str, Any], category: str = "Human", source: str = "") -> TrackRun:
     """The tracks recorded in a result file (its ``track_ids`` and ``tracking`` section)."""
     section = document.get("tracking")
@@ -66,9 +72,9 @@ def track_run_from_document(document: dict[str, Any], category: str = "Human", s
             if index in frames:
                 raise ValueError(f"frame {index} appears twice")
             keep = ids > 0
-            unique, times = np.unique(ids[keep], return_counts=True)
-            if np.any(times > 1):
-                raise ValueError(f"frame {index} has track {int(unique[times > 1][0])} twice")
+            twice = _repeated(ids[keep])
+            if twice is not None:
+                raise ValueError(f"frame {index} has track {twice} twice")
             frames[index] = (yxyx[keep][:, [1, 0, 3, 2]] * scale, ids[keep])
         people = [int(p["track_id"]) for p in section.get("people", [])]
         frame_ratio = float(document.get("frame_ratio", 1.0))
@@ -138,10 +144,10 @@ def evaluate_tracking(
     if any(gt.frames[k].ids is None for k in frames):
         raise ConfigError(f"ground truth {gt.source!r} has no person ids (tracking needs MOTChallenge ids)")
     for key in frames:
-        unique, times = np.unique(np.asarray(gt.frames[key].ids), return_counts=True)
-        if np.any(times > 1):
+        twice = _repeated(np.asarray(gt.frames[key].ids))
+        if twice is not None:
             raise ConfigError(
-                f"ground truth {gt.source!r}: frame {key} has person {int(unique[times > 1][0])} twice",
+                f"ground truth {gt.source!r}: frame {key} has person {twice} twice",
                 "tracking needs one box a person a frame: is it MOTChallenge ground truth?",
             )
     gt_ids, trk_ids, sims = [], [], []
